@@ -34,7 +34,8 @@ static int reasm_reserve(struct ipcp_reasm *r, size_t total)
     if (total <= r->cap) return 0;
     /* total was checked against max_msg by the caller: the allocation is bounded. */
     size_t ncap = r->cap ? r->cap : 256;
-    while (ncap < total) ncap = ncap > r->max_msg / 2 ? r->max_msg : ncap * 2;
+    while (ncap < total)
+        ncap = ncap > r->max_msg / 2 ? r->max_msg : ncap * 2;
     uint8_t *nb = realloc(r->buf, ncap);
     if (nb == NULL) return -ENOMEM;
     r->buf = nb;

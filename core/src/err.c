@@ -10,20 +10,21 @@ struct ipcp_errdesc {
 };
 
 static const struct ipcp_errdesc ipcp_own[] = {
-    [IPCP_E_BADMAGIC - IPCP_E_BASE] = {"IPCP_E_BADMAGIC", "bad magic: not an ipcproof frame or object"},
+    [IPCP_E_BADMAGIC - IPCP_E_BASE] = {"IPCP_E_BADMAGIC",
+                                       "bad magic: not an ipcproof frame or object"},
     [IPCP_E_BADVERSION - IPCP_E_BASE] = {"IPCP_E_BADVERSION", "unsupported format version"},
     [IPCP_E_HDRSUM - IPCP_E_BASE] = {"IPCP_E_HDRSUM", "frame header checksum mismatch"},
     [IPCP_E_PAYSUM - IPCP_E_BASE] = {"IPCP_E_PAYSUM", "frame payload checksum mismatch"},
     [IPCP_E_TRUNCATED - IPCP_E_BASE] = {"IPCP_E_TRUNCATED", "peer closed in the middle of a frame"},
-    [IPCP_E_TOOBIG - IPCP_E_BASE] = {"IPCP_E_TOOBIG",
-                                     "declared length above the configured maximum"},
+    [IPCP_E_TOOBIG -
+        IPCP_E_BASE] = {"IPCP_E_TOOBIG", "declared length above the configured maximum"},
     [IPCP_E_FRAGMENT - IPCP_E_BASE] = {"IPCP_E_FRAGMENT", "broken fragment or chunk sequence"},
     [IPCP_E_SEQUENCE - IPCP_E_BASE] = {"IPCP_E_SEQUENCE", "sequence number gap or repeat"},
     [IPCP_E_CORRUPT - IPCP_E_BASE] = {"IPCP_E_CORRUPT", "shared memory holds an invalid value"},
     [IPCP_E_LAYOUT - IPCP_E_BASE] = {"IPCP_E_LAYOUT", "shared object layout or size mismatch"},
     [IPCP_E_PEERDEAD - IPCP_E_BASE] = {"IPCP_E_PEERDEAD", "peer process died"},
-    [IPCP_E_BROKEN - IPCP_E_BASE] = {"IPCP_E_BROKEN",
-                                     "channel broken by an earlier partial transfer"},
+    [IPCP_E_BROKEN -
+        IPCP_E_BASE] = {"IPCP_E_BROKEN", "channel broken by an earlier partial transfer"},
     [IPCP_E_MQ_MAXMSG - IPCP_E_BASE] = {"IPCP_E_MQ_MAXMSG",
                                         "mq_maxmsg above /proc/sys/fs/mqueue/msg_max "
                                         "(raising it needs CAP_SYS_RESOURCE)"},

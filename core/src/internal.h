@@ -62,7 +62,7 @@ static inline uint32_t ipcp_load_relaxed32(const _Atomic uint32_t *p)
     return atomic_load_explicit(p, memory_order_relaxed);
 }
 
-#define IPCP_CACHELINE 64
+#define IPCP_CACHELINE     64
 #define IPCP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Monotonic deadlines for "every blocking call has a timeout". timeout_ms < 0 = forever. */

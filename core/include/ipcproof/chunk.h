@@ -18,7 +18,7 @@ extern "C" {
 #endif
 
 #define IPCP_CHUNK_FIRST 0x1u
-#define IPCP_CHUNK_LAST 0x2u
+#define IPCP_CHUNK_LAST  0x2u
 #define IPCP_CHUNK_WHOLE (IPCP_CHUNK_FIRST | IPCP_CHUNK_LAST)
 
 struct ipcp_reasm {

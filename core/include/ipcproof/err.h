@@ -13,23 +13,23 @@ extern "C" {
 
 enum ipcp_error {
     IPCP_E_BASE = 4096,
-    IPCP_E_BADMAGIC,    /* frame or shared object does not start with the expected magic */
-    IPCP_E_BADVERSION,  /* format version this build does not speak */
-    IPCP_E_HDRSUM,      /* frame header checksum mismatch */
-    IPCP_E_PAYSUM,      /* frame payload checksum mismatch */
-    IPCP_E_TRUNCATED,   /* peer closed (EOF) in the middle of a frame */
-    IPCP_E_TOOBIG,      /* declared length above the configured maximum (nothing allocated) */
-    IPCP_E_FRAGMENT,    /* fragment/chunk sequence broken: missing FIRST, early LAST, lying total */
-    IPCP_E_SEQUENCE,    /* sequence number gap or repeat on an ordered channel */
-    IPCP_E_CORRUPT,     /* shared memory holds a value outside its valid range */
-    IPCP_E_LAYOUT,      /* attach: layout, sizes or capacity of the shared object do not match */
-    IPCP_E_PEERDEAD,    /* the peer process died */
-    IPCP_E_BROKEN,      /* channel unusable after an earlier error left a partial frame */
-    IPCP_E_MQ_MAXMSG,   /* mq_maxmsg above /proc/sys/fs/mqueue/msg_max (needs CAP_SYS_RESOURCE) */
-    IPCP_E_MQ_MSGSIZE,  /* mq_msgsize above /proc/sys/fs/mqueue/msgsize_max */
-    IPCP_E_MQ_QUEUES,   /* queues_max or RLIMIT_MSGQUEUE reached */
-    IPCP_E_TOKEN,       /* lock token invariant broken: a second token, or a foreign message */
-    IPCP_E_STATE,       /* call not allowed in the object's current state */
+    IPCP_E_BADMAGIC,   /* frame or shared object does not start with the expected magic */
+    IPCP_E_BADVERSION, /* format version this build does not speak */
+    IPCP_E_HDRSUM,     /* frame header checksum mismatch */
+    IPCP_E_PAYSUM,     /* frame payload checksum mismatch */
+    IPCP_E_TRUNCATED,  /* peer closed (EOF) in the middle of a frame */
+    IPCP_E_TOOBIG,     /* declared length above the configured maximum (nothing allocated) */
+    IPCP_E_FRAGMENT,   /* fragment/chunk sequence broken: missing FIRST, early LAST, lying total */
+    IPCP_E_SEQUENCE,   /* sequence number gap or repeat on an ordered channel */
+    IPCP_E_CORRUPT,    /* shared memory holds a value outside its valid range */
+    IPCP_E_LAYOUT,     /* attach: layout, sizes or capacity of the shared object do not match */
+    IPCP_E_PEERDEAD,   /* the peer process died */
+    IPCP_E_BROKEN,     /* channel unusable after an earlier error left a partial frame */
+    IPCP_E_MQ_MAXMSG,  /* mq_maxmsg above /proc/sys/fs/mqueue/msg_max (needs CAP_SYS_RESOURCE) */
+    IPCP_E_MQ_MSGSIZE, /* mq_msgsize above /proc/sys/fs/mqueue/msgsize_max */
+    IPCP_E_MQ_QUEUES,  /* queues_max or RLIMIT_MSGQUEUE reached */
+    IPCP_E_TOKEN,      /* lock token invariant broken: a second token, or a foreign message */
+    IPCP_E_STATE,      /* call not allowed in the object's current state */
     IPCP_E_LAST
 };
 

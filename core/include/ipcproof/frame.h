@@ -119,7 +119,7 @@ void ipcp_frame_decoder_reset(struct ipcp_frame_decoder *d);
 int ipcp_frame_decode(struct ipcp_frame_decoder *d, const void *buf, size_t len, size_t *consumed,
                       struct ipcp_frame *out);
 
-/* Zero-copy feeding for the I/O layer: while a payload is being collected, *ptr/*n tell where
+/* Zero-copy feeding for the I/O layer: while a payload is being collected, *ptr and *n tell where
  * its remaining bytes go, so they can be read() straight there; ipcp_frame_decoder_commit() then
  * accounts n bytes written there. Returns 1 (space available), 0 (not in a payload: feed the
  * header with ipcp_frame_decode), or the sticky error. */

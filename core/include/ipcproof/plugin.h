@@ -25,11 +25,11 @@ enum { IPCP_ROLE_PRODUCER = 1, IPCP_ROLE_CONSUMER = 2 };
 #define IPCP_LOCK_ROBUST 0x1u /* survives the death of a holder: checked under --fault kill */
 
 struct ipcp_chan_cfg {
-    const char *run_id; /* unique per run, [A-Za-z0-9_-]{1,32}: stem for shm / mq names */
-    uint32_t producers; /* producer endpoints that will be opened, >= 1 */
-    uint32_t consumers; /* consumer endpoints that will be opened, >= 1 */
-    size_t max_msg;     /* largest message the run sends, in bytes */
-    size_t capacity;    /* buffer size hint in bytes; 0 = the plugin's default */
+    const char *run_id;  /* unique per run, [A-Za-z0-9_-]{1,32}: stem for shm / mq names */
+    uint32_t producers;  /* producer endpoints that will be opened, >= 1 */
+    uint32_t consumers;  /* consumer endpoints that will be opened, >= 1 */
+    size_t max_msg;      /* largest message the run sends, in bytes */
+    size_t capacity;     /* buffer size hint in bytes; 0 = the plugin's default */
     const char *options; /* "key=value,..." from --opt; "" when none */
 };
 
