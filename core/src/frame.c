@@ -93,8 +93,7 @@ int ipcp_frame_parse_header(const uint8_t raw[IPCP_FRAME_HDR_SIZE], size_t max_p
         .total = get32(raw + 24),
         .psum = get64(raw + 32),
     };
-    if ((v.flags & ~IPCP_FRAME_F_KNOWN) != 0 || (v.flags & IPCP_FRAME_F_WHOLE) == 0)
-        return -EBADMSG;
+    if ((v.flags & ~IPCP_FRAME_F_KNOWN) != 0) return -EBADMSG; /* flags 0: a middle fragment */
     if (v.total < v.len) return -EBADMSG;
     /* A whole message in one frame carries exactly its total. */
     if (v.flags == IPCP_FRAME_F_WHOLE && v.total != v.len) return -EBADMSG;

@@ -160,7 +160,6 @@ static void test_each_corruption_has_its_error(void **state)
          .want = -IPCP_E_PAYSUM},
         {.what = "length over limit", .offset = 0, .max = 63, .want = -IPCP_E_TOOBIG},
         {.what = "unknown flag", .offset = 5, .value = 0x80, .reseal = 1, .want = -EBADMSG},
-        {.what = "no FIRST/LAST", .offset = 5, .value = 0, .set = 1, .reseal = 1, .want = -EBADMSG},
         {.what = "whole frame with total != len",
          .offset = 24,
          .value = 0x01,
