@@ -52,10 +52,11 @@ int ipcp_reasm_feed(struct ipcp_reasm *r, unsigned flags, uint64_t seq, uint64_t
         return -IPCP_E_FRAGMENT;
     }
     if (flags & IPCP_CHUNK_FIRST) {
-        int lost = r->active; /* a FIRST in the middle of a message: the old one never ends */
+        /* A FIRST in the middle of a message: the sender gave that one up (e.g. its send timed
+         * out half-way); it is dropped and counted, and the new one starts. */
+        if (r->active) r->abandoned++;
         ipcp_reasm_reset(r);
         if (total > r->max_msg) return -IPCP_E_TOOBIG;
-        if (lost) return -IPCP_E_FRAGMENT;
         int rc = reasm_reserve(r, (size_t)total);
         if (rc < 0) return rc;
         r->total = (size_t)total;
