@@ -1,0 +1,91 @@
+/* shm.h - named OS objects of libipcproof: the naming rule, POSIX shared memory objects and
+ * memfds, and the clean-up of objects left behind by crashed runs.
+ *
+ * Naming: every named OS object the library creates (shm objects, message queues) is called
+ *     /ipcp.<kind>.<creator pid>.<16 hex digits from getrandom>    e.g. /ipcp.ring.1234.9f3a...
+ * or, when the caller supplies a stem (the stress plugin ABI hands out a run_id),
+ *     /ipcp.<kind>.<creator pid>.<stem>
+ * <kind> is [a-z0-9]{1,16}; <stem> is [A-Za-z0-9_-]{1,64}. Neither contains a '.', so the pid
+ * can always be parsed back, and ipcp_shm_clean() can tell which objects belong to a dead
+ * process.
+ *
+ * Objects: ipcp_shm_create() makes a new object with O_CREAT|O_EXCL, mode 0600, sizes it with
+ * ftruncate and maps it MAP_SHARED; ipcp_shm_attach() maps an existing one after checking its
+ * size; ipcp_shm_create_memfd() is the nameless alternative for related processes (the fd is
+ * inherited over fork or passed with SCM_RIGHTS and mapped with ipcp_shm_attach_fd()). A memfd
+ * is sealed against shrinking and growing, so no peer can make the mapping raise SIGBUS; a POSIX
+ * shm object cannot be sealed: a peer with write access could truncate it.
+ *
+ * Every fd is O_CLOEXEC. Returns are >= 0 on success, -errno or -IPCP_E_* on failure; on failure
+ * nothing is left behind (no fd, no mapping, no name). Functions on one struct ipcp_shm are not
+ * thread-safe; distinct structs are independent. */
+#ifndef IPCPROOF_SHM_H
+#define IPCPROOF_SHM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IPCP_SHM_NAME_MAX 112 /* bytes for a name, NUL included */
+#define IPCP_SHM_KIND_MAX 16
+#define IPCP_SHM_STEM_MAX 64
+
+/* Writes "/ipcp.<kind>.<pid>.<16 hex>" into buf (random part from getrandom(2)). Returns the
+ * length, -EINVAL for a bad kind, -ENAMETOOLONG if cap is too small. */
+int ipcp_shm_name(char *buf, size_t cap, const char *kind);
+/* Same with the caller's stem instead of the random part: "/ipcp.<kind>.<pid>.<stem>". */
+int ipcp_shm_name_stem(char *buf, size_t cap, const char *kind, const char *stem);
+/* Parses a name made by the two functions above (with or without the leading '/'): 0 and *pid
+ * (and the kind, if kind != NULL), or -EINVAL when it is not one of ours. */
+int ipcp_shm_parse_name(const char *name, char *kind, size_t kind_cap, long *pid);
+
+/* One mapping of a shared memory object. All fields are read-only for the caller. */
+struct ipcp_shm {
+    void *addr;  /* mapping, MAP_SHARED, read-write; NULL when closed */
+    size_t size; /* bytes mapped (the object's size) */
+    int fd;      /* memfd kept open (for passing it on), else -1 */
+    int owner;   /* created by this struct: ipcp_shm_close() unlinks the name if still linked */
+    int linked;  /* the name may still exist and nobody of ours unlinked it yet */
+    dev_t dev;   /* identity of the object, to never unlink a newer object of the same name */
+    ino_t ino;
+    char name[IPCP_SHM_NAME_MAX]; /* "/ipcp...." ("" for a memfd) */
+};
+
+/* Creates and maps a new POSIX shm object of `size` bytes (zero-filled) named after kind and
+ * stem (stem NULL: a random name; on the unlikely EEXIST a new random name is tried). -EEXIST
+ * when an object with the stem's name exists; -EINVAL for a bad kind/stem or size 0. */
+int ipcp_shm_create(struct ipcp_shm *m, const char *kind, const char *stem, size_t size);
+/* Creates a memfd (MFD_CLOEXEC, sealed: no shrink, no grow) of `size` bytes and maps it. m->fd
+ * stays open until ipcp_shm_close(). */
+int ipcp_shm_create_memfd(struct ipcp_shm *m, const char *kind, size_t size);
+/* Opens the named object and maps it whole if its size lies in [min_size, max_size]
+ * (-IPCP_E_LAYOUT otherwise). The name is not unlinked (see ipcp_shm_unlink). -ENOENT if it
+ * does not exist. */
+int ipcp_shm_attach(struct ipcp_shm *m, const char *name, size_t min_size, size_t max_size);
+/* Maps an object given by fd (a memfd from a related process), same size check. The fd is not
+ * taken over: the caller still closes it. */
+int ipcp_shm_attach_fd(struct ipcp_shm *m, int fd, size_t min_size, size_t max_size);
+/* Removes the name (once: later calls return 0). Mappings stay valid. 0 or -errno. */
+int ipcp_shm_unlink(struct ipcp_shm *m);
+/* Unmaps, closes the fd, and unlinks the name if this struct created it and it is still
+ * linked to the same object. Safe on a zeroed struct and when called twice. */
+void ipcp_shm_close(struct ipcp_shm *m);
+
+/* Removes objects left behind by crashed runs: scans /dev/shm (and /dev/mqueue if an mqueue
+ * file system is mounted there) for names of the form above whose creator pid no longer exists
+ * (kill(pid, 0) fails with ESRCH), and unlinks those, and only those. Objects of live processes
+ * and foreign names are never touched. With dry_run nothing is removed.
+ * cb (may be NULL) is called once per object of a dead creator, with name (as in the directory,
+ * without the leading '/'), pid and removed = 1 (unlinked), 0 (dry run) or -errno (unlink
+ * failed). Returns the number of such objects found, or -errno if /dev/shm cannot be read. */
+int ipcp_shm_clean(int dry_run, void (*cb)(const char *name, long pid, int removed, void *arg),
+                   void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

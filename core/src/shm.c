@@ -1,0 +1,310 @@
+/* shm.c - names, POSIX shm objects, memfds and the clean-up of crashed runs; see shm.h.
+ *
+ * This is a thin I/O layer: every failure path closes what it opened and unlinks what it
+ * created, so a failed call leaves nothing behind. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <mqueue.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "ipcproof/err.h"
+#include "ipcproof/shm.h"
+
+#define MQUEUE_FS_MAGIC 0x19800202 /* statfs f_type of an mqueue file system */
+
+static int valid_kind(const char *kind)
+{
+    if (kind == NULL) return 0;
+    size_t n = strlen(kind);
+    if (n == 0 || n > IPCP_SHM_KIND_MAX) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((kind[i] >= 'a' && kind[i] <= 'z') || (kind[i] >= '0' && kind[i] <= '9'))) return 0;
+    return 1;
+}
+
+static int stem_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+static int valid_stem(const char *stem)
+{
+    if (stem == NULL) return 0;
+    size_t n = strlen(stem);
+    if (n == 0 || n > IPCP_SHM_STEM_MAX) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!stem_char(stem[i])) return 0;
+    return 1;
+}
+
+/* 64 random bits. getrandom() without GRND_NONBLOCK could block early at boot; the fallback
+ * only has to make names unlikely to collide, since O_EXCL catches a collision anyway. */
+static uint64_t random64(void)
+{
+    uint64_t v;
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v)) return v;
+    static _Atomic uint64_t counter;
+    uint64_t z = (uint64_t)ipcp__now_ns() ^ ((uint64_t)getpid() << 32) ^
+                 atomic_fetch_add_explicit(&counter, 0x9e3779b97f4a7c15ull, memory_order_relaxed);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int format_name(char *buf, size_t cap, const char *kind, const char *rest)
+{
+    int n = snprintf(buf, cap, "/ipcp.%s.%ld.%s", kind, (long)getpid(), rest);
+    if (n < 0) return -EINVAL;
+    if ((size_t)n >= cap || n >= IPCP_SHM_NAME_MAX) {
+        if (cap > 0) buf[0] = '\0';
+        return -ENAMETOOLONG;
+    }
+    return n;
+}
+
+int ipcp_shm_name(char *buf, size_t cap, const char *kind)
+{
+    if (!valid_kind(kind)) return -EINVAL;
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)random64());
+    return format_name(buf, cap, kind, hex);
+}
+
+int ipcp_shm_name_stem(char *buf, size_t cap, const char *kind, const char *stem)
+{
+    if (!valid_kind(kind) || !valid_stem(stem)) return -EINVAL;
+    return format_name(buf, cap, kind, stem);
+}
+
+int ipcp_shm_parse_name(const char *name, char *kind, size_t kind_cap, long *pid)
+{
+    if (name == NULL) return -EINVAL;
+    if (name[0] == '/') name++;
+    if (strncmp(name, "ipcp.", 5) != 0) return -EINVAL;
+    const char *k = name + 5;
+    size_t kn = 0;
+    while ((k[kn] >= 'a' && k[kn] <= 'z') || (k[kn] >= '0' && k[kn] <= '9'))
+        kn++;
+    if (kn == 0 || kn > IPCP_SHM_KIND_MAX || k[kn] != '.') return -EINVAL;
+    const char *p = k + kn + 1;
+    size_t pn = 0;
+    long v = 0;
+    while (p[pn] >= '0' && p[pn] <= '9') {
+        if (pn >= 10) return -EINVAL;
+        v = v * 10 + (p[pn] - '0');
+        pn++;
+    }
+    if (pn == 0 || p[pn] != '.' || v <= 0 || v > INT_MAX) return -EINVAL;
+    if (!valid_stem(p + pn + 1)) return -EINVAL;
+    if (kind != NULL) {
+        if (kind_cap <= kn) return -ENAMETOOLONG;
+        memcpy(kind, k, kn);
+        kind[kn] = '\0';
+    }
+    if (pid != NULL) *pid = v;
+    return 0;
+}
+
+static void shm_reset(struct ipcp_shm *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->fd = -1;
+}
+
+/* Unlinks m->name only if it still names the object we mapped (same device and inode): a name
+ * that was unlinked and re-created by someone else is left alone. */
+static int unlink_if_same(struct ipcp_shm *m)
+{
+    int fd = shm_open(m->name, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return errno == ENOENT ? 0 : -errno;
+    struct stat st;
+    int same = fstat(fd, &st) == 0 && st.st_dev == m->dev && st.st_ino == m->ino;
+    close(fd);
+    if (!same) return 0;
+    if (shm_unlink(m->name) < 0 && errno != ENOENT) return -errno;
+    return 0;
+}
+
+static int map_fd(struct ipcp_shm *m, int fd, size_t size)
+{
+    void *a = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (a == MAP_FAILED) return -errno;
+    m->addr = a;
+    m->size = size;
+    return 0;
+}
+
+int ipcp_shm_create(struct ipcp_shm *m, const char *kind, const char *stem, size_t size)
+{
+    shm_reset(m);
+    if (size == 0 || size > (size_t)INT64_MAX) return -EINVAL;
+    int fd = -1;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        int rc = stem != NULL ? ipcp_shm_name_stem(m->name, sizeof(m->name), kind, stem)
+                              : ipcp_shm_name(m->name, sizeof(m->name), kind);
+        if (rc < 0) return rc;
+        fd = shm_open(m->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST || stem != NULL) break;
+    }
+    if (fd < 0) {
+        int err = -errno;
+        shm_reset(m);
+        return err;
+    }
+    int rc = 0;
+    struct stat st;
+    if (ftruncate(fd, (off_t)size) < 0 || fstat(fd, &st) < 0) rc = -errno;
+    if (rc == 0) rc = map_fd(m, fd, size);
+    if (rc < 0) {
+        shm_unlink(m->name); /* created by us a moment ago, under O_EXCL */
+        close(fd);
+        shm_reset(m);
+        return rc;
+    }
+    close(fd); /* the mapping keeps the object alive */
+    m->dev = st.st_dev;
+    m->ino = st.st_ino;
+    m->owner = 1;
+    m->linked = 1;
+    return 0;
+}
+
+int ipcp_shm_create_memfd(struct ipcp_shm *m, const char *kind, size_t size)
+{
+    shm_reset(m);
+    if (size == 0 || size > (size_t)INT64_MAX) return -EINVAL;
+    char label[IPCP_SHM_NAME_MAX];
+    int rc = ipcp_shm_name(label, sizeof(label), kind);
+    if (rc < 0) return rc;
+    int fd = memfd_create(label + 1, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -errno;
+    rc = 0;
+    if (ftruncate(fd, (off_t)size) < 0) rc = -errno;
+    /* Sealed: no process holding the fd can shrink the object under a mapping (SIGBUS). */
+    if (rc == 0 && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+        rc = -errno;
+    if (rc == 0) rc = map_fd(m, fd, size);
+    if (rc < 0) {
+        close(fd);
+        shm_reset(m);
+        return rc;
+    }
+    m->fd = fd;
+    m->owner = 1;
+    return 0;
+}
+
+static int attach_fd(struct ipcp_shm *m, int fd, size_t min_size, size_t max_size, struct stat *st)
+{
+    if (fstat(fd, st) < 0) return -errno;
+    if (st->st_size < 0 || (uint64_t)st->st_size < min_size || (uint64_t)st->st_size > max_size)
+        return -IPCP_E_LAYOUT;
+    if (st->st_size == 0) return -IPCP_E_LAYOUT;
+    return map_fd(m, fd, (size_t)st->st_size);
+}
+
+int ipcp_shm_attach(struct ipcp_shm *m, const char *name, size_t min_size, size_t max_size)
+{
+    shm_reset(m);
+    if (ipcp_shm_parse_name(name, NULL, 0, NULL) < 0 || name[0] != '/' ||
+        strlen(name) >= sizeof(m->name))
+        return -EINVAL;
+    int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    struct stat st;
+    int rc = attach_fd(m, fd, min_size, max_size, &st);
+    close(fd);
+    if (rc < 0) {
+        shm_reset(m);
+        return rc;
+    }
+    memcpy(m->name, name, strlen(name) + 1);
+    m->dev = st.st_dev;
+    m->ino = st.st_ino;
+    m->linked = 1;
+    return 0;
+}
+
+int ipcp_shm_attach_fd(struct ipcp_shm *m, int fd, size_t min_size, size_t max_size)
+{
+    shm_reset(m);
+    if (fd < 0) return -EBADF;
+    struct stat st;
+    int rc = attach_fd(m, fd, min_size, max_size, &st);
+    if (rc < 0) shm_reset(m);
+    return rc;
+}
+
+int ipcp_shm_unlink(struct ipcp_shm *m)
+{
+    if (!m->linked || m->name[0] == '\0') return 0;
+    m->linked = 0;
+    return unlink_if_same(m);
+}
+
+void ipcp_shm_close(struct ipcp_shm *m)
+{
+    if (m->addr != NULL) munmap(m->addr, m->size);
+    if (m->fd >= 0) close(m->fd);
+    if (m->owner && m->linked && m->name[0] != '\0') unlink_if_same(m);
+    shm_reset(m);
+}
+
+/* The creator is gone: kill(pid, 0) says "no such process". A zombie still counts as alive
+ * (its parent may yet use the object), as does a pid we may not signal (EPERM). */
+static int pid_dead(long pid)
+{
+    if (pid == (long)getpid()) return 0;
+    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static int clean_dir(const char *dir, int is_mq, int dry_run,
+                     void (*cb)(const char *name, long pid, int removed, void *arg), void *arg)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) return -errno;
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid;
+        if (ipcp_shm_parse_name(e->d_name, NULL, 0, &pid) < 0) continue;
+        if (!pid_dead(pid)) continue;
+        char path[IPCP_SHM_NAME_MAX + 1];
+        if (snprintf(path, sizeof(path), "/%s", e->d_name) >= (int)sizeof(path)) continue;
+        found++;
+        int removed = 0;
+        if (!dry_run) {
+            int r = is_mq ? mq_unlink(path) : shm_unlink(path);
+            removed = r == 0 ? 1 : -errno;
+        }
+        if (cb != NULL) cb(e->d_name, pid, removed, arg);
+    }
+    closedir(d);
+    return found;
+}
+
+int ipcp_shm_clean(int dry_run, void (*cb)(const char *name, long pid, int removed, void *arg),
+                   void *arg)
+{
+    int n = clean_dir("/dev/shm", 0, dry_run, cb, arg);
+    if (n < 0) return n;
+    struct statfs sf;
+    if (statfs("/dev/mqueue", &sf) == 0 && (unsigned long)sf.f_type == MQUEUE_FS_MAGIC) {
+        int q = clean_dir("/dev/mqueue", 1, dry_run, cb, arg);
+        if (q > 0) n += q;
+    }
+    return n;
+}
