@@ -1,0 +1,401 @@
+/* gen_seeds.c - writes the seed inputs of the fuzz targets, with descriptive names, into
+ * OUTDIR/<target>/seed-<what>. Frames are made with the library's own encoder, so seeds stay
+ * valid when the format changes. ci/seed-corpora runs this, minimizes the result with libFuzzer's
+ * -merge=1 and keeps in corpora/<target>/ the named seeds that add coverage.
+ *
+ * Usage: ipcp_gen_seeds OUTDIR [target ...]   (no target: all of them)
+ * Each seed's layout is the one documented at the top of harnesses/fuzz_<target>.c. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ipcproof/chunk.h"
+#include "ipcproof/frame.h"
+
+/* ---- a growable byte buffer ----------------------------------------------------------------- */
+
+struct buf {
+    uint8_t b[1 << 17];
+    size_t n;
+};
+
+static void put(struct buf *b, const void *p, size_t n)
+{
+    if (b->n + n > sizeof(b->b)) {
+        fprintf(stderr, "gen_seeds: seed too large\n");
+        exit(1);
+    }
+    memcpy(b->b + b->n, p, n);
+    b->n += n;
+}
+static void put8(struct buf *b, uint8_t v)
+{
+    put(b, &v, 1);
+}
+static void put16(struct buf *b, uint16_t v)
+{
+    put8(b, (uint8_t)v);
+    put8(b, (uint8_t)(v >> 8));
+}
+
+static const char *g_out;
+static const char *g_target;
+static int g_count;
+
+static void emit(const struct buf *b, const char *what)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", g_out, g_target);
+    if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+        perror(path);
+        exit(1);
+    }
+    snprintf(path, sizeof(path), "%s/%s/seed-%s", g_out, g_target, what);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(b->b, 1, b->n, f) != b->n || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
+    g_count++;
+}
+
+static void pattern(uint8_t *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(seed * 131u + i * 7u + (i >> 8));
+}
+
+/* ---- frame_decode --------------------------------------------------------------------------- */
+
+/* cfg byte of fuzz_frame_decode.c */
+#define FD_MAX40    0x00
+#define FD_MAX255   0x01
+#define FD_MAX4096  0x02
+#define FD_MAX64K   0x03
+#define FD_FIXH     0x04
+#define FD_FIXP     0x08
+#define FD_ZC       0x10
+#define FD_RESET    0x20
+#define FD_BYTEWISE 0x40
+#define FD_WHOLE    0x80
+#define FD_TINY     0xc0
+
+static void frame(struct buf *b, uint8_t flags, uint16_t type, uint64_t seq, uint32_t writer,
+                  uint32_t total, const uint8_t *payload, uint32_t len)
+{
+    struct ipcp_frame_hdr h = {
+        .flags = flags, .type = type, .seq = seq, .len = len, .writer = writer, .total = total};
+    struct ipcp_frame_enc e;
+    long n = ipcp_frame_encode(&e, &h, payload, IPCP_FRAME_MAX_HARD);
+    if (n < 0) {
+        fprintf(stderr, "gen_seeds: encode failed (%ld)\n", n);
+        exit(1);
+    }
+    put(b, e.hdr, IPCP_FRAME_HDR_SIZE);
+    if (len) put(b, payload, len);
+}
+
+static void whole(struct buf *b, uint16_t type, uint64_t seq, uint32_t len)
+{
+    static uint8_t p[65536];
+    pattern(p, len, (unsigned)seq);
+    frame(b, IPCP_FRAME_F_WHOLE, type, seq, 0, len, p, len);
+}
+
+/* One message of total bytes cut into fragment frames of at most frag bytes. */
+static void fragmented(struct buf *b, uint32_t writer, uint64_t seq, uint32_t total, uint32_t frag)
+{
+    static uint8_t p[65536];
+    pattern(p, total, (unsigned)(seq + writer));
+    uint32_t off = 0;
+    do {
+        uint32_t len = total - off < frag ? total - off : frag;
+        uint8_t fl = (uint8_t)((off == 0 ? IPCP_FRAME_F_FIRST : 0) |
+                               (off + len == total ? IPCP_FRAME_F_LAST : 0));
+        frame(b, fl, 7, seq, writer, total, p + off, len);
+        off += len;
+    } while (off < total);
+}
+
+static void start(struct buf *b, uint8_t cfg, uint8_t split_seed)
+{
+    b->n = 0;
+    put8(b, cfg);
+    put8(b, split_seed);
+}
+
+static void gen_frame_decode(void)
+{
+    static struct buf b;
+    start(&b, FD_MAX4096, 1);
+    whole(&b, 1, 0, 0);
+    emit(&b, "whole-frame-empty");
+    start(&b, FD_MAX4096, 2);
+    whole(&b, 1, 0, 64);
+    emit(&b, "whole-frame-64b");
+    start(&b, FD_MAX4096 | FD_ZC, 3);
+    whole(&b, 2, 5, 3000);
+    emit(&b, "whole-frame-3000b-zero-copy");
+    start(&b, FD_MAX4096, 4);
+    whole(&b, 3, 9, 4096);
+    emit(&b, "whole-frame-at-max-payload");
+    start(&b, FD_MAX255 | FD_BYTEWISE, 0);
+    whole(&b, 1, 1, 200);
+    emit(&b, "whole-frame-bytewise");
+    start(&b, FD_MAX255, 6);
+    for (unsigned i = 0; i < 12; i++)
+        whole(&b, (uint16_t)i, i, i * 7);
+    emit(&b, "twelve-frames-sizes-0-to-77");
+    start(&b, FD_MAX255 | FD_WHOLE, 0);
+    for (unsigned i = 0; i < 5; i++)
+        whole(&b, 1, i, 33);
+    emit(&b, "five-frames-in-one-piece");
+    start(&b, FD_MAX255 | FD_TINY, 8);
+    fragmented(&b, 0, 3, 700, 250);
+    emit(&b, "fragments-first-middle-last");
+    start(&b, FD_MAX4096, 9);
+    {
+        /* Two writers' fragments interleaved, as on a pipe with several writers. */
+        static uint8_t p[2000];
+        pattern(p, sizeof(p), 1);
+        frame(&b, IPCP_FRAME_F_FIRST, 7, 0, 1, 2000, p, 1000);
+        frame(&b, IPCP_FRAME_F_FIRST, 7, 0, 2, 1500, p, 700);
+        frame(&b, 0, 7, 0, 2, 1500, p + 700, 700);
+        frame(&b, IPCP_FRAME_F_LAST, 7, 0, 1, 2000, p + 1000, 1000);
+        frame(&b, IPCP_FRAME_F_LAST, 7, 0, 2, 1500, p + 1400, 100);
+    }
+    emit(&b, "fragments-two-writers-interleaved");
+    start(&b, FD_MAX64K | FD_ZC, 10);
+    fragmented(&b, 5, 77, 9000, 4056);
+    emit(&b, "fragments-pipe-buf-sized");
+    start(&b, FD_MAX4096, 11);
+    whole(&b, 1, 1, 100);
+    b.n -= 30;
+    emit(&b, "truncated-payload");
+    start(&b, FD_MAX4096, 12);
+    whole(&b, 1, 1, 10);
+    b.n = 2 + 25;
+    emit(&b, "truncated-header");
+
+    /* Each corruption, followed by a good frame that the reset (cfg bit 5) reaches. */
+    static const struct {
+        const char *what;
+        size_t off;
+        uint8_t xor ;
+        uint8_t cfg;
+    } bad[] = {
+        {"bad-magic-then-good", 0, 0x20, 0},
+        {"bad-version-then-good", 4, 0x03, 0},
+        {"bad-header-sum-then-good", 28, 0x01, 0},
+        {"bad-payload-sum-then-good", 40 + 5, 0x80, 0},
+        {"unknown-flag-repaired-then-good", 5, 0x10, FD_FIXH},
+        {"total-below-len-repaired-then-good", 24, 0x20, FD_FIXH},
+        {"too-big-repaired-then-good", 17, 0x10, FD_FIXH},
+        {"payload-changed-repaired-then-good", 40 + 9, 0x55, FD_FIXP | FD_FIXH},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        start(&b, (uint8_t)(FD_MAX4096 | FD_RESET | bad[i].cfg), (uint8_t)(20 + i));
+        whole(&b, 1, 1, 48);
+        b.b[2 + bad[i].off] ^= bad[i].xor ;
+        whole(&b, 1, 2, 48);
+        emit(&b, bad[i].what);
+    }
+    /* A whole-flagged frame whose total differs from its length. */
+    start(&b, FD_MAX4096 | FD_RESET | FD_FIXH, 40);
+    {
+        uint8_t p[16];
+        pattern(p, sizeof(p), 3);
+        frame(&b, IPCP_FRAME_F_FIRST, 1, 1, 0, 16, p, 16);
+        b.b[2 + 5] = IPCP_FRAME_F_WHOLE;
+        b.b[2 + 24] = 17;
+        whole(&b, 1, 2, 8);
+    }
+    emit(&b, "whole-total-mismatch-repaired");
+    start(&b, FD_MAX4096 | FD_FIXH | FD_FIXP, 41);
+    whole(&b, 1, 1, 24);
+    memset(b.b + 2 + 28, 0, 12); /* sums zeroed: the repair bits rebuild them */
+    emit(&b, "zeroed-sums-repaired");
+}
+
+/* ---- chunk_reassembly ------------------------------------------------------------------------ */
+
+/* Op encoding of fuzz_chunk_reassembly.c. */
+#define CR_F      0x01
+#define CR_L      0x02
+#define CR_SEQCUR 0x00
+#define CR_SEQNXT 0x08
+#define CR_SEQ0   0x18
+#define CR_TOTCUR 0x00
+#define CR_TOT16  0x20
+#define CR_TOTMAX 0x40
+#define CR_TOTLIE 0x60
+/* arg: length selectors (arg >> 3) */
+#define CR_NEED    (0 << 3)
+#define CR_NEEDM1  (3 << 3)
+#define CR_NEEDP1  (4 << 3)
+#define CR_ZERO    (5 << 3)
+#define CR_HALF    (6 << 3)
+#define CR_THIRD   (8 << 3)
+#define CR_SEVENTH (9 << 3)
+#define CR_LEN16   (10 << 3)
+
+/* max_msg selectors (byte 0) */
+#define CR_MAX255  2
+#define CR_MAX1000 5
+#define CR_MAX4096 6
+#define CR_MAX64K  7
+
+static void cr_op(struct buf *b, uint8_t op, uint8_t arg)
+{
+    put8(b, op);
+    put8(b, arg);
+}
+
+static void cr_first(struct buf *b, uint8_t flags, uint16_t total, uint8_t lensel)
+{
+    cr_op(b, (uint8_t)(flags | CR_SEQ0 | CR_TOT16), lensel);
+    put16(b, total);
+}
+
+static void gen_chunk_reassembly(void)
+{
+    static struct buf b;
+    b.n = 0;
+    put8(&b, CR_MAX4096);
+    cr_first(&b, CR_F | CR_L, 100, CR_NEED);
+    emit(&b, "whole-message-one-chunk");
+    b.n = 0;
+    put8(&b, CR_MAX4096);
+    cr_first(&b, CR_F | CR_L, 0, CR_NEED);
+    emit(&b, "empty-message");
+    b.n = 0;
+    put8(&b, CR_MAX1000);
+    cr_first(&b, CR_F, 1000, CR_THIRD);
+    cr_op(&b, CR_SEQCUR | CR_TOTCUR, CR_HALF);
+    cr_op(&b, CR_L | CR_SEQCUR | CR_TOTCUR, CR_NEED);
+    emit(&b, "first-middle-last-at-max");
+    b.n = 0;
+    put8(&b, CR_MAX64K);
+    cr_first(&b, CR_F, 60000, CR_SEVENTH);
+    for (int i = 0; i < 12; i++)
+        cr_op(&b, CR_SEQCUR | CR_TOTCUR, CR_SEVENTH);
+    cr_op(&b, 0x80, 3); /* a zero-length MIDDLE */
+    cr_op(&b, CR_L | CR_SEQCUR | CR_TOTCUR, CR_NEED);
+    emit(&b, "many-middles-60000b");
+    b.n = 0;
+    put8(&b, CR_MAX4096);
+    for (int i = 0; i < 4; i++) { /* consecutive messages, the seq counting up */
+        cr_op(&b, CR_F | (i ? CR_SEQNXT : CR_SEQ0) | CR_TOT16, CR_HALF);
+        put16(&b, (uint16_t)(300 + i));
+        cr_op(&b, CR_L | CR_SEQCUR | CR_TOTCUR, CR_NEED);
+    }
+    emit(&b, "four-messages-in-sequence");
+    b.n = 0;
+    put8(&b, CR_MAX4096);
+    cr_op(&b, CR_SEQ0 | CR_TOT16, CR_LEN16);
+    put16(&b, 100);
+    put16(&b, 50);
+    cr_first(&b, CR_F | CR_L, 10, CR_NEED);
+    emit(&b, "middle-without-first");
+    b.n = 0;
+    put8(&b, CR_MAX4096);
+    cr_first(&b, CR_F, 100, CR_THIRD);
+    cr_op(&b, CR_SEQCUR | CR_TOTCUR, CR_LEN16);
+    put16(&b, 40);
+    cr_op(&b, CR_SEQCUR | CR_TOTCUR, CR_LEN16); /* the same MIDDLE again: more than the total */
+    put16(&b, 40);
+    emit(&b, "duplicated-middle");
+    b.n = 0;
+    put8(&b, CR_MAX4096);
+    cr_first(&b, CR_F, 100, CR_HALF);
+    cr_op(&b, CR_L | CR_SEQCUR | CR_TOT16, CR_NEED);
+    put16(&b, 120);
+    emit(&b, "total-that-lies");
+    b.n = 0;
+    put8(&b, CR_MAX4096);
+    cr_first(&b, CR_F, 100, CR_HALF);
+    cr_op(&b, CR_L | CR_SEQNXT | CR_TOTCUR, CR_NEED);
+    emit(&b, "foreign-seq-mid-message");
+    b.n = 0;
+    put8(&b, CR_MAX4096);
+    cr_first(&b, CR_F, 100, CR_HALF);
+    cr_op(&b, CR_L | CR_SEQCUR | CR_TOTCUR, CR_NEEDM1);
+    emit(&b, "last-too-early");
+    b.n = 0;
+    put8(&b, CR_MAX4096);
+    cr_first(&b, CR_F, 100, CR_HALF);
+    cr_op(&b, CR_SEQCUR | CR_TOTCUR, CR_NEEDP1);
+    emit(&b, "chunk-past-total");
+    b.n = 0;
+    put8(&b, CR_MAX4096);
+    cr_first(&b, CR_F | CR_L, 64, CR_NEED);
+    cr_op(&b, CR_SEQCUR | CR_TOTCUR, CR_ZERO);
+    cr_op(&b, CR_L | CR_SEQCUR | CR_TOTCUR, CR_ZERO);
+    emit(&b, "too-many-chunks-after-last");
+    b.n = 0;
+    put8(&b, CR_MAX4096);
+    cr_op(&b, CR_F | CR_SEQ0 | CR_TOTLIE, 1 | CR_ZERO);
+    cr_op(&b, CR_F | CR_SEQ0 | CR_TOTMAX, CR_NEED);
+    cr_op(&b, CR_L | CR_SEQCUR | CR_TOTCUR, CR_NEED);
+    emit(&b, "total-above-max-then-at-max");
+    b.n = 0;
+    put8(&b, CR_MAX255);
+    cr_first(&b, CR_F, 200, CR_HALF);
+    cr_op(&b, CR_F | CR_SEQNXT | CR_TOT16, CR_THIRD); /* the sender gave the first one up */
+    put16(&b, 150);
+    cr_op(&b, CR_SEQCUR | CR_TOTCUR, CR_THIRD);
+    cr_op(&b, CR_L | CR_SEQCUR | CR_TOTCUR, CR_NEED);
+    emit(&b, "first-abandons-partial");
+    b.n = 0;
+    put8(&b, CR_MAX4096);
+    cr_first(&b, CR_F, 100, CR_HALF);
+    cr_op(&b, 0x04 | CR_L | CR_SEQCUR | CR_TOTCUR, 5 | CR_NEED); /* flag bit 7 */
+    cr_first(&b, CR_F | CR_L, 10, CR_NEED);
+    emit(&b, "unknown-flag");
+    b.n = 0;
+    put8(&b, CR_MAX4096);
+    cr_first(&b, CR_F, 100, CR_HALF);
+    cr_op(&b, 0x80, 0); /* reset */
+    cr_op(&b, CR_L | CR_SEQCUR | CR_TOTCUR, CR_NEED);
+    cr_first(&b, CR_F | CR_L, 20, CR_NEED);
+    cr_op(&b, 0x80, 1); /* read it again */
+    cr_op(&b, 0x80, 2); /* fini + init */
+    cr_first(&b, CR_F | CR_L, 30, CR_NEED);
+    emit(&b, "reset-reread-reinit");
+}
+
+/* ---- driver --------------------------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    void (*gen)(void);
+} targets[] = {
+    {"frame_decode", gen_frame_decode},
+    {"chunk_reassembly", gen_chunk_reassembly},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s OUTDIR [target ...]\n", argv[0]);
+        return 2;
+    }
+    g_out = argv[1];
+    if (mkdir(g_out, 0777) != 0 && errno != EEXIST) {
+        perror(g_out);
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+        int want = argc == 2;
+        for (int a = 2; a < argc; a++)
+            if (strcmp(argv[a], targets[i].name) == 0) want = 1;
+        if (!want) continue;
+        g_target = targets[i].name;
+        targets[i].gen();
+    }
+    fprintf(stderr, "gen_seeds: %d seeds written to %s\n", g_count, g_out);
+    return 0;
+}
