@@ -1,0 +1,33 @@
+# Tests of the nightly pipeline's parts (ci/report, its page in a real browser, the
+# ClusterFuzzLite build script). They do not depend on the build flavour, so they are registered
+# in the plain flavour only (no sanitizer, no coverage, replay fuzz mains) and each only when the
+# tool it needs is installed (ci/deps installs python3, chromium and zip).
+if(NOT BUILD_TESTING OR IPCP_SANITIZERS OR IPCP_COVERAGE OR NOT IPCP_FUZZ_ENGINE STREQUAL "replay")
+  return()
+endif()
+
+set(IPCP_CI_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(IPCP_CI_FIXTURE ${IPCP_CI_DIR}/tests/fixtures/summary.json)
+# Debian's python3 first: the scripts use the standard library only.
+find_program(IPCP_PYTHON3 NAMES python3 HINTS /usr/bin)
+find_program(IPCP_CHROMIUM NAMES chromium HINTS /usr/bin)
+find_program(IPCP_CLANG14 NAMES clang-14)
+find_program(IPCP_ZIP NAMES zip)
+
+if(IPCP_PYTHON3)
+  add_test(NAME ci.report.sections
+           COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/report_test.py ${IPCP_CI_DIR}/report
+                   ${IPCP_CI_FIXTURE})
+  set_tests_properties(ci.report.sections PROPERTIES TIMEOUT 120)
+  if(IPCP_CHROMIUM)
+    add_test(NAME ci.report.chromium
+             COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/report_screenshot.py ${IPCP_CI_DIR}/report
+                     ${IPCP_CI_FIXTURE} ${IPCP_CHROMIUM})
+    set_tests_properties(ci.report.chromium PROPERTIES TIMEOUT 180)
+  endif()
+  if(IPCP_CLANG14 AND IPCP_ZIP)
+    add_test(NAME ci.clusterfuzzlite.build
+             COMMAND bash ${IPCP_CI_DIR}/tests/cflite_build.sh ${PROJECT_SOURCE_DIR})
+    set_tests_properties(ci.clusterfuzzlite.build PROPERTIES TIMEOUT 300)
+  endif()
+endif()
