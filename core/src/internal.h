@@ -62,6 +62,65 @@ static inline uint32_t ipcp_load_relaxed32(const _Atomic uint32_t *p)
     return atomic_load_explicit(p, memory_order_relaxed);
 }
 
+/* Sequentially consistent store/load, for the store-buffering handshake "publish my index, then
+ * look whether the other side announced that it sleeps" (and its mirror "announce that I sleep,
+ * then look at the index"): with release/acquire alone both sides may miss each other's store. */
+static inline void ipcp_store_seqcst32(_Atomic uint32_t *p, uint32_t v)
+{
+    atomic_store_explicit(p, v, memory_order_seq_cst);
+}
+static inline uint32_t ipcp_load_seqcst32(const _Atomic uint32_t *p)
+{
+    return atomic_load_explicit(p, memory_order_seq_cst);
+}
+static inline void ipcp_store_relaxed32(_Atomic uint32_t *p, uint32_t v)
+{
+    atomic_store_explicit(p, v, memory_order_relaxed);
+}
+/* Read-modify-write with acquire+release: state words that several parties update. */
+static inline uint32_t ipcp_fetch_or32(_Atomic uint32_t *p, uint32_t v)
+{
+    return atomic_fetch_or_explicit(p, v, memory_order_acq_rel);
+}
+static inline int ipcp_cas32(_Atomic uint32_t *p, uint32_t *expected, uint32_t desired)
+{
+    return atomic_compare_exchange_strong_explicit(p, expected, desired, memory_order_acq_rel,
+                                                   memory_order_acquire);
+}
+/* Compiler barrier: after copying untrusted shared bytes into a local, the compiler may not
+ * re-read the shared copy instead of the local one (no double fetch). Emits no instruction. */
+static inline void ipcp_compiler_barrier(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+/* Read-modify-write helpers (mqlock, lock, handoff). */
+/* Compare-and-swap that, on success, publishes the caller's earlier writes (release) and makes
+ * the previous owner's writes visible (acquire); on failure it reloads *expected (acquire). */
+static inline int ipcp_cas_acq_rel64(_Atomic uint64_t *p, uint64_t *expected, uint64_t desired)
+{
+    return atomic_compare_exchange_strong_explicit(p, expected, desired, memory_order_acq_rel,
+                                                   memory_order_acquire);
+}
+static inline uint64_t ipcp_exchange_acq_rel64(_Atomic uint64_t *p, uint64_t v)
+{
+    return atomic_exchange_explicit(p, v, memory_order_acq_rel);
+}
+/* Statistics counters: no ordering. */
+static inline uint64_t ipcp_fetch_add_relaxed64(_Atomic uint64_t *p, uint64_t v)
+{
+    return atomic_fetch_add_explicit(p, v, memory_order_relaxed);
+}
+/* Sequentially consistent, for Dekker-style "announce then check" pairs (futex waiters). */
+static inline uint32_t ipcp_fetch_add_seqcst32(_Atomic uint32_t *p, uint32_t v)
+{
+    return atomic_fetch_add_explicit(p, v, memory_order_seq_cst);
+}
+static inline uint32_t ipcp_fetch_sub_seqcst32(_Atomic uint32_t *p, uint32_t v)
+{
+    return atomic_fetch_sub_explicit(p, v, memory_order_seq_cst);
+}
+
 #define IPCP_CACHELINE     64
 #define IPCP_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -75,5 +134,24 @@ int ipcp__deadline_left_ms(const struct ipcp_deadline *d);
 int64_t ipcp__now_ns(void);
 /* Absolute CLOCK_REALTIME timespec for POSIX timed waits (mq_timedreceive, sem_timedwait). */
 struct timespec ipcp__realtime_after_ms(int timeout_ms);
+
+/* mqlock.c: OS-object plumbing shared by mqlock.c, handoff.c and lock.c.
+ * Names are "/ipcp.<kind>.<creator pid>.<suffix>", suffix = the caller's stem
+ * ([A-Za-z0-9_-]{1,32}) or 16 hex digits from getrandom(). */
+int ipcp__mqlock_objname(char *buf, unsigned long cap, const char *kind, const char *stem);
+/* shm_open(O_CREAT|O_EXCL, 0600) + ftruncate + mmap(MAP_SHARED); the name is unlinked again on
+ * failure. */
+int ipcp__mqlock_shm_create(const char *name, unsigned long size, void **map);
+/* mq_open(O_CREAT|O_EXCL|O_RDWR|O_CLOEXEC, 0600) after checking the limits: the mqd (>= 0), or
+ * -IPCP_E_MQ_MAXMSG / -IPCP_E_MQ_MSGSIZE / -IPCP_E_MQ_QUEUES / -errno. */
+int ipcp__mqlock_mq_create(const char *name, long maxmsg, long msgsize);
+/* mq_open(O_RDWR|O_CLOEXEC) of an existing queue whose attributes must be maxmsg/msgsize
+ * (-IPCP_E_LAYOUT otherwise). */
+int ipcp__mqlock_mq_open(const char *name, long maxmsg, long msgsize);
+/* This process: pid and start time (clock ticks after boot, /proc/self/stat field 22). */
+int ipcp__mqlock_self(uint32_t *pid, uint64_t *start);
+/* 1 while the process pid whose start time, masked with start_mask, equals start exists and is
+ * not a zombie; 0 once it is gone (or its pid was reused). Unknown cases count as alive. */
+int ipcp__mqlock_alive(uint32_t pid, uint64_t start, uint64_t start_mask);
 
 #endif
