@@ -1,0 +1,212 @@
+/* payload.c - the messages a stress run sends and their verification.
+ *
+ * Message (producer p, sequence s) is fully determined by (seed, p, s): its length is drawn from
+ * [min_size, max_size] and its body is cut from a pool of random bytes at an offset drawn from
+ * the same hash. A 40-byte header carries what the consumer needs to check it alone:
+ *
+ *   off size field
+ *     0    4 magic     "IPST"
+ *     4    4 run_tag   derived from the seed: messages of another run are torn
+ *     8    8 seq
+ *    16    4 producer
+ *    20    4 len       whole message, header included
+ *    24    8 send_ns   CLOCK_MONOTONIC at send (latency; not covered by the checksum)
+ *    32    8 sum       XXH3-64 of the body, keyed with (seed, producer, seq, len)
+ *
+ * Keying the checksum with the header's identity means a header of one message followed by the
+ * body of another (the classic torn read) never checks out, while a complete old message that is
+ * delivered again checks out and is reported as the duplicate it is. XXH3 runs at memory speed,
+ * so verification costs little next to the transport (see --overhead). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "stress.h"
+
+#define ST_MAGIC     0x54535049u /* "IPST" little-endian */
+#define ST_POOL_SPAN (64u << 10)
+
+uint64_t st_mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+uint64_t st_rand(uint64_t *state)
+{
+    *state += 0x9e3779b97f4a7c15ull;
+    uint64_t x = *state;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t msg_hash(const struct st_payload *pl, uint32_t producer, uint64_t seq)
+{
+    return st_mix64(pl->seed ^ st_mix64(((uint64_t)producer << 40) ^ seq));
+}
+
+int st_payload_init(struct st_payload *pl, uint64_t seed, size_t min_size, size_t max_size)
+{
+    memset(pl, 0, sizeof(*pl));
+    if (min_size < ST_HDR_SIZE || max_size < min_size || max_size > ST_MAX_MSG) return -EINVAL;
+    pl->seed = seed;
+    pl->run_tag = (uint32_t)(st_mix64(seed ^ 0x72756e746167ull) >> 16);
+    pl->min_size = min_size;
+    pl->max_size = max_size;
+    pl->pool_span = ST_POOL_SPAN;
+    size_t n = ST_POOL_SPAN + max_size + 8;
+    pl->pool = malloc(n);
+    if (pl->pool == NULL) return -ENOMEM;
+    uint64_t st = seed ^ 0x706f6f6cull;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        uint64_t v = st_rand(&st);
+        memcpy(pl->pool + i, &v, 8);
+    }
+    return 0;
+}
+
+void st_payload_fini(struct st_payload *pl)
+{
+    free(pl->pool);
+    pl->pool = NULL;
+}
+
+size_t st_payload_size(const struct st_payload *pl, uint32_t producer, uint64_t seq)
+{
+    size_t span = pl->max_size - pl->min_size + 1;
+    return pl->min_size + (size_t)(st_mix64(msg_hash(pl, producer, seq) ^ 0x5a) % span);
+}
+
+static uint64_t body_key(const struct st_payload *pl, uint32_t producer, uint64_t seq, size_t len)
+{
+    return msg_hash(pl, producer, seq) ^ ((uint64_t)len << 3) ^ pl->run_tag;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+}
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+size_t st_payload_make(const struct st_payload *pl, uint32_t producer, uint64_t seq, void *buf,
+                       int verify, int64_t now_ns)
+{
+    uint8_t *m = buf;
+    size_t len = st_payload_size(pl, producer, seq);
+    size_t blen = len - ST_HDR_SIZE;
+    uint64_t sum = 0;
+    if (verify) {
+        size_t off = (size_t)(msg_hash(pl, producer, seq) % pl->pool_span);
+        memcpy(m + ST_HDR_SIZE, pl->pool + off, blen);
+        sum = XXH3_64bits_withSeed(m + ST_HDR_SIZE, blen, body_key(pl, producer, seq, len));
+    }
+    put32(m, ST_MAGIC);
+    put32(m + 4, pl->run_tag);
+    put64(m + 8, seq);
+    put32(m + 16, producer);
+    put32(m + 20, (uint32_t)len);
+    put64(m + 24, (uint64_t)now_ns);
+    put64(m + 32, sum);
+    return len;
+}
+
+int st_payload_check(const struct st_payload *pl, const void *msg, size_t len, uint32_t producers,
+                     uint64_t seq_cap, int verify, struct st_msginfo *mi)
+{
+    const uint8_t *m = msg;
+    mi->producer = 0;
+    mi->seq = 0;
+    mi->send_ns = 0;
+    mi->why = NULL;
+    if (len < ST_HDR_SIZE) {
+        mi->why = "shorter than the message header";
+        return ST_MSG_TORN;
+    }
+    mi->producer = get32(m + 16);
+    mi->seq = get64(m + 8);
+    mi->send_ns = (int64_t)get64(m + 24);
+    if (!verify) {
+        /* still bounded: the caller indexes per-producer state with these */
+        if (mi->producer >= producers || mi->seq >= seq_cap) {
+            mi->why = "header out of range";
+            return ST_MSG_TORN;
+        }
+        return ST_MSG_OK;
+    }
+    if (get32(m) != ST_MAGIC) {
+        mi->why = "bad magic";
+        return ST_MSG_TORN;
+    }
+    if (get32(m + 4) != pl->run_tag) {
+        mi->why = "run tag of another run";
+        return ST_MSG_TORN;
+    }
+    if (mi->producer >= producers) {
+        mi->why = "producer id out of range";
+        return ST_MSG_TORN;
+    }
+    if (mi->seq >= seq_cap) {
+        mi->why = "sequence out of range";
+        return ST_MSG_TORN;
+    }
+    if (get32(m + 20) != len) {
+        mi->why = "length differs from the length in the header";
+        return ST_MSG_TORN;
+    }
+    if (len != st_payload_size(pl, mi->producer, mi->seq)) {
+        mi->why = "length differs from the length sent";
+        return ST_MSG_TORN;
+    }
+    uint64_t sum = XXH3_64bits_withSeed(m + ST_HDR_SIZE, len - ST_HDR_SIZE,
+                                        body_key(pl, mi->producer, mi->seq, len));
+    if (sum != get64(m + 32)) {
+        mi->why = "body checksum mismatch";
+        return ST_MSG_TORN;
+    }
+    return ST_MSG_OK;
+}
+
+uint64_t st_hist_upper(unsigned b)
+{
+    if (b < 4) return b;
+    unsigned msb = b / 4u, sub = b % 4u;
+    if (msb >= 63) return UINT64_MAX;
+    uint64_t base = 1ull << msb;
+    return base + (base >> 2) * (sub + 1) - 1;
+}
+
+uint64_t st_hist_pct(const uint64_t *h, double pct)
+{
+    uint64_t total = 0;
+    for (unsigned b = 0; b < ST_HIST_BUCKETS; b++)
+        total += h[b];
+    if (total == 0) return 0;
+    uint64_t want = (uint64_t)((double)total * pct / 100.0);
+    if (want >= total) want = total - 1;
+    uint64_t acc = 0;
+    for (unsigned b = 0; b < ST_HIST_BUCKETS; b++) {
+        acc += h[b];
+        if (acc > want) return st_hist_upper(b);
+    }
+    return st_hist_upper(ST_HIST_BUCKETS - 1);
+}

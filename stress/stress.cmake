@@ -1,0 +1,69 @@
+# stress.cmake - the ipcproof command, its short-io interposer, the example plugins and the
+# ctest cases that prove the harness catches each bug class (included by stress/CMakeLists.txt).
+#
+# Built-in protocols are stress/protos/<name>.c, picked up by name, each registered by one line
+# in stress/protos/protos.def.
+
+file(GLOB IPCP_STRESS_PROTOS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/protos/*.c)
+
+# Where `validate` finds a ThreadSanitizer build of ipcproof for the thread-mode cases (the tsan
+# preset's build dir by default; IPCPROOF_TSAN_BIN overrides it at run time).
+set(IPCP_TSAN_BIN "${PROJECT_SOURCE_DIR}/build/tsan/stress/ipcproof" CACHE STRING
+    "ipcproof built with -fsanitize=thread, used by `ipcproof validate` for thread-mode cases")
+
+file(RELATIVE_PATH _ipcp_bin_to_lib ${CMAKE_INSTALL_FULL_BINDIR} ${CMAKE_INSTALL_FULL_LIBDIR})
+
+# The executable is named ipcproof; the target has another name because the library is ipcproof.
+add_executable(ipcproof_cli ${IPCP_STRESS_SOURCES} ${IPCP_STRESS_PROTOS})
+set_target_properties(ipcproof_cli PROPERTIES OUTPUT_NAME ipcproof)
+target_include_directories(ipcproof_cli PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
+                                               ${PROJECT_SOURCE_DIR}/core/src)
+target_link_libraries(ipcproof_cli PRIVATE ipcproof PkgConfig::XXHASH PkgConfig::JANSSON
+                                           Threads::Threads ${CMAKE_DL_LIBS})
+target_compile_definitions(ipcproof_cli PRIVATE
+  IPCP_VERSION="${PROJECT_VERSION}"
+  IPCP_BUILD_SANITIZERS="${IPCP_SANITIZERS}"
+  IPCP_BUILD_CC="${CMAKE_C_COMPILER}"
+  IPCP_TSAN_BIN_DEFAULT="${IPCP_TSAN_BIN}"
+  IPCP_INCLUDE_DIR_BUILD="${PROJECT_SOURCE_DIR}/core/include"
+  IPCP_INCLUDE_DIR_INSTALL="${CMAKE_INSTALL_FULL_INCLUDEDIR}"
+  IPCP_BIN_TO_LIBDIR="${_ipcp_bin_to_lib}")
+install(TARGETS ipcproof_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+
+# libipcproof-faults.so: the LD_PRELOAD interposer of --fault short-io, kept next to ipcproof in
+# the build tree and installed in the libdir.
+add_library(ipcproof_faults SHARED ${CMAKE_CURRENT_SOURCE_DIR}/faults/faults.c)
+set_target_properties(ipcproof_faults PROPERTIES OUTPUT_NAME ipcproof-faults
+  C_VISIBILITY_PRESET hidden NO_SONAME ON)
+target_link_libraries(ipcproof_faults PRIVATE ${CMAKE_DL_LIBS})
+install(TARGETS ipcproof_faults LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+add_dependencies(ipcproof_cli ipcproof_faults)
+
+# Example plugins (stress/plugins/examples/<name>.c -> plugins/<name>.so). They include only
+# <ipcproof/plugin.h>, exactly like a user's plugin.
+file(GLOB IPCP_EXAMPLE_PLUGINS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/plugins/examples/*.c)
+set(IPCP_PLUGIN_TARGETS)
+foreach(src IN LISTS IPCP_EXAMPLE_PLUGINS)
+  get_filename_component(name ${src} NAME_WE)
+  add_library(plugin_${name} MODULE ${src})
+  set_target_properties(plugin_${name} PROPERTIES PREFIX "" OUTPUT_NAME ${name}
+    LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/plugins)
+  target_include_directories(plugin_${name} PRIVATE ${PROJECT_SOURCE_DIR}/core/include)
+  target_link_libraries(plugin_${name} PRIVATE Threads::Threads)
+  list(APPEND IPCP_PLUGIN_TARGETS plugin_${name})
+endforeach()
+
+# Fixtures that test the harness itself (stress/tests/<name>.c -> fixture_<name>.so).
+file(GLOB IPCP_STRESS_FIXTURES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/tests/*.c)
+foreach(src IN LISTS IPCP_STRESS_FIXTURES)
+  get_filename_component(name ${src} NAME_WE)
+  add_library(fixture_${name} MODULE ${src})
+  set_target_properties(fixture_${name} PROPERTIES PREFIX "" OUTPUT_NAME fixture_${name}
+    LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/plugins)
+  target_include_directories(fixture_${name} PRIVATE ${PROJECT_SOURCE_DIR}/core/include)
+  target_link_libraries(fixture_${name} PRIVATE Threads::Threads rt)
+endforeach()
+
+if(BUILD_TESTING)
+  include(${CMAKE_CURRENT_SOURCE_DIR}/tests/tests.cmake)
+endif()

@@ -1,0 +1,353 @@
+/* stress.h - the ipcproof command's engine: configuration of one stress case, the results area
+ * that workers share with the supervisor, the protocol registry, and the report.
+ *
+ * One case runs in fixed phases (engine.c): create -> spawn -> start barrier -> run (bounded by a
+ * message count and a duration) -> stop -> reap and decode every wait status -> check ->
+ * destroy. The supervisor only ever calls a protocol's create() and destroy(); endpoints run in
+ * forked workers (process mode) or as threads of one forked child (thread mode). Workers publish
+ * everything the checker needs in a MAP_SHARED|MAP_ANONYMOUS results area created before the
+ * fork, so a worker that is SIGKILLed cannot take its accounting with it. */
+#ifndef IPCP_STRESS_H
+#define IPCP_STRESS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ipcproof/plugin.h"
+
+/* ---- limits and defaults ------------------------------------------------------------------ */
+
+#define ST_MAX_ENDPOINTS 64u /* producers + consumers, or lock workers */
+#define ST_HDR_SIZE      40u /* message header, see payload.c */
+#define ST_MAX_MSG       (64u << 20)
+#define ST_DEFAULT_MSGS  10000u     /* per producer (channels) or per worker (locks) */
+#define ST_DURATION_CAP  (1u << 24) /* per producer, when only --duration bounds the run */
+#define ST_HIST_BUCKETS  256u       /* log2 buckets with 4 sub-buckets each, in nanoseconds */
+#define ST_OP_TIMEOUT_MS 200        /* timeout of each send/recv/lock call; workers loop */
+#define ST_DRAIN_MS      2000       /* consumers wait this long for stragglers once producers end */
+#define ST_STALL_MS      5000       /* no progress at all for this long = deadlock */
+#define ST_DEFAULT_FRATE 0.05       /* short-io: share of wrapped calls that get a fault */
+#define ST_RUN_ID_MAX    32u
+
+/* ---- violation kinds (JSON violations[].kind) ----------------------------------------------- */
+
+enum st_vkind {
+    ST_V_LOSS,
+    ST_V_DUPLICATE,
+    ST_V_REORDER,
+    ST_V_TORN,
+    ST_V_EXCLUSION,
+    ST_V_DEADLOCK,
+    ST_V_CRASH,
+    ST_V_RACE,
+    ST_V_LEAK,
+    ST_V_ERROR,
+    ST_V_NKINDS
+};
+const char *st_vkind_name(int kind);
+
+/* ---- configuration of one case ------------------------------------------------------------ */
+
+enum st_kind { ST_KIND_AUTO = 0, ST_KIND_CHANNEL = 1, ST_KIND_LOCK = 2 };
+enum st_mode { ST_MODE_PROCESS = 0, ST_MODE_THREAD = 1 };
+
+#define ST_FAULT_KILL    0x1u
+#define ST_FAULT_SIGNALS 0x2u
+#define ST_FAULT_SHORTIO 0x4u
+
+struct st_config {
+    const char *proto;       /* --proto NAME, or NULL */
+    const char *plugin;      /* --plugin FILE.so, or NULL */
+    enum st_kind kind;       /* --kind; AUTO = what the protocol exports (channel first) */
+    enum st_kind repro_kind; /* the kind that ran, for the repro line (AUTO = unknown) */
+    enum st_mode mode;
+    uint32_t producers, consumers, workers;
+    uint64_t messages; /* per producer / per lock worker; 0 = bounded by duration only */
+    double duration;   /* seconds; 0 = bounded by messages only */
+    size_t min_size, max_size;
+    size_t capacity; /* --capacity, passed as ipcp_chan_cfg.capacity */
+    uint64_t seed;
+    unsigned faults;   /* ST_FAULT_* */
+    double fault_rate; /* short-io */
+    const char *opt;   /* --opt, "" when none */
+    const char *json;  /* --json FILE or NULL */
+    int progress;      /* 1 always, 0 never, -1 when stderr is a tty */
+    int quiet;         /* no human summary (validate runs cases with it) */
+    int no_verify;     /* --no-verify: checks off, to measure their cost */
+    int overhead;      /* --overhead: run verified then unverified, report both */
+    unsigned consumer_delay_us, producer_delay_us;
+    double watchdog; /* seconds; 0 = derived */
+    double stall;    /* seconds without any progress = deadlock; 0 = ST_STALL_MS */
+    int no_sandbox;  /* --no-sandbox: no private IPC/mount namespace for the leak check */
+};
+
+void st_config_defaults(struct st_config *c);
+/* The one-line `ipcproof stress ...` command that reruns the case. */
+void st_config_repro(const struct st_config *c, char *buf, size_t cap);
+
+/* ---- protocols: built-in table and plugins ------------------------------------------------- */
+
+struct st_proto {
+    char label[128]; /* "ring" or the plugin's path */
+    const struct ipcp_channel_ops *chan;
+    const struct ipcp_lock_ops *lock;
+    void *dl; /* dlopen handle of a plugin */
+};
+
+/* Resolves --proto or --plugin. Returns 0, or -1 with a message in err. */
+int st_proto_load(const char *proto, const char *plugin, struct st_proto *p, char *err,
+                  size_t errcap);
+void st_proto_unload(struct st_proto *p);
+/* Built-in protocols: count, and the i-th (exactly one of chan/lock is set; table_name is the
+ * name protos.def gives it, which must equal the ops' .name). */
+size_t st_builtin_count(void);
+void st_builtin_get(size_t i, const struct ipcp_channel_ops **chan,
+                    const struct ipcp_lock_ops **lock, const char **table_name);
+
+/* ---- the results area shared by supervisor and workers ----------------------------------------
+ */
+
+enum st_phase {
+    ST_PH_START = 0,
+    ST_PH_OPEN,
+    ST_PH_BARRIER,
+    ST_PH_SEND,
+    ST_PH_RECV,
+    ST_PH_LOCK,
+    ST_PH_CS,
+    ST_PH_UNLOCK,
+    ST_PH_CLOSE,
+    ST_PH_DONE,
+    ST_PH_NPHASES
+};
+const char *st_phase_name(int phase);
+
+enum st_role { ST_ROLE_PRODUCER = 1, ST_ROLE_CONSUMER = 2, ST_ROLE_LOCKER = 3 };
+
+/* The first example of one violation kind seen by a worker: written once by that worker before
+ * it publishes the count with a release store. */
+struct st_vfirst {
+    uint32_t producer;
+    uint32_t aux32;
+    uint64_t seq;
+    uint64_t a, b;
+};
+
+/* One per endpoint, each on its own cache lines. Written by its worker only (except `dead`,
+ * set by the supervisor once the worker is reaped abnormally). */
+struct st_slot {
+    _Alignas(64) _Atomic uint32_t phase; /* enum st_phase: what the worker is doing now */
+    _Atomic uint32_t done;               /* finished its loop and closed its endpoint */
+    _Atomic uint32_t dead;               /* killed or crashed (set by the supervisor) */
+    _Atomic uint32_t opened;             /* open() succeeded */
+    _Atomic int64_t since_ns;            /* CLOCK_MONOTONIC when `phase` was entered */
+    _Atomic uint64_t cur_seq;            /* message seq / acquisition number of the current op */
+    /* producer: sends that returned 0, i.e. seqs [0, ops) are recorded as sent;
+     * consumer: messages received; locker: acquisitions */
+    _Atomic uint64_t ops;
+    _Atomic uint64_t unique; /* consumer: messages that were new (first delivery) */
+    _Atomic uint64_t bytes;
+    _Atomic uint64_t retries;   /* -ETIMEDOUT / -EINTR / -EAGAIN returns that were retried */
+    _Atomic int64_t last_ns;    /* when the last op completed */
+    _Atomic int32_t err;        /* first unexpected error (negative), 0 = none */
+    _Atomic uint32_t err_op;    /* phase of that error */
+    _Atomic uint64_t err_seq;   /* seq / acquisition of that error */
+    _Atomic int64_t err_ns;     /* when it happened */
+    _Atomic uint64_t recovered; /* locker: lock() returned 1 */
+    _Atomic uint64_t vcount[ST_V_NKINDS];
+    struct st_vfirst vfirst[ST_V_NKINDS];
+    uint64_t hist[ST_HIST_BUCKETS]; /* latency, written by this worker only */
+};
+
+struct st_shared {
+    _Alignas(64) _Atomic uint32_t go; /* start barrier (futex word): 1 = run */
+    _Atomic uint32_t stop;            /* producers / lockers: stop starting new ops */
+    _Atomic uint32_t abort_run;       /* everybody: leave now (supervisor gave up) */
+    _Atomic uint32_t producers_ended; /* producers done or dead */
+    _Atomic int64_t start_ns;
+    _Atomic uint32_t killed;    /* index + 1 of the endpoint killed by --fault kill */
+    _Atomic uint32_t cs_victim; /* locks: index + 1 of a worker that died inside the CS */
+    _Atomic int64_t kill_ns;
+    _Atomic uint64_t signals;   /* --fault signals: SIGALRMs handled by workers */
+    _Atomic uint64_t io_faults; /* --fault short-io: faults the interposer injected */
+    /* locks: the critical-section probe */
+    _Alignas(64) _Atomic uint32_t owner;    /* index + 1 of the holder; relaxed on purpose */
+    _Alignas(64) volatile uint64_t counter; /* deliberately NOT atomic: lost updates show */
+    /* followed by the slots and the receive bitmaps */
+};
+
+/* ---- payload (payload.c) ----------------------------------------------------------------------
+ */
+
+struct st_payload {
+    uint64_t seed;
+    uint32_t run_tag;
+    size_t min_size, max_size;
+    uint8_t *pool; /* random bytes the bodies are cut from; read-only after init */
+    size_t pool_span;
+};
+int st_payload_init(struct st_payload *pl, uint64_t seed, size_t min_size, size_t max_size);
+void st_payload_fini(struct st_payload *pl);
+size_t st_payload_size(const struct st_payload *pl, uint32_t producer, uint64_t seq);
+/* Writes message (producer, seq) into buf (cap >= max_size); returns its length. With
+ * verify == 0 only the header is written (the body is left as it is). */
+size_t st_payload_make(const struct st_payload *pl, uint32_t producer, uint64_t seq, void *buf,
+                       int verify, int64_t now_ns);
+
+/* ---- worker description (plain memory inherited by fork / shared by threads) -------------------
+ */
+
+struct st_case;
+
+struct st_worker {
+    struct st_case *cs;
+    uint32_t index;  /* slot index */
+    int role;        /* ST_ROLE_* */
+    uint32_t rindex; /* index within the role */
+    pid_t pid;       /* process mode */
+};
+
+/* Everything the workers need, set up by the supervisor before the fork. */
+struct st_case {
+    const struct st_config *cfg;
+    const struct ipcp_channel_ops *chan;
+    const struct ipcp_lock_ops *lock;
+    void *ctx; /* from create() */
+    struct st_shared *sh;
+    struct st_slot *slots;
+    _Atomic uint64_t *bitmaps; /* producers x bitmap_words: delivered seqs */
+    size_t bitmap_words;
+    uint64_t seq_cap; /* seqs per producer the bitmaps can hold */
+    size_t map_len;
+    uint32_t nworkers, producers, consumers;
+    struct st_worker w[ST_MAX_ENDPOINTS];
+    struct st_payload pl;
+    int verify;
+    int fifo;
+    /* faults */
+    uint32_t kill_victim; /* slot index + 1; 0 = none */
+    uint64_t kill_at;     /* ops count of the victim at which it is killed */
+    int kill_in_cs;       /* locks: the victim dies inside the critical section */
+    int64_t kill_time_ns; /* channels in duration mode: kill at this time after start */
+    unsigned signal_us;   /* signal storm period, 0 = none */
+    void (*faults_arm)(uint64_t seed, unsigned rate_ppm);
+    uint64_t (*faults_count)(void); /* faults injected into the calling thread so far */
+    unsigned fault_rate_ppm;
+};
+
+/* Worker entry (worker.c): runs the endpoint, returns the exit code for process mode
+ * (0, or ST_EXIT_SETUP when open() failed). */
+#define ST_EXIT_SETUP 3
+int st_worker_main(struct st_worker *w);
+/* Thread mode: the one child runs every worker as a thread; returns its exit code. */
+int st_thread_child(struct st_case *cs);
+/* Per-process setup done in each forked child before any protocol code. */
+void st_child_setup(struct st_case *cs);
+
+enum st_verdict { ST_MSG_OK = 0, ST_MSG_TORN = 1 };
+struct st_msginfo {
+    uint32_t producer;
+    uint64_t seq;
+    int64_t send_ns;
+    const char *why; /* for torn */
+};
+/* Checks one received message. With verify == 0 only reads producer/seq/time (bounded). */
+int st_payload_check(const struct st_payload *pl, const void *msg, size_t len, uint32_t producers,
+                     uint64_t seq_cap, int verify, struct st_msginfo *mi);
+
+uint64_t st_mix64(uint64_t x);
+uint64_t st_rand(uint64_t *state); /* splitmix64 */
+
+/* ---- histogram ------------------------------------------------------------------------------ */
+static inline unsigned st_hist_bucket(uint64_t ns)
+{
+    if (ns < 4) return (unsigned)ns;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(ns);
+    unsigned sub = (unsigned)(ns >> (msb - 2)) & 3u;
+    unsigned b = msb * 4u + sub;
+    return b < ST_HIST_BUCKETS ? b : ST_HIST_BUCKETS - 1;
+}
+/* Upper bound in ns of bucket b. */
+uint64_t st_hist_upper(unsigned b);
+/* Percentile (0..100) of a histogram, in ns; 0 when empty. */
+uint64_t st_hist_pct(const uint64_t *h, double pct);
+
+/* ---- report ---------------------------------------------------------------------------------- */
+
+#define ST_MAX_VIOLATIONS 24
+struct st_violation {
+    int kind;
+    uint64_t count;
+    char detail[1024];
+};
+
+struct st_report {
+    int status; /* 0 pass, 1 violations, 2 setup error */
+    char error[512];
+    int create_err; /* create() failed with this -errno (status 2) */
+    int chan;       /* 1 channel, 0 lock */
+    char proto_name[96];
+    uint32_t proto_flags;
+    char run_id[ST_RUN_ID_MAX + 1];
+    struct st_violation v[ST_MAX_VIOLATIONS];
+    int nv;
+    char notes[1024];
+    uint64_t sent, received, bytes, retries;
+    double seconds, msgs_per_s;
+    uint64_t hist[ST_HIST_BUCKETS];
+    uint64_t counter, recovered;
+    int sandboxed;
+    uint64_t signals, io_faults;
+    /* --overhead */
+    int has_overhead;
+    double verified_mps, unverified_mps;
+};
+
+void st_report_add(struct st_report *r, int kind, uint64_t count, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void st_report_note(struct st_report *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void st_report_print(const struct st_config *c, const struct st_report *r, const char *repro);
+/* Writes the JSON report; returns 0 or -1 (message on stderr). */
+int st_report_json(const struct st_config *c, const struct st_report *r, const char *repro,
+                   const char *path);
+
+/* ---- one case ------------------------------------------------------------------------------- */
+
+/* Runs one case with the loaded protocol; fills rep. Returns the exit status (0, 1, 2). */
+int st_run_case(const struct st_config *c, const struct st_proto *p, struct st_report *rep);
+
+/* ---- sandbox and leak check (sandbox.c) --------------------------------------------------------
+ */
+
+/* Moves this process into a private mount + IPC namespace with an empty tmpfs on /dev/shm and
+ * an mqueue fs mounted inside it, when allowed (root). Returns 1 when sandboxed, 0 when not. */
+int st_sandbox_enter(char *why, size_t cap);
+struct st_snapshot {
+    char **names;
+    size_t n;
+};
+/* Lists the IPC objects visible now: /dev/shm, the mqueue fs when one is mounted, SysV IPC,
+ * and entries of the temp dir containing run_id. */
+void st_snapshot_take(struct st_snapshot *s, const char *run_id);
+void st_snapshot_free(struct st_snapshot *s);
+/* Objects in `after` but not in `before` that belong to this run (all of them in the sandbox;
+ * outside it those named with run_id or the library's "ipcp." prefix). Appends to buf; returns
+ * how many. */
+size_t st_snapshot_diff(const struct st_snapshot *before, const struct st_snapshot *after,
+                        const char *run_id, int sandboxed, char *buf, size_t cap);
+
+/* ---- validate (validate.c) and misc --------------------------------------------------------- */
+
+int st_validate_main(int argc, char **argv);
+const char *st_self_exe(void);
+/* Sanitizers this binary was built with ("" when none) and the compiler that built it. */
+const char *st_build_sanitizers(void);
+const char *st_build_cc(void);
+int st_is_tsan_build(void);
+/* The short-io interposer library next to this binary or installed; NULL when not found. */
+const char *st_faults_lib(void);
+
+#endif

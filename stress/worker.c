@@ -1,0 +1,535 @@
+/* worker.c - the endpoints of a stress case: producers, consumers and lock contenders.
+ *
+ * A worker opens its endpoint, waits at the start barrier, runs its loop and publishes what it
+ * did in its slot of the shared results area, in an order that survives a SIGKILL at any point:
+ *
+ *  - a producer stores "seqs [0, N) sent" only after send() returned 0 for seq N-1, so a message
+ *    whose send() had not returned when the producer died is never counted as sent (it may still
+ *    arrive: that is fine); a message counted as sent that never arrives is `loss`;
+ *  - a consumer marks every delivered (producer, seq) in a per-producer bitmap with an atomic
+ *    fetch-or, so a second delivery is a `duplicate` whatever consumer got the first;
+ *  - a lock contender, inside the critical section, swaps its id into an owner word and performs
+ *    a read-pause-write increment of a non-atomic counter; it counts its increments only after
+ *    the write, so the final counter must equal the sum of the counts.
+ *
+ * Every call into the protocol has a timeout (ST_OP_TIMEOUT_MS); workers loop, so a stalled
+ * protocol shows up as a worker that sits in one phase, which the watchdog reports. */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "stress.h"
+
+#define CONSUMER_TIMEOUT_MS 50
+#define TORN_STOP           1000
+
+static int64_t now_ns(void)
+{
+    return ipcp__now_ns();
+}
+
+static void set_phase(struct st_slot *s, int phase, uint64_t seq)
+{
+    /* relaxed: the watchdog only needs a recent value of each field, not a consistent set.
+     * A retry of the same operation keeps its start time: the dump says how long it waits. */
+    if (atomic_load_explicit(&s->phase, memory_order_relaxed) == (uint32_t)phase &&
+        atomic_load_explicit(&s->cur_seq, memory_order_relaxed) == seq)
+        return;
+    atomic_store_explicit(&s->cur_seq, seq, memory_order_relaxed);
+    atomic_store_explicit(&s->since_ns, now_ns(), memory_order_relaxed);
+    atomic_store_explicit(&s->phase, (uint32_t)phase, memory_order_relaxed);
+}
+
+static void record_err(struct st_slot *s, int err, int phase, uint64_t seq)
+{
+    int32_t zero = 0;
+    /* first error wins; its details are stored before err so a reader that sees err (acquire)
+     * sees them too */
+    if (atomic_load_explicit(&s->err, memory_order_relaxed) != 0) return;
+    atomic_store_explicit(&s->err_op, (uint32_t)phase, memory_order_relaxed);
+    atomic_store_explicit(&s->err_seq, seq, memory_order_relaxed);
+    atomic_store_explicit(&s->err_ns, now_ns(), memory_order_relaxed);
+    atomic_compare_exchange_strong_explicit(&s->err, &zero, err, memory_order_release,
+                                            memory_order_relaxed);
+}
+
+/* Only the slot's own worker writes its violation records. */
+static void add_violation(struct st_slot *s, int kind, uint32_t producer, uint64_t seq, uint64_t a,
+                          uint64_t b)
+{
+    uint64_t n = atomic_load_explicit(&s->vcount[kind], memory_order_relaxed);
+    if (n == 0) {
+        s->vfirst[kind].producer = producer;
+        s->vfirst[kind].seq = seq;
+        s->vfirst[kind].a = a;
+        s->vfirst[kind].b = b;
+    }
+    /* release: the supervisor reads vfirst after seeing a non-zero count */
+    atomic_store_explicit(&s->vcount[kind], n + 1, memory_order_release);
+}
+
+static int retryable(int r)
+{
+    return r == -ETIMEDOUT || r == -EINTR || r == -EAGAIN;
+}
+
+static int aborted(const struct st_case *cs)
+{
+    return atomic_load_explicit(&cs->sh->abort_run, memory_order_acquire) != 0;
+}
+
+static int stopped(const struct st_case *cs)
+{
+    return atomic_load_explicit(&cs->sh->stop, memory_order_acquire) != 0 || aborted(cs);
+}
+
+static void delay_us(unsigned us)
+{
+    if (us == 0) return;
+    struct timespec ts = {.tv_sec = us / 1000000u, .tv_nsec = (long)(us % 1000000u) * 1000L};
+    nanosleep(&ts, NULL); /* EINTR under the signal storm just shortens it */
+}
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t val, int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, val, &ts, NULL, 0);
+}
+
+static int wait_go(struct st_case *cs)
+{
+    /* acquire: pairs with the supervisor's release store of go after every worker opened */
+    while (atomic_load_explicit(&cs->sh->go, memory_order_acquire) == 0) {
+        if (aborted(cs)) return -1;
+        futex_wait(&cs->sh->go, 0, 100);
+    }
+    return aborted(cs) ? -1 : 0;
+}
+
+static _Atomic uint64_t *signal_counter;
+
+static void on_alarm(int sig)
+{
+    (void)sig; /* there to interrupt blocking calls; counts them (lock-free: signal-safe) */
+    atomic_fetch_add_explicit(signal_counter, 1, memory_order_relaxed);
+}
+
+static int producers_all_ended(const struct st_case *cs)
+{
+    for (uint32_t i = 0; i < cs->producers; i++) {
+        const struct st_slot *s = &cs->slots[i];
+        if (!atomic_load_explicit(&s->done, memory_order_acquire) &&
+            !atomic_load_explicit(&s->dead, memory_order_acquire))
+            return 0;
+    }
+    return 1;
+}
+
+/* Every message recorded as sent has been delivered once (or more were delivered). */
+static int all_delivered(const struct st_case *cs)
+{
+    uint64_t sent = 0, got = 0;
+    for (uint32_t i = 0; i < cs->producers; i++)
+        sent += atomic_load_explicit(&cs->slots[i].ops, memory_order_acquire);
+    for (uint32_t i = 0; i < cs->consumers; i++)
+        got += atomic_load_explicit(&cs->slots[cs->producers + i].unique, memory_order_acquire);
+    return got >= sent;
+}
+
+/* ---- producer -------------------------------------------------------------------------------- */
+
+static void run_producer(struct st_worker *w, void *ep)
+{
+    struct st_case *cs = w->cs;
+    const struct st_config *c = cs->cfg;
+    struct st_slot *s = &cs->slots[w->index];
+    uint64_t limit = c->messages ? c->messages : cs->seq_cap;
+    if (limit > cs->seq_cap) limit = cs->seq_cap;
+    uint8_t *buf = malloc(cs->pl.max_size);
+    if (buf == NULL) {
+        record_err(s, -ENOMEM, ST_PH_SEND, 0);
+        return;
+    }
+    memset(buf, 0, cs->pl.max_size);
+    for (uint64_t seq = 0; seq < limit && !stopped(cs); seq++) {
+        delay_us(c->producer_delay_us);
+        size_t len = st_payload_make(&cs->pl, w->rindex, seq, buf, cs->verify, now_ns());
+        for (;;) {
+            set_phase(s, ST_PH_SEND, seq);
+            int r = cs->chan->send(ep, buf, len, ST_OP_TIMEOUT_MS);
+            if (r == 0) {
+                /* release: the record "seqs [0, seq] sent" is published after the send
+                 * returned; consumers and the checker read it with acquire */
+                atomic_store_explicit(&s->ops, seq + 1, memory_order_release);
+                atomic_fetch_add_explicit(&s->bytes, len, memory_order_relaxed);
+                atomic_store_explicit(&s->last_ns, now_ns(), memory_order_relaxed);
+                break;
+            }
+            if (retryable(r)) {
+                atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
+                if (stopped(cs)) goto out;
+                continue;
+            }
+            record_err(s, r, ST_PH_SEND, seq);
+            goto out;
+        }
+    }
+out:
+    free(buf);
+}
+
+/* ---- consumer -------------------------------------------------------------------------------- */
+
+static void take_message(struct st_worker *w, const uint8_t *buf, size_t len, uint64_t *last)
+{
+    struct st_case *cs = w->cs;
+    struct st_slot *s = &cs->slots[w->index];
+    struct st_msginfo mi;
+    int64_t now = now_ns();
+    int v = st_payload_check(&cs->pl, buf, len, cs->producers, cs->seq_cap, cs->verify, &mi);
+    atomic_fetch_add_explicit(&s->ops, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->bytes, len, memory_order_relaxed);
+    atomic_store_explicit(&s->last_ns, now, memory_order_relaxed);
+    if (v != ST_MSG_OK) {
+        add_violation(s, ST_V_TORN, mi.producer, mi.seq, len, (uint64_t)(uintptr_t)mi.why);
+        return;
+    }
+    if (mi.send_ns > 0 && now >= mi.send_ns)
+        s->hist[st_hist_bucket((uint64_t)(now - mi.send_ns))]++;
+    if (!cs->verify) {
+        atomic_fetch_add_explicit(&s->unique, 1, memory_order_release);
+        return;
+    }
+    uint64_t bit = 1ull << (mi.seq % 64);
+    _Atomic uint64_t *word = &cs->bitmaps[(size_t)mi.producer * cs->bitmap_words + mi.seq / 64];
+    /* relaxed: the bitmap only has to be exact once every worker has ended (the checker reads
+     * it after reaping); the fetch-or makes two deliveries of one seq collide either way */
+    uint64_t old = atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
+    if (old & bit) {
+        add_violation(s, ST_V_DUPLICATE, mi.producer, mi.seq, 0, 0);
+        return;
+    }
+    atomic_fetch_add_explicit(&s->unique, 1, memory_order_release);
+    uint64_t prev = last[mi.producer];
+    if (cs->fifo && prev != UINT64_MAX && mi.seq < prev)
+        add_violation(s, ST_V_REORDER, mi.producer, mi.seq, prev, 0);
+    if (prev == UINT64_MAX || mi.seq > prev) last[mi.producer] = mi.seq;
+}
+
+static void run_consumer(struct st_worker *w, void *ep)
+{
+    struct st_case *cs = w->cs;
+    const struct st_config *c = cs->cfg;
+    struct st_slot *s = &cs->slots[w->index];
+    size_t cap = cs->pl.max_size;
+    uint8_t *buf = malloc(cap);
+    uint64_t *last = malloc(sizeof(uint64_t) * cs->producers);
+    if (buf == NULL || last == NULL) {
+        record_err(s, -ENOMEM, ST_PH_RECV, 0);
+        goto out;
+    }
+    for (uint32_t i = 0; i < cs->producers; i++)
+        last[i] = UINT64_MAX;
+    int64_t idle_since = 0, ended_at = 0;
+    unsigned since_check = 0;
+    uint64_t n = 0;
+    while (!aborted(cs)) {
+        set_phase(s, ST_PH_RECV, n);
+        ssize_t r = cs->chan->recv(ep, buf, cap, CONSUMER_TIMEOUT_MS);
+        if (r >= 0) {
+            n++;
+            take_message(w, buf, (size_t)r, last);
+            /* a channel that delivers this much garbage will not recover; stop reading so the
+             * run ends (the producers stop once no consumer is left) */
+            if (atomic_load_explicit(&s->vcount[ST_V_TORN], memory_order_relaxed) >= TORN_STOP)
+                break;
+            idle_since = 0;
+            if (++since_check >= 64) {
+                since_check = 0;
+                if (producers_all_ended(cs)) {
+                    if (all_delivered(cs)) break;
+                    /* messages keep coming although every producer ended: a broken channel
+                     * replaying garbage; what it delivered so far has been checked */
+                    int64_t now = now_ns();
+                    if (ended_at == 0)
+                        ended_at = now;
+                    else if (now - ended_at > (int64_t)ST_DRAIN_MS * 1000000)
+                        break;
+                }
+            }
+            delay_us(c->consumer_delay_us);
+            continue;
+        }
+        if (retryable((int)r)) {
+            atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
+            if (producers_all_ended(cs)) {
+                if (all_delivered(cs)) break;
+                int64_t now = now_ns();
+                if (idle_since == 0)
+                    idle_since = now;
+                else if (now - idle_since > (int64_t)ST_DRAIN_MS * 1000000)
+                    break; /* what is missing now is lost */
+            }
+            continue;
+        }
+        if (r == -EMSGSIZE) {
+            /* the run never sends more than cap bytes: the channel merged or corrupted data */
+            add_violation(s, ST_V_TORN, 0, n, cap,
+                          (uint64_t)(uintptr_t) "recv() returned "
+                                                "-EMSGSIZE: a message "
+                                                "longer than any sent");
+            break;
+        }
+        if (r == -EPIPE && producers_all_ended(cs)) break; /* end of stream */
+        record_err(s, (int)r, ST_PH_RECV, n);
+        break;
+    }
+out:
+    free(buf);
+    free(last);
+}
+
+/* ---- lock contender -------------------------------------------------------------------------- */
+
+static void cs_pause(uint64_t *rng)
+{
+    uint64_t r = st_rand(rng);
+    unsigned spins = (unsigned)(r & 511u);
+    for (unsigned i = 0; i < spins; i++)
+        atomic_signal_fence(memory_order_seq_cst);
+    if ((r >> 20) % 8u == 0) sched_yield(); /* widen the window now and then */
+}
+
+static int orphaned(const struct st_case *cs)
+{
+    return atomic_load_explicit(&cs->sh->cs_victim, memory_order_relaxed) != 0 && !aborted(cs);
+}
+
+static void run_locker(struct st_worker *w, void *h)
+{
+    struct st_case *cs = w->cs;
+    const struct st_config *c = cs->cfg;
+    struct st_slot *s = &cs->slots[w->index];
+    struct st_shared *sh = cs->sh;
+    const uint32_t me = w->index + 1;
+    const int robust = (cs->lock->flags & IPCP_LOCK_ROBUST) != 0;
+    const int victim = cs->kill_victim == me;
+    uint64_t rng = st_mix64(c->seed ^ 0x6c6f636bull ^ ((uint64_t)me << 32));
+    uint64_t limit = c->messages ? c->messages : UINT64_MAX;
+    /* while a holder's death has not been answered by a lock() returning 1, nobody leaves: the
+     * lock must be handed on (or the watchdog reports the deadlock) */
+    for (uint64_t n = 0; (n < limit && !stopped(cs)) || orphaned(cs);) {
+        int64_t t0 = now_ns();
+        set_phase(s, ST_PH_LOCK, n);
+        int r = cs->lock->lock(h, ST_OP_TIMEOUT_MS);
+        if (retryable(r)) {
+            atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
+            continue;
+        }
+        if (r < 0 || r > 1) {
+            record_err(s, r < 0 ? r : -EPROTO, ST_PH_LOCK, n);
+            return;
+        }
+        int64_t t1 = now_ns();
+        set_phase(s, ST_PH_CS, n);
+        /* relaxed on purpose, here and when leaving: the probe must not create the
+         * happens-before that the lock under test is supposed to provide, or ThreadSanitizer
+         * could not tell a lock without ordering from a correct one. The RMW still sees every
+         * overlap. */
+        uint32_t prev = atomic_exchange_explicit(&sh->owner, me, memory_order_relaxed);
+        uint32_t died = atomic_load_explicit(&sh->cs_victim, memory_order_relaxed);
+        if (r == 1) {
+            atomic_fetch_add_explicit(&s->recovered, 1, memory_order_relaxed);
+            if (died == 0) add_violation(s, ST_V_ERROR, 0, n, 1, prev);
+            atomic_store_explicit(&sh->cs_victim, 0, memory_order_relaxed);
+        } else if (prev != 0) {
+            if (died != 0 && prev == died) {
+                /* the holder died inside the critical section and the lock handed it on
+                 * without saying so */
+                if (robust) add_violation(s, ST_V_ERROR, prev - 1, n, 0, prev);
+                atomic_store_explicit(&sh->cs_victim, 0, memory_order_relaxed);
+            } else {
+                add_violation(s, ST_V_EXCLUSION, prev - 1, n, 0, 0);
+            }
+        }
+        uint64_t v = sh->counter; /* read ... */
+        cs_pause(&rng);
+        if (victim && n == cs->kill_at && cs->kill_in_cs) {
+            atomic_store_explicit(&sh->cs_victim, me, memory_order_relaxed);
+            atomic_store_explicit(&sh->kill_ns, now_ns(), memory_order_relaxed);
+            raise(SIGKILL); /* dies holding the lock, between the read and the write */
+        }
+        sh->counter = v + 1; /* ... pause ... write: an overlapping holder loses increments */
+        atomic_fetch_add_explicit(&s->ops, 1, memory_order_release);
+        atomic_store_explicit(&s->last_ns, now_ns(), memory_order_relaxed);
+        s->hist[st_hist_bucket((uint64_t)(t1 - t0))]++;
+        uint32_t expect = me;
+        if (!atomic_compare_exchange_strong_explicit(&sh->owner, &expect, 0, memory_order_relaxed,
+                                                     memory_order_relaxed))
+            add_violation(s, ST_V_EXCLUSION, expect ? expect - 1 : UINT32_MAX, n, 1, 0);
+        set_phase(s, ST_PH_UNLOCK, n);
+        r = cs->lock->unlock(h);
+        if (r < 0) {
+            record_err(s, r, ST_PH_UNLOCK, n);
+            return;
+        }
+        if (victim && n == cs->kill_at && !cs->kill_in_cs) {
+            atomic_store_explicit(&sh->kill_ns, now_ns(), memory_order_relaxed);
+            raise(SIGKILL); /* a contender dies while not holding the lock */
+        }
+        n++;
+    }
+}
+
+/* ---- common worker frame ----------------------------------------------------------------------
+ */
+
+static void start_faults(struct st_worker *w)
+{
+    struct st_case *cs = w->cs;
+    if (cs->faults_arm != NULL)
+        cs->faults_arm(st_mix64(cs->cfg->seed ^ 0x73686f7274ull ^ w->index), cs->fault_rate_ppm);
+    if (cs->signal_us && cs->cfg->mode == ST_MODE_PROCESS) {
+        struct itimerval it = {.it_interval = {0, (long)cs->signal_us},
+                               .it_value = {0, (long)cs->signal_us}};
+        setitimer(ITIMER_REAL, &it, NULL);
+    }
+}
+
+static void mark_done(struct st_slot *s)
+{
+    set_phase(s, ST_PH_DONE, 0);
+    /* release: everything this worker recorded happens before a reader sees done */
+    atomic_store_explicit(&s->done, 1, memory_order_release);
+}
+
+int st_worker_main(struct st_worker *w)
+{
+    struct st_case *cs = w->cs;
+    struct st_slot *s = &cs->slots[w->index];
+    void *ep = NULL;
+    int r;
+    set_phase(s, ST_PH_OPEN, 0);
+    if (cs->chan != NULL) {
+        int role = w->role == ST_ROLE_PRODUCER ? IPCP_ROLE_PRODUCER : IPCP_ROLE_CONSUMER;
+        r = cs->chan->open(cs->ctx, role, w->rindex, &ep);
+    } else {
+        r = cs->lock->open(cs->ctx, w->rindex, &ep);
+    }
+    if (r < 0) {
+        record_err(s, r, ST_PH_OPEN, 0);
+        mark_done(s);
+        return ST_EXIT_SETUP;
+    }
+    atomic_store_explicit(&s->opened, 1, memory_order_release);
+    set_phase(s, ST_PH_BARRIER, 0);
+    if (wait_go(cs) == 0) {
+        start_faults(w);
+        if (w->role == ST_ROLE_PRODUCER)
+            run_producer(w, ep);
+        else if (w->role == ST_ROLE_CONSUMER)
+            run_consumer(w, ep);
+        else
+            run_locker(w, ep);
+    }
+    set_phase(s, ST_PH_CLOSE, 0);
+    if (cs->chan != NULL)
+        cs->chan->close(ep);
+    else
+        cs->lock->close(ep);
+    if (cs->faults_arm != NULL) {
+        cs->faults_arm(0, 0); /* the rest is the harness's own I/O */
+        atomic_fetch_add_explicit(&cs->sh->io_faults, cs->faults_count(), memory_order_relaxed);
+    }
+    mark_done(s);
+    return 0;
+}
+
+void st_child_setup(struct st_case *cs)
+{
+    /* a worker never outlives the supervisor, even if the supervisor is SIGKILLed */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    signal(SIGPIPE, SIG_IGN); /* a write to a pipe whose reader died is -EPIPE, not death */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (cs->signal_us) {
+        signal_counter = &cs->sh->signals;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_alarm;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = 0; /* no SA_RESTART: every blocking call sees EINTR */
+        sigaction(SIGALRM, &sa, NULL);
+    }
+}
+
+/* ---- thread mode -------------------------------------------------------------------------------
+ */
+
+struct storm {
+    struct st_case *cs;
+    pthread_t *tids;
+    uint32_t n;
+};
+
+/* Sends SIGALRM to the worker threads in turn until every worker is done. The workers are
+ * joined only after this thread ended, so every pthread_kill() targets a live thread. */
+static void *storm_main(void *arg)
+{
+    struct storm *st = arg;
+    struct st_case *cs = st->cs;
+    for (uint32_t i = 0; !aborted(cs); i++) {
+        uint32_t k = i % st->n, live = 0;
+        for (uint32_t j = 0; j < st->n; j++)
+            live += !atomic_load_explicit(&cs->slots[j].done, memory_order_acquire);
+        if (live == 0) break;
+        if (!atomic_load_explicit(&cs->slots[k].done, memory_order_acquire))
+            pthread_kill(st->tids[k], SIGALRM);
+        delay_us(cs->signal_us / st->n + 1);
+    }
+    return NULL;
+}
+
+static void *thread_main(void *arg)
+{
+    st_worker_main(arg);
+    return NULL;
+}
+
+int st_thread_child(struct st_case *cs)
+{
+    pthread_t tids[ST_MAX_ENDPOINTS];
+    uint32_t started = 0;
+    for (uint32_t i = 0; i < cs->nworkers; i++) {
+        if (pthread_create(&tids[i], NULL, thread_main, &cs->w[i]) != 0) break;
+        started++;
+    }
+    if (started < cs->nworkers) {
+        atomic_store_explicit(&cs->sh->abort_run, 1, memory_order_release);
+        for (uint32_t i = 0; i < started; i++)
+            pthread_join(tids[i], NULL);
+        return ST_EXIT_SETUP;
+    }
+    struct storm st = {.cs = cs, .tids = tids, .n = started};
+    if (cs->signal_us) {
+        /* the storm starts with the run, like process mode's timers */
+        while (atomic_load_explicit(&cs->sh->go, memory_order_acquire) == 0 && !aborted(cs))
+            futex_wait(&cs->sh->go, 0, 100);
+        pthread_t storm_tid;
+        if (pthread_create(&storm_tid, NULL, storm_main, &st) == 0) pthread_join(storm_tid, NULL);
+    }
+    for (uint32_t i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    return 0;
+}
