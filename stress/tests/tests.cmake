@@ -1,0 +1,122 @@
+# tests.cmake - ctest cases of the ipcproof command (included by stress.cmake).
+#
+# Each case runs ipcproof through check.cmake, which checks the exit status and the violation
+# kinds in the --json report. The harness.* cases prove the checker itself with a plugin that
+# plants one fault at a time; the example.* cases run `ipcproof validate` on the example plugins
+# (exit 1 with the right kind for the broken ones, 0 for the correct ones); builtin.* validate
+# each built-in protocol. Budgets are small: the whole set must stay within a few minutes on two
+# loaded cores, under the sanitizers too.
+
+set(_ipcp_check ${CMAKE_CURRENT_SOURCE_DIR}/tests/check.cmake)
+set(_ipcp_out ${CMAKE_CURRENT_BINARY_DIR}/test-reports)
+file(MAKE_DIRECTORY ${_ipcp_out})
+set(_ipcp_tsan_build OFF)
+if(IPCP_SANITIZERS MATCHES "thread")
+  set(_ipcp_tsan_build ON)
+endif()
+# The thread-mode cases of validate use this very binary when it is a TSan build, and no TSan
+# build otherwise (a stale one from another build directory would make results depend on it).
+set(_ipcp_env ${IPCP_TEST_ENV} "IPCPROOF_TSAN_BIN=" "IPCPROOF_FAULTS_LIB=")
+
+# ipcp_stress_test(NAME <name> RC <0|1|2> [KINDS <k|k>] [NO_JSON] ARGS <args...>)
+function(ipcp_stress_test)
+  cmake_parse_arguments(T "NO_JSON" "NAME;RC;KINDS;TIMEOUT" "ARGS" ${ARGN})
+  list(JOIN T_ARGS "|" args)
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  set(no_json 0)
+  if(T_NO_JSON)
+    set(no_json 1)
+  endif()
+  add_test(NAME ${T_NAME}
+    COMMAND ${CMAKE_COMMAND} -DIPCPROOF=$<TARGET_FILE:ipcproof_cli> "-DARGS=${args}"
+            -DJSON=${_ipcp_out}/${T_NAME}.json -DEXPECT_RC=${T_RC} "-DEXPECT_KINDS=${T_KINDS}"
+            -DNO_JSON=${no_json} -P ${_ipcp_check})
+  set_tests_properties(${T_NAME} PROPERTIES TIMEOUT ${T_TIMEOUT} ENVIRONMENT "${_ipcp_env}")
+endfunction()
+
+set(H $<TARGET_FILE:fixture_harness>)
+
+# --- the checker, one planted fault at a time ------------------------------------------------
+ipcp_stress_test(NAME stress.harness.channel_ok RC 0
+  ARGS stress --plugin ${H} --kind channel --messages 3000)
+ipcp_stress_test(NAME stress.harness.channel_ok_threads RC 0
+  ARGS stress --plugin ${H} --kind channel --mode thread --messages 3000)
+ipcp_stress_test(NAME stress.harness.channel_ok_faults RC 0
+  ARGS stress --plugin ${H} --kind channel --messages 3000 --max-size 8192
+       --fault signals,short-io --fault-rate 0.1)
+ipcp_stress_test(NAME stress.harness.lock_ok RC 0
+  ARGS stress --plugin ${H} --kind lock --workers 4 --messages 3000)
+ipcp_stress_test(NAME stress.harness.lock_ok_kill RC 0
+  ARGS stress --plugin ${H} --kind lock --workers 4 --messages 3000 --fault kill)
+ipcp_stress_test(NAME stress.harness.loss RC 1 KINDS loss
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=drop)
+ipcp_stress_test(NAME stress.harness.duplicate RC 1 KINDS duplicate
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=dup)
+ipcp_stress_test(NAME stress.harness.reorder RC 1 KINDS reorder
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=reorder)
+ipcp_stress_test(NAME stress.harness.crash RC 1 KINDS crash
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=crash)
+ipcp_stress_test(NAME stress.harness.crash_threads RC 1 KINDS crash
+  ARGS stress --plugin ${H} --kind channel --mode thread --messages 2000 --opt bug=crash)
+ipcp_stress_test(NAME stress.harness.deadlock RC 1 KINDS deadlock
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=hang --stall 2)
+ipcp_stress_test(NAME stress.harness.error RC 1 KINDS error
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=error)
+ipcp_stress_test(NAME stress.harness.open_error RC 1 KINDS error
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=openfail)
+ipcp_stress_test(NAME stress.harness.leak RC 1 KINDS leak
+  ARGS stress --plugin ${H} --kind channel --messages 500 --opt bug=leak)
+ipcp_stress_test(NAME stress.harness.lock_liar RC 1 KINDS error
+  ARGS stress --plugin ${H} --kind lock --workers 3 --messages 2000 --opt bug=liar)
+ipcp_stress_test(NAME stress.harness.lock_hides_death RC 1 KINDS error
+  ARGS stress --plugin ${H} --kind lock --workers 3 --messages 2000 --fault kill --opt bug=hide)
+ipcp_stress_test(NAME stress.harness.create_fails RC 2
+  ARGS stress --plugin ${H} --kind channel --opt bug=create)
+ipcp_stress_test(NAME stress.harness.bad_abi RC 2
+  ARGS stress --plugin $<TARGET_FILE:fixture_badabi>)
+ipcp_stress_test(NAME stress.harness.missing_plugin RC 2
+  ARGS stress --plugin ${_ipcp_out}/no-such-plugin.so)
+ipcp_stress_test(NAME stress.harness.bad_flag RC 2 NO_JSON
+  ARGS stress --plugin ${H} --no-such-flag)
+ipcp_stress_test(NAME stress.harness.kill_needs_processes RC 2
+  ARGS stress --plugin ${H} --mode thread --fault kill)
+
+# --- the example plugins through `ipcproof validate` -----------------------------------------
+set(_ipcp_budget --budget 10 --seed 1)
+foreach(good good_pipe good_ring good_robust_mutex)
+  ipcp_stress_test(NAME stress.example.${good} RC 0
+    ARGS validate --plugin $<TARGET_FILE:plugin_${good}> ${_ipcp_budget})
+endforeach()
+ipcp_stress_test(NAME stress.example.broken_pipe_bigwrites RC 1 KINDS torn
+  ARGS validate --plugin $<TARGET_FILE:plugin_broken_pipe_bigwrites> ${_ipcp_budget})
+ipcp_stress_test(NAME stress.example.broken_ring_early_publish RC 1 KINDS torn
+  ARGS validate --plugin $<TARGET_FILE:plugin_broken_ring_early_publish> ${_ipcp_budget})
+ipcp_stress_test(NAME stress.example.broken_eintr_success RC 1 KINDS loss|torn
+  ARGS validate --plugin $<TARGET_FILE:plugin_broken_eintr_success> ${_ipcp_budget})
+ipcp_stress_test(NAME stress.example.broken_two_tokens RC 1 KINDS exclusion
+  ARGS validate --plugin $<TARGET_FILE:plugin_broken_two_tokens> ${_ipcp_budget})
+ipcp_stress_test(NAME stress.example.broken_robust_lie RC 1 KINDS deadlock
+  ARGS validate --plugin $<TARGET_FILE:plugin_broken_robust_lie> ${_ipcp_budget})
+if(_ipcp_tsan_build)
+  # Only ThreadSanitizer finds this one; here ipcproof and the plugin are both TSan builds.
+  ipcp_stress_test(NAME stress.example.broken_ring_relaxed RC 1 KINDS race
+    ARGS validate --plugin $<TARGET_FILE:plugin_broken_ring_relaxed> ${_ipcp_budget})
+endif()
+
+# --- the built-in protocols ------------------------------------------------------------------
+# One line per protocol of stress/protos/protos.def (by its --proto name).
+file(STRINGS ${CMAKE_CURRENT_SOURCE_DIR}/protos/protos.def _ipcp_proto_lines
+     REGEX "^IPCP_PROTO_(CHANNEL|LOCK)\\(")
+add_test(NAME stress.list COMMAND ipcproof_cli list) # also checks protos.def against the ops
+foreach(line IN LISTS _ipcp_proto_lines)
+  if(line MATCHES "^IPCP_PROTO_(CHANNEL|LOCK)\\([A-Za-z0-9_]+, *([a-z0-9-]+)\\)")
+    ipcp_stress_test(NAME stress.builtin.${CMAKE_MATCH_2} RC 0
+      ARGS validate --proto ${CMAKE_MATCH_2} ${_ipcp_budget})
+  endif()
+endforeach()
+
+# --- verification cost: verified and unverified rate of one transport in one run ------------------
+ipcp_stress_test(NAME stress.overhead RC 0
+  ARGS stress --proto frame-pipe --messages 20000 --overhead)
