@@ -1,0 +1,2073 @@
+/* bench.c - `ipcproof bench`: every protocol of libipcproof against its raw mechanism and the
+ * physical limit, in one run.
+ *
+ * Each row compares a protocol (side 0) with one baseline doing the same bytes without the
+ * protocol: plain write/read on the same kind of fd, memcpy bandwidth of one thread (the limit of
+ * any shared-memory transfer), a raw shared-memory spin ping-pong, a raw POSIX message queue
+ * token, a raw futex mutex, the stress checker with --no-verify. The sides of a row are run
+ * alternately (protocol, baseline, baseline, protocol, ...) so that the noise of a shared machine
+ * hits both alike, and the ratio protocol/baseline is taken per repetition: the table shows the
+ * median ratio with its min and max, and the median of each side's figure.
+ *
+ * Every measurement is between two processes (fork) over fresh OS objects, except the single-
+ * thread baselines (memcpy, uncontended locks). Nothing can hang: every protocol call has a
+ * timeout, the parent arms an alarm around each run, each child dies with its parent
+ * (PR_SET_PDEATHSIG) or when its own alarm fires, and children are reaped with a deadline.
+ * Message queues are unlinked right after mq_open, so no name outlives a crash.
+ *
+ * A benchmark, not a test: it prints figures and exits 0 when every row was measured, whether or
+ * not the aims were met. --smoke (tiny counts, one repetition) exists so that ctest can check the
+ * structure of the JSON quickly; its figures mean nothing. docs/bench.md has the current table. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <mqueue.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "bench.h"
+#include "internal.h"
+#include "ipcproof/err.h"
+#include "ipcproof/fdchan.h"
+#include "ipcproof/ring.h"
+#include "ipcproof/xport.h"
+
+/* Protocols still being written appear in the table once their header exists. */
+#if __has_include("ipcproof/mqlock.h")
+#include "ipcproof/mqlock.h"
+#define IPCP_BENCH_HAVE_MQLOCK 1
+#else
+#define IPCP_BENCH_HAVE_MQLOCK 0
+#endif
+
+/* ---- limits ------------------------------------------------------------------------------ */
+
+#define B_MAX_REPS    31
+#define B_MAX_SIDES   3
+#define B_MAX_CASES   96
+#define B_MAX_ROWS    192
+#define B_OP_MS       10000 /* timeout of each protocol call: a stuck run fails, never hangs */
+#define B_RUN_LIMIT_S 120   /* alarm around one run in the parent */
+#define B_CHILD_S     180   /* a child still alive after this is killed by its own alarm */
+#define B_REAP_MS     20000 /* how long a finished run waits for its children to exit */
+#define B_MAX_MSG     (1u << 20)
+#define B_RING_CAP    (256u << 10)
+#define B_PIECE       (64u << 10) /* raw seqpacket packet size = fdchan's fragment size */
+#define B_SMALL       64u
+
+enum bmode { M_FULL = 0, M_QUICK, M_SMOKE };
+static const char *const mode_name[] = {"full", "quick", "smoke"};
+
+struct bopts {
+    enum bmode mode;
+    int reps;
+    const char *json;
+    const char *only;
+};
+static struct bopts g_opt;
+
+/* ---- time, watchdog, children ------------------------------------------------------------- */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static volatile sig_atomic_t g_expired;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    g_expired = 1;
+}
+
+/* The parent's watchdog: SIGALRM without SA_RESTART interrupts a blocked read or write (EINTR)
+ * and every loop checks g_expired. */
+static void watchdog_arm(void)
+{
+    g_expired = 0;
+    alarm(B_RUN_LIMIT_S);
+}
+
+static void watchdog_disarm(void)
+{
+    alarm(0);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* Makes the compiler believe p's bytes are used: a baseline's copies cannot be optimised away. */
+static inline void escape(void *p)
+{
+    __asm__ volatile("" : : "r"(p) : "memory");
+}
+
+/* fork() + fn(arg) in the child, which exits with fn's value. The child dies with its parent
+ * and after B_CHILD_S seconds in any case (default SIGALRM action). */
+static pid_t spawn(int (*fn)(void *), void *arg)
+{
+    pid_t parent = getpid();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(120);
+    signal(SIGALRM, SIG_DFL);
+    alarm(B_CHILD_S);
+    _exit(fn(arg));
+}
+
+/* Waits for pid up to timeout_ms (SIGKILL after that). Returns its exit code (0..255), 128 +
+ * signal, or -1 when it had to be killed. */
+static int reap(pid_t pid, int timeout_ms)
+{
+    if (pid <= 0) return -1;
+    int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int st = 0, killed = 0;
+    for (;;) {
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid) break;
+        if (w < 0 && errno != EINTR) {
+            if (fd >= 0) close(fd);
+            return -1;
+        }
+        int64_t left = end - now_ns();
+        if (left <= 0 && !killed) {
+            kill(pid, SIGKILL);
+            killed = 1;
+            end = now_ns() + 5000000000LL;
+            continue;
+        }
+        if (left <= 0) { /* unkillable: give up waiting (never seen) */
+            if (fd >= 0) close(fd);
+            return -1;
+        }
+        if (fd >= 0) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            (void)poll(&p, 1, (int)(left / 1000000) + 1);
+        } else {
+            struct timespec ts = {0, 1000000}; /* no pidfd: poll waitpid every millisecond */
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (fd >= 0) close(fd);
+    if (killed) return -1;
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    return 128 + WTERMSIG(st);
+}
+
+static void kill_reap(pid_t pid)
+{
+    if (pid <= 0) return;
+    kill(pid, SIGKILL);
+    (void)reap(pid, B_REAP_MS);
+}
+
+/* Start and end gate between the parent and its children: each child writes 'r' when set up,
+ * waits for one 'g', and may write 'd' when done. */
+struct gate {
+    int c2p[2];
+    int p2c[2];
+};
+
+static int gate_open(struct gate *g)
+{
+    g->c2p[0] = g->c2p[1] = g->p2c[0] = g->p2c[1] = -1;
+    if (pipe2(g->c2p, O_CLOEXEC) < 0) return -errno;
+    if (pipe2(g->p2c, O_CLOEXEC) < 0) {
+        int rc = -errno;
+        close(g->c2p[0]);
+        close(g->c2p[1]);
+        g->c2p[0] = g->c2p[1] = -1;
+        return rc;
+    }
+    return 0;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+}
+
+static void gate_close(struct gate *g)
+{
+    close_fd(&g->c2p[0]);
+    close_fd(&g->c2p[1]);
+    close_fd(&g->p2c[0]);
+    close_fd(&g->p2c[1]);
+}
+
+/* In the parent after the fork(s): keep only the parent's ends. */
+static void gate_parent(struct gate *g)
+{
+    close_fd(&g->c2p[1]);
+    close_fd(&g->p2c[0]);
+}
+
+/* In a child: announce readiness, then wait for the go. 0 or -1. */
+static int gate_child_ready(struct gate *g)
+{
+    close_fd(&g->c2p[0]);
+    close_fd(&g->p2c[1]);
+    char ch = 'r';
+    if (write(g->c2p[1], &ch, 1) != 1) return -1;
+    for (;;) {
+        ssize_t n = read(g->p2c[0], &ch, 1);
+        if (n == 1) return ch == 'g' ? 0 : -1;
+        if (n < 0 && errno == EINTR) continue;
+        return -1;
+    }
+}
+
+static int gate_child_done(struct gate *g)
+{
+    char ch = 'd';
+    return write(g->c2p[1], &ch, 1) == 1 ? 0 : -1;
+}
+
+/* In the parent: wait for n bytes from the children (each 'r' or each 'd'). */
+static int gate_wait(struct gate *g, int n, int timeout_ms)
+{
+    int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
+    while (n > 0) {
+        int left = (int)((end - now_ns()) / 1000000);
+        if (left <= 0 || g_expired) return -ETIMEDOUT;
+        struct pollfd p = {.fd = g->c2p[0], .events = POLLIN};
+        int pr = poll(&p, 1, left);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr < 0) return -errno;
+        if (pr == 0) continue;
+        char buf[8];
+        ssize_t r = read(g->c2p[0], buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -EPIPE; /* a child exited before its byte */
+        n -= (int)r;
+    }
+    return 0;
+}
+
+static int gate_go(struct gate *g, int n)
+{
+    char buf[4] = {'g', 'g', 'g', 'g'};
+    return write(g->p2c[1], buf, (size_t)n) == n ? 0 : -EPIPE;
+}
+
+static int full_write(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t r = write(fd, p, n);
+        if (r < 0 && errno == EINTR && !g_expired) continue;
+        if (r <= 0) return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int full_read(int fd, uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0 && errno == EINTR && !g_expired) continue;
+        if (r <= 0) return -1;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int packet_send(int fd, const uint8_t *p, size_t n)
+{
+    for (;;) {
+        ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
+        if (r < 0 && errno == EINTR && !g_expired) continue;
+        return r == (ssize_t)n ? 0 : -1;
+    }
+}
+
+static int packet_recv(int fd, uint8_t *p, size_t n)
+{
+    for (;;) {
+        ssize_t r = recv(fd, p, n, MSG_TRUNC);
+        if (r < 0 && errno == EINTR && !g_expired) continue;
+        return r == (ssize_t)n ? 0 : -1;
+    }
+}
+
+/* Buffers start on a cache line: glibc's memcpy can be many times slower when source and
+ * destination are misaligned relative to each other (rep movsb on some AMD CPUs), and the
+ * benchmark should not add that penalty itself. */
+static void *balloc(size_t n)
+{
+    return aligned_alloc(IPCP_CACHELINE, (n + IPCP_CACHELINE - 1) & ~(size_t)(IPCP_CACHELINE - 1));
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n)
+{
+    double s[B_MAX_REPS];
+    memcpy(s, v, sizeof(double) * (size_t)n);
+    qsort(s, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* p50 and p99 (microseconds) of n round-trip times in ns; sorts lat. */
+static void percentiles(int64_t *lat, long n, double v[2])
+{
+    qsort(lat, (size_t)n, sizeof(int64_t), cmp_i64);
+    v[0] = (double)lat[n / 2] / 1000.0;
+    v[1] = (double)lat[(n * 99) / 100] / 1000.0;
+}
+
+/* ---- cases and rows ----------------------------------------------------------------------- */
+
+enum bkind {
+    K_TPUT,  /* v[0] MB/s, v[1] msgs/s: one row per baseline */
+    K_RTT,   /* v[0] p50 us, v[1] p99 us: a p50 and a p99 row per baseline */
+    K_SCALAR /* v[0] only */
+};
+enum aimop { AIM_NONE = 0, AIM_GE, AIM_LE };
+
+struct bcase;
+typedef int (*run_fn)(const struct bcase *c, int side, double v[2], char *err, size_t cap);
+
+struct bcase {
+    char stem[64];     /* row name stem, "frame-pipe/64B" */
+    const char *group; /* "frame", "ring", "handoff", "lock", "stress" */
+    enum bkind kind;
+    const char *unit; /* of v[0] for K_SCALAR */
+    int lower_better; /* K_SCALAR: a time per operation */
+    int nsides;
+    const char *side_name[B_MAX_SIDES]; /* [0] the protocol, [1..] the baselines */
+    const char *side_tag[B_MAX_SIDES];  /* row suffix of each baseline when there are several */
+    run_fn run;
+    int xk; /* transport */
+    size_t size;
+    long count;
+    int variant; /* case-specific: zero-copy, contended, ... */
+    enum aimop aim_op;
+    double aim;     /* applies to the throughput / p50 / scalar row */
+    const char *na; /* not measurable here: the reason (the row prints "n/a (...)") */
+    int calibrate;  /* scale count to the run time target before measuring */
+};
+
+struct brow {
+    char name[96];
+    const char *unit;
+    double value, baseline; /* medians of each side's figure */
+    const char *baseline_name;
+    double ratio, rmin, rmax; /* protocol / baseline per repetition: median, min, max */
+    int reps;
+    long count; /* messages, round trips (at most) or operations per run */
+    int has_mps;
+    double mps, base_mps;
+    enum aimop aim_op;
+    double aim;
+    const char *na;
+    char error[200];
+};
+
+static struct bcase g_cases[B_MAX_CASES];
+static int g_ncases;
+static struct brow g_rows[B_MAX_ROWS];
+static int g_nrows;
+
+static long scaled(long full, long floor)
+{
+    long n = full;
+    if (g_opt.mode == M_QUICK) n = full / 4;
+    if (g_opt.mode == M_SMOKE) n = full / 100;
+    return n < floor ? floor : n;
+}
+
+static double calib_target_s(void)
+{
+    return g_opt.mode == M_FULL ? 0.25 : 0.06;
+}
+
+static struct bcase *add_case(const char *group, enum bkind kind, run_fn run, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static struct bcase *add_case(const char *group, enum bkind kind, run_fn run, const char *fmt, ...)
+{
+    if (g_ncases >= B_MAX_CASES) return NULL;
+    struct bcase *c = &g_cases[g_ncases++];
+    memset(c, 0, sizeof(*c));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->stem, sizeof(c->stem), fmt, ap);
+    va_end(ap);
+    c->group = group;
+    c->kind = kind;
+    c->run = run;
+    c->nsides = 2;
+    c->calibrate = kind != K_RTT;
+    return c;
+}
+
+static const char *size_label(size_t size)
+{
+    switch (size) {
+    case 64:
+        return "64B";
+    case 4096:
+        return "4KiB";
+    case 65536:
+        return "64KiB";
+    case 1u << 20:
+        return "1MiB";
+    default:
+        return "?";
+    }
+}
+
+/* ---- fd channels: frame over pipe, unix stream, seqpacket, TCP against write/read ----------- */
+
+enum xkind { XK_PIPE, XK_UNIX, XK_SEQPACKET, XK_TCP, XK_N };
+static const char *const xk_name[XK_N] = {"pipe", "unix", "seqpacket", "tcp"};
+static const char *const xk_raw[XK_N] = {"raw pipe write/read", "raw unix write/read",
+                                         "raw seqpacket send/recv", "raw tcp write/read"};
+
+/* One end of a transport: the fd to read and the fd to write (equal for a socket). */
+struct ends {
+    int r, w;
+};
+
+static void ends_close(struct ends *e)
+{
+    if (e->w >= 0 && e->w != e->r) close(e->w);
+    if (e->r >= 0) close(e->r);
+    e->r = e->w = -1;
+}
+
+/* Fresh fds of kind xk. duplex = 0: the parent reads what the child writes; 1: both ways. */
+static int xopen(int xk, int duplex, struct ends *par, struct ends *chi)
+{
+    int fds[2], rc;
+    par->r = par->w = chi->r = chi->w = -1;
+    switch (xk) {
+    case XK_PIPE:
+        if ((rc = ipcp_xport_pipe(fds, 1u << 20)) < 0) return rc;
+        par->r = fds[0];
+        chi->w = fds[1];
+        if (duplex) {
+            if ((rc = ipcp_xport_pipe(fds, 1u << 20)) < 0) {
+                ends_close(par);
+                ends_close(chi);
+                return rc;
+            }
+            chi->r = fds[0];
+            par->w = fds[1];
+        }
+        return 0;
+    case XK_UNIX:
+    case XK_SEQPACKET:
+        rc = ipcp_xport_unix_pair(xk == XK_UNIX ? SOCK_STREAM : SOCK_SEQPACKET, fds,
+                                  xk == XK_UNIX ? 0 : 1 << 20);
+        if (rc < 0) return rc;
+        par->r = par->w = fds[0];
+        chi->r = chi->w = fds[1];
+        return 0;
+    case XK_TCP: {
+        uint16_t port = 0;
+        int l = ipcp_xport_tcp_listen(&port);
+        if (l < 0) return l;
+        int c = ipcp_xport_tcp_connect(port, B_OP_MS);
+        if (c < 0) {
+            close(l);
+            return c;
+        }
+        int a = ipcp_xport_accept(l, B_OP_MS);
+        close(l);
+        if (a < 0) {
+            close(c);
+            return a;
+        }
+        par->r = par->w = a;
+        chi->r = chi->w = c;
+        return 0;
+    }
+    default:
+        return -EINVAL;
+    }
+}
+
+static struct ipcp_fdchan_cfg fd_cfg(int xk)
+{
+    struct ipcp_fdchan_cfg cfg = {
+        .kind = xk == XK_SEQPACKET ? IPCP_FDCHAN_SEQPACKET : IPCP_FDCHAN_STREAM,
+        .max_msg = B_MAX_MSG,
+    };
+    return cfg;
+}
+
+/* Raw message of size bytes: one write/read on a stream, 64 KiB packets on seqpacket. */
+static int raw_send(int xk, int fd, const uint8_t *buf, size_t size)
+{
+    if (xk != XK_SEQPACKET) return full_write(fd, buf, size);
+    for (size_t off = 0; off < size; off += B_PIECE) {
+        size_t n = size - off < B_PIECE ? size - off : B_PIECE;
+        if (packet_send(fd, buf + off, n) < 0) return -1;
+    }
+    return 0;
+}
+
+static int raw_recv(int xk, int fd, uint8_t *buf, size_t size)
+{
+    if (xk != XK_SEQPACKET) return full_read(fd, buf, size);
+    for (size_t off = 0; off < size; off += B_PIECE) {
+        size_t n = size - off < B_PIECE ? size - off : B_PIECE;
+        if (packet_recv(fd, buf + off, n) < 0) return -1;
+    }
+    return 0;
+}
+
+struct fdjob {
+    const struct bcase *c;
+    int side;
+    struct gate *g;
+    struct ends par, chi;
+    long n; /* messages (throughput runs) */
+};
+
+/* Child of a throughput run: sends n messages once the parent says go. */
+static int fd_sender(void *arg)
+{
+    struct fdjob *j = arg;
+    const struct bcase *c = j->c;
+    ends_close(&j->par);
+    uint8_t *buf = balloc(c->size);
+    if (buf == NULL) return 10;
+    memset(buf, 0x5a, c->size);
+    int rc = 0;
+    if (j->side == 0) {
+        struct ipcp_fdchan_cfg cfg = fd_cfg(c->xk);
+        struct ipcp_fdchan *ch = NULL;
+        if (ipcp_fdchan_open(&ch, -1, j->chi.w, &cfg) < 0) return 11;
+        if (gate_child_ready(j->g) < 0) return 12;
+        for (long i = 0; i < j->n && rc == 0; i++)
+            if (ipcp_fdchan_send(ch, 1, buf, c->size, B_OP_MS) < 0) rc = 13;
+        if (ipcp_fdchan_close(ch, B_OP_MS) < 0 && rc == 0) rc = 14;
+    } else {
+        if (gate_child_ready(j->g) < 0) return 12;
+        for (long i = 0; i < j->n && rc == 0; i++)
+            if (raw_send(c->xk, j->chi.w, buf, c->size) < 0) rc = 15;
+    }
+    free(buf);
+    return rc;
+}
+
+static int fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Throughput: the child sends count messages of size bytes, the parent receives them (frames
+ * with the zero-copy receive: one copy from the kernel, as read() makes). */
+static int run_fd_tput(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+{
+    struct gate g;
+    struct fdjob j = {.c = c, .side = side, .g = &g, .n = c->count};
+    int rc = gate_open(&g);
+    if (rc < 0) return fail(err, cap, "pipe: %s", ipcp_strerror(rc));
+    if ((rc = xopen(c->xk, 0, &j.par, &j.chi)) < 0) {
+        gate_close(&g);
+        return fail(err, cap, "%s transport: %s", xk_name[c->xk], ipcp_strerror(rc));
+    }
+    uint8_t *buf = balloc(c->size);
+    struct ipcp_fdchan *ch = NULL;
+    pid_t pid = -1;
+    int ok = 0;
+    if (buf == NULL) {
+        fail(err, cap, "out of memory");
+        goto out;
+    }
+    if (side == 0) {
+        struct ipcp_fdchan_cfg cfg = fd_cfg(c->xk);
+        if ((rc = ipcp_fdchan_open(&ch, j.par.r, -1, &cfg)) < 0) {
+            fail(err, cap, "fdchan_open: %s", ipcp_strerror(rc));
+            goto out;
+        }
+    }
+    pid = spawn(fd_sender, &j);
+    if (pid < 0) {
+        fail(err, cap, "fork: %s", strerror(errno));
+        goto out;
+    }
+    gate_parent(&g);
+    ends_close(&j.chi);
+    if ((rc = gate_wait(&g, 1, B_OP_MS)) < 0) {
+        fail(err, cap, "sender did not start: %s", ipcp_strerror(rc));
+        goto out;
+    }
+    watchdog_arm();
+    int64_t t0 = now_ns();
+    if (gate_go(&g, 1) < 0) {
+        fail(err, cap, "sender gone");
+        goto out;
+    }
+    for (long i = 0; i < c->count; i++) {
+        if (side == 0) {
+            const void *m;
+            ssize_t r = ipcp_fdchan_recv_zc(ch, NULL, &m, B_OP_MS);
+            if (r != (ssize_t)c->size) {
+                fail(err, cap, "fdchan_recv message %ld: %s", i,
+                     r < 0 ? ipcp_strerror((int)r) : "wrong length");
+                goto out;
+            }
+        } else if (raw_recv(c->xk, j.par.r, buf, c->size) < 0) {
+            fail(err, cap, "raw receive of message %ld failed", i);
+            goto out;
+        }
+    }
+    int64_t dt = now_ns() - t0;
+    int st = reap(pid, B_REAP_MS);
+    pid = -1;
+    if (st != 0) {
+        fail(err, cap, "sender exited with status %d", st);
+        goto out;
+    }
+    v[0] = (double)c->size * (double)c->count / ((double)dt / 1e9) / 1e6;
+    v[1] = (double)c->count / ((double)dt / 1e9);
+    ok = 1;
+out:
+    watchdog_disarm();
+    if (ch) ipcp_fdchan_close(ch, 0);
+    ends_close(&j.par);
+    ends_close(&j.chi);
+    gate_close(&g);
+    kill_reap(pid);
+    free(buf);
+    return ok ? 0 : -1;
+}
+
+/* Child of a round-trip run: echoes 64-byte messages until the parent closes its end (the
+ * parent checks every reply itself). */
+static int fd_echo(void *arg)
+{
+    struct fdjob *j = arg;
+    const struct bcase *c = j->c;
+    ends_close(&j->par);
+    uint8_t buf[B_SMALL];
+    int rc = 0;
+    if (j->side == 0) {
+        struct ipcp_fdchan_cfg cfg = fd_cfg(c->xk);
+        struct ipcp_fdchan *ch = NULL;
+        if (ipcp_fdchan_open(&ch, j->chi.r, j->chi.w, &cfg) < 0) return 11;
+        if (gate_child_ready(j->g) < 0) return 12;
+        for (;;) {
+            ssize_t r = ipcp_fdchan_recv(ch, NULL, buf, sizeof(buf), B_OP_MS);
+            if (r == -EPIPE) break; /* the parent is done */
+            if (r != (ssize_t)sizeof(buf)) {
+                rc = 13;
+                break;
+            }
+            if (ipcp_fdchan_send(ch, 1, buf, sizeof(buf), B_OP_MS) < 0) {
+                rc = 14;
+                break;
+            }
+        }
+        ipcp_fdchan_close(ch, 0);
+    } else {
+        if (gate_child_ready(j->g) < 0) return 12;
+        for (;;) {
+            if (raw_recv(c->xk, j->chi.r, buf, sizeof(buf)) < 0) break; /* EOF: done */
+            if (raw_send(c->xk, j->chi.w, buf, sizeof(buf)) < 0) {
+                rc = 16;
+                break;
+            }
+        }
+    }
+    return rc;
+}
+
+/* Round trips: c->count at most, the first 5% as warm-up, and no longer than this (a loaded
+ * machine can make a spinning round trip take a scheduler tick). */
+static long warmup_of(long n)
+{
+    long w = n / 20;
+    return w < 10 ? 10 : w;
+}
+
+static int64_t rtt_budget_ns(void)
+{
+    return g_opt.mode == M_FULL ? 1500000000LL : g_opt.mode == M_QUICK ? 250000000LL : 100000000LL;
+}
+
+/* When a round-trip run stops: after the budget, but not before it has min samples (the
+ * watchdog still bounds it); warm-up ends after warm round trips or a tenth of the budget. */
+struct rtt_clock {
+    int64_t end, warm_end;
+    long min;
+};
+
+static struct rtt_clock rtt_start(long count)
+{
+    int64_t now = now_ns(), b = rtt_budget_ns();
+    struct rtt_clock k = {
+        .end = now + b, .warm_end = now + b / 10, .min = count < 100 ? count : 100};
+    return k;
+}
+
+static int rtt_done(const struct rtt_clock *k, int64_t now, long got)
+{
+    return now > k->end && got >= k->min;
+}
+
+/* p50/p99 of the samples taken. */
+static int rtt_result(int64_t *lat, long got, double v[2], char *err, size_t cap)
+{
+    if (got < 1) return fail(err, cap, "no round trip measured");
+    percentiles(lat, got, v);
+    return 0;
+}
+
+/* Round trip of 64-byte messages between two processes. */
+static int run_fd_rtt(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+{
+    long warm = warmup_of(c->count), got = 0;
+    struct gate g;
+    struct fdjob j = {.c = c, .side = side, .g = &g};
+    int rc = gate_open(&g);
+    if (rc < 0) return fail(err, cap, "pipe: %s", ipcp_strerror(rc));
+    if ((rc = xopen(c->xk, 1, &j.par, &j.chi)) < 0) {
+        gate_close(&g);
+        return fail(err, cap, "%s transport: %s", xk_name[c->xk], ipcp_strerror(rc));
+    }
+    int64_t *lat = malloc(sizeof(int64_t) * (size_t)c->count);
+    struct ipcp_fdchan *ch = NULL;
+    pid_t pid = -1;
+    int ok = 0;
+    uint8_t buf[B_SMALL];
+    memset(buf, 0x5a, sizeof(buf));
+    if (lat == NULL) {
+        fail(err, cap, "out of memory");
+        goto out;
+    }
+    if (side == 0) {
+        struct ipcp_fdchan_cfg cfg = fd_cfg(c->xk);
+        if ((rc = ipcp_fdchan_open(&ch, j.par.r, j.par.w, &cfg)) < 0) {
+            fail(err, cap, "fdchan_open: %s", ipcp_strerror(rc));
+            goto out;
+        }
+    }
+    pid = spawn(fd_echo, &j);
+    if (pid < 0) {
+        fail(err, cap, "fork: %s", strerror(errno));
+        goto out;
+    }
+    gate_parent(&g);
+    ends_close(&j.chi);
+    if ((rc = gate_wait(&g, 1, B_OP_MS)) < 0 || gate_go(&g, 1) < 0) {
+        fail(err, cap, "echo process did not start");
+        goto out;
+    }
+    watchdog_arm();
+    struct rtt_clock rc_ = rtt_start(c->count);
+    for (long i = 0; got < c->count; i++) {
+        int64_t t0 = now_ns();
+        if (rtt_done(&rc_, t0, got)) break;
+        if (side == 0) {
+            rc = ipcp_fdchan_send(ch, 1, buf, sizeof(buf), B_OP_MS);
+            ssize_t r = rc < 0 ? rc : ipcp_fdchan_recv(ch, NULL, buf, sizeof(buf), B_OP_MS);
+            if (r != (ssize_t)sizeof(buf)) {
+                fail(err, cap, "round trip %ld: %s", i,
+                     r < 0 ? ipcp_strerror((int)r) : "wrong length");
+                goto out;
+            }
+        } else if (raw_send(c->xk, j.par.w, buf, sizeof(buf)) < 0 ||
+                   raw_recv(c->xk, j.par.r, buf, sizeof(buf)) < 0) {
+            fail(err, cap, "raw round trip %ld failed", i);
+            goto out;
+        }
+        if (i >= warm || t0 > rc_.warm_end) lat[got++] = now_ns() - t0;
+    }
+    if (ch) ipcp_fdchan_close(ch, 0);
+    ch = NULL;
+    ends_close(&j.par); /* the echo process sees EOF and ends */
+    int st = reap(pid, B_REAP_MS);
+    pid = -1;
+    if (st != 0) {
+        fail(err, cap, "echo process exited with status %d", st);
+        goto out;
+    }
+    ok = rtt_result(lat, got, v, err, cap) == 0;
+out:
+    watchdog_disarm();
+    if (ch) ipcp_fdchan_close(ch, 0);
+    ends_close(&j.par);
+    ends_close(&j.chi);
+    gate_close(&g);
+    kill_reap(pid);
+    free(lat);
+    return ok ? 0 : -1;
+}
+
+/* ---- ring: against memcpy bandwidth and a raw shared-memory spin ping-pong ----------------- */
+
+static struct ipcp_ring_cfg ring_cfg(void)
+{
+    struct ipcp_ring_cfg cfg = {.capacity = B_RING_CAP, .max_msg = B_MAX_MSG};
+    return cfg;
+}
+
+/* The physical limit of a shared-memory transfer: one thread copying the same bytes from a
+ * private buffer into a region the size of the ring, at the offsets a ring would use (a message
+ * larger than the region in region-sized pieces). */
+static int run_memcpy(const struct bcase *c, double v[2], char *err, size_t cap)
+{
+    uint8_t *src = balloc(c->size), *dst = balloc(B_RING_CAP);
+    if (src == NULL || dst == NULL) {
+        free(src);
+        free(dst);
+        return fail(err, cap, "out of memory");
+    }
+    memset(src, 0x5a, c->size);
+    memset(dst, 0, B_RING_CAP);
+    size_t off = 0;
+    int64_t t0 = now_ns();
+    for (long i = 0; i < c->count; i++) {
+        for (size_t done = 0; done < c->size;) {
+            size_t n = c->size - done;
+            if (n > B_RING_CAP - off) n = B_RING_CAP - off;
+            memcpy(dst + off, src + done, n);
+            off = (off + ((n + IPCP_CACHELINE - 1) & ~(size_t)(IPCP_CACHELINE - 1))) % B_RING_CAP;
+            done += n;
+        }
+        escape(dst);
+    }
+    int64_t dt = now_ns() - t0;
+    free(src);
+    free(dst);
+    if (dt <= 0) dt = 1;
+    v[0] = (double)c->size * (double)c->count / ((double)dt / 1e9) / 1e6;
+    v[1] = (double)c->count / ((double)dt / 1e9);
+    return 0;
+}
+
+struct ringjob {
+    const struct bcase *c;
+    struct gate *g;
+    struct ipcp_ring *mine; /* the parent's handle (inherited memory: never closed here) */
+    long n;
+};
+
+/* Producer child: opens its side over the inherited memfd, sends n messages. */
+static int ring_producer(void *arg)
+{
+    struct ringjob *j = arg;
+    const struct bcase *c = j->c;
+    struct ipcp_ring_cfg cfg = ring_cfg();
+    struct ipcp_ring p;
+    if (ipcp_ring_attach_fd(&p, ipcp_ring_fd(j->mine), IPCP_RING_PRODUCER, &cfg) < 0) return 11;
+    uint8_t *src = balloc(c->size);
+    if (src == NULL) return 10;
+    memset(src, 0x5a, c->size);
+    int rc = gate_child_ready(j->g) < 0 ? 12 : 0;
+    for (long i = 0; i < j->n && rc == 0; i++) {
+        if (c->variant) { /* zero copy: the producer writes the message in place */
+            void *ptr;
+            if (ipcp_ring_reserve(&p, c->size, &ptr, B_OP_MS) < 0) {
+                rc = 13;
+                break;
+            }
+            memcpy(ptr, src, c->size);
+            if (ipcp_ring_commit(&p, c->size) < 0) rc = 14;
+        } else if (ipcp_ring_send(&p, src, c->size, B_OP_MS) < 0) {
+            rc = 15;
+        }
+    }
+    ipcp_ring_close(&p);
+    free(src);
+    return rc;
+}
+
+/* Throughput through a 256 KiB ring between two processes: send/recv (a copy on each side) or
+ * reserve/commit + peek/release (the producer writes in place, the consumer reads every cache
+ * line in place). Side 1 is memcpy. */
+static int run_ring_tput(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+{
+    if (side != 0) return run_memcpy(c, v, err, cap);
+    struct ipcp_ring_cfg cfg = ring_cfg();
+    struct ipcp_ring r;
+    int rc = ipcp_ring_create_memfd(&r, IPCP_RING_CONSUMER, &cfg);
+    if (rc < 0) return fail(err, cap, "ring_create_memfd: %s", ipcp_strerror(rc));
+    struct gate g;
+    if ((rc = gate_open(&g)) < 0) {
+        ipcp_ring_close(&r);
+        return fail(err, cap, "pipe: %s", ipcp_strerror(rc));
+    }
+    struct ringjob j = {.c = c, .g = &g, .mine = &r, .n = c->count};
+    uint8_t *buf = balloc(c->size);
+    pid_t pid = -1;
+    int ok = 0;
+    uint64_t sink = 0;
+    if (buf == NULL) {
+        fail(err, cap, "out of memory");
+        goto out;
+    }
+    pid = spawn(ring_producer, &j);
+    if (pid < 0) {
+        fail(err, cap, "fork: %s", strerror(errno));
+        goto out;
+    }
+    gate_parent(&g);
+    if ((rc = gate_wait(&g, 1, B_OP_MS)) < 0) {
+        fail(err, cap, "producer did not start (status %d)", reap(pid, B_REAP_MS));
+        pid = -1;
+        goto out;
+    }
+    watchdog_arm();
+    int64_t t0 = now_ns();
+    if (gate_go(&g, 1) < 0) {
+        fail(err, cap, "producer gone");
+        goto out;
+    }
+    for (long i = 0; i < c->count; i++) {
+        ssize_t n;
+        if (c->variant) {
+            const void *ptr;
+            n = ipcp_ring_peek(&r, &ptr, B_OP_MS);
+            if (n == (ssize_t)c->size) {
+                const volatile uint64_t *w = ptr;
+                for (size_t k = 0; k < c->size / 8; k += IPCP_CACHELINE / 8)
+                    sink += w[k];
+                int e = ipcp_ring_release(&r);
+                if (e < 0) n = e;
+            }
+        } else {
+            n = ipcp_ring_recv(&r, buf, c->size, B_OP_MS);
+        }
+        if (n != (ssize_t)c->size) {
+            fail(err, cap, "ring receive of message %ld: %s", i,
+                 n < 0 ? ipcp_strerror((int)n) : "wrong length");
+            goto out;
+        }
+    }
+    int64_t dt = now_ns() - t0;
+    int st = reap(pid, B_REAP_MS);
+    pid = -1;
+    if (st != 0) {
+        fail(err, cap, "producer exited with status %d", st);
+        goto out;
+    }
+    escape(&sink);
+    v[0] = (double)c->size * (double)c->count / ((double)dt / 1e9) / 1e6;
+    v[1] = (double)c->count / ((double)dt / 1e9);
+    ok = 1;
+out:
+    watchdog_disarm();
+    kill_reap(pid);
+    ipcp_ring_close(&r);
+    gate_close(&g);
+    free(buf);
+    return ok ? 0 : -1;
+}
+
+/* The raw baseline of a round trip in shared memory: a counter and 64 payload bytes each way,
+ * each on its own cache line, both sides spinning. */
+struct spinpp {
+    _Alignas(64) _Atomic uint64_t ping;
+    _Alignas(64) uint8_t ping_data[B_SMALL];
+    _Alignas(64) _Atomic uint64_t pong;
+    _Alignas(64) uint8_t pong_data[B_SMALL];
+};
+
+#define SPIN_STOP UINT64_MAX /* ping value that ends the echo process */
+
+/* Spins until *w is v (or SPIN_STOP); returns what it saw, 0 when the watchdog fired. On a
+ * loaded machine the peer may not be running: yield now and then. */
+static uint64_t spin_until(_Atomic uint64_t *w, uint64_t v)
+{
+    unsigned n = 0;
+    for (;;) {
+        /* Acquire: the payload the peer wrote before publishing v is visible once v is. */
+        uint64_t x = ipcp_load_acquire64(w);
+        if (x == v || x == SPIN_STOP) return x;
+        cpu_relax();
+        if (++n == (1u << 14)) {
+            n = 0;
+            if (g_expired) return 0;
+            sched_yield();
+        }
+    }
+}
+
+struct spinjob {
+    struct gate *g;
+    struct spinpp *s;
+    struct ipcp_ring *a, *b; /* ring round trips: a parent->child, b child->parent */
+};
+
+static int spin_echo(void *arg)
+{
+    struct spinjob *j = arg;
+    uint8_t buf[B_SMALL];
+    if (gate_child_ready(j->g) < 0) return 12;
+    for (uint64_t i = 1;; i++) {
+        uint64_t x = spin_until(&j->s->ping, i);
+        if (x == SPIN_STOP) return 0;
+        if (x != i) return 13;
+        memcpy(buf, j->s->ping_data, sizeof(buf));
+        memcpy(j->s->pong_data, buf, sizeof(buf));
+        escape(buf);
+        /* Release: the reply's bytes are written before its counter. */
+        ipcp_store_release64(&j->s->pong, i);
+    }
+}
+
+/* Echoes through two rings until the parent closes its producer side (-EPIPE). */
+static int ring_echo(void *arg)
+{
+    struct spinjob *j = arg;
+    struct ipcp_ring_cfg cfg = ring_cfg();
+    struct ipcp_ring in, out;
+    if (ipcp_ring_attach_fd(&in, ipcp_ring_fd(j->a), IPCP_RING_CONSUMER, &cfg) < 0) return 11;
+    if (ipcp_ring_attach_fd(&out, ipcp_ring_fd(j->b), IPCP_RING_PRODUCER, &cfg) < 0) return 11;
+    uint8_t buf[B_SMALL];
+    int rc = gate_child_ready(j->g) < 0 ? 12 : 0;
+    while (rc == 0) {
+        ssize_t r = ipcp_ring_recv(&in, buf, sizeof(buf), B_OP_MS);
+        if (r == -EPIPE) break;
+        if (r != (ssize_t)sizeof(buf))
+            rc = 13;
+        else if (ipcp_ring_send(&out, buf, sizeof(buf), B_OP_MS) < 0)
+            rc = 14;
+    }
+    ipcp_ring_close(&in);
+    ipcp_ring_close(&out);
+    return rc;
+}
+
+/* 64-byte round trip between two processes: two rings (side 0) or the raw spin ping-pong. */
+static int run_ring_rtt(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+{
+    long warm = warmup_of(c->count), got = 0;
+    struct gate g;
+    int rc = gate_open(&g);
+    if (rc < 0) return fail(err, cap, "pipe: %s", ipcp_strerror(rc));
+    struct ipcp_ring_cfg cfg = ring_cfg();
+    struct ipcp_ring a, b;
+    int have_a = 0, have_b = 0, ok = 0;
+    pid_t pid = -1;
+    struct spinpp *s = MAP_FAILED;
+    int64_t *lat = malloc(sizeof(int64_t) * (size_t)c->count);
+    struct spinjob j = {.g = &g};
+    uint8_t buf[B_SMALL];
+    memset(buf, 0x5a, sizeof(buf));
+    if (lat == NULL) {
+        fail(err, cap, "out of memory");
+        goto out;
+    }
+    if (side == 0) {
+        if ((rc = ipcp_ring_create_memfd(&a, IPCP_RING_PRODUCER, &cfg)) < 0) {
+            fail(err, cap, "ring_create_memfd: %s", ipcp_strerror(rc));
+            goto out;
+        }
+        have_a = 1;
+        if ((rc = ipcp_ring_create_memfd(&b, IPCP_RING_CONSUMER, &cfg)) < 0) {
+            fail(err, cap, "ring_create_memfd: %s", ipcp_strerror(rc));
+            goto out;
+        }
+        have_b = 1;
+        j.a = &a;
+        j.b = &b;
+        pid = spawn(ring_echo, &j);
+    } else {
+        s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (s == MAP_FAILED) {
+            fail(err, cap, "mmap: %s", strerror(errno));
+            goto out;
+        }
+        j.s = s;
+        pid = spawn(spin_echo, &j);
+    }
+    if (pid < 0) {
+        fail(err, cap, "fork: %s", strerror(errno));
+        goto out;
+    }
+    gate_parent(&g);
+    if ((rc = gate_wait(&g, 1, B_OP_MS)) < 0 || gate_go(&g, 1) < 0) {
+        fail(err, cap, "echo process did not start");
+        goto out;
+    }
+    watchdog_arm();
+    struct rtt_clock rc_ = rtt_start(c->count);
+    for (long i = 1; got < c->count; i++) {
+        int64_t t0 = now_ns();
+        if (rtt_done(&rc_, t0, got)) break;
+        if (side == 0) {
+            rc = ipcp_ring_send(&a, buf, sizeof(buf), B_OP_MS);
+            ssize_t r = rc < 0 ? rc : ipcp_ring_recv(&b, buf, sizeof(buf), B_OP_MS);
+            if (r != (ssize_t)sizeof(buf)) {
+                fail(err, cap, "ring round trip %ld: %s", i,
+                     r < 0 ? ipcp_strerror((int)r) : "wrong length");
+                goto out;
+            }
+        } else {
+            memcpy(s->ping_data, buf, sizeof(buf));
+            /* Release: the request's bytes are written before its counter. */
+            ipcp_store_release64(&s->ping, (uint64_t)i);
+            if (spin_until(&s->pong, (uint64_t)i) != (uint64_t)i) {
+                fail(err, cap, "spin round trip %ld timed out", i);
+                goto out;
+            }
+            memcpy(buf, s->pong_data, sizeof(buf));
+        }
+        if (i > warm || t0 > rc_.warm_end) lat[got++] = now_ns() - t0;
+    }
+    /* Tell the echo process to end: close our producer side, or the stop value. */
+    if (side == 0) {
+        ipcp_ring_close(&a);
+        have_a = 0;
+    } else {
+        ipcp_store_release64(&s->ping, SPIN_STOP); /* release: orders nothing, just publishes */
+    }
+    int st = reap(pid, B_REAP_MS);
+    pid = -1;
+    if (st != 0) {
+        fail(err, cap, "echo process exited with status %d", st);
+        goto out;
+    }
+    ok = rtt_result(lat, got, v, err, cap) == 0;
+out:
+    watchdog_disarm();
+    kill_reap(pid);
+    if (have_a) ipcp_ring_close(&a);
+    if (have_b) ipcp_ring_close(&b);
+    if (s != MAP_FAILED) munmap(s, sizeof(*s));
+    gate_close(&g);
+    free(lat);
+    return ok ? 0 : -1;
+}
+
+/* ---- lock baselines: a raw futex mutex and a raw POSIX mq token ----------------------------- */
+
+/* A plain futex mutex (0 free, 1 held, 2 held with waiters), shared between processes. */
+static void futex_wait_word(_Atomic uint32_t *w, uint32_t val)
+{
+    struct timespec ts = {1, 0}; /* bounded: the caller rechecks the word */
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT, val, &ts, NULL, 0);
+}
+
+static void futex_wake_one(_Atomic uint32_t *w)
+{
+    syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static int rawfutex_lock(_Atomic uint32_t *w)
+{
+    uint32_t c = 0;
+    /* Acquire on success (ipcp_cas32): the critical section starts after the owner's release. */
+    if (ipcp_cas32(w, &c, 1)) return 0;
+    for (;;) {
+        if (g_expired) return -ETIMEDOUT;
+        if (c == 0) { /* free again: take it as "held with waiters", others may sleep */
+            if (ipcp_cas32(w, &c, 2)) return 0;
+            continue;
+        }
+        if (c == 1 && !ipcp_cas32(w, &c, 2)) continue; /* announce a waiter */
+        futex_wait_word(w, 2);
+        c = ipcp_load_relaxed32(w); /* only a hint: the next CAS decides */
+    }
+}
+
+static void rawfutex_unlock(_Atomic uint32_t *w)
+{
+    uint32_t c = 1;
+    /* Release (ipcp_cas32 / ipcp_store_release32): the critical section's writes before the
+     * word says free. */
+    if (ipcp_cas32(w, &c, 0)) return; /* nobody waits */
+    ipcp_store_release32(w, 0);
+    futex_wake_one(w);
+}
+
+/* The shared page of a lock run: the futex word, and the critical section's probe. */
+struct lockshm {
+    _Alignas(64) _Atomic uint32_t futex;
+    _Alignas(64) volatile uint64_t counter; /* not atomic on purpose: lost updates would show */
+};
+
+static unsigned g_mq_seq;
+
+/* A queue of one 8-byte token, unlinked at once (the descriptor stays valid; no name can be
+ * left behind). */
+static mqd_t mq_token_open(char *err, size_t cap)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "/ipcp.bench.%ld.%u", (long)getpid(), ++g_mq_seq);
+    struct mq_attr at = {.mq_maxmsg = 1, .mq_msgsize = 8};
+    mqd_t q = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, &at);
+    if (q == (mqd_t)-1) {
+        fail(err, cap, "mq_open: %s", strerror(errno));
+        return q;
+    }
+    mq_unlink(name);
+    uint64_t tok = 1;
+    if (mq_send(q, (const char *)&tok, sizeof(tok), 0) < 0) {
+        fail(err, cap, "mq_send: %s", strerror(errno));
+        mq_close(q);
+        return (mqd_t)-1;
+    }
+    return q;
+}
+
+static int mq_token_lock(mqd_t q)
+{
+    uint64_t tok;
+    for (;;) {
+        ssize_t n = mq_receive(q, (char *)&tok, sizeof(tok), NULL);
+        if (n == (ssize_t)sizeof(tok)) return 0;
+        if (n < 0 && errno == EINTR && !g_expired) continue;
+        return -1;
+    }
+}
+
+static int mq_token_unlock(mqd_t q)
+{
+    uint64_t tok = 1;
+    return mq_send(q, (const char *)&tok, sizeof(tok), 0) == 0 ? 0 : -1;
+}
+
+/* The kinds a lock row can measure: the two raw baselines, then the protocols whose headers
+ * this build has. */
+enum lkind {
+    LK_RAWMQ,
+    LK_RAWFUTEX,
+#if IPCP_BENCH_HAVE_MQLOCK
+    LK_MQLOCK,
+#endif
+    LK_N
+};
+static const char *const lk_name[LK_N] = {
+    "raw mq token",
+    "raw futex mutex",
+#if IPCP_BENCH_HAVE_MQLOCK
+    "mqlock",
+#endif
+};
+
+struct lockrun {
+    int kind;
+    struct lockshm *sh;
+    mqd_t q;
+#if IPCP_BENCH_HAVE_MQLOCK
+    struct ipcp_mqlock *ml;         /* created before the fork */
+    struct ipcp_mqlock_handle *mlh; /* opened in each process (lockrun_attach) */
+#endif
+};
+
+/* Creates the lock (before any fork). */
+static int lockrun_open(struct lockrun *l, int kind, char *err, size_t cap)
+{
+    memset(l, 0, sizeof(*l));
+    l->kind = kind;
+    l->q = (mqd_t)-1;
+    l->sh = mmap(NULL, sizeof(*l->sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (l->sh == MAP_FAILED) {
+        l->sh = NULL;
+        return fail(err, cap, "mmap: %s", strerror(errno));
+    }
+    int rc = 0;
+    if (kind == LK_RAWMQ) {
+        l->q = mq_token_open(err, cap);
+        if (l->q == (mqd_t)-1) rc = -1;
+    }
+#if IPCP_BENCH_HAVE_MQLOCK
+    if (kind == LK_MQLOCK) {
+        struct ipcp_mqlock_cfg cfg = {.stem = NULL};
+        int e = ipcp_mqlock_create(&cfg, &l->ml);
+        if (e < 0) rc = fail(err, cap, "mqlock_create: %s", ipcp_strerror(e));
+    }
+#endif
+    if (rc < 0) {
+        munmap(l->sh, sizeof(*l->sh));
+        l->sh = NULL;
+    }
+    return rc;
+}
+
+/* Opens this process's endpoint (after the fork). */
+static int lockrun_attach(struct lockrun *l)
+{
+#if IPCP_BENCH_HAVE_MQLOCK
+    if (l->kind == LK_MQLOCK) return ipcp_mqlock_open(l->ml, &l->mlh);
+#endif
+    (void)l;
+    return 0;
+}
+
+static void lockrun_detach(struct lockrun *l)
+{
+#if IPCP_BENCH_HAVE_MQLOCK
+    if (l->mlh) ipcp_mqlock_close(l->mlh);
+    l->mlh = NULL;
+#endif
+    (void)l;
+}
+
+static void lockrun_close(struct lockrun *l)
+{
+    lockrun_detach(l);
+#if IPCP_BENCH_HAVE_MQLOCK
+    if (l->ml) ipcp_mqlock_destroy(l->ml);
+    l->ml = NULL;
+#endif
+    if (l->q != (mqd_t)-1) mq_close(l->q);
+    if (l->sh) munmap(l->sh, sizeof(*l->sh));
+    l->q = (mqd_t)-1;
+    l->sh = NULL;
+}
+
+/* One lock + critical section + unlock. */
+static int lockrun_cycle(struct lockrun *l)
+{
+    switch (l->kind) {
+    case LK_RAWMQ:
+        if (mq_token_lock(l->q) < 0) return -1;
+        l->sh->counter++;
+        return mq_token_unlock(l->q);
+    case LK_RAWFUTEX:
+        if (rawfutex_lock(&l->sh->futex) < 0) return -1;
+        l->sh->counter++;
+        rawfutex_unlock(&l->sh->futex);
+        return 0;
+#if IPCP_BENCH_HAVE_MQLOCK
+    case LK_MQLOCK:
+        if (ipcp_mqlock_lock(l->mlh, B_OP_MS) != 0) return -1; /* 1 (a death) is a failure here */
+        l->sh->counter++;
+        return ipcp_mqlock_unlock(l->mlh) == 0 ? 0 : -1;
+#endif
+    default:
+        return -1;
+    }
+}
+
+/* Uncontended: ns per lock + unlock in one process. */
+static int lock_uncontended(int kind, long n, double v[2], char *err, size_t cap)
+{
+    struct lockrun l;
+    if (lockrun_open(&l, kind, err, cap) < 0) return -1;
+    int rc = lockrun_attach(&l);
+    if (rc < 0) {
+        lockrun_close(&l);
+        return fail(err, cap, "%s: open: %s", lk_name[kind], ipcp_strerror(rc));
+    }
+    watchdog_arm();
+    int64_t t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        if (lockrun_cycle(&l) < 0) {
+            watchdog_disarm();
+            lockrun_close(&l);
+            return fail(err, cap, "%s: lock/unlock %ld failed", lk_name[kind], i);
+        }
+    }
+    int64_t dt = now_ns() - t0;
+    watchdog_disarm();
+    lockrun_close(&l);
+    v[0] = (double)dt / (double)n;
+    return 0;
+}
+
+struct lockjob {
+    struct lockrun *l;
+    struct gate *g;
+    long n;
+};
+
+static int lock_worker(void *arg)
+{
+    struct lockjob *j = arg;
+    if (lockrun_attach(j->l) < 0) return 11;
+    if (gate_child_ready(j->g) < 0) return 12;
+    for (long i = 0; i < j->n; i++)
+        if (lockrun_cycle(j->l) < 0) return 13;
+    lockrun_detach(j->l);
+    return gate_child_done(j->g) < 0 ? 14 : 0;
+}
+
+/* Contended: two processes each take the lock n times; acquisitions per second in total. The
+ * unprotected counter must come out exact, or the lock is broken. */
+static int lock_contended(int kind, long n, double v[2], char *err, size_t cap)
+{
+    struct lockrun l;
+    if (lockrun_open(&l, kind, err, cap) < 0) return -1;
+    struct gate g;
+    int rc = gate_open(&g), ok = 0;
+    pid_t pid[2] = {-1, -1};
+    if (rc < 0) {
+        lockrun_close(&l);
+        return fail(err, cap, "pipe: %s", ipcp_strerror(rc));
+    }
+    struct lockjob j = {.l = &l, .g = &g, .n = n};
+    for (int k = 0; k < 2; k++) {
+        pid[k] = spawn(lock_worker, &j);
+        if (pid[k] < 0) {
+            fail(err, cap, "fork: %s", strerror(errno));
+            goto out;
+        }
+    }
+    gate_parent(&g);
+    if (gate_wait(&g, 2, B_OP_MS) < 0) {
+        fail(err, cap, "lock workers did not start");
+        goto out;
+    }
+    watchdog_arm();
+    int64_t t0 = now_ns();
+    if (gate_go(&g, 2) < 0 || (rc = gate_wait(&g, 2, B_RUN_LIMIT_S * 1000)) < 0) {
+        fail(err, cap, "lock workers did not finish: %s", ipcp_strerror(rc));
+        goto out;
+    }
+    int64_t dt = now_ns() - t0;
+    for (int k = 0; k < 2; k++) {
+        int st = reap(pid[k], B_REAP_MS);
+        pid[k] = -1;
+        if (st != 0) {
+            fail(err, cap, "lock worker exited with status %d", st);
+            goto out;
+        }
+    }
+    if (l.sh->counter != (uint64_t)(2 * n)) {
+        fail(err, cap, "%s: mutual exclusion broken (counter %" PRIu64 ", expected %ld)",
+             lk_name[kind], (uint64_t)l.sh->counter, 2 * n);
+        goto out;
+    }
+    v[0] = (double)(2 * n) / ((double)dt / 1e9);
+    ok = 1;
+out:
+    watchdog_disarm();
+    kill_reap(pid[0]);
+    kill_reap(pid[1]);
+    gate_close(&g);
+    lockrun_close(&l);
+    return ok ? 0 : -1;
+}
+
+/* Side s of a lock case: 0 the protocol kind (c->xk), 1 raw mq token, 2 raw futex. */
+static int run_lock(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+{
+    int kind = side == 0 ? c->xk : side == 1 ? LK_RAWMQ : LK_RAWFUTEX;
+    return c->variant ? lock_contended(kind, c->count, v, err, cap)
+                      : lock_uncontended(kind, c->count, v, err, cap);
+}
+
+/* ---- the stress checker's overhead: verified against --no-verify ---------------------------- */
+
+static const char *self_exe(void)
+{
+    static char path[PATH_MAX];
+    if (path[0] == '\0') {
+        ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+        if (n <= 0) return NULL;
+        path[n] = '\0';
+    }
+    return path;
+}
+
+static const char *tmp_dir(void)
+{
+    const char *t = getenv("TMPDIR");
+    return t && *t ? t : "/tmp";
+}
+
+/* Runs `ipcproof stress --proto frame-unix --messages N --json F [--no-verify]` and reads
+ * stats.msgs_per_s from F. */
+static int run_stress(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+{
+    const char *exe = self_exe();
+    if (exe == NULL) return fail(err, cap, "cannot read /proc/self/exe");
+    char json[PATH_MAX - 16], log[PATH_MAX], count[32];
+    snprintf(json, sizeof(json), "%s/ipcp-bench-%ld-XXXXXX", tmp_dir(), (long)getpid());
+    int fd = mkstemp(json);
+    if (fd < 0) return fail(err, cap, "mkstemp: %s", strerror(errno));
+    close(fd);
+    snprintf(log, sizeof(log), "%s.log", json);
+    snprintf(count, sizeof(count), "%ld", c->count);
+    char *argv[] = {(char *)exe, "stress", "--proto", "frame-unix", "--messages",
+                    count,       "--json", json,      "--quiet",    side ? "--no-verify" : NULL,
+                    NULL};
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (lf < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(lf, 2) < 0)
+            _exit(126);
+        signal(SIGALRM, SIG_DFL);
+        execv(exe, argv);
+        _exit(127);
+    }
+    int ok = 0;
+    if (pid < 0) {
+        fail(err, cap, "fork: %s", strerror(errno));
+    } else {
+        int st = reap(pid, B_RUN_LIMIT_S * 1000);
+        json_error_t je;
+        json_t *root = json_load_file(json, 0, &je);
+        json_t *stats = root ? json_object_get(root, "stats") : NULL;
+        json_t *mps = stats ? json_object_get(stats, "msgs_per_s") : NULL;
+        const char *res = root ? json_string_value(json_object_get(root, "result")) : NULL;
+        if (st != 0 || mps == NULL || !json_is_number(mps)) {
+            char line[120] = "";
+            FILE *f = fopen(log, "r");
+            if (f) {
+                if (fgets(line, sizeof(line), f) == NULL) line[0] = '\0';
+                line[strcspn(line, "\n")] = '\0';
+                fclose(f);
+            }
+            fail(err, cap, "stress%s exited with %d, result %s%s%s", side ? " --no-verify" : "", st,
+                 res ? res : "?", line[0] ? ": " : "", line);
+        } else {
+            v[0] = json_number_value(mps);
+            ok = v[0] > 0;
+            if (!ok) fail(err, cap, "stress reported %g msgs/s", v[0]);
+        }
+        json_decref(root);
+    }
+    unlink(json);
+    unlink(log);
+    return ok ? 0 : -1;
+}
+
+/* ---- the driver ------------------------------------------------------------------------------ */
+
+static int case_selected(const struct bcase *c)
+{
+    return g_opt.only == NULL || strstr(c->stem, g_opt.only) != NULL ||
+           strcmp(c->group, g_opt.only) == 0;
+}
+
+static void build_cases(void)
+{
+    static const size_t sizes[] = {64, 4096, 65536, 1u << 20};
+    static const long tput_count[] = {200000, 40000, 4000, 250};
+    static const long ring_count[] = {2000000, 200000, 12000, 800};
+    struct bcase *c;
+
+    for (int xk = 0; xk < XK_N; xk++) {
+        for (size_t k = 0; k < IPCP_ARRAY_SIZE(sizes); k++) {
+            c = add_case("frame", K_TPUT, run_fd_tput, "frame-%s/%s", xk_name[xk],
+                         size_label(sizes[k]));
+            c->xk = xk;
+            c->size = sizes[k];
+            c->count = scaled(tput_count[k], 20);
+            c->side_name[0] = "frame";
+            c->side_name[1] = xk_raw[xk];
+            if (sizes[k] == 64) c->aim_op = AIM_GE, c->aim = 0.75;
+            if (sizes[k] == 65536) c->aim_op = AIM_GE, c->aim = 0.90;
+        }
+        c = add_case("frame", K_RTT, run_fd_rtt, "frame-%s/64B", xk_name[xk]);
+        c->xk = xk;
+        c->size = 64;
+        c->count = scaled(20000, 200);
+        c->side_name[0] = "frame";
+        c->side_name[1] = xk_raw[xk];
+    }
+
+    for (int zc = 0; zc < 2; zc++) {
+        for (size_t k = 0; k < IPCP_ARRAY_SIZE(sizes); k++) {
+            if (zc && sizes[k] > B_RING_CAP - IPCP_RING_REC_HDR) continue; /* one record only */
+            c = add_case("ring", K_TPUT, run_ring_tput, "%s/%s", zc ? "ring-zc" : "ring",
+                         size_label(sizes[k]));
+            c->size = sizes[k];
+            c->count = scaled(ring_count[k], 20);
+            c->variant = zc;
+            c->side_name[0] = zc ? "ring reserve/commit+peek/release" : "ring send/recv";
+            c->side_name[1] = "memcpy 1 thread";
+            c->aim_op = AIM_GE;
+            c->aim = sizes[k] <= B_RING_CAP - IPCP_RING_REC_HDR ? 0.80 : 0.60;
+        }
+    }
+    c = add_case("ring", K_RTT, run_ring_rtt, "ring/64B");
+    c->size = 64;
+    c->count = scaled(50000, 200);
+    c->side_name[0] = "ring send/recv";
+    c->side_name[1] = "raw shm spin ping-pong";
+    c->aim_op = AIM_LE;
+    c->aim = 2.0;
+
+    /* Locks: each protocol kind against a raw mq token and a raw futex mutex. */
+    for (int k = LK_RAWFUTEX + 1; k < LK_N; k++) {
+        for (int contended = 0; contended < 2; contended++) {
+            c = add_case("lock", K_SCALAR, run_lock, "lock-%s/%s", lk_name[k],
+                         contended ? "contended" : "uncontended");
+            c->xk = k;
+            c->variant = contended;
+            c->unit = contended ? "acq/s" : "ns";
+            c->lower_better = !contended;
+            c->count = contended ? scaled(100000, 200) : scaled(200000, 200);
+            c->nsides = 3;
+            c->side_name[0] = lk_name[k];
+            c->side_name[1] = lk_name[LK_RAWMQ];
+            c->side_name[2] = lk_name[LK_RAWFUTEX];
+            c->side_tag[1] = "mq";
+            c->side_tag[2] = "futex";
+        }
+    }
+
+    c = add_case("stress", K_SCALAR, run_stress, "stress-verify/frame-unix");
+    c->unit = "msgs/s";
+    c->count = scaled(200000, 2000);
+    c->side_name[0] = "stress (verified)";
+    c->side_name[1] = "stress --no-verify";
+    c->aim_op = AIM_GE;
+    c->aim = 0.85;
+    c->calibrate = 0; /* each run is a whole stress case; its count is fixed */
+#ifdef IPCP_BENCH_STANDALONE
+    c->na = "stress not available";
+#endif
+}
+
+static const char *row_unit(const struct bcase *c)
+{
+    return c->kind == K_TPUT ? "MB/s" : c->kind == K_RTT ? "us" : c->unit;
+}
+
+static struct brow *new_row(const struct bcase *c, int base, const char *suffix)
+{
+    if (g_nrows >= B_MAX_ROWS) return NULL;
+    struct brow *r = &g_rows[g_nrows++];
+    memset(r, 0, sizeof(*r));
+    const char *tag = c->nsides > 2 && c->side_tag[base] ? c->side_tag[base] : NULL;
+    snprintf(r->name, sizeof(r->name), "%.63s%s%.12s%s%.12s", c->stem, suffix[0] ? "/" : "", suffix,
+             tag ? "/vs-" : "", tag ? tag : "");
+    r->unit = row_unit(c);
+    r->baseline_name = c->side_name[base];
+    r->reps = g_opt.reps;
+    r->count = c->count;
+    r->na = c->na;
+    return r;
+}
+
+/* Runs the sides of one case alternately, reps times, and appends its rows. */
+static int run_case(const struct bcase *c)
+{
+    int reps = g_opt.reps;
+    double val[B_MAX_SIDES][B_MAX_REPS][2];
+    char err[200] = "";
+    int failed = 0;
+    struct bcase cc = *c;
+    if (c->na == NULL && c->calibrate && g_opt.mode != M_SMOKE) {
+        /* A first protocol run, discarded: warms up, and scales the count so that one run
+         * lasts about the target time (short runs are all noise on a shared machine). */
+        double v[2];
+        int64_t t0 = now_ns();
+        if (c->run(&cc, 0, v, err, sizeof(err)) < 0) {
+            failed = 1;
+        } else {
+            double dt = (double)(now_ns() - t0) / 1e9, target = calib_target_s();
+            if (dt < target) {
+                double f = dt > 0 ? target / dt : 64;
+                cc.count = (long)((double)cc.count * (f > 64 ? 64 : f));
+            }
+        }
+    }
+    c = &cc;
+    if (c->na == NULL && !failed) {
+        for (int r = 0; r < reps && !failed; r++) {
+            for (int k = 0; k < c->nsides && !failed; k++) {
+                int side = r % 2 == 0 ? k : c->nsides - 1 - k; /* ABBA: drift cancels */
+                double v[2] = {0, 0};
+                if (c->run(c, side, v, err, sizeof(err)) < 0) {
+                    failed = 1;
+                    break;
+                }
+                val[side][r][0] = v[0];
+                val[side][r][1] = v[1];
+            }
+        }
+    }
+    int nmetric = c->kind == K_RTT ? 2 : 1;
+    for (int m = 0; m < nmetric; m++) {
+        for (int b = 1; b < c->nsides; b++) {
+            const char *suffix = c->kind == K_TPUT  ? "throughput"
+                                 : c->kind == K_RTT ? (m == 0 ? "rtt-p50" : "rtt-p99")
+                                                    : "";
+            struct brow *row = new_row(c, b, suffix);
+            if (row == NULL) return -1;
+            if (m == 0) {
+                row->aim_op = c->aim_op;
+                row->aim = c->aim;
+            }
+            if (c->na) continue;
+            if (failed) {
+                snprintf(row->error, sizeof(row->error), "%s", err);
+                continue;
+            }
+            double p[B_MAX_REPS], q[B_MAX_REPS], ratio[B_MAX_REPS];
+            for (int r = 0; r < reps; r++) {
+                p[r] = val[0][r][m];
+                q[r] = val[b][r][m];
+                ratio[r] = q[r] > 0 ? p[r] / q[r] : 0;
+            }
+            row->value = median(p, reps);
+            row->baseline = median(q, reps);
+            row->ratio = median(ratio, reps);
+            row->rmin = row->rmax = ratio[0];
+            for (int r = 1; r < reps; r++) {
+                if (ratio[r] < row->rmin) row->rmin = ratio[r];
+                if (ratio[r] > row->rmax) row->rmax = ratio[r];
+            }
+            if (c->kind == K_TPUT) {
+                for (int r = 0; r < reps; r++) {
+                    p[r] = val[0][r][1];
+                    q[r] = val[b][r][1];
+                }
+                row->has_mps = 1;
+                row->mps = median(p, reps);
+                row->base_mps = median(q, reps);
+            }
+        }
+    }
+    return failed ? -1 : 0;
+}
+
+/* ---- output ------------------------------------------------------------------------------- */
+
+static void human(double v, char *buf, size_t cap)
+{
+    if (v >= 1e9)
+        snprintf(buf, cap, "%.2fG", v / 1e9);
+    else if (v >= 1e6)
+        snprintf(buf, cap, "%.2fM", v / 1e6);
+    else if (v >= 1e4)
+        snprintf(buf, cap, "%.1fk", v / 1e3);
+    else
+        snprintf(buf, cap, "%.1f", v);
+}
+
+static void figure(const char *unit, double v, char *buf, size_t cap)
+{
+    if (strcmp(unit, "us") == 0)
+        snprintf(buf, cap, "%.2f", v);
+    else if (strcmp(unit, "MB/s") == 0 || strcmp(unit, "ns") == 0)
+        snprintf(buf, cap, "%.1f", v);
+    else
+        human(v, buf, cap);
+}
+
+static int aim_met(const struct brow *r)
+{
+    return r->aim_op == AIM_GE ? r->ratio >= r->aim : r->ratio <= r->aim;
+}
+
+static void print_header(void)
+{
+    printf("%-38s %-6s %10s %10s %6s %6s %6s %7s %-6s %s\n", "row", "unit", "protocol", "baseline",
+           "ratio", "min", "max", "aim", "", "baseline is");
+}
+
+static void print_row(const struct brow *r)
+{
+    char a[32], b[32], aim[16] = "";
+    if (r->aim_op != AIM_NONE)
+        snprintf(aim, sizeof(aim), "%s%.2f", r->aim_op == AIM_GE ? ">=" : "<=", r->aim);
+    if (r->na) {
+        printf("%-38s %-6s n/a (%s)\n", r->name, r->unit, r->na);
+    } else if (r->error[0]) {
+        printf("%-38s %-6s FAILED: %s\n", r->name, r->unit, r->error);
+    } else {
+        figure(r->unit, r->value, a, sizeof(a));
+        figure(r->unit, r->baseline, b, sizeof(b));
+        printf("%-38s %-6s %10s %10s %6.2f %6.2f %6.2f %7s %-6s %s\n", r->name, r->unit, a, b,
+               r->ratio, r->rmin, r->rmax, aim,
+               r->aim_op == AIM_NONE ? ""
+               : aim_met(r)          ? "met"
+                                     : "MISSED",
+               r->baseline_name);
+        if (r->has_mps) {
+            human(r->mps, a, sizeof(a));
+            human(r->base_mps, b, sizeof(b));
+            printf("%-38s %-6s %10s %10s\n", "", "msg/s", a, b);
+        }
+    }
+    fflush(stdout);
+}
+
+static void read_line(const char *path, const char *key, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return;
+    char line[512];
+    while (fgets(line, sizeof(line), f)) {
+        if (key == NULL || strncmp(line, key, strlen(key)) == 0) {
+            char *p = key ? strchr(line, ':') : line;
+            p = p ? (key ? p + 1 : p) : line;
+            while (*p == ' ' || *p == '\t')
+                p++;
+            p[strcspn(p, "\n")] = '\0';
+            snprintf(buf, cap, "%.*s", (int)(cap - 1), p);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+struct machine {
+    long ncpu;
+    char cpu[256], kernel[128], load0[128], load1[128];
+};
+
+static const char *sanitizers(void)
+{
+#if defined(IPCP_TSAN)
+    return "thread";
+#elif defined(IPCP_ASAN)
+    return "address";
+#else
+    return "none";
+#endif
+}
+
+#ifdef __clang__
+#define B_COMPILER "clang " __clang_version__
+#else
+#define B_COMPILER "gcc " __VERSION__
+#endif
+
+static int optimized(void)
+{
+#ifdef __OPTIMIZE__
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+static int write_json(const char *path, const struct machine *m, double seconds)
+{
+    json_t *root = json_object();
+    json_object_set_new(root, "tool", json_string("ipcproof bench"));
+    json_object_set_new(root, "mode", json_string(mode_name[g_opt.mode]));
+    json_object_set_new(root, "reps", json_integer(g_opt.reps));
+    json_object_set_new(root, "seconds", json_real(seconds));
+    json_t *mj = json_object();
+    json_object_set_new(mj, "cpus", json_integer(m->ncpu));
+    json_object_set_new(mj, "cpu", json_string(m->cpu));
+    json_object_set_new(mj, "kernel", json_string(m->kernel));
+    json_object_set_new(mj, "loadavg_start", json_string(m->load0));
+    json_object_set_new(mj, "loadavg_end", json_string(m->load1));
+    json_object_set_new(mj, "compiler", json_string(B_COMPILER));
+    json_object_set_new(mj, "optimized", json_boolean(optimized()));
+    json_object_set_new(mj, "sanitizers", json_string(sanitizers()));
+    json_object_set_new(root, "machine", mj);
+    json_t *rows = json_array();
+    for (int i = 0; i < g_nrows; i++) {
+        const struct brow *r = &g_rows[i];
+        json_t *o = json_object();
+        int have = r->na == NULL && r->error[0] == '\0';
+        json_object_set_new(o, "name", json_string(r->name));
+        json_object_set_new(o, "unit", json_string(r->unit));
+        json_object_set_new(o, "value", have ? json_real(r->value) : json_null());
+        json_object_set_new(o, "baseline_name", json_string(r->baseline_name));
+        json_object_set_new(o, "baseline", have ? json_real(r->baseline) : json_null());
+        json_object_set_new(o, "ratio", have ? json_real(r->ratio) : json_null());
+        json_object_set_new(o, "min_ratio", have ? json_real(r->rmin) : json_null());
+        json_object_set_new(o, "max_ratio", have ? json_real(r->rmax) : json_null());
+        json_object_set_new(o, "reps", json_integer(r->reps));
+        json_object_set_new(o, "count", json_integer(r->count));
+        if (r->has_mps && have) {
+            json_object_set_new(o, "msgs_per_s", json_real(r->mps));
+            json_object_set_new(o, "baseline_msgs_per_s", json_real(r->base_mps));
+        }
+        if (r->aim_op != AIM_NONE) {
+            char aim[16];
+            snprintf(aim, sizeof(aim), "%s%.2f", r->aim_op == AIM_GE ? ">=" : "<=", r->aim);
+            json_object_set_new(o, "aim", json_string(aim));
+            if (have) json_object_set_new(o, "aim_met", json_boolean(aim_met(r)));
+        }
+        if (r->na) json_object_set_new(o, "na", json_string(r->na));
+        if (r->error[0]) json_object_set_new(o, "error", json_string(r->error));
+        json_array_append_new(rows, o);
+    }
+    json_object_set_new(root, "rows", rows);
+    int rc = json_dump_file(root, path, JSON_INDENT(1) | JSON_REAL_PRECISION(6));
+    json_decref(root);
+    if (rc != 0) fprintf(stderr, "ipcproof bench: cannot write %s\n", path);
+    return rc == 0 ? 0 : -1;
+}
+
+static const char usage_text[] =
+    "usage: ipcproof bench [--quick | --smoke] [--reps N] [--only TEXT] [--json FILE]\n"
+    "  every protocol against its raw mechanism, sides interleaved; ratio = protocol/baseline,\n"
+    "  median of N repetitions (default 5) with min and max\n"
+    "  --quick      smaller counts (under a minute on 2 cores)\n"
+    "  --smoke      tiny counts, 1 repetition: checks that every row runs (figures meaningless)\n"
+    "  --reps N     repetitions of each side (1..31)\n"
+    "  --only TEXT  rows whose name contains TEXT, or a group: frame ring lock handoff stress\n"
+    "  --json FILE  the rows as JSON: {\"machine\":{...},\"rows\":[{\"name\",\"unit\",\"value\",\n"
+    "               "
+    "\"baseline_name\",\"baseline\",\"ratio\",\"min_ratio\",\"max_ratio\",\"reps\",...}]}\n";
+
+int st_bench_main(int argc, char **argv)
+{
+    enum { O_QUICK = 1, O_SMOKE, O_REPS, O_ONLY, O_JSON, O_HELP };
+    static const struct option opts[] = {{"quick", no_argument, NULL, O_QUICK},
+                                         {"smoke", no_argument, NULL, O_SMOKE},
+                                         {"reps", required_argument, NULL, O_REPS},
+                                         {"only", required_argument, NULL, O_ONLY},
+                                         {"json", required_argument, NULL, O_JSON},
+                                         {"help", no_argument, NULL, O_HELP},
+                                         {NULL, 0, NULL, 0}};
+    memset(&g_opt, 0, sizeof(g_opt));
+    g_opt.reps = -1;
+    optind = 1;
+    opterr = 0;
+    for (;;) {
+        int o = getopt_long(argc, argv, "", opts, NULL);
+        if (o == -1) break;
+        switch (o) {
+        case O_QUICK:
+            g_opt.mode = M_QUICK;
+            break;
+        case O_SMOKE:
+            g_opt.mode = M_SMOKE;
+            break;
+        case O_REPS: {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end != '\0' || n < 1 || n > B_MAX_REPS) {
+                fprintf(stderr, "ipcproof bench: --reps must be 1..%d\n", B_MAX_REPS);
+                return 2;
+            }
+            g_opt.reps = (int)n;
+            break;
+        }
+        case O_ONLY:
+            g_opt.only = optarg;
+            break;
+        case O_JSON:
+            g_opt.json = optarg;
+            break;
+        case O_HELP:
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            fprintf(stderr, "ipcproof bench: bad option '%s'\n", argv[optind - 1]);
+            fputs(usage_text, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ipcproof bench: unexpected argument '%s'\n", argv[optind]);
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    if (g_opt.reps < 0) g_opt.reps = g_opt.mode == M_SMOKE ? 1 : 5;
+
+    /* A reader gone is an error return, never a signal; a pipe channel then also skips its
+     * per-write SIGPIPE mask (fdchan.h), as a server that ignores SIGPIPE would. */
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_alarm; /* no SA_RESTART: a blocked call returns EINTR */
+    sigemptyset(&sa.sa_mask);
+    struct sigaction old_alarm;
+    sigaction(SIGALRM, &sa, &old_alarm);
+
+    struct machine m;
+    memset(&m, 0, sizeof(m));
+    m.ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    read_line("/proc/cpuinfo", "model name", m.cpu, sizeof(m.cpu));
+    struct utsname u;
+    if (uname(&u) == 0) snprintf(m.kernel, sizeof(m.kernel), "%s", u.release);
+    read_line("/proc/loadavg", NULL, m.load0, sizeof(m.load0));
+
+    g_ncases = g_nrows = 0;
+    build_cases();
+    printf("ipcproof bench (%s): %d alternating repetition%s per row; ratio = protocol / "
+           "baseline, median with min and max\n",
+           mode_name[g_opt.mode], g_opt.reps, g_opt.reps == 1 ? "" : "s");
+    printf("machine: %ld CPUs, %s, Linux %s, load %s\n", m.ncpu, m.cpu[0] ? m.cpu : "?", m.kernel,
+           m.load0);
+    printf("build: %s, %s, sanitizers: %s\n", B_COMPILER,
+           optimized() ? "optimized" : "NOT optimized", sanitizers());
+    if (!optimized() || strcmp(sanitizers(), "none") != 0)
+        printf("warning: figures of an unoptimized or sanitized build say little about a "
+               "release build\n");
+    if (g_opt.mode == M_SMOKE) printf("smoke mode: the figures mean nothing\n");
+    printf("\n");
+    print_header();
+
+    int64_t t0 = now_ns();
+    int failures = 0, selected = 0;
+    for (int i = 0; i < g_ncases; i++) {
+        if (!case_selected(&g_cases[i])) continue;
+        selected++;
+        int first = g_nrows;
+        if (run_case(&g_cases[i]) < 0) failures++;
+        for (int k = first; k < g_nrows; k++)
+            print_row(&g_rows[k]);
+    }
+    double seconds = (double)(now_ns() - t0) / 1e9;
+    read_line("/proc/loadavg", NULL, m.load1, sizeof(m.load1));
+    printf("\n%d row%s in %.1f s; load at the end %s\n", g_nrows, g_nrows == 1 ? "" : "s", seconds,
+           m.load1);
+    sigaction(SIGALRM, &old_alarm, NULL);
+    if (selected == 0) {
+        fprintf(stderr, "ipcproof bench: no row matches --only %s\n", g_opt.only);
+        return 2;
+    }
+    if (g_opt.json && write_json(g_opt.json, &m, seconds) < 0) return 1;
+    return failures ? 1 : 0;
+}
+
+#ifdef IPCP_BENCH_STANDALONE
+/* A bench-only binary: `bench-standalone [bench] [options]`. */
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "bench") == 0) return st_bench_main(argc - 1, argv + 1);
+    return st_bench_main(argc, argv);
+}
+#endif
