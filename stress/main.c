@@ -21,6 +21,7 @@
 
 #include "internal.h"
 #include "ipcproof/err.h"
+#include "bench.h"
 #include "stress.h"
 
 #ifndef IPCP_BUILD_SANITIZERS
@@ -37,6 +38,7 @@ static const char usage_text[] =
     "usage: ipcproof stress (--proto NAME | --plugin FILE.so) [options]\n"
     "       ipcproof validate (--proto NAME | --plugin FILE.so [--plugin-tsan FILE.so] |\n"
     "                          --plugin-src FILE.c) [--budget SECONDS] [--json FILE] [--seed S]\n"
+    "       ipcproof bench [--quick | --smoke] [--reps N] [--only TEXT] [--json FILE]\n"
     "       ipcproof list | clean [--dry-run] | version\n"
     "\n"
     "stress options:\n"
@@ -595,6 +597,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "stress") == 0) return cmd_stress(argc - 1, argv + 1);
     if (strcmp(cmd, "validate") == 0) return st_validate_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0) return st_bench_main(argc - 1, argv + 1);
     if (strcmp(cmd, "list") == 0) return cmd_list();
     if (strcmp(cmd, "clean") == 0) return cmd_clean(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
