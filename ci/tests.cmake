@@ -1,7 +1,8 @@
-# Tests of the nightly pipeline's parts (ci/report, its page in a real browser, the
-# ClusterFuzzLite build script). They do not depend on the build flavour, so they are registered
-# in the plain flavour only (no sanitizer, no coverage, replay fuzz mains) and each only when the
-# tool it needs is installed (ci/deps installs python3, chromium and zip).
+# Tests of the nightly pipeline's parts: crash keys and verdict rows of ci/lib/nightly.py,
+# ci/report, its page in a real browser, the ClusterFuzzLite build script. They do not depend on
+# the build flavour, so they are registered in the plain flavour only (no sanitizer, no
+# coverage, replay fuzz mains), each only when the tool it needs is installed (ci/deps installs
+# python3, chromium and zip).
 if(NOT BUILD_TESTING OR IPCP_SANITIZERS OR IPCP_COVERAGE OR NOT IPCP_FUZZ_ENGINE STREQUAL "replay")
   return()
 endif()
@@ -19,6 +20,10 @@ if(IPCP_PYTHON3)
            COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/report_test.py ${IPCP_CI_DIR}/report
                    ${IPCP_CI_FIXTURE})
   set_tests_properties(ci.report.sections PROPERTIES TIMEOUT 120)
+  add_test(NAME ci.nightly.triage
+           COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/nightly_test.py ${IPCP_CI_DIR}/lib/nightly.py
+                   ${IPCP_CI_DIR}/tests/fixtures)
+  set_tests_properties(ci.nightly.triage PROPERTIES TIMEOUT 120)
   if(IPCP_CHROMIUM)
     add_test(NAME ci.report.chromium
              COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/report_screenshot.py ${IPCP_CI_DIR}/report

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""nightly_test.py - the parts of ci/lib/nightly.py that decide what the nightly reports.
+
+    nightly_test.py CI_LIB_NIGHTLY_PY FIXTURES_DIR
+
+Checks, without building or fuzzing anything:
+  - crash keys from real sanitizer output (fixtures/crashes/: an ASan heap overflow, a UBSan
+    shift, a failed harness invariant under libFuzzer's deadly-signal handler): the kind, the
+    top project frames (runtime, libc and libFuzzer frames skipped), a readable summary; the key
+    does not change with addresses, pids, line numbers or file locations, and does change when
+    the faulting function or the kind does;
+  - a validate report becomes one verdict row per mode with the right result, violation count
+    and kinds, median throughput, and a repro command that names the binary of the build; a
+    missing report is an error row;
+  - coverage JSON in ci/coverage's shape and in llvm-cov export's shape;
+  - exec/s over a window rather than between two bursty reports;
+  - libFuzzer fork-mode status lines and AFL++ plot_data are parsed.
+"""
+import importlib.util
+import json
+import os
+import re
+import sys
+import tempfile
+import unittest
+
+NIGHTLY = FIXTURES = None
+nl = None
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("nightly", NIGHTLY)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, "crashes", name)) as f:
+        return f.read()
+
+
+class CrashKeys(unittest.TestCase):
+    def setUp(self):
+        self.n = object.__new__(nl.Nightly)  # no run: only the parsers
+
+    def key(self, out):
+        p = self.n.parse_crash(out)
+        self.assertIsNotNone(p)
+        return "|".join([p[0]] + p[1]), p
+
+    def test_asan_heap_overflow(self):
+        key, (kind, frames, summary, disp) = self.key(fixture("asan-heap-overflow.txt"))
+        self.assertEqual(kind, "heap-buffer-overflow")
+        self.assertEqual(frames, ["copy_it", "LLVMFuzzerTestOneInput"])
+        self.assertIn("heap-buffer-overflow (WRITE of size 6) in copy_it", summary)
+        self.assertIn("fuzz_planted.c:9:5", summary)
+        self.assertTrue(disp[0].startswith("#1 copy_it "), disp)
+        self.assertFalse(any("__asan" in d or "fuzzer::" in d for d in disp), disp)
+
+    def test_ubsan_shift(self):
+        key, (kind, frames, summary, disp) = self.key(fixture("ubsan-shift.txt"))
+        self.assertEqual(kind, "runtime error: shift exponent N is too large for N-bit type 'int'")
+        self.assertEqual(frames, ["shift_it", "LLVMFuzzerTestOneInput"])
+        self.assertIn("runtime error: shift exponent 48", summary)
+
+    def test_invariant_under_deadly_signal(self):
+        key, (kind, frames, summary, disp) = self.key(fixture("invariant-abort.txt"))
+        self.assertEqual(kind, "invariant failed: d[3] != 'q'")
+        self.assertEqual(frames, ["LLVMFuzzerTestOneInput"])  # abort/raise/libc/libFuzzer skipped
+        self.assertIn("invariant failed: d[3] != 'q': planted invariant 113", summary)
+
+    def test_key_ignores_addresses_lines_and_paths(self):
+        out = fixture("asan-heap-overflow.txt")
+        moved = re.sub(r"0x[0-9a-f]+", lambda m: hex(int(m.group(0), 16) + 0x1230), out)
+        moved = moved.replace("==16399==", "==4242==").replace(":9:5", ":27:13")
+        moved = moved.replace("/src/ipcproof/", "/home/ci/work/ipcproof/")
+        moved = moved.replace("WRITE of size 6", "WRITE of size 61")
+        self.assertEqual(self.key(out)[0], self.key(moved)[0])
+
+    def test_key_changes_with_function_and_kind(self):
+        out = fixture("asan-heap-overflow.txt")
+        base = self.key(out)[0]
+        other_fn = out.replace(" in copy_it ", " in copy_other ")
+        self.assertNotEqual(base, self.key(other_fn)[0])
+        other_kind = out.replace("heap-buffer-overflow", "heap-use-after-free")
+        self.assertNotEqual(base, self.key(other_kind)[0])
+        self.assertTrue(self.key(other_kind)[0].startswith("heap-use-after-free|copy_it|"))
+
+    def test_double_free_kind(self):
+        out = fixture("asan-heap-overflow.txt").replace(
+            "ERROR: AddressSanitizer: heap-buffer-overflow on address",
+            "ERROR: AddressSanitizer: attempting double-free on")
+        self.assertEqual(self.key(out)[1][0], "attempting double-free")
+
+    def test_not_a_crash(self):
+        self.assertIsNone(self.n.parse_crash("INFO: Seed: 1\nExecuted x in 0 ms\n"))
+
+
+def validate_report(path):
+    cases = [
+        {"name": "1 producer, 1 consumer", "mode": "process", "result": "pass",
+         "msgs_per_s": 1000.0, "violations": [], "repro": "ipcproof stress --proto p --seed 1"},
+        {"name": "4 producers, 1 consumer", "mode": "process", "result": "pass",
+         "msgs_per_s": 3000.0, "violations": [], "repro": "ipcproof stress --proto p --seed 2"},
+        {"name": "fault signals", "mode": "process", "result": "fail", "msgs_per_s": 50.0,
+         "violations": [{"kind": "reorder", "count": 3, "detail": "seq 7 after 9"},
+                        {"kind": "loss", "count": 1, "detail": "seq 12 never arrived"}],
+         "repro": "ipcproof stress --proto p --fault signals --seed 3"},
+        {"name": "threads: 1 producer, 1 consumer", "mode": "thread", "result": "pass",
+         "msgs_per_s": 400.0, "violations": [], "repro": "ipcproof stress --proto p --mode thread"},
+        {"name": "threads: 2 producers, 2 consumers", "mode": "thread", "result": "pass",
+         "msgs_per_s": 600.0, "violations": []},
+        {"name": "threads: 4 producers, 1 consumer", "mode": "thread", "result": "n/a",
+         "msgs_per_s": 0.0, "violations": [], "detail": "capacity refused"},
+    ]
+    with open(path, "w") as f:
+        json.dump({"result": "fail", "protocol": "p", "cases": cases, "violations": []}, f)
+
+
+class StressRows(unittest.TestCase):
+    def setUp(self):
+        self.n = object.__new__(nl.Nightly)
+        self.tmp = tempfile.mkdtemp()
+
+    def tearDown(self):
+        for f in os.listdir(self.tmp):
+            os.unlink(os.path.join(self.tmp, f))
+        os.rmdir(self.tmp)
+
+    def rows(self, build="asan", write=True, rc=1):
+        self.binp = os.path.join(nl.ROOT, "build", build, "stress", "ipcproof")
+        js = os.path.join(self.tmp, "v.json")
+        if write:
+            validate_report(js)
+        cmd = [self.binp, "validate", "--proto", "p", "--budget", "4.0", "--json", js, "--seed", "9"]
+        log = os.path.join(self.tmp, "v.log")
+        with open(log, "w") as f:
+            f.write("ipcproof validate: boom\n")
+        return self.n.stress_rows("p", build, self.binp, cmd, rc, js, log, 5.0)
+
+    def test_one_row_per_mode(self):
+        rows = {r["mode"]: r for r in self.rows()}
+        self.assertEqual(sorted(rows), ["process", "thread"])
+        p, t = rows["process"], rows["thread"]
+        self.assertEqual((p["result"], p["violations"]), ("fail", 2))
+        self.assertEqual(p["violation_kinds"], {"reorder": 3, "loss": 1})
+        self.assertEqual(p["failed_cases"], ["fault signals"])
+        self.assertEqual(p["repro"], "build/asan/stress/ipcproof stress --proto p --fault signals --seed 3")
+        self.assertEqual(p["throughput"], 2000.0)  # median of the passing cases
+        self.assertEqual((t["result"], t["violations"], t["throughput"]), ("pass", 0, 500.0))
+        self.assertEqual(t["cases"], 3)
+        # a passing row reruns the whole validate, in the same configuration, without --json
+        self.assertEqual(t["repro"], "IPCPROOF_TSAN_BIN= build/asan/stress/ipcproof validate "
+                                     "--proto p --budget 4.0 --seed 9")
+
+    def test_tsan_rerun_line(self):
+        rows = {r["mode"]: r for r in self.rows(build="tsan")}
+        self.assertEqual(rows["thread"]["repro"], "build/tsan/stress/ipcproof validate --proto p "
+                                                  "--budget 4.0 --seed 9")
+        self.assertTrue(rows["process"]["repro"].startswith("build/tsan/stress/ipcproof stress "))
+
+    def test_missing_report_is_an_error(self):
+        rows = self.rows(write=False, rc=2)
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0]["result"], "error")
+        self.assertIn("exit 2", rows[0]["error"])
+        self.assertIn("boom", rows[0]["error"])
+
+
+class Coverage(unittest.TestCase):
+    def test_own_shape(self):
+        c = nl.Nightly.coverage_from({
+            "totals": {"lines": {"covered": 8, "count": 10, "percent": 80.0}},
+            "files": [{"file": os.path.join(nl.ROOT, "core/src/frame.c"),
+                       "lines": {"covered": 8, "count": 10}}]})
+        self.assertEqual(c["totals"]["lines"]["percent"], 80.0)
+        self.assertEqual(c["files"], [{"file": "core/src/frame.c",
+                                       "lines": {"covered": 8, "count": 10, "percent": 80.0}}])
+
+    def test_llvm_cov_export_shape(self):
+        c = nl.Nightly.coverage_from({"data": [{
+            "totals": {"lines": {"covered": 3, "count": 4, "percent": 75.0},
+                       "functions": {"covered": 1, "count": 1, "percent": 100.0}},
+            "files": [{"filename": "core/src/chunk.c",
+                       "summary": {"lines": {"covered": 3, "count": 4, "percent": 75.0}}},
+                      {"filename": "harnesses/fuzz_chunk_reassembly.c",
+                       "summary": {"lines": {"covered": 9, "count": 9, "percent": 100.0}}}]}]})
+        self.assertEqual([f["file"] for f in c["files"]], ["core/src/chunk.c"])
+        self.assertEqual(c["totals"]["functions"]["percent"], 100.0)
+
+
+class Samples(unittest.TestCase):
+    def test_rate_over_a_window(self):
+        s = []
+        # reports in bursts: 1000 execs/s really, but two reports 0.1 s apart
+        nl.add_sample(s, {"t": 1.0, "execs": 1000})
+        nl.add_sample(s, {"t": 2.0, "execs": 2000})
+        nl.add_sample(s, {"t": 4.0, "execs": 4000})
+        r = nl.add_sample(s, {"t": 4.1, "execs": 4900})
+        self.assertAlmostEqual(r, (4900 - 1000) / 3.1, places=1)
+        self.assertEqual(s[0]["exec_per_s"], 1000.0)
+
+    def test_libfuzzer_fork_line(self):
+        m = nl.Nightly.LF_FORK.match("#212288: cov: 4 ft: 5 corp: 4 exec/s 0 oom/timeout/crash: "
+                                     "0/0/1 time: 1s job: 2 dft_time: 0")
+        self.assertIsNotNone(m)
+        self.assertEqual([m.group(i) for i in (1, 2, 3, 4, 7)], ["212288", "4", "5", "4", "1"])
+        m = nl.Nightly.LF_PLAIN.match("#4096\tpulse  cov: 75 ft: 254 corp: 20/19Kb lim: 4 exec/s: 9")
+        self.assertEqual(m.group(2), "75")
+
+    def test_afl_plot_data(self):
+        with tempfile.NamedTemporaryFile("w", delete=False) as f:
+            f.write("# relative_time, cycles_done, cur_item, corpus_count, pending_total, "
+                    "pending_favs, map_size, saved_crashes, saved_hangs, max_depth, "
+                    "execs_per_sec, total_execs, edges_found\n"
+                    "8, 25, 2, 5, 0, 0, 50.00%, 1, 0, 3, 16988.20, 144581, 7\n")
+        try:
+            self.assertEqual(nl.Nightly.afl_plot(f.name),
+                             [{"t": 8.0, "execs": 144581, "exec_per_s": 16988.2, "edges": 7}])
+        finally:
+            os.unlink(f.name)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        print(__doc__)
+        sys.exit(2)
+    NIGHTLY, FIXTURES = sys.argv[1], sys.argv[2]
+    nl = load()
+    unittest.main(argv=[sys.argv[0], "-v"])
