@@ -517,6 +517,18 @@ static void check_exits(struct sup *S)
         else
             snprintf(who, sizeof(who), "%s (pid %d)", role_name(cs, i, (char[48]){0}, 48),
                      (int)S->pids[i]);
+        /* a fatal signal the worker recorded before its sanitizer turned it into an exit */
+        uint32_t sig = 0;
+        for (uint32_t k = 0; k < cs->nworkers && !sig; k++)
+            if (cs->cfg->mode == ST_MODE_THREAD || k == i)
+                sig = atomic_load(&cs->slots[k].crash_sig);
+        if (WIFEXITED(st) && sig != 0) {
+            st_report_add(rep, ST_V_CRASH, 1,
+                          "%s died of signal %u (%s); the sanitizer's report is above (exit status "
+                          "%d)",
+                          who, sig, strsignal((int)sig), WEXITSTATUS(st));
+            continue;
+        }
         if (WIFEXITED(st)) {
             int code = WEXITSTATUS(st);
             if (code == 0 || code == ST_EXIT_SETUP) continue;
@@ -687,7 +699,10 @@ static void check_lock(struct sup *S)
         n = atomic_load_explicit(&s->vcount[ST_V_ERROR], memory_order_acquire);
         if (n) {
             struct st_vfirst *f = &s->vfirst[ST_V_ERROR];
-            if (f->a == 1)
+            if (f->a == 1 && S->crash_ns) /* a worker that crashed died holding it */
+                st_report_note(rep, "worker %" PRIu32 ": lock() returned 1 after a worker crashed",
+                               i);
+            else if (f->a == 1)
                 st_report_add(rep, ST_V_ERROR, n,
                               "worker %" PRIu32 ": lock() returned 1 (previous holder died) but "
                               "no holder died",

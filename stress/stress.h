@@ -156,6 +156,7 @@ struct st_slot {
     _Atomic uint64_t err_seq;   /* seq / acquisition of that error */
     _Atomic int64_t err_ns;     /* when it happened */
     _Atomic uint64_t recovered; /* locker: lock() returned 1 */
+    _Atomic uint32_t crash_sig; /* a fatal signal (SIGSEGV, ...) hit this worker */
     _Atomic uint64_t vcount[ST_V_NKINDS];
     struct st_vfirst vfirst[ST_V_NKINDS];
     uint64_t hist[ST_HIST_BUCKETS]; /* latency, written by this worker only */
