@@ -367,6 +367,211 @@ static void gen_chunk_reassembly(void)
     emit(&b, "reset-reread-reinit");
 }
 
+/* ---- frame_roundtrip ------------------------------------------------------------------------- */
+
+/* cfg byte 0 */
+#define RT_PIPE       0
+#define RT_SOCK       1
+#define RT_MULTI      2
+#define RT_SEQPACKET  3
+#define RT_FIFO       4
+#define RT_WRITERS(n) ((uint8_t)(((n)-1) << 3))
+#define RT_TRUNCATE   0x20
+/* byte 1 */
+#define RT_MAX100   0
+#define RT_MAX5000  1
+#define RT_MAX70000 2
+#define RT_MAX256K  3
+#define RT_FRAG16   (0 << 2)
+#define RT_FRAG100  (1 << 2)
+#define RT_FRAG1000 (2 << 2)
+#define RT_FRAGDEF  (3 << 2)
+/* operations */
+#define RT_SEND        0
+#define RT_RECV        3
+#define RT_RECV_ZC     4
+#define RT_RECV_SMALL  5
+#define RT_FLUSH       6
+#define RT_READER_GONE 0x47
+#define RT_W(n)        ((uint8_t)((n) << 3))
+#define RT_LONG        0x20
+/* send length classes */
+#define RT_LEN0    0
+#define RT_LEN8    1 /* + u8 */
+#define RT_LENFRAG 2 /* + u8 */
+#define RT_LENBIG  3 /* + u16 */
+#define RT_LENMAX  4
+#define RT_LENOVER 5
+#define RT_LEN16   6 /* + u16 % 5000 */
+/* faults */
+#define RT_OK       0
+#define RT_SHORT(a) ((uint8_t)(4 | ((a) << 3)))
+#define RT_EINTR    5
+#define RT_EAGAIN   6
+#define RT_SPURIOUS 7
+
+struct rt {
+    struct buf ops, faults;
+};
+
+static void rt_send(struct rt *t, uint8_t flags, uint8_t lensel, int operand, uint16_t v)
+{
+    put8(&t->ops, (uint8_t)(RT_SEND | flags));
+    put8(&t->ops, lensel);
+    if (operand == 1) put8(&t->ops, (uint8_t)v);
+    if (operand == 2) put16(&t->ops, v);
+}
+
+static void rt_op(struct rt *t, uint8_t op)
+{
+    put8(&t->ops, op);
+}
+
+/* Faults are taken from the back: the first one used is the input's last byte. */
+static void rt_fault(struct rt *t, uint8_t f)
+{
+    put8(&t->faults, f);
+}
+
+static void rt_emit(struct rt *t, uint8_t cfg, uint8_t b1, const char *what)
+{
+    static struct buf b;
+    b.n = 0;
+    put8(&b, cfg);
+    put8(&b, b1);
+    while (t->faults.n < t->ops.n)
+        rt_fault(t, RT_OK);
+    while (t->ops.n < t->faults.n)
+        rt_op(t, RT_RECV); /* a recv with timeout 0 */
+    put(&b, t->ops.b, t->ops.n);
+    for (size_t i = t->faults.n; i-- > 0;)
+        put8(&b, t->faults.b[i]);
+    emit(&b, what);
+    t->ops.n = t->faults.n = 0;
+}
+
+static void gen_frame_roundtrip(void)
+{
+    static struct rt t;
+    rt_send(&t, RT_LONG, RT_LEN8, 1, 10);
+    rt_send(&t, RT_LONG, RT_LEN16, 2, 3000);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_op(&t, RT_RECV_ZC | RT_LONG);
+    rt_send(&t, RT_LONG, RT_LEN0, 0, 0);
+    rt_op(&t, RT_RECV_SMALL | RT_LONG);
+    rt_emit(&t, RT_PIPE, RT_MAX5000, "pipe-three-messages");
+
+    for (int i = 0; i < 4; i++)
+        rt_send(&t, RT_LONG, RT_LEN16, 2, (uint16_t)(900 + i));
+    for (int i = 0; i < 4; i++)
+        rt_op(&t, RT_RECV | RT_LONG);
+    for (int i = 0; i < 12; i++)
+        rt_fault(&t, (uint8_t)(i % 2 ? RT_SHORT(i * 3) : RT_OK));
+    rt_emit(&t, RT_PIPE, RT_MAX5000, "pipe-short-writes-and-reads");
+
+    rt_send(&t, RT_LONG, RT_LEN16, 2, 4000);
+    rt_send(&t, RT_LONG, RT_LEN8, 1, 200);
+    rt_op(&t, RT_RECV_ZC | RT_LONG);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_fault(&t, RT_EINTR);
+    rt_fault(&t, RT_EAGAIN);
+    rt_fault(&t, RT_SPURIOUS);
+    rt_fault(&t, RT_SHORT(7));
+    rt_fault(&t, RT_EINTR);
+    rt_fault(&t, RT_EAGAIN);
+    rt_emit(&t, RT_SOCK, RT_MAX5000, "socket-eintr-eagain");
+
+    /* A send with timeout 0 that stops half-way: accepted, its tail goes out with the flush. */
+    rt_send(&t, 0, RT_LEN16, 2, 4000);
+    rt_op(&t, RT_RECV);
+    rt_op(&t, RT_FLUSH | RT_LONG);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_fault(&t, RT_SHORT(100));
+    rt_fault(&t, RT_EAGAIN);
+    rt_emit(&t, RT_SOCK, RT_MAX5000, "timeout0-send-tail-flushed");
+
+    for (int i = 0; i < 4; i++)
+        rt_send(&t, (uint8_t)(RT_W(i) | RT_LONG), RT_LENFRAG, 1, (uint16_t)(i + 1));
+    rt_send(&t, (uint8_t)(RT_W(1) | RT_LONG), RT_LEN16, 2, 4999);
+    for (int i = 0; i < 5; i++)
+        rt_op(&t, (uint8_t)(RT_RECV | RT_LONG));
+    rt_emit(&t, (uint8_t)(RT_MULTI | RT_WRITERS(4)), RT_MAX70000, "multiwriter-four-writers");
+
+    rt_send(&t, (uint8_t)(RT_W(0) | RT_LONG), RT_LENBIG, 2, 12000); /* 3 fragments */
+    rt_send(&t, (uint8_t)(RT_W(1)), RT_LENBIG, 2, 100);             /* stops after one */
+    rt_send(&t, (uint8_t)(RT_W(0) | RT_LONG), RT_LEN8, 1, 5);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_op(&t, (uint8_t)(RT_FLUSH | RT_W(1) | RT_LONG));
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_fault(&t, RT_OK);
+    rt_fault(&t, RT_OK);
+    rt_fault(&t, RT_OK);
+    rt_fault(&t, RT_OK);
+    rt_fault(&t, RT_EAGAIN);
+    rt_emit(&t, (uint8_t)(RT_MULTI | RT_WRITERS(2)), RT_MAX70000,
+            "multiwriter-fragments-interleaved");
+
+    rt_send(&t, RT_LONG, RT_LEN16, 2, 300);
+    rt_send(&t, RT_LONG, RT_LEN8, 1, 16);
+    rt_send(&t, RT_LONG, RT_LEN0, 0, 0);
+    rt_op(&t, RT_RECV_SMALL | RT_LONG);
+    rt_op(&t, RT_RECV_ZC | RT_LONG);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_fault(&t, RT_EINTR);
+    rt_emit(&t, RT_SEQPACKET, (uint8_t)(RT_MAX5000 | RT_FRAG16), "seqpacket-fragments-of-16");
+
+    rt_send(&t, RT_LONG, RT_LEN16, 2, 2500);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_emit(&t, RT_SEQPACKET, (uint8_t)(RT_MAX5000 | RT_FRAGDEF), "seqpacket-whole-frames");
+
+    rt_send(&t, RT_LONG, RT_LENBIG, 2, 30000);
+    rt_send(&t, RT_LONG, RT_LENMAX, 0, 0);
+    rt_send(&t, RT_LONG, RT_LEN8, 1, 1);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_op(&t, RT_RECV_ZC | RT_LONG);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_fault(&t, RT_SHORT(20));
+    rt_emit(&t, RT_PIPE, RT_MAX70000, "pipe-large-direct-reads");
+
+    rt_send(&t, RT_LONG, RT_LENOVER, 0, 0);
+    rt_send(&t, RT_LONG, RT_LENMAX, 0, 0);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_emit(&t, RT_SOCK, RT_MAX100, "too-big-refused-then-max");
+
+    rt_send(&t, RT_LONG, RT_LEN8, 1, 50);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_send(&t, RT_LONG, RT_LEN8, 1, 60);
+    rt_emit(&t, RT_FIFO, RT_MAX5000, "fifo-eof-after-messages");
+
+    rt_send(&t, RT_LONG, RT_LEN8, 1, 70);
+    rt_send(&t, 0, RT_LEN16, 2, 3000); /* cut half-way, then the writer is closed */
+    rt_fault(&t, RT_OK);
+    rt_fault(&t, RT_SHORT(50));
+    rt_fault(&t, RT_EAGAIN);
+    rt_emit(&t, (uint8_t)(RT_SOCK | RT_TRUNCATE), RT_MAX5000, "truncated-mid-message");
+
+    rt_send(&t, (uint8_t)(RT_W(0) | RT_LONG), RT_LEN8, 1, 9);
+    rt_send(&t, (uint8_t)(RT_W(1)), RT_LENBIG, 2, 100); /* FIRST fragment only */
+    rt_fault(&t, RT_OK);
+    rt_fault(&t, RT_OK);
+    rt_fault(&t, RT_EAGAIN);
+    rt_emit(&t, (uint8_t)(RT_MULTI | RT_WRITERS(2) | RT_TRUNCATE), RT_MAX70000,
+            "multiwriter-truncated-fragments");
+
+    rt_send(&t, RT_LONG, RT_LEN8, 1, 40);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_send(&t, 0, RT_LEN16, 2, 3000); /* half-way: its tail is kept */
+    rt_op(&t, RT_READER_GONE);
+    rt_send(&t, RT_LONG, RT_LEN8, 1, 10); /* the tail's write fails: -EPIPE */
+    rt_op(&t, RT_FLUSH | RT_LONG);
+    rt_fault(&t, RT_OK);
+    rt_fault(&t, RT_OK);
+    rt_fault(&t, RT_SHORT(9));
+    rt_fault(&t, RT_EAGAIN);
+    rt_emit(&t, RT_PIPE, RT_MAX5000, "reader-gone-epipe");
+}
+
 /* ---- driver --------------------------------------------------------------------------------- */
 
 static const struct {
@@ -375,6 +580,7 @@ static const struct {
 } targets[] = {
     {"frame_decode", gen_frame_decode},
     {"chunk_reassembly", gen_chunk_reassembly},
+    {"frame_roundtrip", gen_frame_roundtrip},
 };
 
 int main(int argc, char **argv)
