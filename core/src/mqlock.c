@@ -1,0 +1,725 @@
+/* mqlock.c - the mq token lock (see mqlock.h), plus the OS-object plumbing that the handoff and
+ * lock modules share: object names, shared-memory and queue creation under the mq limits, and
+ * process liveness from /proc.
+ *
+ * The protocol decisions are the pure functions at the top; the I/O layer below only moves
+ * tokens between the queue and those functions, with a deadline on every wait. */
+#include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "internal.h"
+#include "ipcproof/err.h"
+#include "ipcproof/mqlock.h"
+
+#define TOKEN_VERSION 1
+#define TOKEN_SEED    0x6d716c6bu /* "mqlk" */
+#define PID_MASK      ((1u << IPCP_MQLOCK_PID_BITS) - 1)
+#define RELEASED_BIT  (1ull << 47)
+
+/* ==== pure protocol pieces ================================================================= */
+
+void ipcp_mqlock_token_encode(uint8_t out[IPCP_MQLOCK_TOKEN_SIZE], uint16_t epoch, uint32_t sender)
+{
+    uint32_t magic = IPCP_MQLOCK_TOKEN_MAGIC;
+    uint16_t version = TOKEN_VERSION;
+    memcpy(out, &magic, 4);
+    memcpy(out + 4, &version, 2);
+    memcpy(out + 6, &epoch, 2);
+    memcpy(out + 8, &sender, 4);
+    uint32_t check = XXH32(out, 12, TOKEN_SEED);
+    memcpy(out + 12, &check, 4);
+}
+
+int ipcp_mqlock_token_decode(const void *msg, size_t len, struct ipcp_mqlock_token *tok)
+{
+    if (len != IPCP_MQLOCK_TOKEN_SIZE) return -IPCP_E_TOKEN;
+    const uint8_t *p = msg;
+    uint32_t magic, check;
+    uint16_t version;
+    memcpy(&magic, p, 4);
+    memcpy(&version, p + 4, 2);
+    memcpy(&check, p + 12, 4);
+    if (magic != IPCP_MQLOCK_TOKEN_MAGIC || version != TOKEN_VERSION) return -IPCP_E_TOKEN;
+    if (check != XXH32(p, 12, TOKEN_SEED)) return -IPCP_E_TOKEN;
+    memcpy(&tok->epoch, p + 6, 2);
+    memcpy(&tok->sender, p + 8, 4);
+    return 0;
+}
+
+uint64_t ipcp_mqlock_word_pack(const struct ipcp_mqlock_owner *o)
+{
+    return ((uint64_t)o->epoch << 48) | (o->released ? RELEASED_BIT : 0) |
+           ((uint64_t)(o->pid & PID_MASK) << IPCP_MQLOCK_START_BITS) |
+           ((uint64_t)o->start & IPCP_MQLOCK_START_MASK);
+}
+
+void ipcp_mqlock_word_unpack(uint64_t w, struct ipcp_mqlock_owner *o)
+{
+    o->epoch = (uint16_t)(w >> 48);
+    o->released = (w & RELEASED_BIT) != 0;
+    o->pid = (uint32_t)(w >> IPCP_MQLOCK_START_BITS) & PID_MASK;
+    o->start = (uint32_t)(w & IPCP_MQLOCK_START_MASK);
+}
+
+int ipcp_mqlock_word_valid(uint64_t w)
+{
+    struct ipcp_mqlock_owner o;
+    ipcp_mqlock_word_unpack(w, &o);
+    return o.released || o.pid != 0;
+}
+
+uint64_t ipcp_mqlock_word_initial(void)
+{
+    struct ipcp_mqlock_owner o = {.epoch = 1, .released = 1, .pid = 0, .start = 0};
+    return ipcp_mqlock_word_pack(&o);
+}
+
+static uint64_t held_by(uint16_t epoch, const struct ipcp_mqlock_self *self)
+{
+    struct ipcp_mqlock_owner o = {
+        .epoch = epoch, .released = 0, .pid = self->pid, .start = (uint32_t)self->start};
+    return ipcp_mqlock_word_pack(&o);
+}
+
+int ipcp_mqlock_on_token(const struct ipcp_mqlock_token *tok, uint64_t seen,
+                         const struct ipcp_mqlock_self *self, uint64_t *desired)
+{
+    if (!ipcp_mqlock_word_valid(seen)) return -IPCP_E_CORRUPT;
+    struct ipcp_mqlock_owner o;
+    ipcp_mqlock_word_unpack(seen, &o);
+    if (tok->epoch != o.epoch) return IPCP_MQLOCK_DROP;
+    /* The one valid token of this epoch travels only while the word says released: the holder
+     * sets released before it sends, and the receiver clears it by its CAS. A token of the
+     * current epoch while the word says held is therefore a second one. */
+    if (!o.released) return -IPCP_E_TOKEN;
+    *desired = held_by(o.epoch, self);
+    return IPCP_MQLOCK_TAKE;
+}
+
+void ipcp_mqlock_watch_reset(struct ipcp_mqlock_watch *w)
+{
+    memset(w, 0, sizeof(*w));
+}
+
+int ipcp_mqlock_on_timeout(struct ipcp_mqlock_watch *w, uint64_t seen, uint64_t acq, int64_t now_ns,
+                           int64_t recovery_ns, const struct ipcp_mqlock_self *self,
+                           ipcp_mqlock_alive_fn alive, void *alive_ctx, uint64_t *desired,
+                           int *died)
+{
+    if (!ipcp_mqlock_word_valid(seen)) return -IPCP_E_CORRUPT;
+    struct ipcp_mqlock_owner o;
+    ipcp_mqlock_word_unpack(seen, &o);
+    if (!o.released) {
+        w->armed = 0;
+        /* Another thread of this very process holds it: we are alive, so it is. */
+        if (o.pid == (self->pid & PID_MASK)) return IPCP_MQLOCK_WAIT;
+        if (alive(alive_ctx, o.pid, o.start)) return IPCP_MQLOCK_WAIT;
+        *desired = held_by((uint16_t)(o.epoch + 1), self);
+        *died = 1;
+        return IPCP_MQLOCK_RECOVER;
+    }
+    /* Released: the token is in the queue (we would have received it), or between a sender and
+     * the queue, or between the queue and a receiver's CAS. Re-create it only once the word and
+     * the acquisition counter have stood still for the recovery time. That is safe even if the
+     * token was only delayed: whoever holds it fails its CAS (or sends a stale token). */
+    if (!w->armed || w->word != seen || w->acq != acq) {
+        w->armed = 1;
+        w->word = seen;
+        w->acq = acq;
+        w->since_ns = now_ns;
+        return IPCP_MQLOCK_WAIT;
+    }
+    if (now_ns - w->since_ns < recovery_ns) return IPCP_MQLOCK_WAIT;
+    *desired = held_by((uint16_t)(o.epoch + 1), self);
+    *died = 0;
+    return IPCP_MQLOCK_RECOVER;
+}
+
+void ipcp_mqlock_on_unlock(uint16_t epoch, const struct ipcp_mqlock_self *self, uint64_t *expected,
+                           uint64_t *desired)
+{
+    struct ipcp_mqlock_owner o = {
+        .epoch = epoch, .released = 1, .pid = self->pid, .start = (uint32_t)self->start};
+    *expected = held_by(epoch, self);
+    *desired = ipcp_mqlock_word_pack(&o);
+}
+
+/* ==== limits =============================================================================== */
+
+#define HARD_MSGMAX          65536L              /* kernel HARD_MSGMAX */
+#define HARD_MSGSIZEMAX      (16L * 1024 * 1024) /* kernel HARD_MSGSIZEMAX */
+#define CAP_SYS_RESOURCE_BIT 24
+
+static long read_long_file(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[32];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    char *end;
+    long v = strtol(buf, &end, 10);
+    return end == buf || v < 0 ? 0 : v;
+}
+
+static int cap_sys_resource(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    if (f == NULL) return 0;
+    char line[256];
+    unsigned long long eff = 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "CapEff: %llx", &eff) == 1) break;
+    fclose(f);
+    return (eff >> CAP_SYS_RESOURCE_BIT) & 1;
+}
+
+int ipcp_mq_limits_read(struct ipcp_mq_limits *l)
+{
+    l->msg_max = read_long_file("/proc/sys/fs/mqueue/msg_max");
+    l->msgsize_max = read_long_file("/proc/sys/fs/mqueue/msgsize_max");
+    l->queues_max = read_long_file("/proc/sys/fs/mqueue/queues_max");
+    l->privileged = cap_sys_resource();
+    return 0;
+}
+
+int ipcp_mq_limits_check(const struct ipcp_mq_limits *l, long maxmsg, long msgsize)
+{
+    if (maxmsg <= 0 || msgsize <= 0) return -EINVAL;
+    long mmax = l->privileged ? HARD_MSGMAX : l->msg_max;
+    long smax = l->privileged ? HARD_MSGSIZEMAX : l->msgsize_max;
+    if (mmax > 0 && maxmsg > mmax) return -IPCP_E_MQ_MAXMSG;
+    if (smax > 0 && msgsize > smax) return -IPCP_E_MQ_MSGSIZE;
+    return 0;
+}
+
+/* ==== OS-object plumbing (internal, shared with handoff.c and lock.c) ====================== */
+
+static int stem_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 32) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '_' || c == '-';
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+int ipcp__mqlock_objname(char *buf, unsigned long cap, const char *kind, const char *stem)
+{
+    char suffix[33];
+    if (stem != NULL && stem[0] != '\0') {
+        if (!stem_ok(stem)) return -EINVAL;
+        snprintf(suffix, sizeof(suffix), "%s", stem);
+    } else {
+        uint64_t r;
+        ssize_t n;
+        do
+            n = getrandom(&r, sizeof(r), 0);
+        while (n < 0 && errno == EINTR);
+        if (n != (ssize_t)sizeof(r)) return n < 0 ? -errno : -EIO;
+        snprintf(suffix, sizeof(suffix), "%016llx", (unsigned long long)r);
+    }
+    int n = snprintf(buf, cap, "/ipcp.%s.%ld.%s", kind, (long)getpid(), suffix);
+    if (n < 0 || (unsigned long)n >= cap) return -ENAMETOOLONG;
+    return 0;
+}
+
+int ipcp__mqlock_shm_create(const char *name, unsigned long size, void **map)
+{
+    int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) return -errno;
+    int rc = 0;
+    if (ftruncate(fd, (off_t)size) < 0) {
+        rc = -errno;
+    } else {
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            rc = -errno;
+        else
+            *map = p;
+    }
+    close(fd);
+    if (rc < 0) shm_unlink(name);
+    return rc;
+}
+
+int ipcp__mqlock_mq_create(const char *name, long maxmsg, long msgsize)
+{
+    struct ipcp_mq_limits lim;
+    ipcp_mq_limits_read(&lim);
+    int rc = ipcp_mq_limits_check(&lim, maxmsg, msgsize);
+    if (rc < 0) return rc;
+    struct mq_attr a = {.mq_maxmsg = maxmsg, .mq_msgsize = msgsize};
+    mqd_t q = mq_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &a);
+    if (q != (mqd_t)-1) return (int)q;
+    int e = errno;
+    /* At creation EMFILE is RLIMIT_MSGQUEUE (the bytes of all queues of this user) and ENOSPC
+     * is queues_max; EINVAL may be a limit lowered since we read it. */
+    if (e == EMFILE || e == ENOSPC) return -IPCP_E_MQ_QUEUES;
+    if (e == EINVAL) {
+        ipcp_mq_limits_read(&lim);
+        rc = ipcp_mq_limits_check(&lim, maxmsg, msgsize);
+        if (rc < 0) return rc;
+    }
+    return -e;
+}
+
+int ipcp__mqlock_mq_open(const char *name, long maxmsg, long msgsize)
+{
+    mqd_t q = mq_open(name, O_RDWR | O_CLOEXEC);
+    if (q == (mqd_t)-1) return -errno;
+    struct mq_attr a;
+    if (mq_getattr(q, &a) < 0) {
+        int e = errno;
+        mq_close(q);
+        return -e;
+    }
+    if (a.mq_maxmsg != maxmsg || a.mq_msgsize != msgsize) {
+        mq_close(q);
+        return -IPCP_E_LAYOUT;
+    }
+    return (int)q;
+}
+
+/* Reads state and start time from a /proc/<pid>/stat file: 0, -errno, or -EBADMSG. */
+static int read_stat(const char *path, char *state, uint64_t *start)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    char buf[1024];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+        if (len == sizeof(buf) - 1) break;
+    }
+    close(fd);
+    buf[len] = '\0';
+    /* "pid (comm) S ppid ...": comm may hold spaces and ')', so parse after the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (p == NULL || p[1] != ' ' || p[2] == '\0') return -EBADMSG;
+    *state = p[2];
+    p += 3;
+    /* Fields 4..21 follow the state; field 22 is starttime. */
+    for (int field = 4; field <= 22; field++) {
+        while (*p == ' ')
+            p++;
+        if (*p == '\0') return -EBADMSG;
+        if (field == 22) {
+            char *end;
+            unsigned long long v = strtoull(p, &end, 10);
+            if (end == p) return -EBADMSG;
+            *start = v;
+            return 0;
+        }
+        while (*p != ' ' && *p != '\0')
+            p++;
+    }
+    return -EBADMSG;
+}
+
+int ipcp__mqlock_self(uint32_t *pid, uint64_t *start)
+{
+    char state;
+    int rc = read_stat("/proc/self/stat", &state, start);
+    if (rc < 0) return rc;
+    *pid = (uint32_t)getpid();
+    return 0;
+}
+
+int ipcp__mqlock_alive(uint32_t pid, uint64_t start, uint64_t start_mask)
+{
+    if (pid == 0) return 0;
+    char path[40];
+    snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+    char state;
+    uint64_t st;
+    int rc = read_stat(path, &state, &st);
+    if (rc == -ENOENT || rc == -ESRCH) return 0;
+    if (rc < 0) {
+        /* /proc hidden or unparsable: kill(0) still tells a pid that no longer exists. */
+        return !(kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+    }
+    if (state == 'Z' || state == 'X' || state == 'x') return 0;
+    if ((st & start_mask) != (start & start_mask)) return 0; /* the pid was reused */
+    return 1;
+}
+
+/* ==== the lock ============================================================================== */
+
+#define MQLOCK_MAGIC    0x4b4c514du /* "MQLK" */
+#define MQLOCK_VERSION  1
+#define DEFAULT_RECOVER 250
+#define DEFAULT_DEPTH   4
+#define MAX_DEPTH       64
+#define CAS_RETRIES     64
+
+struct mqlock_rec {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t depth;
+    uint32_t reserved;
+    uint8_t pad0[IPCP_CACHELINE - 16];
+    _Atomic uint64_t word;         /* the owner word (mqlock.h) */
+    _Atomic uint64_t acquisitions; /* bumped after every successful take or recovery */
+    uint8_t pad1[IPCP_CACHELINE - 16];
+    _Atomic uint64_t recoveries;
+    _Atomic uint64_t deaths;
+    _Atomic uint64_t stale;
+    _Atomic uint64_t duplicates;
+    _Atomic uint64_t foreign;
+};
+
+struct ipcp_mqlock {
+    char name[96];
+    struct mqlock_rec *rec;
+    long depth;
+    int recovery_ms;
+    int check_ms;
+    pid_t creator;
+};
+
+struct ipcp_mqlock_handle {
+    struct ipcp_mqlock *l;
+    mqd_t q;
+    struct ipcp_mqlock_self self;
+    int held;
+    uint16_t epoch; /* epoch of the token we hold */
+};
+
+/* Internal results besides -errno. */
+enum { R_NONE = 0, R_ACQ = 1, R_ACQ_DIED = 2 };
+
+static const struct timespec ZERO_TS = {0, 0}; /* an expired deadline: do not wait */
+
+int ipcp_mqlock_create(const struct ipcp_mqlock_cfg *cfg, struct ipcp_mqlock **out)
+{
+    *out = NULL;
+    int recovery_ms = cfg && cfg->recovery_ms ? cfg->recovery_ms : DEFAULT_RECOVER;
+    unsigned depth = cfg && cfg->depth ? cfg->depth : DEFAULT_DEPTH;
+    if (recovery_ms < 0 || depth > MAX_DEPTH) return -EINVAL;
+    struct ipcp_mqlock *l = calloc(1, sizeof(*l));
+    if (l == NULL) return -ENOMEM;
+    l->depth = (long)depth;
+    l->recovery_ms = recovery_ms;
+    l->check_ms = recovery_ms / 5 < 1 ? 1 : recovery_ms / 5 > 50 ? 50 : recovery_ms / 5;
+    l->creator = getpid();
+    int rc = ipcp__mqlock_objname(l->name, sizeof(l->name), "mqlock", cfg ? cfg->stem : NULL);
+    if (rc < 0) goto fail_free;
+    void *map;
+    rc = ipcp__mqlock_shm_create(l->name, sizeof(struct mqlock_rec), &map);
+    if (rc < 0) goto fail_free;
+    l->rec = map;
+    l->rec->magic = MQLOCK_MAGIC;
+    l->rec->version = MQLOCK_VERSION;
+    l->rec->depth = depth;
+    /* No user exists yet (they are forked or started after create returns). */
+    ipcp_store_release64(&l->rec->word, ipcp_mqlock_word_initial());
+
+    int q = ipcp__mqlock_mq_create(l->name, (long)depth, IPCP_MQLOCK_TOKEN_SIZE);
+    if (q < 0) {
+        rc = q;
+        goto fail_shm;
+    }
+    uint8_t tok[IPCP_MQLOCK_TOKEN_SIZE];
+    ipcp_mqlock_token_encode(tok, 1, (uint32_t)l->creator);
+    ipcp_tsan_release(l->rec); /* the record's initial contents travel with the first token */
+    if (mq_timedsend((mqd_t)q, (const char *)tok, sizeof(tok), 0, &ZERO_TS) < 0) {
+        rc = -errno;
+        mq_close((mqd_t)q);
+        mq_unlink(l->name);
+        goto fail_shm;
+    }
+    mq_close((mqd_t)q);
+    *out = l;
+    return 0;
+
+fail_shm:
+    munmap(l->rec, sizeof(struct mqlock_rec));
+    shm_unlink(l->name);
+fail_free:
+    free(l);
+    return rc;
+}
+
+void ipcp_mqlock_destroy(struct ipcp_mqlock *l)
+{
+    if (l == NULL) return;
+    if (getpid() == l->creator) {
+        mq_unlink(l->name);
+        shm_unlink(l->name);
+    }
+    munmap(l->rec, sizeof(struct mqlock_rec));
+    free(l);
+}
+
+const char *ipcp_mqlock_name(const struct ipcp_mqlock *l)
+{
+    return l->name;
+}
+
+int ipcp_mqlock_open(struct ipcp_mqlock *l, struct ipcp_mqlock_handle **out)
+{
+    *out = NULL;
+    struct ipcp_mqlock_handle *h = calloc(1, sizeof(*h));
+    if (h == NULL) return -ENOMEM;
+    h->l = l;
+    int rc = ipcp__mqlock_self(&h->self.pid, &h->self.start);
+    if (rc < 0) {
+        free(h);
+        return rc;
+    }
+    rc = ipcp__mqlock_mq_open(l->name, l->depth, IPCP_MQLOCK_TOKEN_SIZE);
+    if (rc < 0) {
+        free(h);
+        return rc;
+    }
+    h->q = (mqd_t)rc;
+    *out = h;
+    return 0;
+}
+
+void ipcp_mqlock_close(struct ipcp_mqlock_handle *h)
+{
+    if (h == NULL) return;
+    mq_close(h->q);
+    free(h);
+}
+
+/* A message came out of the queue: R_ACQ, R_NONE (stale token dropped) or -error. */
+static int take_token(struct ipcp_mqlock_handle *h, const uint8_t *msg, ssize_t len)
+{
+    struct mqlock_rec *rec = h->l->rec;
+    struct ipcp_mqlock_token tok;
+    if (ipcp_mqlock_token_decode(msg, (size_t)len, &tok) < 0) {
+        ipcp_fetch_add_relaxed64(&rec->foreign, 1);
+        return -IPCP_E_TOKEN;
+    }
+    /* The kernel ordered the sender's mq_send before this receive; TSan cannot see that. */
+    ipcp_tsan_acquire(rec);
+    /* acquire: pairs with the release half of the unlocker's CAS to released. */
+    uint64_t seen = ipcp_load_acquire64(&rec->word);
+    for (int i = 0; i < CAS_RETRIES; i++) {
+        uint64_t desired;
+        int act = ipcp_mqlock_on_token(&tok, seen, &h->self, &desired);
+        if (act == -IPCP_E_TOKEN) ipcp_fetch_add_relaxed64(&rec->duplicates, 1);
+        if (act < 0) return act;
+        if (act == IPCP_MQLOCK_DROP) {
+            ipcp_fetch_add_relaxed64(&rec->stale, 1);
+            return R_NONE;
+        }
+        /* acq_rel: on success we see the previous holder's critical section (acquire); on
+         * failure `seen` is reloaded (a recovery changed the epoch) and we decide again. */
+        if (ipcp_cas_acq_rel64(&rec->word, &seen, desired)) {
+            ipcp_fetch_add_relaxed64(&rec->acquisitions, 1);
+            h->held = 1;
+            h->epoch = tok.epoch;
+            return R_ACQ;
+        }
+    }
+    return -IPCP_E_CORRUPT; /* the word keeps changing under an epoch that matches: not us */
+}
+
+/* Drains the queue without waiting; if it is empty, CASes seen -> desired (a re-created
+ * token). R_ACQ (a real token turned up and was taken), R_ACQ_DIED / R_ACQ (recovered),
+ * R_NONE (someone else moved first), or -error. */
+static int recover(struct ipcp_mqlock_handle *h, uint64_t seen, uint64_t desired, int died)
+{
+    struct mqlock_rec *rec = h->l->rec;
+    uint8_t msg[IPCP_MQLOCK_TOKEN_SIZE];
+    int empty = 0;
+    for (long i = 0; i <= h->l->depth && !empty; i++) {
+        ssize_t n = mq_timedreceive(h->q, (char *)msg, sizeof(msg), NULL, &ZERO_TS);
+        if (n >= 0) {
+            int r = take_token(h, msg, n);
+            if (r != R_NONE) return r;
+        } else if (errno == ETIMEDOUT || errno == EAGAIN) {
+            empty = 1;
+        } else if (errno != EINTR) {
+            return -errno;
+        }
+    }
+    if (!empty) return R_NONE; /* tokens keep arriving: somebody is sending, not lost */
+    /* The CAS on the whole word is the "exactly once": every recoverer of this epoch compares
+     * against the same value and only the first succeeds. acq_rel: we see what the dead holder
+     * wrote before it died (as far as it reached memory) and publish our claim. */
+    if (!ipcp_cas_acq_rel64(&rec->word, &seen, desired)) return R_NONE;
+    struct ipcp_mqlock_owner o;
+    ipcp_mqlock_word_unpack(desired, &o);
+    ipcp_fetch_add_relaxed64(&rec->acquisitions, 1);
+    ipcp_fetch_add_relaxed64(&rec->recoveries, 1);
+    if (died) ipcp_fetch_add_relaxed64(&rec->deaths, 1);
+    h->held = 1;
+    h->epoch = o.epoch;
+    return died ? R_ACQ_DIED : R_ACQ;
+}
+
+static int proc_alive(void *ctx, uint32_t pid, uint32_t start)
+{
+    (void)ctx;
+    return ipcp__mqlock_alive(pid, start, IPCP_MQLOCK_START_MASK);
+}
+
+/* A receive timed out: look at the word and recover if the protocol says so. */
+static int after_timeout(struct ipcp_mqlock_handle *h, struct ipcp_mqlock_watch *w,
+                         int64_t recovery_ns)
+{
+    struct mqlock_rec *rec = h->l->rec;
+    /* acquire: a recoverer must see everything the word's last writer published. */
+    uint64_t seen = ipcp_load_acquire64(&rec->word);
+    uint64_t acq = ipcp_load_relaxed64(&rec->acquisitions);
+    uint64_t desired;
+    int died = 0;
+    int act = ipcp_mqlock_on_timeout(w, seen, acq, ipcp__now_ns(), recovery_ns, &h->self,
+                                     proc_alive, NULL, &desired, &died);
+    if (act < 0) return act;
+    if (act != IPCP_MQLOCK_RECOVER) return R_NONE;
+    int r = recover(h, seen, desired, died);
+    if (r == R_NONE) ipcp_mqlock_watch_reset(w);
+    return r;
+}
+
+static int check_handle(const struct ipcp_mqlock_handle *h)
+{
+    if (h->held) return -IPCP_E_STATE;
+    if ((uint32_t)getpid() != h->self.pid) return -IPCP_E_STATE; /* inherited over fork */
+    return 0;
+}
+
+static int result(int r)
+{
+    return r == R_ACQ_DIED ? 1 : 0;
+}
+
+int ipcp_mqlock_lock(struct ipcp_mqlock_handle *h, int timeout_ms)
+{
+    int rc = check_handle(h);
+    if (rc < 0) return rc;
+    struct ipcp_deadline dl;
+    ipcp__deadline_init(&dl, timeout_ms);
+    struct ipcp_mqlock_watch w;
+    ipcp_mqlock_watch_reset(&w);
+    int64_t recovery_ns = (int64_t)h->l->recovery_ms * 1000000;
+    uint8_t msg[IPCP_MQLOCK_TOKEN_SIZE];
+    for (;;) {
+        int left = ipcp__deadline_left_ms(&dl);
+        int slice = h->l->check_ms;
+        if (left >= 0 && left < slice) slice = left;
+        /* Absolute CLOCK_REALTIME, normalised: mq_timedreceive knows no other clock. Short
+         * slices bound what a realtime jump can do to one wait. */
+        struct timespec ts = ipcp__realtime_after_ms(slice);
+        ssize_t n = mq_timedreceive(h->q, (char *)msg, sizeof(msg), NULL, &ts);
+        int r = R_NONE;
+        if (n >= 0) {
+            r = take_token(h, msg, n);
+        } else if (errno == ETIMEDOUT) {
+            r = after_timeout(h, &w, recovery_ns);
+        } else if (errno != EINTR) {
+            return -errno;
+        }
+        if (r < 0) return r;
+        if (r != R_NONE) return result(r);
+        if (ipcp__deadline_left_ms(&dl) == 0) return -ETIMEDOUT;
+    }
+}
+
+int ipcp_mqlock_trylock(struct ipcp_mqlock_handle *h)
+{
+    int rc = check_handle(h);
+    if (rc < 0) return rc;
+    uint8_t msg[IPCP_MQLOCK_TOKEN_SIZE];
+    for (long i = 0; i <= h->l->depth; i++) {
+        ssize_t n = mq_timedreceive(h->q, (char *)msg, sizeof(msg), NULL, &ZERO_TS);
+        if (n >= 0) {
+            int r = take_token(h, msg, n);
+            if (r < 0) return r;
+            if (r != R_NONE) return result(r);
+            continue; /* a stale token: look again */
+        }
+        if (errno == EINTR) continue;
+        if (errno != ETIMEDOUT && errno != EAGAIN) return -errno;
+        /* Empty: only a dead holder is recovered at once (recovery_ns = never for released). */
+        struct ipcp_mqlock_watch w;
+        ipcp_mqlock_watch_reset(&w);
+        int r = after_timeout(h, &w, INT64_MAX);
+        if (r < 0) return r;
+        return r == R_NONE ? -EBUSY : result(r);
+    }
+    return -EBUSY;
+}
+
+int ipcp_mqlock_unlock(struct ipcp_mqlock_handle *h)
+{
+    if (!h->held) return -IPCP_E_STATE;
+    if ((uint32_t)getpid() != h->self.pid) return -IPCP_E_STATE;
+    struct mqlock_rec *rec = h->l->rec;
+    h->held = 0;
+    uint64_t expected, desired;
+    ipcp_mqlock_on_unlock(h->epoch, &h->self, &expected, &desired);
+    /* release: our critical section happens before whoever CASes the word next. */
+    if (!ipcp_cas_acq_rel64(&rec->word, &expected, desired)) return -IPCP_E_TOKEN;
+    uint8_t tok[IPCP_MQLOCK_TOKEN_SIZE], msg[IPCP_MQLOCK_TOKEN_SIZE];
+    ipcp_mqlock_token_encode(tok, h->epoch, h->self.pid);
+    /* The kernel orders this send before the next receive; make it visible to TSan. */
+    ipcp_tsan_release(rec);
+    int result_rc = 0;
+    for (long i = 0; i <= h->l->depth + 1; i++) {
+        if (mq_timedsend(h->q, (const char *)tok, sizeof(tok), 0, &ZERO_TS) == 0) return result_rc;
+        if (errno == EINTR) continue;
+        if (errno != ETIMEDOUT && errno != EAGAIN) return -errno;
+        /* Full: only stale tokens, duplicates or foreign messages can fill it. Drop one. */
+        ssize_t n = mq_timedreceive(h->q, (char *)msg, sizeof(msg), NULL, &ZERO_TS);
+        if (n < 0) {
+            if (errno == ETIMEDOUT || errno == EAGAIN || errno == EINTR) continue;
+            return -errno;
+        }
+        struct ipcp_mqlock_token t;
+        if (ipcp_mqlock_token_decode(msg, (size_t)n, &t) < 0) {
+            ipcp_fetch_add_relaxed64(&rec->foreign, 1);
+        } else if (t.epoch == h->epoch) {
+            ipcp_fetch_add_relaxed64(&rec->duplicates, 1);
+            result_rc = -IPCP_E_TOKEN;
+        } else {
+            ipcp_fetch_add_relaxed64(&rec->stale, 1);
+        }
+    }
+    return -IPCP_E_TOKEN; /* the queue keeps filling with messages that are not ours */
+}
+
+void ipcp_mqlock_stats(const struct ipcp_mqlock *l, struct ipcp_mqlock_stats *s)
+{
+    const struct mqlock_rec *rec = l->rec;
+    s->acquisitions = ipcp_load_relaxed64(&rec->acquisitions);
+    s->recoveries = ipcp_load_relaxed64(&rec->recoveries);
+    s->deaths = ipcp_load_relaxed64(&rec->deaths);
+    s->stale = ipcp_load_relaxed64(&rec->stale);
+    s->duplicates = ipcp_load_relaxed64(&rec->duplicates);
+    s->foreign = ipcp_load_relaxed64(&rec->foreign);
+    struct ipcp_mqlock_owner o;
+    ipcp_mqlock_word_unpack(ipcp_load_relaxed64(&rec->word), &o);
+    s->epoch = o.epoch;
+}
