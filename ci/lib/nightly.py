@@ -262,9 +262,10 @@ class Nightly:
         self.phases.append({"name": name, "status": status, "seconds": round(now() - started, 2),
                             "detail": detail})
 
-    def error(self, msg):
+    def error(self, msg, detail=""):
+        """msg: one line for the summary; detail (a log tail) only goes to the console."""
         self.errors.append(msg)
-        self.prog.say(f"nightly: ERROR: {msg}")
+        self.prog.say(f"nightly: ERROR: {msg}" + (f"\n{detail.rstrip()}" if detail else ""))
 
     def env(self, extra=None, drop=()):
         e = dict(os.environ)
@@ -320,12 +321,13 @@ class Nightly:
         self.prog.set(f"build {preset}")
         log = os.path.join(self.logs, f"build-{preset}.log")
         bdir = os.path.join(ROOT, "build", preset)
-        if not os.path.isfile(os.path.join(bdir, "CMakeCache.txt")):
-            rc, out = run(["cmake", "--preset", preset], log=log)
-            if rc != 0:
-                self.phase(f"build {preset}", "failed", t, "configure failed")
-                self.error(f"cmake --preset {preset} failed (see {rel(log)}):\n{out[-1500:]}")
-                return False
+        # Configure every time (a few seconds when nothing changed): a target added since the
+        # last configure is unknown to the generated Makefiles until then.
+        rc, out = run(["cmake", "--preset", preset], log=log)
+        if rc != 0:
+            self.phase(f"build {preset}", "failed", t, "configure failed")
+            self.error(f"cmake --preset {preset} failed, see {rel(log)}", out[-1500:])
+            return False
         cmd = ["cmake", "--build", "--preset", preset, "--parallel", str(self.a.jobs)]
         if targets:
             cmd += ["--target"] + targets
@@ -333,7 +335,7 @@ class Nightly:
         rc, out = run(cmd, log=log)
         if rc != 0:
             self.phase(f"build {preset}", "failed", t, "build failed")
-            self.error(f"cmake --build --preset {preset} failed (see {rel(log)}):\n{out[-1500:]}")
+            self.error(f"cmake --build --preset {preset} failed, see {rel(log)}", out[-1500:])
             return False
         with open(log, errors="replace") as f:
             f.seek(before)
@@ -444,7 +446,7 @@ class Nightly:
         rc = p.returncode
         if rc not in (0, 1) and not (rc in (72, -signal.SIGTERM, -signal.SIGKILL) and series):
             res["status"] = f"failed (exit {rc})"
-            self.error(f"libFuzzer on {target} exited {rc} (see {rel(log)}):\n{tail(log, 15)}")
+            self.error(f"libFuzzer on {target} exited {rc}, see {rel(log)}", tail(log, 15))
         if series:
             lastp = series[-1]
             res.update(execs=lastp["execs"], cov=lastp["cov"], ft=lastp["ft"],
@@ -562,9 +564,9 @@ class Nightly:
             st = self.afl_stats(os.path.join(sync, name, "fuzzer_stats"))
             if not st:
                 res["status"] = "failed"
-                self.error(f"AFL++ instance {name} on {target} did not start (see "
-                           f"{rel(os.path.join(self.logs, f'fuzz-{target}-afl-{name}.log'))}):\n"
-                           f"{tail(os.path.join(self.logs, f'fuzz-{target}-afl-{name}.log'), 8)}")
+                alog = os.path.join(self.logs, f"fuzz-{target}-afl-{name}.log")
+                self.error(f"AFL++ instance {name} on {target} did not start, see {rel(alog)}",
+                           tail(alog, 8))
                 continue
             execs += int(st.get("execs_done", 0))
             edges = max(edges, int(st.get("edges_found", 0)))
@@ -739,7 +741,7 @@ class Nightly:
             rc, out = run([os.path.join(ROOT, "ci", "seed-corpora")] + changed,
                           log=os.path.join(self.logs, "seed-corpora.log"), timeout=1800)
             if rc != 0:
-                self.error(f"ci/seed-corpora failed after --update-corpora:\n{out[-1500:]}")
+                self.error("ci/seed-corpora failed after --update-corpora", out[-1500:])
                 self.phase("update corpora/", "failed", t, detail)
                 return
             detail += "; re-minimized by ci/seed-corpora"
@@ -966,7 +968,7 @@ class Nightly:
     def protocols(self, binp):
         rc, out = run([binp, "list"], timeout=60)
         if rc != 0:
-            self.error(f"{rel(binp)} list failed (exit {rc}):\n{out[-800:]}")
+            self.error(f"{rel(binp)} list failed (exit {rc})", out[-800:])
             return []
         protos = [ln.split()[0] for ln in out.splitlines() if ln.strip()]
         if self.a.protos:
@@ -1090,24 +1092,40 @@ class Nightly:
         os.makedirs(cdir, exist_ok=True)
         js = os.path.join(cdir, "coverage.json")
         corp = os.path.join(self.out, "corpora")
-        cmd = [tool, "--json", js]
-        if os.path.isdir(corp):
-            cmd += ["--corpora", corp]
+        cmd = [tool, "--json", js, "--html", os.path.join(cdir, "html")]
+        with open(tool, errors="replace") as f:
+            takes_corpora = "--corpora" in f.read()
+        if takes_corpora and os.path.isdir(corp):
+            cmd += ["--corpora", corp]  # tonight's merged corpora
+            res["corpus"] = rel(corp)
+        else:
+            res["corpus"] = "corpora/ (the checked-in seeds and regressions)"
+        cmd += [t["name"] for t in targets] if targets else []
         rc, out = run(cmd, log=os.path.join(self.logs, "coverage.log"), timeout=1800)
         try:
             with open(js) as f:
                 data = json.load(f)
         except (OSError, ValueError):
             data = None
-        if rc != 0 or not isinstance(data, dict):
-            res.update(status="failed", detail=f"ci/coverage exited {rc}")
-            self.error(f"ci/coverage failed (exit {rc}):\n{out[-1200:]}")
+        if not isinstance(data, dict):
+            res.update(status="failed", detail=f"ci/coverage exited {rc}, no JSON")
+            self.error(f"ci/coverage failed (exit {rc}), see {rel(os.path.join(self.logs, 'coverage.log'))}",
+                       out[-1200:])
             self.phase("coverage", "failed", t, res["detail"])
             return res
-        res.update(self.coverage_from(data), status="ok")
+        res.update(self.coverage_from(data), status="ok" if rc == 0 else "failed")
+        html = os.path.join(cdir, "html")
+        if os.path.isdir(html):  # llvm-cov's annotated sources, linked from the report
+            res["html"] = {d: os.path.relpath(os.path.join(html, d, "index.html"), self.out)
+                           for d in sorted(os.listdir(html))
+                           if os.path.isfile(os.path.join(html, d, "index.html"))}
         lines = res["totals"].get("lines", {})
-        self.phase("coverage", "ok", t,
-                   f"core/ lines {lines.get('percent', 0):.1f}%" if lines else "no totals")
+        detail = f"core/ lines {lines.get('percent', 0):.1f}%" if lines else "no totals"
+        if rc != 0:
+            self.error(f"ci/coverage exited {rc} (a target failed on its corpus), see "
+                       f"{rel(os.path.join(self.logs, 'coverage.log'))}", out[-1200:])
+            detail += f"; ci/coverage exited {rc}"
+        self.phase("coverage", res["status"], t, detail)
         return res
 
     @staticmethod
@@ -1119,7 +1137,22 @@ class Nightly:
                 return None
             c, n = m.get("covered", 0), m.get("count", 0)
             return {"covered": c, "count": n,
-                    "percent": round(float(m.get("percent", 100.0 * c / n if n else 0.0)), 2)}
+                    "percent": round(float(m["percent"] if "percent" in m
+                                           else 100.0 * c / n if n else 0.0), 2)}
+        if isinstance(data.get("targets"), dict):
+            # ci/coverage: per target, the core/ files it touches. The union over targets is not
+            # in it; per file the best target's figure is taken (a lower bound of the union).
+            files, best = [], {}
+            for t, r in sorted(data["targets"].items()):
+                for name, m in sorted((r.get("files") or {}).items()):
+                    files.append({"file": rel(name), "target": t, "lines": metric(m)})
+                    if m.get("covered", 0) >= best.get(name, {}).get("covered", -1):
+                        best[name] = m
+            cnt = sum(m.get("count", 0) for m in best.values())
+            cov = sum(m.get("covered", 0) for m in best.values())
+            totals = {"lines": metric({"covered": cov, "count": cnt})} if cnt else {}
+            return {"totals": totals, "files": files,
+                    "targets": {t: r.get("lines") for t, r in data["targets"].items()}}
         if "data" in data and isinstance(data["data"], list) and data["data"]:
             d = data["data"][0]
             files = [{"file": rel(f.get("filename", "?")),

@@ -12,7 +12,8 @@ Checks, without building or fuzzing anything:
   - a validate report becomes one verdict row per mode with the right result, violation count
     and kinds, median throughput, and a repro command that names the binary of the build; a
     missing report is an error row;
-  - coverage JSON in ci/coverage's shape and in llvm-cov export's shape;
+  - coverage JSON in ci/coverage's shape (per target, best target per file in the total) and in
+    llvm-cov export's shape;
   - exec/s over a window rather than between two bursty reports;
   - libFuzzer fork-mode status lines and AFL++ plot_data are parsed.
 """
@@ -177,6 +178,19 @@ class Coverage(unittest.TestCase):
         self.assertEqual(c["totals"]["lines"]["percent"], 80.0)
         self.assertEqual(c["files"], [{"file": "core/src/frame.c",
                                        "lines": {"covered": 8, "count": 10, "percent": 80.0}}])
+
+    def test_ci_coverage_shape(self):
+        c = nl.Nightly.coverage_from({"targets": {
+            "a": {"inputs": 3, "lines": {"count": 110, "covered": 60, "percent": 54.5},
+                  "files": {"core/src/frame.c": {"count": 100, "covered": 50, "percent": 50.0},
+                            "core/src/err.c": {"count": 10, "covered": 10, "percent": 100.0}}},
+            "b": {"inputs": 2, "lines": {"count": 100, "covered": 70, "percent": 70.0},
+                  "files": {"core/src/frame.c": {"count": 100, "covered": 70, "percent": 70.0}}}}})
+        self.assertEqual([(f["file"], f["target"]) for f in c["files"]],
+                         [("core/src/err.c", "a"), ("core/src/frame.c", "a"), ("core/src/frame.c", "b")])
+        # per file the best target: frame.c 70/100 from b, err.c 10/10 from a
+        self.assertEqual(c["totals"]["lines"], {"covered": 80, "count": 110, "percent": 72.73})
+        self.assertEqual(c["targets"]["b"]["percent"], 70.0)
 
     def test_llvm_cov_export_shape(self):
         c = nl.Nightly.coverage_from({"data": [{

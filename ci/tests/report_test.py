@@ -109,16 +109,26 @@ class ReportTest(unittest.TestCase):
 
     def test_coverage_rows(self):
         sec = self.section("coverage")
+        rows = re.findall(r"<tr><td><code>.*?</tr>", sec, re.S)
+        self.assertEqual(len(rows), len(self.s["coverage"]["files"]))
         for f in self.s["coverage"]["files"]:
             pct = f["lines"]["percent"]
-            self.assertIn(f"<td><code>{f['file']}</code></td>", sec)
-            self.assertIn(f'<span style="width:{pct:.1f}%">', sec)
-            self.assertIn(f"{pct:.1f}% <span class=\"muted\">({f['lines']['covered']}/", sec)
-        self.assertIn("<th>total</th>", sec)
+            row = [r for r in rows if r.startswith(f"<tr><td><code>{f['file']}</code></td>"
+                                                   f"<td>{f['target']}</td>")]
+            self.assertEqual(len(row), 1, (f["file"], f["target"]))
+            self.assertIn(f'<span style="width:{pct:.1f}%">', row[0])
+            self.assertIn(f"{pct:.1f}% <span class=\"muted\">({f['lines']['covered']}/"
+                          f"{f['lines']['count']})", row[0])
+        tot = self.s["coverage"]["totals"]["lines"]
+        self.assertIn(f"<th>total (best target per file)</th><th></th><th></th>"
+                      f"<th class=\"num\">{tot['percent']:.1f}%", sec)
+        for t, href in self.s["coverage"]["html"].items():
+            self.assertIn(f'<a href="{href}">{t}</a>', sec)
 
     def test_self_contained(self):
         low = self.page.lower()
-        for bad in ("<script", "<link", "<img", "<iframe", "@import", "url("):
+        for bad in ("<script", "<link", "<img", "<iframe", "<object", "<embed", "@import", "url(",
+                    "src="):
             self.assertNotIn(bad, low)
         # the only URL on the page is the SVG namespace identifier
         self.assertEqual(set(re.findall(r"https?://[^\s\"'<>]+", self.page)),
