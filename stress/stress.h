@@ -188,6 +188,11 @@ struct st_payload {
     size_t min_size, max_size;
     uint8_t *pool; /* random bytes the bodies are cut from; read-only after init */
     size_t pool_span;
+    size_t pool_len; /* bytes in pool (a producer's arena is a copy of it) */
+};
+struct st_restore {
+    uint8_t *at;
+    uint8_t saved[ST_HDR_SIZE];
 };
 int st_payload_init(struct st_payload *pl, uint64_t seed, size_t min_size, size_t max_size);
 void st_payload_fini(struct st_payload *pl);
@@ -196,6 +201,13 @@ size_t st_payload_size(const struct st_payload *pl, uint32_t producer, uint64_t 
  * verify == 0 only the header is written (the body is left as it is). */
 size_t st_payload_make(const struct st_payload *pl, uint32_t producer, uint64_t seq, void *buf,
                        int verify, int64_t now_ns);
+/* Zero-copy variant: arena is the producer's private copy of pl->pool. Writes the header of
+ * (producer, seq) just before its body inside the arena and returns the message's start; the
+ * 40 bytes it overwrote are kept in undo until st_payload_restore(). */
+const void *st_payload_prepare(const struct st_payload *pl, uint8_t *arena, uint32_t producer,
+                               uint64_t seq, size_t *len, int verify, int64_t now_ns,
+                               struct st_restore *undo);
+void st_payload_restore(struct st_restore *undo);
 
 /* ---- worker description (plain memory inherited by fork / shared by threads) -------------------
  */

@@ -48,7 +48,9 @@ static void set_phase(struct st_slot *s, int phase, uint64_t seq)
         return;
     atomic_store_explicit(&s->cur_seq, seq, memory_order_relaxed);
     atomic_store_explicit(&s->since_ns, now_ns(), memory_order_relaxed);
-    atomic_store_explicit(&s->phase, (uint32_t)phase, memory_order_relaxed);
+    /* release: a peer that learns through the protocol that we moved on (a closed channel)
+     * and then reads our phase sees the new one */
+    atomic_store_explicit(&s->phase, (uint32_t)phase, memory_order_release);
 }
 
 static void record_err(struct st_slot *s, int err, int phase, uint64_t seq)
@@ -153,6 +155,19 @@ static int producers_all_ended(const struct st_case *cs)
     return 1;
 }
 
+/* Every producer is closing its endpoint, or has ended: the channel may report end-of-stream
+ * (-EPIPE) from now on. */
+static int producers_closing(const struct st_case *cs)
+{
+    for (uint32_t i = 0; i < cs->producers; i++) {
+        const struct st_slot *s = &cs->slots[i];
+        if (atomic_load_explicit(&s->phase, memory_order_acquire) < ST_PH_CLOSE &&
+            !atomic_load_explicit(&s->dead, memory_order_acquire))
+            return 0;
+    }
+    return 1;
+}
+
 /* Every message recorded as sent has been delivered once (or more were delivered). */
 static int all_delivered(const struct st_case *cs)
 {
@@ -173,18 +188,23 @@ static void run_producer(struct st_worker *w, void *ep)
     struct st_slot *s = &cs->slots[w->index];
     uint64_t limit = c->messages ? c->messages : cs->seq_cap;
     if (limit > cs->seq_cap) limit = cs->seq_cap;
-    uint8_t *buf = malloc(cs->pl.max_size);
-    if (buf == NULL) {
+    /* a private copy of the pool: messages are sent from it in place (see payload.c) */
+    uint8_t *arena = malloc(cs->pl.pool_len);
+    if (arena == NULL) {
         record_err(s, -ENOMEM, ST_PH_SEND, 0);
         return;
     }
-    memset(buf, 0, cs->pl.max_size);
+    memcpy(arena, cs->pl.pool, cs->pl.pool_len);
+    struct st_restore undo = {0};
     for (uint64_t seq = 0; seq < limit && !stopped(cs); seq++) {
         delay_us(c->producer_delay_us);
-        size_t len = st_payload_make(&cs->pl, w->rindex, seq, buf, cs->verify, now_ns());
+        size_t len;
+        st_payload_restore(&undo);
+        const void *msg =
+            st_payload_prepare(&cs->pl, arena, w->rindex, seq, &len, cs->verify, now_ns(), &undo);
         for (;;) {
             set_phase(s, ST_PH_SEND, seq);
-            int r = cs->chan->send(ep, buf, len, ST_OP_TIMEOUT_MS);
+            int r = cs->chan->send(ep, msg, len, ST_OP_TIMEOUT_MS);
             if (r == 0) {
                 /* release: the record "seqs [0, seq] sent" is published after the send
                  * returned; consumers and the checker read it with acquire */
@@ -203,7 +223,7 @@ static void run_producer(struct st_worker *w, void *ep)
         }
     }
 out:
-    free(buf);
+    free(arena);
 }
 
 /* ---- consumer -------------------------------------------------------------------------------- */
@@ -308,7 +328,7 @@ static void run_consumer(struct st_worker *w, void *ep)
                                                 "longer than any sent");
             break;
         }
-        if (r == -EPIPE && producers_all_ended(cs)) break; /* end of stream */
+        if (r == -EPIPE && producers_closing(cs)) break; /* end of stream */
         record_err(s, (int)r, ST_PH_RECV, n);
         break;
     }
