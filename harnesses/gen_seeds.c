@@ -572,6 +572,165 @@ static void gen_frame_roundtrip(void)
     rt_emit(&t, RT_PIPE, RT_MAX5000, "reader-gone-epipe");
 }
 
+/* ---- ring_model -------------------------------------------------------------------------- */
+
+#define RM_CAP128          0
+#define RM_CAP256          1
+#define RM_CAP1024         2
+#define RM_CAP4096         3
+#define RM_MAXREC          (0 << 2)
+#define RM_MAX100          (1 << 2)
+#define RM_MAX3CAP         (2 << 2)
+#define RM_MAX64K          (3 << 2)
+#define RM_CHUNK16         (1 << 4)
+#define RM_CHUNK40         (2 << 4)
+#define RM_CHUNKHALF       (3 << 4)
+#define RM_CONSUMER_CLOSES 0x40
+#define RM_MAY_WAIT        0x80
+
+static void rm_send(struct buf *b, int len) /* len < 0: the full record; len > 255: too big */
+{
+    put8(b, 0);
+    if (len < 0) {
+        put8(b, 2);
+    } else if (len > 255) {
+        put8(b, 3);
+    } else if (len == 0) {
+        put8(b, 0);
+    } else {
+        put8(b, 1);
+        put8(b, (uint8_t)len);
+    }
+}
+
+static void rm_recv(struct buf *b, uint8_t how) /* 0 max buffer, 1 exact, 2 one byte short */
+{
+    put8(b, 2);
+    put8(b, how);
+}
+
+static void rm_big(struct buf *b, uint8_t op, uint16_t v)
+{
+    put8(b, op);
+    put16(b, v);
+}
+
+static void gen_ring_model(void)
+{
+    static struct buf b;
+    b.n = 0;
+    put8(&b, RM_CAP128 | RM_MAXREC);
+    rm_send(&b, 10);
+    rm_send(&b, 20);
+    rm_recv(&b, 0);
+    rm_recv(&b, 1);
+    rm_recv(&b, 0); /* empty: -EAGAIN */
+    emit(&b, "send-recv-small");
+
+    b.n = 0;
+    put8(&b, RM_CAP128 | RM_MAXREC);
+    static const int sizes[] = {100, 40, 60, 7, 90, 33, 0, 112, 50, 70};
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+            rm_send(&b, sizes[i] == 112 ? -1 : sizes[i]);
+            rm_recv(&b, (uint8_t)(i % 2));
+        }
+    emit(&b, "wrap-around-with-pads");
+
+    b.n = 0;
+    put8(&b, RM_CAP256 | RM_MAXREC);
+    rm_send(&b, -1);
+    rm_send(&b, 1); /* full: -EAGAIN */
+    rm_recv(&b, 0);
+    rm_send(&b, 1);
+    rm_send(&b, 200);
+    rm_send(&b, 200); /* does not fit */
+    rm_recv(&b, 0);
+    rm_recv(&b, 0);
+    rm_send(&b, 300); /* above max_msg */
+    emit(&b, "full-ring-eagain");
+
+    b.n = 0;
+    put8(&b, RM_CAP256 | RM_MAXREC);
+    put8(&b, 1), put8(&b, 1), put8(&b, 80), put8(&b, 0);               /* reserve 80, commit all */
+    put8(&b, 1), put8(&b, 1), put8(&b, 90), put8(&b, 1), put8(&b, 30); /* commit 30 of 90 */
+    put8(&b, 1), put8(&b, 1), put8(&b, 20), put8(&b, 2); /* commit 21: -EINVAL, then 20 */
+    put8(&b, 1), put8(&b, 1), put8(&b, 50), put8(&b, 3); /* left reserved */
+    rm_send(&b, 5);                                      /* -IPCP_E_STATE */
+    put8(&b, 1), put8(&b, 0), put8(&b, 0);               /* a new reservation, len 0 */
+    put8(&b, 1), put8(&b, 3);                            /* too big: -EMSGSIZE */
+    rm_recv(&b, 0);
+    rm_recv(&b, 1);
+    rm_recv(&b, 0);
+    rm_recv(&b, 0);
+    emit(&b, "reserve-commit-variants");
+
+    b.n = 0;
+    put8(&b, RM_CAP1024 | RM_MAX100);
+    rm_send(&b, 64);
+    rm_send(&b, 0);
+    put8(&b, 3), put8(&b, 0); /* peek */
+    put8(&b, 3), put8(&b, 0); /* peek again */
+    put8(&b, 7);              /* recv while peeked */
+    put8(&b, 3), put8(&b, 1); /* release */
+    put8(&b, 3), put8(&b, 1); /* release again: -IPCP_E_STATE */
+    put8(&b, 7);
+    put8(&b, 3), put8(&b, 0);
+    put8(&b, 3), put8(&b, 1);
+    put8(&b, 3), put8(&b, 0); /* empty: -EAGAIN */
+    emit(&b, "peek-release-zero-copy");
+
+    b.n = 0;
+    put8(&b, RM_CAP256 | RM_MAXREC);
+    rm_send(&b, 50);
+    rm_recv(&b, 2); /* -EMSGSIZE, next_len 50 */
+    rm_recv(&b, 1);
+    emit(&b, "recv-buffer-one-byte-short");
+
+    b.n = 0;
+    put8(&b, RM_CAP128 | RM_MAX3CAP);
+    rm_big(&b, 4, 100);
+    rm_send(&b, 3);
+    rm_recv(&b, 0);
+    emit(&b, "larger-than-ring-timeout0");
+
+    b.n = 0;
+    put8(&b, RM_CAP256 | RM_MAX3CAP | RM_MAY_WAIT);
+    rm_send(&b, 30);
+    rm_big(&b, 5, 300); /* abandoned after its first chunks */
+    rm_recv(&b, 0);
+    rm_recv(&b, 0); /* stops inside the abandoned chunks: -EAGAIN */
+    rm_send(&b, 40);
+    rm_recv(&b, 0); /* drops them, counts one abandoned */
+    emit(&b, "larger-than-ring-abandoned");
+
+    b.n = 0;
+    put8(&b, RM_CAP1024 | RM_MAX64K | RM_MAY_WAIT);
+    rm_send(&b, 100);
+    rm_send(&b, -1);
+    rm_big(&b, 6, 30000); /* a consumer thread drains while it is sent in chunks */
+    rm_send(&b, 7);
+    rm_recv(&b, 0);
+    emit(&b, "larger-than-ring-threaded");
+
+    b.n = 0;
+    put8(&b, RM_CAP128 | RM_MAX64K | RM_CHUNK16 | RM_MAY_WAIT);
+    rm_big(&b, 6, 5000);
+    emit(&b, "larger-than-ring-chunks-of-16");
+
+    b.n = 0;
+    put8(&b, RM_CAP128 | RM_MAX3CAP | RM_CHUNKHALF | RM_MAY_WAIT);
+    rm_send(&b, 9);
+    rm_big(&b, 5, 250);
+    emit(&b, "producer-closes-after-abandoned");
+
+    b.n = 0;
+    put8(&b, RM_CAP128 | RM_MAXREC | RM_CONSUMER_CLOSES);
+    rm_send(&b, 9);
+    rm_recv(&b, 0);
+    emit(&b, "consumer-closes");
+}
+
 /* ---- driver --------------------------------------------------------------------------------- */
 
 static const struct {
@@ -581,6 +740,7 @@ static const struct {
     {"frame_decode", gen_frame_decode},
     {"chunk_reassembly", gen_chunk_reassembly},
     {"frame_roundtrip", gen_frame_roundtrip},
+    {"ring_model", gen_ring_model},
 };
 
 int main(int argc, char **argv)
