@@ -63,6 +63,7 @@ struct vcase {
     int multi;    /* the case is about several endpoints: no 1-to-1 fallback */
     int fallback; /* ran with 1 producer and 1 consumer because the protocol refused more */
     char log[PATH_MAX];
+    const char *bin; /* the ipcproof that ran it, when not this one (the TSan build) */
 };
 
 struct vstate {
@@ -414,6 +415,7 @@ static void run_case_once(struct vstate *v, struct vcase *c, int idx, double dur
         bin = v->tsan_bin;
         plugin = v->thread_plugin;
         tsan = 1;
+        if (strcmp(bin, st_self_exe()) != 0) c->bin = bin;
     }
     char json[PATH_MAX], durs[32], seeds[32], msgs[32], stall[32];
     snprintf(json, sizeof(json), "%s/case%02d.json", v->tmpdir, idx);
@@ -500,6 +502,7 @@ static int write_json(struct vstate *v, const char *name, const char *kind, int 
         json_object_set_new(o, "violations",
                             c->violations ? json_incref(c->violations) : json_array());
         if (c->repro[0]) json_object_set_new(o, "repro", json_string(c->repro));
+        if (c->bin) json_object_set_new(o, "binary", json_string(c->bin));
         json_array_append_new(cases, o);
         size_t k;
         json_t *x;
@@ -734,7 +737,8 @@ int st_validate_main(int argc, char **argv)
                rate, c->kinds[0] ? c->kinds : "-");
         if (strcmp(c->result, "fail") == 0) {
             fails++;
-            printf("      %s\n      rerun: %s\n", c->detail, c->repro);
+            printf("      %s\n      rerun%s%s: %s\n", c->detail, c->bin ? " with " : "",
+                   c->bin ? c->bin : "", c->repro);
             if (strstr(c->kinds, "race") || strstr(c->kinds, "crash") || v->verbose)
                 print_file(c->log, 80);
         } else if (strcmp(c->result, "pass") == 0) {
@@ -761,7 +765,9 @@ int st_validate_main(int argc, char **argv)
     if (fails) {
         printf("rerun the failing cases:\n");
         for (int i = 0; i < v->ncases; i++)
-            if (strcmp(v->cases[i].result, "fail") == 0) printf("  %s\n", v->cases[i].repro);
+            if (strcmp(v->cases[i].result, "fail") == 0)
+                printf("  %s%s%s\n", v->cases[i].repro, v->cases[i].bin ? "   # with " : "",
+                       v->cases[i].bin ? v->cases[i].bin : "");
     }
     if (v->json &&
         write_json(v, name,

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "ipcproof/err.h"
 #include "stress.h"
 
 #define CONSUMER_TIMEOUT_MS 50
@@ -328,7 +329,9 @@ static void run_consumer(struct st_worker *w, void *ep)
                                                 "longer than any sent");
             break;
         }
-        if (r == -EPIPE && producers_closing(cs)) break; /* end of stream */
+        /* end of stream: the producers closed (-EPIPE), or, for a protocol that only notices
+         * processes, they closed and their processes exited (-IPCP_E_PEERDEAD) */
+        if ((r == -EPIPE || r == -IPCP_E_PEERDEAD) && producers_closing(cs)) break;
         record_err(s, (int)r, ST_PH_RECV, n);
         break;
     }
