@@ -41,6 +41,12 @@ static void put16(struct buf *b, uint16_t v)
     put8(b, (uint8_t)(v >> 8));
 }
 
+static void put32(struct buf *b, uint32_t v)
+{
+    put16(b, (uint16_t)v);
+    put16(b, (uint16_t)(v >> 16));
+}
+
 static const char *g_out;
 static const char *g_target;
 static int g_count;
@@ -731,16 +737,155 @@ static void gen_ring_model(void)
     emit(&b, "consumer-closes");
 }
 
+/* ---- ring_hostile --------------------------------------------------------------------------- */
+
+#define RH_CAP128     0
+#define RH_CAP256     1
+#define RH_MAX64      (0 << 2)
+#define RH_MAXREC     (1 << 2)
+#define RH_MAX3CAP    (2 << 2)
+#define RH_F          (1 << 2) /* record sel: flags bits */
+#define RH_L          (2 << 2)
+#define RH_P          (4 << 2)
+#define RH_TOT_LEN    0
+#define RH_TOT_MORE   1 /* + u16 */
+#define RH_TOT_TOOBIG 2
+#define RH_ADV_NONE   (3 << 2)
+#define RH_SEQ_NEXT   0x10
+
+/* A record with a u8 length. */
+static void rh_rec(struct buf *b, uint8_t flags, uint8_t len, uint8_t tsel, int more)
+{
+    put8(b, 0);
+    put8(b, flags);
+    put8(b, len);
+    put8(b, tsel);
+    if ((tsel & 3) == RH_TOT_MORE) put16(b, (uint16_t)more);
+}
+
+static void gen_ring_hostile(void)
+{
+    static struct buf b;
+    b.n = 0;
+    put8(&b, RH_CAP128 | RH_MAXREC);
+    put8(&b, 5), put16(&b, 40); /* honest sends */
+    put8(&b, 5), put16(&b, 0);
+    put8(&b, 3), put8(&b, 0);
+    put8(&b, 4), put8(&b, 1); /* peek, release */
+    put8(&b, 3), put8(&b, 0); /* empty */
+    emit(&b, "honest-send-recv-peek");
+
+    b.n = 0;
+    put8(&b, RH_CAP128 | RH_MAXREC);
+    rh_rec(&b, RH_F | RH_L, 20, RH_TOT_LEN | RH_SEQ_NEXT, 0);
+    put8(&b, 3), put8(&b, 0);
+    rh_rec(&b, RH_F | RH_L, 0, RH_TOT_LEN | RH_SEQ_NEXT, 0);
+    put8(&b, 4), put8(&b, 1);
+    emit(&b, "crafted-whole-records");
+
+    b.n = 0;
+    put8(&b, RH_CAP256 | RH_MAX3CAP);
+    rh_rec(&b, RH_F, 100, RH_TOT_MORE, 150);
+    rh_rec(&b, 0, 100, RH_TOT_MORE, 150);
+    put8(&b, 3), put8(&b, 0); /* stops in the middle: -EAGAIN, parked */
+    rh_rec(&b, RH_L, 50, RH_TOT_MORE | RH_SEQ_NEXT, 200);
+    put8(&b, 3), put8(&b, 0);
+    emit(&b, "crafted-first-middle-last");
+
+    b.n = 0;
+    put8(&b, RH_CAP256 | RH_MAX3CAP);
+    rh_rec(&b, RH_F, 60, RH_TOT_MORE, 120);
+    put8(&b, 4), put8(&b, 0); /* peek parks it */
+    rh_rec(&b, RH_L, 60, RH_TOT_MORE, 120);
+    put8(&b, 4), put8(&b, 1);
+    emit(&b, "crafted-chunks-peeked");
+
+    b.n = 0;
+    put8(&b, RH_CAP256 | RH_MAX64);
+    rh_rec(&b, RH_F, 30, RH_TOT_TOOBIG, 0); /* total above max_msg: dropped */
+    rh_rec(&b, 0, 30, RH_TOT_TOOBIG, 0);    /* skipped */
+    rh_rec(&b, RH_L, 30, RH_TOT_TOOBIG | RH_SEQ_NEXT, 0);
+    rh_rec(&b, RH_F | RH_L, 10, RH_TOT_LEN | RH_SEQ_NEXT, 0);
+    for (int i = 0; i < 3; i++)
+        put8(&b, 3), put8(&b, 0);
+    emit(&b, "total-above-max-then-skipped");
+
+    b.n = 0;
+    put8(&b, RH_CAP256 | RH_MAX3CAP);
+    rh_rec(&b, RH_F, 30, RH_TOT_MORE, 10); /* LAST too early */
+    rh_rec(&b, RH_L, 10, RH_TOT_MORE | RH_SEQ_NEXT, 10);
+    rh_rec(&b, RH_L, 10, RH_TOT_LEN, 0); /* LAST without FIRST */
+    rh_rec(&b, 0, 10, RH_TOT_LEN, 0);    /* MIDDLE without FIRST */
+    for (int i = 0; i < 4; i++)
+        put8(&b, 3), put8(&b, 0);
+    emit(&b, "lying-chunks");
+
+    b.n = 0;
+    put8(&b, RH_CAP128 | RH_MAXREC);
+    put8(&b, 0), put8(&b, RH_F | RH_L | 0x80), put8(&b, 8);
+    put8(&b, 9), put8(&b, 0), put8(&b, 0), put8(&b, 0); /* seq 9: a gap */
+    put8(&b, RH_TOT_LEN);
+    put8(&b, 3), put8(&b, 0);
+    put8(&b, 3), put8(&b, 0);
+    emit(&b, "sequence-gap");
+
+    b.n = 0;
+    put8(&b, RH_CAP128 | RH_MAXREC);
+    rh_rec(&b, RH_F | RH_L, 40, RH_TOT_LEN | RH_SEQ_NEXT, 0);
+    rh_rec(&b, RH_P, 48, RH_TOT_LEN, 0); /* a pad up to the end */
+    rh_rec(&b, RH_F | RH_L, 10, RH_TOT_LEN | RH_SEQ_NEXT, 0);
+    put8(&b, 3), put8(&b, 0);
+    put8(&b, 3), put8(&b, 0);
+    emit(&b, "pad-then-wrap");
+
+    b.n = 0;
+    put8(&b, RH_CAP128 | RH_MAXREC);
+    put8(&b, 0), put8(&b, RH_F | RH_L | 0x40), put8(&b, 8);
+    put8(&b, 0), put8(&b, 0), put8(&b, 0x11), put8(&b, 0x11); /* a wrong mark */
+    put8(&b, RH_TOT_LEN);
+    put8(&b, 3), put8(&b, 0);
+    put8(&b, 3), put8(&b, 0); /* sticky */
+    emit(&b, "bad-mark-sticky-corrupt");
+
+    b.n = 0;
+    put8(&b, RH_CAP128 | RH_MAXREC);
+    put8(&b, 2), put8(&b, 0 << 1 | 0), put8(&b, 0), put8(&b, 2), put8(&b, 1 << 1), put8(&b, 3);
+    put8(&b, 3), put8(&b, 0); /* an unaligned tail */
+    emit(&b, "unaligned-tail");
+
+    b.n = 0;
+    put8(&b, RH_CAP128 | RH_MAXREC);
+    put8(&b, 2), put8(&b, 2 << 1), put8(&b, 1); /* tail a capacity ahead */
+    put8(&b, 3), put8(&b, 0);
+    emit(&b, "tail-beyond-capacity");
+
+    b.n = 0;
+    put8(&b, RH_CAP128 | RH_MAXREC);
+    put8(&b, 0), put8(&b, RH_F | RH_L | 2), put32(&b, 0x7fffff00); /* a huge length */
+    put8(&b, RH_TOT_LEN);
+    put8(&b, 4), put8(&b, 0);
+    emit(&b, "huge-record-length");
+
+    b.n = 0;
+    put8(&b, RH_CAP128 | RH_MAXREC);
+    put8(&b, 6);                                           /* attach while attached: -EBUSY */
+    put8(&b, 1), put16(&b, 24), put8(&b, 3), put32(&b, 0); /* clear the state word */
+    put8(&b, 6);                                           /* attach succeeds, closes */
+    put8(&b, 1), put16(&b, 0), put8(&b, 0), put8(&b, 'X'); /* the magic */
+    put8(&b, 6);
+    put8(&b, 5), put16(&b, 10); /* the consumer closed: -EPIPE */
+    emit(&b, "second-attach-and-bad-header");
+}
+
 /* ---- driver --------------------------------------------------------------------------------- */
 
 static const struct {
     const char *name;
     void (*gen)(void);
 } targets[] = {
-    {"frame_decode", gen_frame_decode},
-    {"chunk_reassembly", gen_chunk_reassembly},
-    {"frame_roundtrip", gen_frame_roundtrip},
-    {"ring_model", gen_ring_model},
+    {"frame_decode", gen_frame_decode},       {"chunk_reassembly", gen_chunk_reassembly},
+    {"frame_roundtrip", gen_frame_roundtrip}, {"ring_model", gen_ring_model},
+    {"ring_hostile", gen_ring_hostile},
 };
 
 int main(int argc, char **argv)
