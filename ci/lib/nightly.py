@@ -101,10 +101,10 @@ def add_sample(series, sample):
     seconds: the engines report in bursts (libFuzzer fork mode when a job ends), so the rate
     between two neighbouring reports is noise."""
     t, execs = sample["t"], sample["execs"]
-    base = {"t": 0.0, "execs": 0}
+    base = {"t": 0.0, "execs": 0}  # the engine's start, when no sample is old enough
     for prev in reversed(series):
-        base = prev
         if t - prev["t"] >= RATE_WINDOW_S:
+            base = prev
             break
     dt = t - base["t"]
     sample["exec_per_s"] = round(max(0.0, (execs - base["execs"]) / dt), 1) if dt > 0 else 0.0
@@ -254,7 +254,8 @@ class Nightly:
         self.prog = Progress(self.t0, self.budget_s)
         self.unshare = None
         self.symbolizer = shutil.which("llvm-symbolizer-14") or shutil.which("llvm-symbolizer")
-        self.built = {}
+        self.built = {}  # preset -> build dir, for presets that built (maybe partly)
+        self.broken = {}  # preset -> targets that failed to build this time
 
     # -- bookkeeping --
 
@@ -331,18 +332,39 @@ class Nightly:
         cmd = ["cmake", "--build", "--preset", preset, "--parallel", str(self.a.jobs)]
         if targets:
             cmd += ["--target"] + targets
+        cmd += ["--", "-k"]  # keep going: one broken target does not stop the others
         before = os.path.getsize(log) if os.path.exists(log) else 0
         rc, out = run(cmd, log=log)
-        if rc != 0:
-            self.phase(f"build {preset}", "failed", t, "build failed")
-            self.error(f"cmake --build --preset {preset} failed, see {rel(log)}", out[-1500:])
-            return False
         with open(log, errors="replace") as f:
             f.seek(before)
-            did = sum(1 for ln in f if "Building C object" in ln or "Linking C" in ln)
-        self.phase(f"build {preset}", "ok", t, f"{did} steps" if did else "up to date")
+            text = f.read()
+        did = sum(1 for ln in text.splitlines() if "Building C object" in ln or "Linking C" in ln)
         self.built[preset] = bdir
+        self.broken[preset] = set()
+        if rc != 0:
+            # make names the target of each failed rule: .../CMakeFiles/<target>.dir/...
+            broken = set(re.findall(r"\*\*\* \[\S*CMakeFiles/([\w.-]+)\.dir/", text))
+            if not broken or "ipcproof" in broken:  # the library itself: nothing is usable
+                del self.built[preset]
+                self.phase(f"build {preset}", "failed", t, "build failed")
+                self.error(f"cmake --build --preset {preset} failed, see {rel(log)}", out[-1500:])
+                return False
+            self.broken[preset] = broken
+            self.phase(f"build {preset}", "failed", t, f"failed: {', '.join(sorted(broken))}")
+            self.error(f"build {preset}: {', '.join(sorted(broken))} failed to build, see {rel(log)}",
+                       out[-1500:])
+            return True
+        self.phase(f"build {preset}", "ok", t, f"{did} steps" if did else "up to date")
         return True
+
+    def usable(self, preset, target):
+        """The binary of target in preset, if this run built it."""
+        if preset not in self.built or target in self.broken.get(preset, ()):
+            return None
+        sub = "stress" if target == "ipcproof_cli" else "harnesses"
+        name = "ipcproof" if target == "ipcproof_cli" else target
+        p = os.path.join(self.built[preset], sub, name)
+        return p if os.access(p, os.X_OK) else None
 
     # -- 2. fuzzing --
 
@@ -377,12 +399,11 @@ class Nightly:
     LF_PLAIN = re.compile(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
 
     def fuzz_libfuzzer(self, target, seconds, tdir, label):
-        binp = os.path.join(self.built["libfuzzer"], "harnesses", f"fuzz_{target}")
+        binp = self.usable("libfuzzer", f"fuzz_{target}")
         res = {"status": "ok", "seconds": 0.0, "workers": self.a.jobs, "execs": 0,
                "exec_per_s": 0.0, "cov": 0, "ft": 0, "corpus": 0, "crash_files": 0, "series": []}
-        if not os.access(binp, os.X_OK):
-            res["status"] = "missing binary"
-            self.error(f"libFuzzer target {rel(binp)} was not built")
+        if binp is None:
+            res["status"] = "not built"
             return res
         corpus = os.path.join(tdir, "libfuzzer-corpus")
         art = os.path.join(tdir, "libfuzzer-crashes")
@@ -465,13 +486,12 @@ class Nightly:
         return self.unshare
 
     def fuzz_afl(self, target, seconds, tdir, label, lf_corpus):
-        binp = os.path.join(self.built["afl"], "harnesses", f"fuzz_{target}")
+        binp = self.usable("afl", f"fuzz_{target}")
         res = {"status": "ok", "seconds": 0.0, "instances": self.a.jobs, "execs": 0,
                "exec_per_s": 0.0, "edges": 0, "corpus": 0, "crash_files": 0, "hangs": 0,
                "series": []}
-        if not os.access(binp, os.X_OK):
-            res["status"] = "missing binary"
-            self.error(f"AFL++ target {rel(binp)} was not built")
+        if binp is None:
+            res["status"] = "not built"
             return res
         # Input: the seeds, the previous night's corpus and what libFuzzer just found.
         inp = os.path.join(tdir, "afl-in")
@@ -611,22 +631,25 @@ class Nightly:
 
     def fuzz(self, targets):
         t = now()
-        engines = [e for e in ENGINES if e in self.a.engines and e in self.built]
+        engines = [e for e in ENGINES if e in self.a.engines]
+        # Slots only for what was built: a target that failed to build gives its time to others.
+        plan = {tg: [e for e in engines if self.usable(e, f"fuzz_{tg}")] for tg in targets}
+        plan = {tg: es for tg, es in plan.items() if es}
         results = []
-        if not engines or not targets:
-            self.phase("fuzz", "skipped", t, "no engine built" if targets else "no target")
+        if not plan:
+            self.phase("fuzz", "skipped", t, "nothing built to fuzz" if targets else "no target")
             return results
         deadline = self.tb + FUZZ_SHARE * self.budget_s
-        slots = len(targets) * len(engines)
-        for i, target in enumerate(targets):
+        slots = sum(len(es) for es in plan.values())
+        for i, (target, tengines) in enumerate(plan.items()):
             tdir = os.path.join(self.work, target)
             os.makedirs(tdir, exist_ok=True)
             tres = {"name": target, "engines": {}}
-            label = f"{target} ({i + 1}/{len(targets)})"
+            label = f"{target} ({i + 1}/{len(plan)})"
             self.prog.set("fuzz", label)
             lf_corpus = os.path.join(tdir, "libfuzzer-corpus")
             os.makedirs(lf_corpus, exist_ok=True)
-            for engine in engines:
+            for engine in tengines:
                 slot = max(6.0, (deadline - now()) / slots)
                 slots -= 1
                 if engine == "libfuzzer":
@@ -640,9 +663,13 @@ class Nightly:
                 for k, v in e.items()))
         bad = [f"{r['name']}/{k}" for r in results for k, v in r["engines"].items()
                if v.get("status") != "ok"]
-        self.phase("fuzz", "failed" if bad else "ok", t,
-                   f"{len(targets)} targets x {len(engines)} engines"
-                   + (f"; failed: {', '.join(bad)}" if bad else ""))
+        skipped = [tg for tg in targets if tg not in plan]
+        detail = f"{len(plan)} targets, {sum(len(es) for es in plan.values())} engine runs"
+        if bad:
+            detail += f"; failed: {', '.join(bad)}"
+        if skipped:
+            detail += f"; not built: {', '.join(skipped)}"
+        self.phase("fuzz", "failed" if bad or skipped else "ok", t, detail)
         return results
 
     # -- 4. corpus merge --
@@ -655,8 +682,8 @@ class Nightly:
         for tr in targets:
             target = tr["name"]
             tdir = os.path.join(self.work, target)
-            lf_bin = os.path.join(self.built.get("libfuzzer", ""), "harnesses", f"fuzz_{target}")
-            if "libfuzzer" not in self.built or not os.access(lf_bin, os.X_OK):
+            lf_bin = self.usable("libfuzzer", f"fuzz_{target}")
+            if lf_bin is None:
                 continue
             known = {}  # sha1 -> name, for inputs that already have a name
             before = set()
@@ -676,9 +703,9 @@ class Nightly:
                     shutil.copyfile(f, os.path.join(queue, sha1_file(f)))
             if files_in(queue):
                 cmin = os.path.join(tdir, "afl-cmin")
-                afl_bin = os.path.join(self.built.get("afl", ""), "harnesses", f"fuzz_{target}")
+                afl_bin = self.usable("afl", f"fuzz_{target}")
                 rc = None
-                if "afl" in self.built and shutil.which("afl-cmin"):
+                if afl_bin and shutil.which("afl-cmin"):
                     rc, _ = run(["afl-cmin", "-i", queue, "-o", cmin, "-t", "1000", "-m", "none",
                                  "--", afl_bin], log=os.path.join(self.logs, f"cmin-{target}.log"),
                                 env=self.env({"AFL_ALLOW_TMP": "1", "AFL_NO_AFFINITY": "1"},
@@ -862,8 +889,8 @@ class Nightly:
             if not files:
                 continue
             nfiles += len(files)
-            lf_bin = os.path.join(self.built.get("libfuzzer", ""), "harnesses", f"fuzz_{target}")
-            if not os.access(lf_bin, os.X_OK):
+            lf_bin = self.usable("libfuzzer", f"fuzz_{target}")
+            if lf_bin is None:
                 self.error(f"{target}: {len(files)} crash files but no libFuzzer build to triage them")
                 continue
             # Smallest first; timeouts cost LF_TIMEOUT_S each, so few of them.
@@ -984,9 +1011,9 @@ class Nightly:
             return runs
         plan = []
         for b in builds:
-            binp = os.path.join(self.built[b], "stress", "ipcproof")
-            if not os.access(binp, os.X_OK):
-                self.error(f"{rel(binp)} was not built")
+            binp = self.usable(b, "ipcproof_cli")
+            if binp is None:
+                self.error(f"the {b} build has no ipcproof command")
                 continue
             for p in self.protocols(binp):
                 plan.append((p, b, binp))

@@ -214,6 +214,14 @@ class Samples(unittest.TestCase):
         r = nl.add_sample(s, {"t": 4.1, "execs": 4900})
         self.assertAlmostEqual(r, (4900 - 1000) / 3.1, places=1)
         self.assertEqual(s[0]["exec_per_s"], 1000.0)
+        # early on, no sample is 3 s old: the rate is taken from the engine's start
+        s = []
+        nl.add_sample(s, {"t": 2.0, "execs": 100000})
+        r = nl.add_sample(s, {"t": 3.0, "execs": 250000})
+        self.assertAlmostEqual(r, 250000 / 3.0, places=1)
+        # a long gap: the previous sample is the base
+        r = nl.add_sample(s, {"t": 13.0, "execs": 260000})
+        self.assertAlmostEqual(r, 1000.0, places=1)
 
     def test_libfuzzer_fork_line(self):
         m = nl.Nightly.LF_FORK.match("#212288: cov: 4 ft: 5 corp: 4 exec/s 0 oom/timeout/crash: "
