@@ -153,5 +153,8 @@ int ipcp__mqlock_self(uint32_t *pid, uint64_t *start);
 /* 1 while the process pid whose start time, masked with start_mask, equals start exists and is
  * not a zombie; 0 once it is gone (or its pid was reused). Unknown cases count as alive. */
 int ipcp__mqlock_alive(uint32_t pid, uint64_t start, uint64_t start_mask);
+/* Bumped in the child at every fork() (pthread_atfork): a handle remembers it to refuse use
+ * after being inherited, without a getpid() syscall per call. */
+uint32_t ipcp__mqlock_forkgen(void);
 
 #endif

@@ -100,7 +100,8 @@ struct ipcp_lock_ctx {
 struct ipcp_lock {
     struct ipcp_lock_ctx *ctx;
     uint32_t pid;
-    uint64_t tag; /* our owner-word value */
+    uint32_t forkgen; /* ipcp__mqlock_forkgen() at open: another value = inherited over fork */
+    uint64_t tag;     /* our owner-word value */
     int held;
     sem_t *sem;
     int fd;
@@ -239,6 +240,7 @@ int ipcp_lock_open(struct ipcp_lock_ctx *ctx, uint32_t index, struct ipcp_lock *
     if (h == NULL) return -ENOMEM;
     h->ctx = ctx;
     h->fd = -1;
+    h->forkgen = ipcp__mqlock_forkgen();
     uint64_t start;
     int rc = ipcp__mqlock_self(&h->pid, &start);
     if (rc < 0) goto fail;
@@ -503,7 +505,7 @@ static int ofd_release(struct ipcp_lock *h)
 static int check_handle(const struct ipcp_lock *h)
 {
     if (h->held) return -IPCP_E_STATE;
-    if ((uint32_t)getpid() != h->pid) return -IPCP_E_STATE; /* inherited over fork */
+    if (ipcp__mqlock_forkgen() != h->forkgen) return -IPCP_E_STATE; /* inherited over fork */
     return 0;
 }
 
@@ -577,7 +579,7 @@ int ipcp_lock_trylock(struct ipcp_lock *h)
 
 int ipcp_lock_unlock(struct ipcp_lock *h)
 {
-    if (!h->held || (uint32_t)getpid() != h->pid) return -IPCP_E_STATE;
+    if (!h->held || ipcp__mqlock_forkgen() != h->forkgen) return -IPCP_E_STATE;
     h->held = 0;
     if (h->ctx->kind == IPCP_LOCK_MQ_TOKEN) return ipcp_mqlock_unlock(h->mqh);
     struct lock_shared *sh = h->ctx->sh;

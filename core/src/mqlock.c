@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <mqueue.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,6 +299,26 @@ int ipcp__mqlock_mq_open(const char *name, long maxmsg, long msgsize)
     return (int)q;
 }
 
+static _Atomic uint32_t fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+    /* The child is single-threaded here; relaxed is enough. */
+    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
+}
+
+static void fork_register(void)
+{
+    pthread_atfork(NULL, NULL, fork_child);
+}
+
+uint32_t ipcp__mqlock_forkgen(void)
+{
+    pthread_once(&fork_once, fork_register);
+    return ipcp_load_relaxed32(&fork_gen); /* only ever changed by our own fork */
+}
+
 /* Reads state and start time from a /proc/<pid>/stat file: 0, -errno, or -EBADMSG. */
 static int read_stat(const char *path, char *state, uint64_t *start)
 {
@@ -407,6 +428,7 @@ struct ipcp_mqlock_handle {
     struct ipcp_mqlock *l;
     mqd_t q;
     struct ipcp_mqlock_self self;
+    uint32_t forkgen; /* ipcp__mqlock_forkgen() at open: another value = inherited over fork */
     int held;
     uint16_t epoch; /* epoch of the token we hold */
 };
@@ -488,6 +510,7 @@ int ipcp_mqlock_open(struct ipcp_mqlock *l, struct ipcp_mqlock_handle **out)
     struct ipcp_mqlock_handle *h = calloc(1, sizeof(*h));
     if (h == NULL) return -ENOMEM;
     h->l = l;
+    h->forkgen = ipcp__mqlock_forkgen();
     int rc = ipcp__mqlock_self(&h->self.pid, &h->self.start);
     if (rc < 0) {
         free(h);
@@ -606,7 +629,7 @@ static int after_timeout(struct ipcp_mqlock_handle *h, struct ipcp_mqlock_watch 
 static int check_handle(const struct ipcp_mqlock_handle *h)
 {
     if (h->held) return -IPCP_E_STATE;
-    if ((uint32_t)getpid() != h->self.pid) return -IPCP_E_STATE; /* inherited over fork */
+    if (ipcp__mqlock_forkgen() != h->forkgen) return -IPCP_E_STATE; /* inherited over fork */
     return 0;
 }
 
@@ -674,8 +697,7 @@ int ipcp_mqlock_trylock(struct ipcp_mqlock_handle *h)
 
 int ipcp_mqlock_unlock(struct ipcp_mqlock_handle *h)
 {
-    if (!h->held) return -IPCP_E_STATE;
-    if ((uint32_t)getpid() != h->self.pid) return -IPCP_E_STATE;
+    if (!h->held || ipcp__mqlock_forkgen() != h->forkgen) return -IPCP_E_STATE;
     struct mqlock_rec *rec = h->l->rec;
     h->held = 0;
     uint64_t expected, desired;
