@@ -121,21 +121,28 @@ def tail(path, n=20):
 
 
 def kill_group(p, grace=5.0):
-    """SIGTERM the process group of p, SIGKILL it after grace seconds."""
-    if p.poll() is not None:
+    """Stops p and everything in its process group: SIGTERM, up to grace seconds for p to end,
+    then SIGKILL to the group (libFuzzer's fork-mode jobs outlive a parent that got SIGTERM).
+    p is reaped only after that, so its pid, which is the group's id, cannot have been reused."""
+    if p.returncode is not None:
         return
     try:
         os.killpg(p.pid, signal.SIGTERM)
     except ProcessLookupError:
-        return
-    try:
-        p.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
+        pass
+    end = time.monotonic() + grace
+    while time.monotonic() < end:
         try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        p.wait()
+            if os.waitid(os.P_PID, p.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                break  # ended, still a zombie
+        except ChildProcessError:
+            break
+        time.sleep(0.05)
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait()
 
 
 def run(cmd, log=None, env=None, timeout=None, cwd=ROOT):
@@ -764,14 +771,23 @@ class Nightly:
             if new:
                 changed.append(tr["name"])
         detail = f"new inputs for {', '.join(changed)}" if changed else "nothing new"
-        if changed and os.access(os.path.join(ROOT, "ci", "seed-corpora"), os.X_OK):
-            rc, out = run([os.path.join(ROOT, "ci", "seed-corpora")] + changed,
-                          log=os.path.join(self.logs, "seed-corpora.log"), timeout=1800)
-            if rc != 0:
-                self.error("ci/seed-corpora failed after --update-corpora", out[-1500:])
-                self.phase("update corpora/", "failed", t, detail)
-                return
-            detail += "; re-minimized by ci/seed-corpora"
+        tool = os.path.join(ROOT, "ci", "seed-corpora")
+        if changed and os.access(tool, os.X_OK):
+            kept = []
+            for target in changed:
+                rc, out = run([tool, target], log=os.path.join(self.logs, f"seed-corpora-{target}.log"),
+                              timeout=1800)
+                if rc == 0:
+                    kept.append(target)
+                elif "has no seeds for" in out:
+                    pass  # a target without generated seeds: the copied inputs stay as they are
+                else:
+                    self.error(f"ci/seed-corpora {target} failed after --update-corpora",
+                               out[-1500:])
+                    self.phase("update corpora/", "failed", t, detail)
+                    return
+            if kept:
+                detail += f"; re-minimized by ci/seed-corpora: {', '.join(kept)}"
         self.phase("update corpora/", "ok", t, detail)
 
     # -- 5. crash triage --
