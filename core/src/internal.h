@@ -136,8 +136,8 @@ int64_t ipcp__now_ns(void);
 struct timespec ipcp__realtime_after_ms(int timeout_ms);
 
 /* mqlock.c: OS-object plumbing shared by mqlock.c, handoff.c and lock.c.
- * Names are "/ipcp.<kind>.<creator pid>.<suffix>", suffix = the caller's stem
- * ([A-Za-z0-9_-]{1,32}) or 16 hex digits from getrandom(). */
+ * Names are "/ipcp.<kind>.<creator pid>.<suffix>", suffix = the caller's stem or 16 hex
+ * digits from getrandom(): shm.h's rule (ipcp_shm_name, ipcp_shm_name_stem). */
 int ipcp__mqlock_objname(char *buf, unsigned long cap, const char *kind, const char *stem);
 /* shm_open(O_CREAT|O_EXCL, 0600) + ftruncate + mmap(MAP_SHARED); the name is unlinked again on
  * failure. */

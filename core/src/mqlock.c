@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +21,7 @@
 #include "internal.h"
 #include "ipcproof/err.h"
 #include "ipcproof/mqlock.h"
+#include "ipcproof/shm.h"
 
 #define TOKEN_VERSION 1
 #define TOKEN_SEED    0x6d716c6bu /* "mqlk" */
@@ -209,37 +209,12 @@ int ipcp_mq_limits_check(const struct ipcp_mq_limits *l, long maxmsg, long msgsi
 
 /* ==== OS-object plumbing (internal, shared with handoff.c and lock.c) ====================== */
 
-static int stem_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 32) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '_' || c == '-';
-        if (!ok) return 0;
-    }
-    return 1;
-}
-
 int ipcp__mqlock_objname(char *buf, unsigned long cap, const char *kind, const char *stem)
 {
-    char suffix[33];
-    if (stem != NULL && stem[0] != '\0') {
-        if (!stem_ok(stem)) return -EINVAL;
-        snprintf(suffix, sizeof(suffix), "%s", stem);
-    } else {
-        uint64_t r;
-        ssize_t n;
-        do
-            n = getrandom(&r, sizeof(r), 0);
-        while (n < 0 && errno == EINTR);
-        if (n != (ssize_t)sizeof(r)) return n < 0 ? -errno : -EIO;
-        snprintf(suffix, sizeof(suffix), "%016llx", (unsigned long long)r);
-    }
-    int n = snprintf(buf, cap, "/ipcp.%s.%ld.%s", kind, (long)getpid(), suffix);
-    if (n < 0 || (unsigned long)n >= cap) return -ENAMETOOLONG;
-    return 0;
+    /* One naming rule for the whole library: shm.h's (the clean-up of dead creators parses it). */
+    int n = stem != NULL && stem[0] != '\0' ? ipcp_shm_name_stem(buf, cap, kind, stem)
+                                            : ipcp_shm_name(buf, cap, kind);
+    return n < 0 ? n : 0;
 }
 
 int ipcp__mqlock_shm_create(const char *name, unsigned long size, void **map)
