@@ -182,16 +182,32 @@ static int peer_gone(struct ipcp_ring *r)
     return 0;
 }
 
-/* Waits until *word differs from seen (0), the deadline passes (-ETIMEDOUT), or the peer closed
- * or died. The caller re-reads the index itself, with acquire, and re-checks. */
+/* Deadline of one call that may wait several times. The clock is first read when a wait gets
+ * past its spin, so that the fast path (and a short spin) reads no clock: the deadline counts
+ * from there, at most one spin later than the call began. */
+struct waiter {
+    int timeout_ms;
+    int started;
+    struct ipcp_deadline dl;
+};
+
+/* Waits until *word differs from seen (0), the deadline passes (-ETIMEDOUT; -EAGAIN at once for
+ * timeout 0), or the peer closed or died. The caller re-reads the index itself, with acquire,
+ * and re-checks. */
 static int ring_wait(struct ipcp_ring *r, _Atomic uint32_t *word, _Atomic uint32_t *sleeps,
-                     uint32_t seen, const struct ipcp_deadline *dl)
+                     uint32_t seen, struct waiter *w)
 {
+    if (w->timeout_ms == 0) return -EAGAIN;
     for (unsigned i = 0; i < r->spin; i++) {
         /* Relaxed: only notices a change; nothing is read on the strength of it. */
         if (ipcp_load_relaxed32(word) != seen) return 0;
         cpu_relax();
     }
+    if (!w->started) {
+        ipcp__deadline_init(&w->dl, w->timeout_ms);
+        w->started = 1;
+    }
+    const struct ipcp_deadline *dl = &w->dl;
     int rc = 0;
     for (;;) {
         /* Announce the sleep, then look at the index, both seq_cst. The peer publishes its
@@ -213,19 +229,10 @@ static int ring_wait(struct ipcp_ring *r, _Atomic uint32_t *word, _Atomic uint32
         futex_wait(word, seen, left < 0 || left > SLICE_MS ? SLICE_MS : left);
         if (ipcp_load_relaxed32(word) != seen) break;
     }
-    ipcp_store_relaxed32(sleeps, 0); /* a stale flag would only cost the peer a futex wake */
+    /* Only the sleeper writes its flag. Between a wake and this store the peer may wake us
+     * again for each record it publishes: a few spare FUTEX_WAKE calls, never a lost one. */
+    ipcp_store_relaxed32(sleeps, 0);
     return rc;
-}
-
-/* Starts the deadline on the first wait of a call, so that the fast path reads no clock. */
-static int wait_begin(int timeout_ms, struct ipcp_deadline *dl, int *started)
-{
-    if (timeout_ms == 0) return -EAGAIN;
-    if (!*started) {
-        ipcp__deadline_init(dl, timeout_ms);
-        *started = 1;
-    }
-    return 0;
 }
 
 /* ---- producer core ----------------------------------------------------------------------- */
@@ -236,10 +243,9 @@ static void prod_publish(struct ipcp_ring *r)
     /* seq_cst store (a release): the records written before it are visible to a consumer that
      * acquire-loads tail; seq_cst also orders it before the load of cons_sleeps (ring_wait). */
     ipcp_store_seqcst32(&s->tail, r->p.tail);
-    if (ipcp_load_seqcst32(&s->cons_sleeps)) {
-        ipcp_store_relaxed32(&s->cons_sleeps, 0);
-        futex_wake(&s->tail);
-    }
+    /* The flag is the sleeper's alone: clearing it here could erase a newer announcement made
+     * after our load, and the wake of the next publish would then be skipped. */
+    if (ipcp_load_seqcst32(&s->cons_sleeps)) futex_wake(&s->tail);
 }
 
 /* Reads the consumer's head once: it must be aligned and lie in [head_seen, tail]. */
@@ -351,12 +357,10 @@ static int prod_usable(struct ipcp_ring *r)
     return 0;
 }
 
-static int prod_wait(struct ipcp_ring *r, int timeout_ms, struct ipcp_deadline *dl, int *started)
+static int prod_wait(struct ipcp_ring *r, struct waiter *w)
 {
-    int rc = wait_begin(timeout_ms, dl, started);
-    if (rc < 0) return rc;
     struct ring_shared *s = sh(r);
-    return ring_wait(r, &s->head, &s->prod_sleeps, r->p.head_seen, dl);
+    return ring_wait(r, &s->head, &s->prod_sleeps, r->p.head_seen, w);
 }
 
 int ipcp_ring_send(struct ipcp_ring *r, const void *msg, size_t len, int timeout_ms)
@@ -367,14 +371,13 @@ int ipcp_ring_send(struct ipcp_ring *r, const void *msg, size_t len, int timeout
     if (len > 0 && msg == NULL) return -EINVAL;
     if (len > r->max_msg) return -EMSGSIZE;
     const uint8_t *src = msg;
-    struct ipcp_deadline dl;
-    int started = 0;
+    struct waiter w = {.timeout_ms = timeout_ms};
     uint32_t off;
 
     if (len <= r->cap - IPCP_RING_REC_HDR) { /* one record */
         uint32_t rsz = rec_size((uint32_t)len);
         while ((rc = prod_room(r, rsz, &off)) == 0)
-            if ((rc = prod_wait(r, timeout_ms, &dl, &started)) < 0) return rc;
+            if ((rc = prod_wait(r, &w)) < 0) return rc;
         if (rc < 0) return rc;
         write_rec(r, off, REC_WHOLE, r->p.seq, (uint32_t)len, (uint32_t)len, src);
         r->p.seq++;
@@ -389,7 +392,7 @@ int ipcp_ring_send(struct ipcp_ring *r, const void *msg, size_t len, int timeout
     while (done < len) {
         uint32_t n;
         while ((rc = prod_room_chunk(r, len - done, &off, &n)) == 0)
-            if ((rc = prod_wait(r, timeout_ms, &dl, &started)) < 0) break;
+            if ((rc = prod_wait(r, &w)) < 0) break;
         if (rc < 0) {
             /* Chunks already published: the message is abandoned and its sequence number used
              * up; the consumer drops it when the next FIRST arrives. */
@@ -413,11 +416,10 @@ int ipcp_ring_reserve(struct ipcp_ring *r, size_t len, void **ptr, int timeout_m
     *ptr = NULL;
     if (len > r->cap - IPCP_RING_REC_HDR || len > r->max_msg) return -EMSGSIZE;
     r->p.reserved = 0;
-    struct ipcp_deadline dl;
-    int started = 0;
+    struct waiter w = {.timeout_ms = timeout_ms};
     uint32_t off;
     while ((rc = prod_room(r, rec_size((uint32_t)len), &off)) == 0)
-        if ((rc = prod_wait(r, timeout_ms, &dl, &started)) < 0) return rc;
+        if ((rc = prod_wait(r, &w)) < 0) return rc;
     if (rc < 0) return rc;
     r->p.reserved = 1;
     r->p.res_off = off;
@@ -458,10 +460,7 @@ static void cons_publish(struct ipcp_ring *r)
      * producer, acquire-loading head, reuses the space; seq_cst also orders it before the load
      * of prod_sleeps (ring_wait). */
     ipcp_store_seqcst32(&s->head, r->c.head);
-    if (ipcp_load_seqcst32(&s->prod_sleeps)) {
-        ipcp_store_relaxed32(&s->prod_sleeps, 0);
-        futex_wake(&s->head);
-    }
+    if (ipcp_load_seqcst32(&s->prod_sleeps)) futex_wake(&s->head); /* the flag is not ours */
 }
 
 static void cons_consume(struct ipcp_ring *r, uint32_t rsz)
@@ -480,6 +479,11 @@ static int cons_refresh(struct ipcp_ring *r)
     if ((t & (IPCP_RING_ALIGN - 1)) != 0 || avail > r->cap || avail < r->c.tail_seen - r->c.head)
         return ring_fail(r, -IPCP_E_CORRUPT);
     r->c.tail_seen = t;
+    if (avail > 0) { /* ask for the next record's first two lines together, not one by one */
+        uint32_t off = r->c.head & r->mask;
+        __builtin_prefetch(r->data + off, 0, 3);
+        if (off + IPCP_CACHELINE < r->cap) __builtin_prefetch(r->data + off + IPCP_CACHELINE, 0, 3);
+    }
     return 0;
 }
 
@@ -584,12 +588,10 @@ static int cons_usable(struct ipcp_ring *r)
     return r->err;
 }
 
-static int cons_wait(struct ipcp_ring *r, int timeout_ms, struct ipcp_deadline *dl, int *started)
+static int cons_wait(struct ipcp_ring *r, struct waiter *w)
 {
-    int rc = wait_begin(timeout_ms, dl, started);
-    if (rc < 0) return rc;
     struct ring_shared *s = sh(r);
-    return ring_wait(r, &s->tail, &s->cons_sleeps, r->c.tail_seen, dl);
+    return ring_wait(r, &s->tail, &s->cons_sleeps, r->c.tail_seen, w);
 }
 
 ssize_t ipcp_ring_recv(struct ipcp_ring *r, void *buf, size_t cap, int timeout_ms)
@@ -608,13 +610,12 @@ ssize_t ipcp_ring_recv(struct ipcp_ring *r, void *buf, size_t cap, int timeout_m
     int direct = 0;
     uint32_t dseq = 0;
     size_t dtotal = 0, dhave = 0;
-    struct ipcp_deadline dl;
-    int started = 0;
+    struct waiter w = {.timeout_ms = timeout_ms};
     for (;;) {
         struct rec_view v;
         rc = cons_next(r, &v);
         if (rc == 0) {
-            rc = cons_wait(r, timeout_ms, &dl, &started);
+            rc = cons_wait(r, &w);
             if (rc == 0) continue;
             if (rc == -EPIPE && (direct || r->c.mode == MODE_REASM)) rc = -IPCP_E_TRUNCATED;
             if (direct) {
@@ -695,13 +696,13 @@ ssize_t ipcp_ring_peek(struct ipcp_ring *r, const void **ptr, int timeout_ms)
         return (ssize_t)r->c.peek_len;
     }
     *ptr = NULL;
-    struct ipcp_deadline dl;
-    int started = 0, direct = 0;
+    struct waiter w = {.timeout_ms = timeout_ms};
+    int direct = 0;
     for (;;) {
         struct rec_view v;
         rc = cons_next(r, &v);
         if (rc == 0) {
-            rc = cons_wait(r, timeout_ms, &dl, &started);
+            rc = cons_wait(r, &w);
             if (rc == 0) continue;
             if (rc == -EPIPE && r->c.mode == MODE_REASM) rc = -IPCP_E_TRUNCATED;
             return rc;

@@ -1134,6 +1134,26 @@ static void test_futex_wakeups_prompt(void **s)
     pair_close(&ba);
 }
 
+/* Guards a lost wake-up: the waker used to clear the sleeper's flag after waking it. A sleeper
+ * that had meanwhile woken, taken the record and announced a new sleep lost its announcement,
+ * and the next publish skipped the wake (the sleeper slept out its 20 ms slice). Only the
+ * sleeper may write its flag. */
+static void test_waker_leaves_sleep_flag_alone(void **s)
+{
+    (void)s;
+    struct ipcp_ring_cfg cfg = {.capacity = 1024};
+    struct pair pr;
+    pair_open(&pr, &cfg, 0);
+    char buf[64] = {0};
+    wr32(pr.mem, IPCP_RING_OFF_TAIL + 4, 1); /* the consumer announced a sleep */
+    assert_int_equal(ipcp_ring_send(&pr.p, buf, 10, 0), 0);
+    assert_int_equal(rd32(pr.mem, IPCP_RING_OFF_TAIL + 4), 1);
+    wr32(pr.mem, IPCP_RING_OFF_HEAD + 4, 1); /* the producer announced a sleep */
+    assert_int_equal(ipcp_ring_recv(&pr.c, buf, sizeof(buf), 0), 10);
+    assert_int_equal(rd32(pr.mem, IPCP_RING_OFF_HEAD + 4), 1);
+    pair_close(&pr);
+}
+
 /* The peer process announces it is ready, waits until we sleep in the ring (our state 'S'),
  * writes the time and SIGKILLs itself. */
 struct killer_arg {
@@ -1248,6 +1268,7 @@ int main(void)
         cmocka_unit_test(test_partial_message_resumes),
         cmocka_unit_test(test_close_gives_epipe),
         cmocka_unit_test(test_timeouts),
+        cmocka_unit_test(test_waker_leaves_sleep_flag_alone),
         cmocka_unit_test(test_name_unlinked_when_paired),
         /* processes are forked before this binary starts any thread (ThreadSanitizer) */
         cmocka_unit_test(test_exchange_processes),
