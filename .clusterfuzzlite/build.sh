@@ -54,11 +54,17 @@ ${AR:-ar} rcs "$obj/libipcproof.a" "$obj"/core_*.o
 
 if [ -n "${CXX:-}" ]; then link=($CXX ${CXXFLAGS:-}); else link=($CC $CFLAGS); fi
 built=0
+pids=()
+for harness in harnesses/fuzz_*.c; do
+  # shellcheck disable=SC2086
+  $CC $CFLAGS "${cflags[@]}" -c "$harness" -o "$obj/$(basename "$harness" .c).o" &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || failed=1; done
+[ $failed -eq 0 ] || { echo "ipcproof: compiling harnesses/ failed" >&2; exit 1; }
 for harness in harnesses/fuzz_*.c; do
   target=$(basename "$harness" .c)
   name=${target#fuzz_}
-  # shellcheck disable=SC2086
-  $CC $CFLAGS "${cflags[@]}" -c "$harness" -o "$obj/$target.o"
   "${link[@]}" "$obj/$target.o" -o "$OUT/$target" $LIB_FUZZING_ENGINE "$obj/libipcproof.a" \
     "${xxhash_link[@]}" -lpthread -lrt
   [ -f "harnesses/$name.dict" ] && cp "harnesses/$name.dict" "$OUT/$target.dict"
