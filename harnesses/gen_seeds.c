@@ -928,6 +928,107 @@ static void gen_ring_schedule(void)
     emit(&b, "capacity-256-slices-expire");
 }
 
+/* ---- lock_schedule -------------------------------------------------------------------------- */
+
+#define LS_STEP(i)    ((uint8_t)((i) << 3))
+#define LS_KILL(i)    ((uint8_t)(((i) << 3) | 5))
+#define LS_RESPAWN(i) ((uint8_t)(((i) << 3) | 6)) /* same pid, new start (2 clients) */
+#define LS_TIME(ms)   ((uint8_t)(((ms) << 3) | 7))
+
+static void ls_start(struct buf *b, int clients)
+{
+    b->n = 0;
+    put8(b, 0);
+    put8(b, (uint8_t)(clients - 2));
+}
+
+static void ls_steps(struct buf *b, int client, int n)
+{
+    for (int i = 0; i < n; i++)
+        put8(b, LS_STEP(client));
+}
+
+static void gen_lock_schedule(void)
+{
+    static struct buf b;
+    ls_start(&b, 2);
+    ls_steps(&b, 0, 7); /* lock (receive, decide, CAS), hold, unlock (CAS, send) */
+    ls_steps(&b, 1, 7);
+    emit(&b, "lock-unlock-two-clients");
+
+    ls_start(&b, 2);
+    ls_steps(&b, 0, 4);  /* client 0 holds */
+    ls_steps(&b, 1, 12); /* client 1 times out, looks at the word: a live holder */
+    ls_steps(&b, 0, 3);
+    ls_steps(&b, 1, 8);
+    emit(&b, "contention-waiter-gets-it-after-unlock");
+
+    ls_start(&b, 2);
+    ls_steps(&b, 0, 4);
+    put8(&b, LS_KILL(0)); /* dies holding */
+    ls_steps(&b, 1, 10);  /* recovers at once: lock() returns 1 */
+    emit(&b, "holder-dies-recovery-reports-death");
+
+    ls_start(&b, 2);
+    ls_steps(&b, 0, 6); /* unlock CAS done, token not sent */
+    put8(&b, LS_KILL(0));
+    ls_steps(&b, 1, 40); /* waits out the recovery time, re-creates the token */
+    emit(&b, "death-between-release-and-send");
+
+    ls_start(&b, 2);
+    ls_steps(&b, 0, 3); /* token received, not decided */
+    put8(&b, LS_KILL(0));
+    ls_steps(&b, 1, 40);
+    emit(&b, "death-with-token-in-hand");
+
+    ls_start(&b, 2);
+    ls_steps(&b, 0, 4);
+    put8(&b, LS_KILL(0));
+    put8(&b, LS_RESPAWN(0)); /* another process with the dead holder's pid */
+    ls_steps(&b, 1, 10);
+    ls_steps(&b, 0, 10);
+    emit(&b, "reused-pid-of-dead-holder");
+
+    ls_start(&b, 2);
+    ls_steps(&b, 0, 6);  /* released, token still in hand (a slow process) */
+    ls_steps(&b, 1, 40); /* recovers: epoch 2 */
+    ls_steps(&b, 0, 1);  /* the stale epoch-1 token goes out */
+    ls_steps(&b, 1, 3);  /* unlock */
+    ls_steps(&b, 0, 12); /* receives the stale token first, drops it */
+    emit(&b, "slow-releaser-stale-token-dropped");
+
+    ls_start(&b, 4);
+    for (int r = 0; r < 30; r++)
+        put8(&b, LS_STEP(r % 4));
+    put8(&b, LS_KILL(2));
+    put8(&b, LS_TIME(12));
+    for (int r = 0; r < 60; r++)
+        put8(&b, LS_STEP((r * 3) % 4));
+    emit(&b, "four-clients-one-dies");
+
+    /* handoff: byte 0 = 1, byte 1 = slots - 1 | size selector << 2, byte 2 = messages - 1 */
+    b.n = 0;
+    put8(&b, 1);
+    put8(&b, 3 | (1 << 2));
+    put8(&b, 9);
+    for (int i = 0; i < 80; i++)
+        put8(&b, (uint8_t)((i / 5) % 2 ? 3 : 0));
+    emit(&b, "handoff-four-slots-pipelined");
+
+    b.n = 0;
+    put8(&b, 1);
+    put8(&b, 0 | (2 << 2));
+    put8(&b, 3);
+    put8(&b, 0), put8(&b, 0), put8(&b, 0), put8(&b, 0), put8(&b, 0); /* sends message 0 */
+    put8(&b, 3), put8(&b, 3), put8(&b, 3);                           /* received, OK sent */
+    put8(&b, 6), put8(&b, 0), put8(&b, 0), put8(&b, 0);              /* the OK replayed */
+    put8(&b, 7), put8(&b, 1), put8(&b, 5), put8(&b, 0), put8(&b, 3); /* a bad READY */
+    put8(&b, 6), put8(&b, 2), put8(&b, 0), put8(&b, 0);              /* a READY in the OK queue */
+    for (int i = 0; i < 40; i++)
+        put8(&b, (uint8_t)(i % 2 ? 3 : 0));
+    emit(&b, "handoff-one-slot-forged-messages");
+}
+
 /* ---- driver --------------------------------------------------------------------------------- */
 
 static const struct {
@@ -937,6 +1038,7 @@ static const struct {
     {"frame_decode", gen_frame_decode},       {"chunk_reassembly", gen_chunk_reassembly},
     {"frame_roundtrip", gen_frame_roundtrip}, {"ring_model", gen_ring_model},
     {"ring_hostile", gen_ring_hostile},       {"ring_schedule", gen_ring_schedule},
+    {"lock_schedule", gen_lock_schedule},
 };
 
 int main(int argc, char **argv)
