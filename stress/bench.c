@@ -53,12 +53,18 @@
 #include "ipcproof/ring.h"
 #include "ipcproof/xport.h"
 
-/* Protocols still being written appear in the table once their header exists. */
-#if __has_include("ipcproof/mqlock.h")
-#include "ipcproof/mqlock.h"
-#define IPCP_BENCH_HAVE_MQLOCK 1
+/* Protocols added after this file appear in the table once their header exists. */
+#if __has_include("ipcproof/lock.h")
+#include "ipcproof/lock.h"
+#define IPCP_BENCH_HAVE_LOCK 1
 #else
-#define IPCP_BENCH_HAVE_MQLOCK 0
+#define IPCP_BENCH_HAVE_LOCK 0
+#endif
+#if __has_include("ipcproof/handoff.h")
+#include "ipcproof/handoff.h"
+#define IPCP_BENCH_HAVE_HANDOFF 1
+#else
+#define IPCP_BENCH_HAVE_HANDOFF 0
 #endif
 
 /* ---- limits ------------------------------------------------------------------------------ */
@@ -1281,31 +1287,28 @@ static int mq_token_unlock(mqd_t q)
     return mq_send(q, (const char *)&tok, sizeof(tok), 0) == 0 ? 0 : -1;
 }
 
-/* The kinds a lock row can measure: the two raw baselines, then the protocols whose headers
- * this build has. */
-enum lkind {
-    LK_RAWMQ,
-    LK_RAWFUTEX,
-#if IPCP_BENCH_HAVE_MQLOCK
-    LK_MQLOCK,
+/* The kinds a lock row can measure: the two raw baselines, and from LK_PROTO on the kinds of
+ * lock.h (LK_PROTO + n is enum ipcp_lock_kind IPCP_LOCK_KIND_FIRST + n). */
+enum { LK_RAWMQ = 0, LK_RAWFUTEX = 1, LK_PROTO = 2 };
+
+static const char *lk_name(int kind)
+{
+    if (kind == LK_RAWMQ) return "raw mq token";
+    if (kind == LK_RAWFUTEX) return "raw futex mutex";
+#if IPCP_BENCH_HAVE_LOCK
+    const struct ipcp_lock_info *i = ipcp_lock_info(IPCP_LOCK_KIND_FIRST + (kind - LK_PROTO));
+    if (i) return i->name;
 #endif
-    LK_N
-};
-static const char *const lk_name[LK_N] = {
-    "raw mq token",
-    "raw futex mutex",
-#if IPCP_BENCH_HAVE_MQLOCK
-    "mqlock",
-#endif
-};
+    return "?";
+}
 
 struct lockrun {
     int kind;
     struct lockshm *sh;
     mqd_t q;
-#if IPCP_BENCH_HAVE_MQLOCK
-    struct ipcp_mqlock *ml;         /* created before the fork */
-    struct ipcp_mqlock_handle *mlh; /* opened in each process (lockrun_attach) */
+#if IPCP_BENCH_HAVE_LOCK
+    struct ipcp_lock_ctx *ctx; /* created before the fork */
+    struct ipcp_lock *h;       /* opened in each process (lockrun_attach) */
 #endif
 };
 
@@ -1325,11 +1328,11 @@ static int lockrun_open(struct lockrun *l, int kind, char *err, size_t cap)
         l->q = mq_token_open(err, cap);
         if (l->q == (mqd_t)-1) rc = -1;
     }
-#if IPCP_BENCH_HAVE_MQLOCK
-    if (kind == LK_MQLOCK) {
-        struct ipcp_mqlock_cfg cfg = {.stem = NULL};
-        int e = ipcp_mqlock_create(&cfg, &l->ml);
-        if (e < 0) rc = fail(err, cap, "mqlock_create: %s", ipcp_strerror(e));
+#if IPCP_BENCH_HAVE_LOCK
+    if (kind >= LK_PROTO) {
+        struct ipcp_lock_cfg cfg = {.run_id = NULL, .workers = 2, .options = ""};
+        int e = ipcp_lock_create(IPCP_LOCK_KIND_FIRST + (kind - LK_PROTO), &cfg, &l->ctx);
+        if (e < 0) rc = fail(err, cap, "%s: lock_create: %s", lk_name(kind), ipcp_strerror(e));
     }
 #endif
     if (rc < 0) {
@@ -1339,21 +1342,22 @@ static int lockrun_open(struct lockrun *l, int kind, char *err, size_t cap)
     return rc;
 }
 
-/* Opens this process's endpoint (after the fork). */
-static int lockrun_attach(struct lockrun *l)
+/* Opens worker `index`'s endpoint in this process (after the fork). */
+static int lockrun_attach(struct lockrun *l, uint32_t index)
 {
-#if IPCP_BENCH_HAVE_MQLOCK
-    if (l->kind == LK_MQLOCK) return ipcp_mqlock_open(l->ml, &l->mlh);
+#if IPCP_BENCH_HAVE_LOCK
+    if (l->kind >= LK_PROTO) return ipcp_lock_open(l->ctx, index, &l->h);
 #endif
     (void)l;
+    (void)index;
     return 0;
 }
 
 static void lockrun_detach(struct lockrun *l)
 {
-#if IPCP_BENCH_HAVE_MQLOCK
-    if (l->mlh) ipcp_mqlock_close(l->mlh);
-    l->mlh = NULL;
+#if IPCP_BENCH_HAVE_LOCK
+    if (l->h) ipcp_lock_close(l->h);
+    l->h = NULL;
 #endif
     (void)l;
 }
@@ -1361,9 +1365,9 @@ static void lockrun_detach(struct lockrun *l)
 static void lockrun_close(struct lockrun *l)
 {
     lockrun_detach(l);
-#if IPCP_BENCH_HAVE_MQLOCK
-    if (l->ml) ipcp_mqlock_destroy(l->ml);
-    l->ml = NULL;
+#if IPCP_BENCH_HAVE_LOCK
+    if (l->ctx) ipcp_lock_destroy(l->ctx);
+    l->ctx = NULL;
 #endif
     if (l->q != (mqd_t)-1) mq_close(l->q);
     if (l->sh) munmap(l->sh, sizeof(*l->sh));
@@ -1384,14 +1388,14 @@ static int lockrun_cycle(struct lockrun *l)
         l->sh->counter++;
         rawfutex_unlock(&l->sh->futex);
         return 0;
-#if IPCP_BENCH_HAVE_MQLOCK
-    case LK_MQLOCK:
-        if (ipcp_mqlock_lock(l->mlh, B_OP_MS) != 0) return -1; /* 1 (a death) is a failure here */
-        l->sh->counter++;
-        return ipcp_mqlock_unlock(l->mlh) == 0 ? 0 : -1;
-#endif
     default:
+#if IPCP_BENCH_HAVE_LOCK
+        if (ipcp_lock_lock(l->h, B_OP_MS) != 0) return -1; /* 1 (a death) is a failure here */
+        l->sh->counter++;
+        return ipcp_lock_unlock(l->h) == 0 ? 0 : -1;
+#else
         return -1;
+#endif
     }
 }
 
@@ -1400,10 +1404,10 @@ static int lock_uncontended(int kind, long n, double v[2], char *err, size_t cap
 {
     struct lockrun l;
     if (lockrun_open(&l, kind, err, cap) < 0) return -1;
-    int rc = lockrun_attach(&l);
+    int rc = lockrun_attach(&l, 0);
     if (rc < 0) {
         lockrun_close(&l);
-        return fail(err, cap, "%s: open: %s", lk_name[kind], ipcp_strerror(rc));
+        return fail(err, cap, "%s: open: %s", lk_name(kind), ipcp_strerror(rc));
     }
     watchdog_arm();
     int64_t t0 = now_ns();
@@ -1411,7 +1415,7 @@ static int lock_uncontended(int kind, long n, double v[2], char *err, size_t cap
         if (lockrun_cycle(&l) < 0) {
             watchdog_disarm();
             lockrun_close(&l);
-            return fail(err, cap, "%s: lock/unlock %ld failed", lk_name[kind], i);
+            return fail(err, cap, "%s: lock/unlock %ld failed", lk_name(kind), i);
         }
     }
     int64_t dt = now_ns() - t0;
@@ -1430,7 +1434,7 @@ struct lockjob {
 static int lock_worker(void *arg)
 {
     struct lockjob *j = arg;
-    if (lockrun_attach(j->l) < 0) return 11;
+    if (lockrun_attach(j->l, (uint32_t)j->k) < 0) return 11;
     if (gate_child_ready(j->g) < 0) return 12;
     uint64_t n = 0;
     /* Acquire: pairs with the parent's release of stop (nothing else is ordered by it). */
@@ -1499,7 +1503,7 @@ static int lock_contended(int kind, double v[2], char *err, size_t cap)
     uint64_t total = l.sh->acq[0] + l.sh->acq[1];
     if (l.sh->counter != total) {
         fail(err, cap, "%s: mutual exclusion broken (counter %" PRIu64 ", expected %" PRIu64 ")",
-             lk_name[kind], (uint64_t)l.sh->counter, total);
+             lk_name(kind), (uint64_t)l.sh->counter, total);
         goto out;
     }
     v[0] = (double)total / ((double)dt / 1e9);
@@ -1522,6 +1526,350 @@ static int run_lock(const struct bcase *c, int side, double v[2], char *err, siz
     return c->variant ? lock_contended(kind, v, err, cap)
                       : lock_uncontended(kind, c->count, v, err, cap);
 }
+
+/* ---- mq handoff: against the same shm slots + READY/OK queues without the protocol -------- */
+
+#if IPCP_BENCH_HAVE_HANDOFF
+#define HO_SLOTS 4u /* pipelined slots (mq_maxmsg of each queue; <= msg_max 10) */
+
+/* The raw mechanism: slots in a shared mapping, a READY and an OK queue of 32-byte messages
+ * carrying (slot, len), no checksum, no validation. Queues are unlinked at once. */
+struct rawho {
+    uint8_t *slots;
+    size_t slot_size, map_len;
+    uint32_t nslots;
+    mqd_t ready, ok;
+};
+
+struct rawho_msg {
+    uint32_t slot, len;
+    uint64_t pad[3];
+};
+
+static mqd_t raw_queue(uint32_t maxmsg)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "/ipcp.bench.%ld.%u", (long)getpid(), ++g_mq_seq);
+    struct mq_attr at = {.mq_maxmsg = maxmsg, .mq_msgsize = sizeof(struct rawho_msg)};
+    mqd_t q = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, &at);
+    if (q != (mqd_t)-1) mq_unlink(name);
+    return q;
+}
+
+static void rawho_close(struct rawho *h)
+{
+    if (h->ready != (mqd_t)-1) mq_close(h->ready);
+    if (h->ok != (mqd_t)-1) mq_close(h->ok);
+    if (h->slots) munmap(h->slots, h->map_len);
+    h->ready = h->ok = (mqd_t)-1;
+    h->slots = NULL;
+}
+
+static int rawho_open(struct rawho *h, uint32_t nslots, size_t slot_size, char *err, size_t cap)
+{
+    memset(h, 0, sizeof(*h));
+    h->ready = h->ok = (mqd_t)-1;
+    h->nslots = nslots;
+    h->slot_size = (slot_size + IPCP_CACHELINE - 1) & ~(size_t)(IPCP_CACHELINE - 1);
+    h->map_len = h->slot_size * nslots;
+    h->slots = mmap(NULL, h->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (h->slots == MAP_FAILED) {
+        h->slots = NULL;
+        return fail(err, cap, "mmap: %s", strerror(errno));
+    }
+    h->ready = raw_queue(nslots);
+    h->ok = raw_queue(nslots);
+    if (h->ready == (mqd_t)-1 || h->ok == (mqd_t)-1) {
+        int e = errno;
+        rawho_close(h);
+        return fail(err, cap, "mq_open: %s", strerror(e));
+    }
+    return 0;
+}
+
+static int mq_put(mqd_t q, uint32_t slot, uint32_t len)
+{
+    struct rawho_msg m = {.slot = slot, .len = len};
+    for (;;) {
+        if (mq_send(q, (const char *)&m, sizeof(m), 0) == 0) return 0;
+        if (errno != EINTR || g_expired) return -1;
+    }
+}
+
+static int mq_get(mqd_t q, struct rawho_msg *m)
+{
+    for (;;) {
+        ssize_t n = mq_receive(q, (char *)m, sizeof(*m), NULL);
+        if (n == (ssize_t)sizeof(*m)) return m->slot < HO_SLOTS ? 0 : -1;
+        if (n >= 0 || errno != EINTR || g_expired) return -1;
+    }
+}
+
+/* Raw sender: waits for the slot's OK once all slots are in flight, copies, sends READY. */
+static int rawho_send(struct rawho *h, uint64_t i, const void *src, size_t len)
+{
+    uint32_t slot = (uint32_t)(i % h->nslots);
+    struct rawho_msg m;
+    if (i >= h->nslots && mq_get(h->ok, &m) < 0) return -1;
+    memcpy(h->slots + (size_t)slot * h->slot_size, src, len);
+    return mq_put(h->ready, slot, (uint32_t)len);
+}
+
+/* Raw receiver: READY, copy out, OK (round trips send none: the reply is the flow control).
+ * Returns the length. */
+static ssize_t rawho_recv(struct rawho *h, void *dst, size_t cap, int send_ok)
+{
+    struct rawho_msg m;
+    if (mq_get(h->ready, &m) < 0 || m.len > cap) return -1;
+    memcpy(dst, h->slots + (size_t)m.slot * h->slot_size, m.len);
+    if (send_ok && mq_put(h->ok, m.slot, 0) < 0) return -1;
+    return (ssize_t)m.len;
+}
+
+struct hojob {
+    const struct bcase *c;
+    int side;
+    struct gate *g;
+    struct ipcp_handoff *ho, *back; /* side 0 (back: round trips, child -> parent) */
+    struct rawho *raw, *rawback;    /* side 1 */
+};
+
+static int ho_sender(void *arg)
+{
+    struct hojob *j = arg;
+    const struct bcase *c = j->c;
+    uint8_t *src = balloc(c->size);
+    if (src == NULL) return 10;
+    memset(src, 0x5a, c->size);
+    struct ipcp_handoff_ep *ep = NULL;
+    if (j->side == 0 && ipcp_handoff_open(j->ho, IPCP_HANDOFF_SENDER, &ep) < 0) return 11;
+    int rc = gate_child_ready(j->g) < 0 ? 12 : 0;
+    for (long i = 0; i < c->count && rc == 0; i++) {
+        if (j->side == 0)
+            rc = ipcp_handoff_send(ep, src, c->size, B_OP_MS) < 0 ? 13 : 0;
+        else
+            rc = rawho_send(j->raw, (uint64_t)i, src, c->size) < 0 ? 14 : 0;
+    }
+    if (j->side == 0) {
+        if (rc == 0 && ipcp_handoff_flush(ep, B_OP_MS) < 0) rc = 15;
+        ipcp_handoff_close(ep);
+    } else {
+        struct rawho_msg m; /* the OKs still in flight */
+        for (long i = 0; rc == 0 && i < (c->count < HO_SLOTS ? c->count : (long)HO_SLOTS); i++)
+            if (mq_get(j->raw->ok, &m) < 0) rc = 16;
+    }
+    free(src);
+    return rc;
+}
+
+/* Throughput: the child sends count messages through HO_SLOTS slots of the message size; side 1
+ * is the raw slots + queues, side 2 memcpy. */
+static int run_ho_tput(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+{
+    if (side == 2) return run_memcpy(c, v, err, cap);
+    struct gate g;
+    struct ipcp_handoff *ho = NULL;
+    struct ipcp_handoff_ep *ep = NULL;
+    struct rawho raw = {.ready = (mqd_t)-1, .ok = (mqd_t)-1};
+    struct hojob j = {.c = c, .side = side, .g = &g, .raw = &raw};
+    int rc = gate_open(&g), ok = 0;
+    pid_t pid = -1;
+    uint8_t *buf = balloc(c->size);
+    if (rc < 0 || buf == NULL) {
+        if (rc == 0) gate_close(&g);
+        free(buf);
+        return fail(err, cap, "pipe or memory: %s", ipcp_strerror(rc < 0 ? rc : -ENOMEM));
+    }
+    if (side == 0) {
+        struct ipcp_handoff_cfg cfg = {.stem = NULL, .nslots = HO_SLOTS, .slot_size = c->size};
+        if ((rc = ipcp_handoff_create(&cfg, &ho)) < 0) {
+            fail(err, cap, "handoff_create: %s", ipcp_strerror(rc));
+            goto out;
+        }
+        j.ho = ho;
+    } else if (rawho_open(&raw, HO_SLOTS, c->size, err, cap) < 0) {
+        goto out;
+    }
+    pid = spawn(ho_sender, &j);
+    if (pid < 0) {
+        fail(err, cap, "fork: %s", strerror(errno));
+        goto out;
+    }
+    gate_parent(&g);
+    if (side == 0 && (rc = ipcp_handoff_open(ho, IPCP_HANDOFF_RECEIVER, &ep)) < 0) {
+        fail(err, cap, "handoff_open: %s", ipcp_strerror(rc));
+        goto out;
+    }
+    if (gate_wait(&g, 1, B_OP_MS) < 0) {
+        fail(err, cap, "sender did not start (status %d)", reap(pid, B_REAP_MS));
+        pid = -1;
+        goto out;
+    }
+    watchdog_arm();
+    int64_t t0 = now_ns();
+    if (gate_go(&g, 1) < 0) {
+        fail(err, cap, "sender gone");
+        goto out;
+    }
+    for (long i = 0; i < c->count; i++) {
+        ssize_t n = side == 0 ? ipcp_handoff_recv(ep, buf, c->size, B_OP_MS)
+                              : rawho_recv(&raw, buf, c->size, 1);
+        if (n != (ssize_t)c->size) {
+            fail(err, cap, "receive of message %ld: %s", i,
+                 n < 0 && side == 0 ? ipcp_strerror((int)n) : "failed");
+            goto out;
+        }
+    }
+    int64_t dt = now_ns() - t0;
+    int st = reap(pid, B_REAP_MS);
+    pid = -1;
+    if (st != 0) {
+        fail(err, cap, "sender exited with status %d", st);
+        goto out;
+    }
+    v[0] = (double)c->size * (double)c->count / ((double)dt / 1e9) / 1e6;
+    v[1] = (double)c->count / ((double)dt / 1e9);
+    ok = 1;
+out:
+    watchdog_disarm();
+    kill_reap(pid);
+    if (ep) ipcp_handoff_close(ep);
+    ipcp_handoff_destroy(ho);
+    rawho_close(&raw);
+    gate_close(&g);
+    free(buf);
+    return ok ? 0 : -1;
+}
+
+/* Echo child of a round-trip run: a 1-byte message ends it. */
+static int ho_echo(void *arg)
+{
+    struct hojob *j = arg;
+    uint8_t buf[B_SMALL];
+    struct ipcp_handoff_ep *in = NULL, *out = NULL;
+    if (j->side == 0 && (ipcp_handoff_open(j->ho, IPCP_HANDOFF_RECEIVER, &in) < 0 ||
+                         ipcp_handoff_open(j->back, IPCP_HANDOFF_SENDER, &out) < 0))
+        return 11;
+    int rc = gate_child_ready(j->g) < 0 ? 12 : 0;
+    for (uint64_t i = 0; rc == 0; i++) {
+        ssize_t n = j->side == 0 ? ipcp_handoff_recv(in, buf, sizeof(buf), B_OP_MS)
+                                 : rawho_recv(j->raw, buf, sizeof(buf), 0);
+        if (n == 1) break;
+        if (n != (ssize_t)sizeof(buf)) {
+            rc = 13;
+        } else if (j->side == 0) {
+            rc = ipcp_handoff_send(out, buf, sizeof(buf), B_OP_MS) < 0 ? 14 : 0;
+        } else {
+            /* one message in flight each way: the round trip is the flow control */
+            uint32_t slot = (uint32_t)(i % j->rawback->nslots);
+            memcpy(j->rawback->slots + (size_t)slot * j->rawback->slot_size, buf, sizeof(buf));
+            rc = mq_put(j->rawback->ready, slot, sizeof(buf)) < 0 ? 15 : 0;
+        }
+    }
+    if (in) ipcp_handoff_close(in);
+    if (out) ipcp_handoff_close(out);
+    return rc;
+}
+
+/* 64-byte round trip: two handoffs (one each way), or the raw slots + READY queues each way
+ * (the raw side needs no OK: one message in flight each way). */
+static int run_ho_rtt(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+{
+    long warm = warmup_of(c->count), got = 0;
+    struct gate g;
+    struct ipcp_handoff *h1 = NULL, *h2 = NULL;
+    struct ipcp_handoff_ep *out = NULL, *in = NULL;
+    struct rawho r1 = {.ready = (mqd_t)-1, .ok = (mqd_t)-1}, r2 = r1;
+    struct hojob j = {.c = c, .side = side, .g = &g, .raw = &r1, .rawback = &r2};
+    int rc = gate_open(&g), ok = 0;
+    pid_t pid = -1;
+    int64_t *lat = malloc(sizeof(int64_t) * (size_t)c->count);
+    uint8_t buf[B_SMALL];
+    memset(buf, 0x5a, sizeof(buf));
+    if (rc < 0 || lat == NULL) {
+        if (rc == 0) gate_close(&g);
+        free(lat);
+        return fail(err, cap, "pipe or memory: %s", ipcp_strerror(rc < 0 ? rc : -ENOMEM));
+    }
+    if (side == 0) {
+        struct ipcp_handoff_cfg cfg = {.stem = NULL, .nslots = 2, .slot_size = B_SMALL};
+        if ((rc = ipcp_handoff_create(&cfg, &h1)) < 0 ||
+            (rc = ipcp_handoff_create(&cfg, &h2)) < 0) {
+            fail(err, cap, "handoff_create: %s", ipcp_strerror(rc));
+            goto out;
+        }
+        j.ho = h1;
+        j.back = h2;
+    } else if (rawho_open(&r1, 2, B_SMALL, err, cap) < 0 ||
+               rawho_open(&r2, 2, B_SMALL, err, cap) < 0) {
+        goto out;
+    }
+    pid = spawn(ho_echo, &j);
+    if (pid < 0) {
+        fail(err, cap, "fork: %s", strerror(errno));
+        goto out;
+    }
+    gate_parent(&g);
+    if (side == 0 && ((rc = ipcp_handoff_open(h1, IPCP_HANDOFF_SENDER, &out)) < 0 ||
+                      (rc = ipcp_handoff_open(h2, IPCP_HANDOFF_RECEIVER, &in)) < 0)) {
+        fail(err, cap, "handoff_open: %s", ipcp_strerror(rc));
+        goto out;
+    }
+    if (gate_wait(&g, 1, B_OP_MS) < 0 || gate_go(&g, 1) < 0) {
+        fail(err, cap, "echo process did not start");
+        goto out;
+    }
+    watchdog_arm();
+    struct rtt_clock rc_ = rtt_start(c->count);
+    for (long i = 0; got < c->count; i++) {
+        int64_t t0 = now_ns();
+        if (rtt_done(&rc_, t0, got)) break;
+        ssize_t n;
+        if (side == 0) {
+            rc = ipcp_handoff_send(out, buf, sizeof(buf), B_OP_MS);
+            n = rc < 0 ? rc : ipcp_handoff_recv(in, buf, sizeof(buf), B_OP_MS);
+        } else {
+            uint32_t slot = (uint32_t)((uint64_t)i % r1.nslots);
+            memcpy(r1.slots + (size_t)slot * r1.slot_size, buf, sizeof(buf));
+            struct rawho_msg m = {0};
+            n = mq_put(r1.ready, slot, sizeof(buf)) < 0 ? -1 : 0;
+            if (n == 0) n = mq_get(r2.ready, &m) < 0 || m.len != sizeof(buf) ? -1 : (ssize_t)m.len;
+            if (n > 0) memcpy(buf, r2.slots + (size_t)m.slot * r2.slot_size, sizeof(buf));
+        }
+        if (n != (ssize_t)sizeof(buf)) {
+            fail(err, cap, "round trip %ld: %s", i,
+                 n < 0 && side == 0 ? ipcp_strerror((int)n) : "failed");
+            goto out;
+        }
+        if (i >= warm || t0 > rc_.warm_end) lat[got++] = now_ns() - t0;
+    }
+    /* A 1-byte message ends the echo process. */
+    if (side == 0) {
+        rc = ipcp_handoff_send(out, buf, 1, B_OP_MS);
+    } else {
+        rc = mq_put(r1.ready, 0, 1);
+    }
+    int st = rc < 0 ? -1 : reap(pid, B_REAP_MS);
+    pid = -1;
+    if (st != 0) {
+        fail(err, cap, "echo process exited with status %d", st);
+        goto out;
+    }
+    ok = rtt_result(lat, got, v, err, cap) == 0;
+out:
+    watchdog_disarm();
+    kill_reap(pid);
+    if (out) ipcp_handoff_close(out);
+    if (in) ipcp_handoff_close(in);
+    ipcp_handoff_destroy(h1);
+    ipcp_handoff_destroy(h2);
+    rawho_close(&r1);
+    rawho_close(&r2);
+    gate_close(&g);
+    free(lat);
+    return ok ? 0 : -1;
+}
+#endif
 
 /* ---- the stress checker's overhead: verified against --no-verify ---------------------------- */
 
@@ -1660,10 +2008,30 @@ static void build_cases(void)
     c->aim_op = AIM_LE;
     c->aim = 2.0;
 
-    /* Locks: each protocol kind against a raw mq token and a raw futex mutex. */
-    for (int k = LK_RAWFUTEX + 1; k < LK_N; k++) {
+#if IPCP_BENCH_HAVE_HANDOFF
+    for (size_t k = 0; k < IPCP_ARRAY_SIZE(sizes); k++) {
+        c = add_case("handoff", K_TPUT, run_ho_tput, "handoff/%s", size_label(sizes[k]));
+        c->size = sizes[k];
+        c->count = scaled(tput_count[k], 20);
+        c->nsides = 3;
+        c->side_name[0] = "mq handoff";
+        c->side_name[1] = "raw shm slots + mq READY/OK";
+        c->side_name[2] = "memcpy 1 thread";
+        c->side_tag[1] = "raw";
+        c->side_tag[2] = "memcpy";
+    }
+    c = add_case("handoff", K_RTT, run_ho_rtt, "handoff/64B");
+    c->size = 64;
+    c->count = scaled(20000, 200);
+    c->side_name[0] = "mq handoff";
+    c->side_name[1] = "raw shm slot + mq READY";
+#endif
+
+    /* Locks: each kind of lock.h against a raw mq token and a raw futex mutex. */
+#if IPCP_BENCH_HAVE_LOCK
+    for (int k = LK_PROTO; k <= LK_PROTO + (IPCP_LOCK_KIND_LAST - IPCP_LOCK_KIND_FIRST); k++) {
         for (int contended = 0; contended < 2; contended++) {
-            c = add_case("lock", K_SCALAR, run_lock, "lock-%s/%s", lk_name[k],
+            c = add_case("lock", K_SCALAR, run_lock, "lock-%s/%s", lk_name(k),
                          contended ? "contended" : "uncontended");
             c->xk = k;
             c->variant = contended;
@@ -1673,13 +2041,14 @@ static void build_cases(void)
             c->calibrate = !contended;
             c->extra = contended ? "min_share" : NULL;
             c->nsides = 3;
-            c->side_name[0] = lk_name[k];
-            c->side_name[1] = lk_name[LK_RAWMQ];
-            c->side_name[2] = lk_name[LK_RAWFUTEX];
+            c->side_name[0] = lk_name(k);
+            c->side_name[1] = lk_name(LK_RAWMQ);
+            c->side_name[2] = lk_name(LK_RAWFUTEX);
             c->side_tag[1] = "mq";
             c->side_tag[2] = "futex";
         }
     }
+#endif
 
     c = add_case("stress", K_SCALAR, run_stress, "stress-verify/frame-unix");
     c->unit = "msgs/s";

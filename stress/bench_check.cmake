@@ -95,8 +95,8 @@ else()
   endforeach()
 endif()
 
-# The rows the issue asks for (lock and handoff rows come with their modules and are checked
-# like every other row above when present).
+# The rows the issue asks for (the lock rows come with lock.h and are checked like every other
+# row above when present).
 set(required "")
 foreach(x pipe unix seqpacket tcp)
   foreach(s 64B 4KiB 64KiB 1MiB)
@@ -110,7 +110,11 @@ endforeach()
 foreach(s 64B 4KiB 64KiB)
   list(APPEND required ring-zc/${s}/throughput)
 endforeach()
-list(APPEND required ring/64B/rtt-p50 ring/64B/rtt-p99 stress-verify/frame-unix)
+foreach(s 64B 4KiB 64KiB 1MiB)
+  list(APPEND required handoff/${s}/throughput/vs-raw handoff/${s}/throughput/vs-memcpy)
+endforeach()
+list(APPEND required ring/64B/rtt-p50 ring/64B/rtt-p99 handoff/64B/rtt-p50 handoff/64B/rtt-p99
+     stress-verify/frame-unix)
 foreach(r IN LISTS required)
   if(NOT r IN_LIST names)
     problem("required row ${r} is missing")
