@@ -410,6 +410,7 @@ struct brow {
     double ratio, rmin, rmax; /* protocol / baseline per repetition: median, min, max */
     int reps;
     long count;         /* messages, round trips (at most) or operations per run */
+    double seconds;     /* wall time of the case the row belongs to */
     const char *extra;  /* a second figure of the same runs (JSON key), or NULL */
     double xval, xbase; /* its medians */
     enum aimop aim_op;
@@ -433,7 +434,7 @@ static long scaled(long full, long floor)
 
 static double calib_target_s(void)
 {
-    return g_opt.mode == M_FULL ? 0.25 : 0.06;
+    return g_opt.mode == M_FULL ? 0.25 : 0.05;
 }
 
 static struct bcase *add_case(const char *group, enum bkind kind, run_fn run, const char *fmt, ...)
@@ -747,7 +748,7 @@ static long warmup_of(long n)
 
 static int64_t rtt_budget_ns(void)
 {
-    return g_opt.mode == M_FULL ? 1500000000LL : g_opt.mode == M_QUICK ? 250000000LL : 100000000LL;
+    return g_opt.mode == M_FULL ? 1000000000LL : g_opt.mode == M_QUICK ? 150000000LL : 50000000LL;
 }
 
 /* When a round-trip run stops: after the budget, but not before it has min samples (the
@@ -2093,19 +2094,21 @@ static int run_case(const struct bcase *c)
     int failed = 0;
     struct bcase cc = *c;
     if (c->na == NULL && c->calibrate && g_opt.mode != M_SMOKE) {
-        /* A first protocol run, discarded: warms up, and scales the count so that one run
-         * lasts about the target time (short runs are all noise on a shared machine). */
-        double v[2];
-        int64_t t0 = now_ns();
-        if (c->run(&cc, 0, v, err, sizeof(err)) < 0) {
-            failed = 1;
-        } else {
-            double dt = (double)(now_ns() - t0) / 1e9, target = calib_target_s();
-            if (dt < target) {
-                double f = dt > 0 ? target / dt : 64;
-                cc.count = (long)((double)cc.count * (f > 64 ? 64 : f));
-            }
+        /* One run of each side, discarded: warms up, and scales the count so that a run of the
+         * slowest side lasts about the target time (short runs are all noise on a shared
+         * machine, long ones make the whole bench slow). */
+        double slowest = 0;
+        for (int k = 0; k < c->nsides && !failed; k++) {
+            double v[2];
+            int64_t t0 = now_ns();
+            if (c->run(&cc, k, v, err, sizeof(err)) < 0) failed = 1;
+            double dt = (double)(now_ns() - t0) / 1e9;
+            if (dt > slowest) slowest = dt;
         }
+        double f = slowest > 0 ? calib_target_s() / slowest : 64;
+        f = f > 64 ? 64 : f < 1.0 / 16 ? 1.0 / 16 : f;
+        cc.count = (long)((double)cc.count * f);
+        if (cc.count < 20) cc.count = 20;
     }
     c = &cc;
     if (c->na == NULL && !failed) {
@@ -2314,6 +2317,7 @@ static int write_json(const char *path, const struct machine *m, double seconds)
         json_object_set_new(o, "max_ratio", have ? json_real(r->rmax) : json_null());
         json_object_set_new(o, "reps", json_integer(r->reps));
         if (r->count > 0) json_object_set_new(o, "count", json_integer(r->count));
+        json_object_set_new(o, "case_seconds", json_real(r->seconds));
         if (r->extra && have) {
             char key[64];
             snprintf(key, sizeof(key), "baseline_%s", r->extra);
@@ -2445,7 +2449,10 @@ int st_bench_main(int argc, char **argv)
         if (!case_selected(&g_cases[i])) continue;
         selected++;
         int first = g_nrows;
+        int64_t c0 = now_ns();
         if (run_case(&g_cases[i]) < 0) failures++;
+        for (int k = first; k < g_nrows; k++)
+            g_rows[k].seconds = (double)(now_ns() - c0) / 1e9;
         for (int k = first; k < g_nrows; k++)
             print_row(&g_rows[k]);
     }
