@@ -12,6 +12,9 @@
  * waits for data, recv() returns 0 bytes as if an empty message had come: `torn`.
  *     ipcproof stress --plugin ./broken_eintr_success.so --fault signals --duration 2
  * The fix: retry poll() after EINTR with the time that is left (good_pipe.c). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ, MAP_ANONYMOUS */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

@@ -11,6 +11,9 @@
  * With messages of at most PIPE_BUF bytes it passes, which is what makes the bug survive review.
  * Fixes: one pipe per writer (good_pipe.c), or fragments of at most PIPE_BUF bytes that carry a
  * writer id and are reassembled per writer (core's fdchan IPCP_FDCHAN_MULTIWRITER). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ, MAP_ANONYMOUS */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

@@ -8,6 +8,9 @@
  * messages:
  *     ipcproof stress --plugin ./broken_ring_early_publish.so --messages 2000
  * The fix is good_ring.c: copy, then publish. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ, MAP_ANONYMOUS */
+#endif
 #include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>

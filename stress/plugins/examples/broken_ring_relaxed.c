@@ -10,6 +10,9 @@
  *     ipcproof validate --plugin ./broken_ring_relaxed.so --plugin-tsan
  * ./broken_ring_relaxed-tsan.so or simply `ipcproof validate --plugin-src broken_ring_relaxed.c`.
  * The fix is good_ring.c. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ, MAP_ANONYMOUS */
+#endif
 #include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>

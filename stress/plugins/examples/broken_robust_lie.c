@@ -10,6 +10,9 @@
  * Fixes: do not claim robustness; or make the token recoverable (record the holder's pid next
  * to the token and let a waiter that times out check it, as core's mq-token lock does), or use
  * a robust pthread mutex (good_robust_mutex.c). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ, MAP_ANONYMOUS */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

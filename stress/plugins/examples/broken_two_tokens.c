@@ -8,6 +8,9 @@
  * updates inside the critical section (`exclusion`):
  *     ipcproof stress --plugin ./broken_two_tokens.so --workers 4 --duration 1
  * The fix: one token. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ, MAP_ANONYMOUS */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

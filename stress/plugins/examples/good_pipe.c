@@ -18,6 +18,9 @@
  *  - a reader keeps a partial message between recv() calls, per pipe, instead of dropping it;
  *  - a length above the configured maximum is refused before anything is read into a buffer.
  * The per-producer order is kept (each pipe is FIFO), so the plugin sets IPCP_CHAN_FIFO. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ, MAP_ANONYMOUS */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

@@ -14,6 +14,9 @@
  *    store-release of tail; the producer reads tail with a load-acquire.
  * One producer and one consumer only: create() refuses other counts with -EINVAL (validate shows
  * those cases as not applicable). Waiting is polling with short sleeps, bounded by the timeout. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ, MAP_ANONYMOUS */
+#endif
 #include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>

@@ -9,6 +9,9 @@
  * pthread_mutex_timedlock() returns EOWNERDEAD, the state is declared consistent again and lock()
  * returns 1, as IPCP_LOCK_ROBUST promises. `ipcproof validate` checks it by SIGKILLing a holder
  * inside the critical section. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ, MAP_ANONYMOUS */
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
