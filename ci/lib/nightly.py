@@ -1199,7 +1199,11 @@ class Nightly:
             cnt = sum(m.get("count", 0) for m in best.values())
             cov = sum(m.get("covered", 0) for m in best.values())
             totals = {"lines": metric({"covered": cov, "count": cnt})} if cnt else {}
-            return {"totals": totals, "files": files,
+            # a harness that keeps a protocol model: its own lines are code under test too
+            harnesses = [{"file": rel(h.get("file", "?")), "target": t, "lines": metric(h)}
+                         for t, r in sorted(data["targets"].items())
+                         for h in [r.get("harness")] if isinstance(h, dict)]
+            return {"totals": totals, "files": files, "harnesses": harnesses,
                     "targets": {t: r.get("lines") for t, r in data["targets"].items()}}
         if "data" in data and isinstance(data["data"], list) and data["data"]:
             d = data["data"][0]

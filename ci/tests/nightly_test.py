@@ -185,12 +185,17 @@ class Coverage(unittest.TestCase):
                   "files": {"core/src/frame.c": {"count": 100, "covered": 50, "percent": 50.0},
                             "core/src/err.c": {"count": 10, "covered": 10, "percent": 100.0}}},
             "b": {"inputs": 2, "lines": {"count": 100, "covered": 70, "percent": 70.0},
-                  "files": {"core/src/frame.c": {"count": 100, "covered": 70, "percent": 70.0}}}}})
+                  "files": {"core/src/frame.c": {"count": 100, "covered": 70, "percent": 70.0}},
+                  "harness": {"file": "harnesses/fuzz_b.c", "count": 40, "covered": 30,
+                              "percent": 75.0}}}})
         self.assertEqual([(f["file"], f["target"]) for f in c["files"]],
                          [("core/src/err.c", "a"), ("core/src/frame.c", "a"), ("core/src/frame.c", "b")])
         # per file the best target: frame.c 70/100 from b, err.c 10/10 from a
         self.assertEqual(c["totals"]["lines"], {"covered": 80, "count": 110, "percent": 72.73})
         self.assertEqual(c["targets"]["b"]["percent"], 70.0)
+        # harness-resident models are listed apart and stay out of the core/ total
+        self.assertEqual(c["harnesses"], [{"file": "harnesses/fuzz_b.c", "target": "b",
+                                           "lines": {"covered": 30, "count": 40, "percent": 75.0}}])
 
     def test_llvm_cov_export_shape(self):
         c = nl.Nightly.coverage_from({"data": [{

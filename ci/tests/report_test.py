@@ -109,7 +109,8 @@ class ReportTest(unittest.TestCase):
 
     def test_coverage_rows(self):
         sec = self.section("coverage")
-        rows = re.findall(r"<tr><td><code>.*?</tr>", sec, re.S)
+        core = sec.split("Fuzz targets")[0]
+        rows = re.findall(r"<tr><td><code>.*?</tr>", core, re.S)
         self.assertEqual(len(rows), len(self.s["coverage"]["files"]))
         for f in self.s["coverage"]["files"]:
             pct = f["lines"]["percent"]
@@ -122,6 +123,9 @@ class ReportTest(unittest.TestCase):
         tot = self.s["coverage"]["totals"]["lines"]
         self.assertIn(f"<th>total (best target per file)</th><th></th><th></th>"
                       f"<th class=\"num\">{tot['percent']:.1f}%", sec)
+        for h in self.s["coverage"]["harnesses"]:
+            self.assertIn(f"<tr><td><code>{h['file']}</code></td><td>{h['target']}</td>", sec)
+            self.assertIn(f"{h['lines']['percent']:.1f}% <span class=\"muted\">", sec)
         for t, href in self.s["coverage"]["html"].items():
             self.assertIn(f'<a href="{href}">{t}</a>', sec)
 
