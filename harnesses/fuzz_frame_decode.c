@@ -7,9 +7,10 @@
  *   cfg bit  3    repair payload checksums (psum), then the header checksum covering them
  *   cfg bit  4    feed payloads through the zero-copy space/commit API
  *   cfg bit  5    after a stream error: reset the decoder and go on with the rest of the stream
- *   cfg bits 6-7  split mode: odd pieces from the seed, one byte at a time, everything at once,
+ *   cfg bits 6-7  split mode: odd pieces from the seed (each one an odd size or, every other
+ *                 time, the rest of the stream), one byte at a time, everything at once,
  *                 or piece sizes taken from the seed but never above 7 bytes (the byte-sized
- *                 modes for the first 64 pieces, then odd pieces; after 128 pieces the rest
+ *                 modes for the first 24 pieces, then odd pieces; after 64 pieces the rest
  *                 goes in at once: bounded work per input)
  *
  * The stream is also walked by an independent reference reader written from the format table
@@ -157,8 +158,8 @@ struct feeder {
 /* Piece sizes per split mode. Tiny pieces cost one decoder call per byte or so: modes 1 and 3
  * use them for the first SMALL_PIECES calls only, and after MAX_PIECES calls the rest of the
  * stream goes in at once, so the work per input stays bounded (and libFuzzer fast). */
-#define SMALL_PIECES 64
-#define MAX_PIECES   128
+#define SMALL_PIECES 24
+#define MAX_PIECES   64
 
 FZ_NO_COVERAGE static size_t next_piece(struct feeder *f)
 {
@@ -171,8 +172,8 @@ FZ_NO_COVERAGE static size_t next_piece(struct feeder *f)
         return left;
     case 3:
         return fz_piece(&f->rng, 7);
-    default:
-        return fz_piece(&f->rng, left);
+    default: /* an odd piece, or (every other time) the rest of the stream at once */
+        return fz_rand(&f->rng) & 1 ? left : fz_piece(&f->rng, left);
     }
 }
 
