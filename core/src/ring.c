@@ -197,7 +197,14 @@ struct waiter {
 static int ring_wait(struct ipcp_ring *r, _Atomic uint32_t *word, _Atomic uint32_t *sleeps,
                      uint32_t seen, struct waiter *w)
 {
-    if (w->timeout_ms == 0) return -EAGAIN;
+    if (w->timeout_ms == 0) {
+        /* A try never waits and makes no syscall, but it does report a peer that closed
+         * (acquire: the peer's last index store is then visible to the re-check). A dead peer
+         * is only noticed by a call that waits. */
+        uint32_t bit = r->role == IPCP_RING_PRODUCER ? ST_CONS_CLOSED : ST_PROD_CLOSED;
+        if (!(ipcp_load_acquire32(&sh(r)->state) & bit)) return -EAGAIN;
+        return ipcp_load_acquire32(word) != seen ? 0 : -EPIPE;
+    }
     for (unsigned i = 0; i < r->spin; i++) {
         /* Relaxed: only notices a change; nothing is read on the strength of it. */
         if (ipcp_load_relaxed32(word) != seen) return 0;

@@ -1026,6 +1026,10 @@ static void test_close_gives_epipe(void **s)
     ipcp_ring_close(&pr.p);
     for (int i = 0; i < 3; i++)
         assert_int_equal(ipcp_ring_recv(&pr.c, buf, sizeof(buf), 1000), 3);
+    /* a try (timeout 0) says so too, rather than -EAGAIN for ever */
+    assert_int_equal(ipcp_ring_recv(&pr.c, buf, sizeof(buf), 0), -EPIPE);
+    const void *pp;
+    assert_int_equal(ipcp_ring_peek(&pr.c, &pp, 0), -EPIPE);
     int64_t t0 = now_ns();
     assert_int_equal(ipcp_ring_recv(&pr.c, buf, sizeof(buf), 5000), -EPIPE);
     assert_true(now_ns() - t0 < 1000000000);
@@ -1035,6 +1039,7 @@ static void test_close_gives_epipe(void **s)
     pair_open(&pr, &cfg, 0);
     assert_int_equal(ipcp_ring_send(&pr.p, buf, 3000, 20), -ETIMEDOUT);
     ipcp_ring_close(&pr.p);
+    assert_int_equal(ipcp_ring_recv(&pr.c, buf, sizeof(buf), 0), -IPCP_E_TRUNCATED);
     assert_int_equal(ipcp_ring_recv(&pr.c, buf, sizeof(buf), 5000), -IPCP_E_TRUNCATED);
     pair_close(&pr);
 

@@ -12,7 +12,8 @@
  *
  * Timeouts: every call that may wait takes timeout_ms: > 0 waits at most that long
  * (-ETIMEDOUT), 0 never waits (-EAGAIN at once: the non-blocking "try" form, which makes no
- * syscall except a futex wake when the other side sleeps), < 0 waits without a deadline - but
+ * syscall except a futex wake when the other side sleeps; it reports a peer that closed, but
+ * only a waiting call notices a peer that died), < 0 waits without a deadline - but
  * still ends when the peer closes (-EPIPE) or dies (-IPCP_E_PEERDEAD, noticed within ~20 ms).
  * Waiting is a short spin, then a shared futex wait on the other side's index.
  *
