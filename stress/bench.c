@@ -13,7 +13,9 @@
  * thread baselines (memcpy, uncontended locks). Nothing can hang: every protocol call has a
  * timeout, the parent arms an alarm around each run, each child dies with its parent
  * (PR_SET_PDEATHSIG) or when its own alarm fires, and children are reaped with a deadline.
- * Message queues are unlinked right after mq_open, so no name outlives a crash.
+ * The bench's own message queues are unlinked right after mq_open, so no name outlives a crash;
+ * the protocols' named objects are destroyed after each run (`ipcproof clean` removes those of a
+ * crashed one).
  *
  * A benchmark, not a test: it prints figures and exits 0 when every row was measured, whether or
  * not the aims were met. --smoke (tiny counts, one repetition) exists so that ctest can check the
