@@ -27,8 +27,8 @@
  *   - lock() reports a death (returns 1) exactly when the previous holder died holding it;
  *   - recovery after a death: at the end, the live clients (a new one if none is left) take
  *     turns, time passing only by their receive timeouts; each must acquire the lock within a
- *     bounded number of steps. (One known exception is tolerated unless IPCP_FUZZ_STRICT=1 is
- *     set: a live process that reuses the dead holder's pid; see docs/fuzzing.md.)
+ *     bounded number of steps, also when a live process reuses the dead holder's pid
+ *     (corpora/regressions/lock_schedule/ keeps the input that found that bug).
  * READY/OK handoff: byte 1: slots 1..4 and slot size 8, 16 or 64 bytes; byte 2: messages
  *   (1..32), then events: e % 8 in 0..2 steps the sender, 3..5 the receiver, 6 puts a forged OK
  *   into the OK queue (a replayed OK, another slot or seq, garbage), 7 a forged READY.
@@ -342,26 +342,6 @@ FZ_NO_COVERAGE static void trace_event(const struct lockworld *w, const char *wh
     fputc('\n', stderr);
 }
 
-static int strict_mode(void)
-{
-    static int strict = -1;
-    if (strict < 0) {
-        const char *e = getenv("IPCP_FUZZ_STRICT");
-        strict = e != NULL && e[0] == '1';
-    }
-    return strict;
-}
-
-/* The word names a dead holder whose pid a live client now has (another start time). */
-static int reused_pid_of_dead_holder(const struct lockworld *w)
-{
-    struct ipcp_mqlock_owner o;
-    ipcp_mqlock_word_unpack(w->word, &o);
-    if (o.released || alive_fn((void *)w, o.pid, o.start)) return 0;
-    for (int i = 0; i < w->n; i++)
-        if (w->c[i].alive && w->c[i].pid == o.pid) return 1;
-    return 0;
-}
 
 FZ_NO_COVERAGE static void run_lock(struct fz_in *in)
 {
@@ -428,13 +408,6 @@ FZ_NO_COVERAGE static void run_lock(struct fz_in *in)
         for (int i = 0; i < w.n; i++)
             if (w.c[i].alive && (w.c[i].acquired == base[i] || w.c[i].st != CL_IDLE)) done = 0;
         if (done) break;
-        if (step == LIVE_STEPS && !strict_mode() && reused_pid_of_dead_holder(&w)) {
-            /* Known finding (docs/fuzzing.md): on_timeout takes a held word naming its own pid
-             * for "another thread of this process" without comparing the start time, so a
-             * process that reuses the dead holder's pid waits forever. Fatal with
-             * IPCP_FUZZ_STRICT=1. */
-            return;
-        }
         if (step == LIVE_STEPS)
             for (int i = 0; i < w.n; i++)
                 fprintf(stderr, "client %d: pid %u start %llu %s, state %d, acquired %u\n", i,

@@ -48,7 +48,8 @@ static _Atomic uint32_t *word_at(uint8_t *mem, size_t off)
 static int is_consumer_error(long rc)
 {
     return rc == -EAGAIN || rc == -EMSGSIZE || rc == -IPCP_E_STATE || rc == -IPCP_E_CORRUPT ||
-           rc == -IPCP_E_FRAGMENT || rc == -IPCP_E_SEQUENCE || rc == -IPCP_E_TOOBIG;
+           rc == -IPCP_E_FRAGMENT || rc == -IPCP_E_SEQUENCE || rc == -IPCP_E_TOOBIG ||
+           rc == -EPIPE || rc == -IPCP_E_TRUNCATED; /* the closed bit is shared memory too */
 }
 
 FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -123,8 +123,17 @@ int ipcp_mqlock_on_timeout(struct ipcp_mqlock_watch *w, uint64_t seen, uint64_t 
     ipcp_mqlock_word_unpack(seen, &o);
     if (!o.released) {
         w->armed = 0;
-        /* Another thread of this very process holds it: we are alive, so it is. */
-        if (o.pid == (self->pid & PID_MASK)) return IPCP_MQLOCK_WAIT;
+        /* Another thread of this very process holds it: we are alive, so it is. The start
+         * time must match too: a process that inherited a dead holder's pid is not the
+         * holder, and must recover the lock rather than wait for itself for ever. */
+        if (o.pid == (self->pid & PID_MASK) &&
+            o.start == (uint32_t)(self->start & IPCP_MQLOCK_START_MASK))
+            return IPCP_MQLOCK_WAIT;
+        if (o.pid == (self->pid & PID_MASK)) {
+            *desired = held_by((uint16_t)(o.epoch + 1), self);
+            *died = 1;
+            return IPCP_MQLOCK_RECOVER;
+        }
         if (alive(alive_ctx, o.pid, o.start)) return IPCP_MQLOCK_WAIT;
         *desired = held_by((uint16_t)(o.epoch + 1), self);
         *died = 1;
