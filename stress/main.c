@@ -1,4 +1,4 @@
-/* main.c - the ipcproof command line: stress, validate, list, clean, version.
+/* main.c - the ipcproof command line: stress, validate, bench, repro, list, clean, version.
  *
  * Exit status: 0 no violation; 1 at least one violation; 2 usage or setup error (bad flag, a
  * plugin that does not load or speaks another ABI, create() failing). See docs/stress.md. */
@@ -39,6 +39,7 @@ static const char usage_text[] =
     "       ipcproof validate (--proto NAME | --plugin FILE.so [--plugin-tsan FILE.so] |\n"
     "                          --plugin-src FILE.c) [--budget SECONDS] [--json FILE] [--seed S]\n"
     "       ipcproof bench [--quick | --smoke] [--reps N] [--only TEXT] [--json FILE]\n"
+    "       ipcproof repro FILE [--target NAME] [--flavour libfuzzer|asan] [--minimize]\n"
     "       ipcproof list | clean [--dry-run] | version\n"
     "\n"
     "stress options:\n"
@@ -583,6 +584,28 @@ static int cmd_clean(int argc, char **argv)
 #endif
 }
 
+/* repro: the reproduction workflow lives in the source tree's ci/reproduce (it builds the
+ * sanitizer flavour there); run it with our arguments and hand back its exit status (0 fixed,
+ * 1 still fails, 2 usage or build error). IPCPROOF_SOURCE_DIR overrides the build-time path. */
+static int cmd_repro(int argc, char **argv)
+{
+    const char *src = getenv("IPCPROOF_SOURCE_DIR");
+    if (src == NULL || src[0] == '\0') src = IPCP_SOURCE_DIR;
+    char script[4096];
+    snprintf(script, sizeof(script), "%s/ci/reproduce", src);
+    if (access(script, X_OK) != 0) {
+        fprintf(stderr,
+                "ipcproof repro: %s not found: set IPCPROOF_SOURCE_DIR to an ipcproof checkout\n",
+                script);
+        return 2;
+    }
+    if (argc < 2) usage_exit("repro: which crash file?");
+    argv[0] = script;
+    execv(script, argv);
+    fprintf(stderr, "ipcproof repro: %s: %s\n", script, strerror(errno));
+    return 2;
+}
+
 static int cmd_version(void)
 {
     printf("ipcproof %s\nplugin ABI %d\ncc: %s\nsanitizers: %s\n", IPCP_VERSION,
@@ -598,6 +621,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "stress") == 0) return cmd_stress(argc - 1, argv + 1);
     if (strcmp(cmd, "validate") == 0) return st_validate_main(argc - 1, argv + 1);
     if (strcmp(cmd, "bench") == 0) return st_bench_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "repro") == 0) return cmd_repro(argc - 1, argv + 1);
     if (strcmp(cmd, "list") == 0) return cmd_list();
     if (strcmp(cmd, "clean") == 0) return cmd_clean(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) return cmd_version();
