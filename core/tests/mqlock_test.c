@@ -194,8 +194,17 @@ static void test_on_timeout(void **s)
     /* held by our own process (another thread): wait, without asking /proc */
     alive_calls = 0;
     assert_int_equal(
-        ipcp_mqlock_on_timeout(&w, W(3, 0, 77, 9), 1, 0, R, &me, fake_alive, &dead, &d, &died),
+        ipcp_mqlock_on_timeout(&w, W(3, 0, 77, 1234), 1, 0, R, &me, fake_alive, &dead, &d, &died),
         IPCP_MQLOCK_WAIT);
+    assert_int_equal(alive_calls, 0);
+    /* held by a dead process whose pid we reuse (another start time): recover, died - found by
+     * the lock_schedule fuzz target (corpora/regressions/lock_schedule/) */
+    died = 0;
+    assert_int_equal(
+        ipcp_mqlock_on_timeout(&w, W(3, 0, 77, 9), 1, 0, R, &me, fake_alive, &dead, &d, &died),
+        IPCP_MQLOCK_RECOVER);
+    assert_int_equal(d, W(4, 0, 77, 1234));
+    assert_int_equal(died, 1);
     assert_int_equal(alive_calls, 0);
 
     /* released: arm, wait until the word and the counter stood still for R */
