@@ -342,7 +342,6 @@ FZ_NO_COVERAGE static void trace_event(const struct lockworld *w, const char *wh
     fputc('\n', stderr);
 }
 
-
 FZ_NO_COVERAGE static void run_lock(struct fz_in *in)
 {
     static struct lockworld w;
