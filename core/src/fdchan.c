@@ -128,7 +128,8 @@ int ipcp_fdchan_open(struct ipcp_fdchan **cp, int rfd, int wfd, const struct ipc
     if (rc == 0 && rfd >= 0) {
         c->rx_cap =
             cfg->kind == IPCP_FDCHAN_SEQPACKET ? IPCP_FRAME_HDR_SIZE + c->frag : RX_STREAM_CAP;
-        c->rx = malloc(c->rx_cap);
+        void *rx = NULL; /* page-aligned for the kernel's copy, see frame.c */
+        if (posix_memalign(&rx, 4096, c->rx_cap) == 0) c->rx = rx;
         c->ws = calloc(nw, sizeof(*c->ws));
         if (c->rx == NULL || c->ws == NULL) rc = -ENOMEM;
         if (rc == 0) rc = ipcp_frame_decoder_init(&c->dec, max);

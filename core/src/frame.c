@@ -161,8 +161,12 @@ static int start_payload(struct ipcp_frame_decoder *d, struct ipcp_frame *out)
         size_t ncap = d->payload_cap ? d->payload_cap : 4096;
         while (ncap < d->hdr.len)
             ncap = ncap > d->max_payload / 2 ? d->max_payload : ncap * 2;
-        uint8_t *nb = realloc(d->payload, ncap);
-        if (nb == NULL) return fail(d, -ENOMEM);
+        /* Page-aligned: the kernel copies into a buffer that starts a few bytes past a page
+         * boundary up to 3x slower on some x86 machines, and the I/O layer reads payloads
+         * straight into this one. Nothing in it is kept: the new frame starts empty. */
+        void *nb = NULL;
+        if (posix_memalign(&nb, 4096, ncap) != 0) return fail(d, -ENOMEM);
+        free(d->payload);
         d->payload = nb;
         d->payload_cap = ncap;
     }
