@@ -1,8 +1,9 @@
-# Tests of the nightly pipeline's parts: crash keys and verdict rows of ci/lib/nightly.py,
-# ci/report, its page in a real browser, the ClusterFuzzLite build script. They do not depend on
-# the build flavour, so they are registered in the plain flavour only (no sanitizer, no
-# coverage, replay fuzz mains), each only when the tool it needs is installed (ci/deps installs
-# python3, chromium and zip).
+# Tests of the nightly pipeline's parts: crash keys and verdict rows of ci/lib/nightly.py, its
+# output directory rules, ci/report, its page in a real browser, the ClusterFuzzLite build
+# script, and how the ci/ scripts run sanitizers without changing vm.mmap_rnd_bits. They do not
+# depend on the build flavour, so they are registered in the plain flavour only (no sanitizer,
+# no coverage, replay fuzz mains), each only when the tool it needs is installed (ci/deps
+# installs python3, chromium and zip).
 if(NOT BUILD_TESTING OR IPCP_SANITIZERS OR IPCP_COVERAGE OR NOT IPCP_FUZZ_ENGINE STREQUAL "replay")
   return()
 endif()
@@ -24,6 +25,14 @@ if(IPCP_PYTHON3)
            COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/nightly_test.py ${IPCP_CI_DIR}/lib/nightly.py
                    ${IPCP_CI_DIR}/tests/fixtures)
   set_tests_properties(ci.nightly.triage PROPERTIES TIMEOUT 120)
+  # The nightly refuses an output directory it did not create and deletes only inside it.
+  add_test(NAME ci.nightly.outdir
+           COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/nightly_outdir_test.py ${IPCP_CI_DIR})
+  set_tests_properties(ci.nightly.outdir PROPERTIES TIMEOUT 300)
+  # Sanitizer runs under setarch -R on kernels with > 28 mmap bits; the sysctl is never written.
+  add_test(NAME ci.aslr
+           COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/aslr_test.py ${IPCP_CI_DIR})
+  set_tests_properties(ci.aslr PROPERTIES TIMEOUT 120)
   if(IPCP_CHROMIUM)
     add_test(NAME ci.report.chromium
              COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/report_screenshot.py ${IPCP_CI_DIR}/report

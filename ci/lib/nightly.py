@@ -176,6 +176,187 @@ def run(cmd, log=None, env=None, timeout=None, cwd=ROOT):
 ACTIVE = set()  # running child process groups, stopped on SIGINT/SIGTERM
 
 
+# ---- the output directory -----------------------------------------------------------------------
+#
+# A run clears the results of the previous one. It only ever deletes inside a directory that a
+# nightly created (the marker file says so), and only strictly inside it: a directory that is not
+# new, not empty and not marked is refused before anything is built or deleted.
+
+MARKER = ".ipcproof-nightly"
+MARKER_TEXT = """\
+This directory holds the output of ipcproof's ci/nightly (docs/nightly.md), which created it.
+A later `ci/nightly --out` with this directory deletes the previous results in it (work/, logs/,
+crashes/, stress/, coverage/, summary.json, report.html), reads corpora/ back as an input and
+writes new results. ci/nightly refuses a non-empty directory that does not hold this file.
+"""
+# What a run writes in DIR, hence what the next run clears. Other entries are left alone.
+OUT_RESULTS = ("work", "logs", "crashes", "stress", "coverage", "summary.json",
+               "summary.json.tmp", "report.html")
+# The previous run's merged corpus: read back as an input (moved to work/prev-corpora).
+OUT_CARRIED = ("corpora", ".prev-corpora")
+
+
+class OutDirError(Exception):
+    """The output directory cannot be used, or a deletion would leave it. Nothing was deleted."""
+
+
+def strictly_inside(base, path):
+    """Whether path is below base (both absolute and real), and not base itself."""
+    return path != base and os.path.commonpath([base, path]) == base
+
+
+def out_dir_guard(real):
+    """Why the real path real may never be an output directory, even with a marker; or None."""
+    root = os.path.realpath(ROOT)
+    if real == os.path.dirname(real):
+        return "it is the root of the file system"
+    home = os.environ.get("HOME")
+    if home and real == os.path.realpath(home):
+        return "it is the home directory"
+    if real == root or strictly_inside(real, root):
+        return "it is the checkout of ipcproof or contains it"
+    if os.path.lexists(os.path.join(real, ".git")):
+        return "it is the root of a git checkout"
+    return None
+
+
+def is_marked(real):
+    m = os.path.join(real, MARKER)
+    return os.path.isfile(m) and not os.path.islink(m)
+
+
+def fuzz_target_names():
+    d = os.path.join(ROOT, "harnesses")
+    return {f[len("fuzz_"):-2] for f in os.listdir(d) if f.startswith("fuzz_") and f.endswith(".c")}
+
+
+def only_restored_corpora(real):
+    """DIR holds nothing but corpora/<target>/ directories: what a CI cache restores of an
+    earlier run's DIR/corpora (.github/workflows/nightly.yml caches out/nightly/corpora)."""
+    if os.listdir(real) != ["corpora"]:
+        return False
+    c = os.path.join(real, "corpora")
+    if os.path.islink(c) or not os.path.isdir(c):
+        return False
+    known = fuzz_target_names()
+    return all(t in known and os.path.isdir(os.path.join(c, t))
+               and not os.path.islink(os.path.join(c, t)) for t in os.listdir(c))
+
+
+def check_out_dir(out):
+    """Decides whether DIR may be used, without changing anything. Returns (real path, state):
+    'new' (does not exist), 'empty', 'restored' (only corpora/<target>/, see
+    only_restored_corpora) or 'marked'. Raises OutDirError otherwise."""
+    path = os.path.abspath(out)
+    real = os.path.realpath(path)
+    shown = path if real == path else f"{path} (-> {real})"
+    why = out_dir_guard(real)
+    if why:
+        raise OutDirError(f"{shown}: refusing to use it as the output directory: {why}. "
+                          "Nothing was deleted.")
+    if os.path.islink(path) and not os.path.exists(path):
+        raise OutDirError(f"{path} is a symbolic link to {real}, which does not exist: "
+                          "refusing to use it as the output directory")
+    if not os.path.exists(real):
+        return real, "new"
+    if not os.path.isdir(real):
+        raise OutDirError(f"{shown} exists and is not a directory")
+    if is_marked(real):
+        for name in OUT_RESULTS + OUT_CARRIED:
+            p = os.path.join(real, name)
+            if os.path.islink(p):
+                to = os.path.realpath(p)
+                if not strictly_inside(real, to):
+                    raise OutDirError(
+                        f"{p} is a symbolic link to {to}, outside the output directory {shown}: "
+                        "refusing to use it (a run deletes and rewrites that entry). "
+                        "Nothing was deleted.")
+        return real, "marked"
+    entries = os.listdir(real)
+    if not entries:
+        return real, "empty"
+    if only_restored_corpora(real):
+        return real, "restored"
+    raise OutDirError(
+        f"{shown} is not empty and was not created by ci/nightly (there is no {MARKER} file in "
+        "it): refusing to use it as the output directory, because a run deletes what an earlier "
+        "run left there. Nothing was deleted. Pass --out with a new or empty directory (the "
+        "default is out/nightly); if this really is the output of an older ci/nightly, delete it "
+        "yourself.")
+
+
+def remove_inside(base, path, ignore_errors=False):
+    """Deletes path (a file, a symbolic link - never what it points to - or a directory tree)
+    if it lies strictly inside the marked output directory base. Raises OutDirError for any
+    other path, whatever ignore_errors says; ignore_errors only covers failures to delete."""
+    base = os.path.realpath(base)
+    if out_dir_guard(base) or not is_marked(base):
+        raise OutDirError(f"refusing to delete {path}: {base} is not a nightly output directory")
+    a = os.path.abspath(path)
+    name = os.path.basename(a)
+    # The last component is not resolved: a symbolic link is removed, not followed.
+    target = os.path.join(os.path.realpath(os.path.dirname(a)), name)
+    if name in ("", ".", "..") or not strictly_inside(base, target):
+        raise OutDirError(f"refusing to delete {path}: it is not inside the output directory {base}")
+    try:
+        if os.path.islink(target) or (os.path.lexists(target) and not os.path.isdir(target)):
+            os.unlink(target)
+        elif os.path.isdir(target):
+            shutil.rmtree(target)
+    except OSError:
+        if not ignore_errors:
+            raise
+
+
+def prepare_out_dir(out):
+    """Makes DIR ready for a run: creates it (or adopts an empty one, or one holding only restored
+    corpora) with its marker, or, in a marked DIR, clears the previous results and keeps the
+    previous corpora as an input. Returns (real path, work/prev-corpora path). Raises
+    OutDirError, having deleted nothing, when DIR may not be used (check_out_dir)."""
+    real, state = check_out_dir(out)
+    if state == "new":
+        os.makedirs(real)
+    if state != "marked":
+        with open(os.path.join(real, MARKER), "w") as f:
+            f.write(MARKER_TEXT)
+    prev = os.path.join(real, "corpora")
+    keep = os.path.join(real, ".prev-corpora")
+    if os.path.islink(prev):
+        remove_inside(real, prev)
+    elif os.path.isdir(prev):
+        if os.path.lexists(keep):
+            remove_inside(real, keep)
+        os.rename(prev, keep)
+    for name in OUT_RESULTS:
+        remove_inside(real, os.path.join(real, name), ignore_errors=True)
+    work = os.path.join(real, "work")
+    os.makedirs(os.path.join(work, "tmp"), exist_ok=True)
+    os.makedirs(os.path.join(real, "logs"), exist_ok=True)
+    prev_corpora = os.path.join(work, "prev-corpora")
+    if os.path.isdir(keep) and not os.path.islink(keep):
+        os.rename(keep, prev_corpora)
+    elif os.path.lexists(keep):
+        remove_inside(real, keep)
+    return real, prev_corpora
+
+
+def dry_run(out):
+    """--dry-run: what a run would do with DIR; changes nothing. Exit status 0, or OutDirError."""
+    real, state = check_out_dir(out)
+    what = {"new": "does not exist: a run creates it with its marker file",
+            "empty": "is empty: a run uses it and puts its marker file in it",
+            "restored": "holds only restored corpora/<target>/: a run marks it and reads them as "
+                        "the previous corpus",
+            "marked": f"holds the {MARKER} marker: a run reuses it"}[state]
+    print(f"nightly: {rel(real)} {what}")
+    if state == "marked":
+        gone = [n for n in OUT_RESULTS if os.path.lexists(os.path.join(real, n))]
+        print("  a run deletes: " + (", ".join(gone) if gone else "nothing"))
+        if os.path.isdir(os.path.join(real, "corpora")):
+            print("  corpora/ is read as the previous corpus and replaced by the merged one")
+    return 0
+
+
 # ---- progress line ------------------------------------------------------------------------------
 
 class Progress:
@@ -246,7 +427,7 @@ class Progress:
 # ---- the run ------------------------------------------------------------------------------------
 
 class Nightly:
-    def __init__(self, a):
+    def __init__(self, a, prev_corpora=None):
         self.a = a
         self.t0 = now()  # start of the run
         self.tb = self.t0  # start of the budget: set again once the builds are done
@@ -255,6 +436,7 @@ class Nightly:
         self.out = os.path.abspath(a.out)
         self.work = os.path.join(self.out, "work")
         self.logs = os.path.join(self.out, "logs")
+        self.prev_corpora = prev_corpora or os.path.join(self.work, "prev-corpora")
         self.seed = a.seed if a.seed is not None else int(time.time()) % 1000000007
         self.errors, self.warnings, self.phases = [], [], []
         self.summary = {}
@@ -287,29 +469,19 @@ class Nightly:
     def elapsed(self):
         return now() - self.t0
 
-    # -- 0. output directory --
+    # -- 0. output directory: prepare_out_dir(), before the run starts --
 
-    def prepare_out(self):
-        """Fresh DIR, except that DIR/corpora from an earlier run is kept as an input."""
-        prev = os.path.join(self.out, "corpora")
-        keep = os.path.join(self.out, ".prev-corpora")
-        if os.path.isdir(keep):
-            shutil.rmtree(keep)
-        if os.path.isdir(prev):
-            os.rename(prev, keep)
-        for d in ("work", "logs", "crashes", "stress", "coverage"):
-            shutil.rmtree(os.path.join(self.out, d), ignore_errors=True)
-        for f in ("summary.json", "report.html"):
-            try:
-                os.unlink(os.path.join(self.out, f))
-            except FileNotFoundError:
-                pass
-        os.makedirs(self.work, exist_ok=True)
-        os.makedirs(self.logs, exist_ok=True)
-        os.makedirs(os.path.join(self.work, "tmp"), exist_ok=True)
-        self.prev_corpora = os.path.join(self.work, "prev-corpora")
-        if os.path.isdir(keep):
-            os.rename(keep, self.prev_corpora)
+    def keep_prev_corpora(self):
+        """Before work/ goes: a target that got no merged corpus tonight (not fuzzed, merge
+        failed, run interrupted) keeps the previous one in DIR/corpora/<target>/."""
+        src = self.prev_corpora
+        if not src or not os.path.isdir(src) or os.path.islink(src):
+            return
+        dst = os.path.join(self.out, "corpora")
+        for t in sorted(os.listdir(src)):
+            if not os.path.lexists(os.path.join(dst, t)):
+                os.makedirs(dst, exist_ok=True)
+                os.rename(os.path.join(src, t), os.path.join(dst, t))
 
     # -- 1. builds --
 
@@ -731,7 +903,7 @@ class Nightly:
                     inputs.append(queue)
                     self.warnings.append(f"{target}: afl-cmin failed; merging the raw AFL++ queue")
             merged = os.path.join(tdir, "merged")
-            shutil.rmtree(merged, ignore_errors=True)
+            remove_inside(self.out, merged, ignore_errors=True)
             os.makedirs(merged)
             rc, out = run([lf_bin, "-merge=1", f"-merge_control_file={os.path.join(tdir, 'merge.ctl')}",
                            merged] + [d for d in inputs if files_in(d)],
@@ -1274,7 +1446,6 @@ class Nightly:
         cov = {"status": "skipped", "totals": {}, "files": []}
         interrupted = False
         try:
-            self.prepare_out()
             targets = self.targets_available()
             names = [f"fuzz_{t}" for t in targets]
             wanted = []
@@ -1299,8 +1470,15 @@ class Nightly:
             self.prog.set("report")
             s, code = self.write(fuzz, crashes, runs, cov, interrupted)
             self.prog.close()
+            try:
+                self.keep_prev_corpora()
+            except OSError as e:
+                self.prog.say(f"nightly: warning: could not keep the previous corpora: {e}")
             if not self.a.keep_work:
-                shutil.rmtree(self.work, ignore_errors=True)
+                try:
+                    remove_inside(self.out, self.work, ignore_errors=True)
+                except OutDirError as e:
+                    self.prog.say(f"nightly: ERROR: {e}")
         self.final_words(s)
         return code
 
@@ -1337,7 +1515,8 @@ def parse_args(argv):
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="cores to use: libFuzzer -fork=N, AFL++ instances (default: all)")
     ap.add_argument("--out", default=os.path.join(ROOT, "out", "nightly"),
-                    help="output directory (default out/nightly)")
+                    help="output directory (default out/nightly); a run creates it with a "
+                         f"{MARKER} marker file and refuses a non-empty one without it")
     ap.add_argument("--update-corpora", action="store_true",
                     help="also put the new inputs into corpora/<target>/ (re-minimized by "
                          "ci/seed-corpora); by default only DIR/corpora/ is written")
@@ -1351,6 +1530,10 @@ def parse_args(argv):
     ap.add_argument("--seed", type=int, help="seed for libFuzzer and validate (default: time)")
     ap.add_argument("--keep-work", action="store_true",
                     help="keep DIR/work/ (AFL++ sync dirs, raw crash files)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="only check the output directory as a run would (exit 2 when it is "
+                         "refused) and say what a run would delete there; builds, runs, creates "
+                         "and deletes nothing")
     a = ap.parse_args(argv)
     if a.budget <= 0 or a.jobs < 1:
         ap.error("--budget must be > 0 and --jobs >= 1")
@@ -1365,7 +1548,18 @@ def parse_args(argv):
 
 def main(argv):
     a = parse_args(argv)
-    n = Nightly(a)
+    try:
+        if a.dry_run:
+            return dry_run(a.out)
+        out, prev_corpora = prepare_out_dir(a.out)
+    except OutDirError as e:
+        print(f"ci/nightly: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"ci/nightly: error: cannot prepare the output directory {a.out}: {e}",
+              file=sys.stderr)
+        return 2
+    n = Nightly(a, prev_corpora)
 
     def on_term(signum, frame):
         raise KeyboardInterrupt

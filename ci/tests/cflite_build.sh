@@ -15,6 +15,9 @@ export CFLAGS="-O1 -fno-omit-frame-pointer -gline-tables-only -fsanitize=address
 export LIB_FUZZING_ENGINE=-fsanitize=fuzzer
 export SRC=$tmp/src OUT=$tmp/out WORK=$tmp/work
 unset CXX CXXFLAGS
+# ASan without address randomisation on kernels that need it (ci/lib/aslr.sh).
+. "$root/ci/lib/aslr.sh"
+read -r -a san <<< "$(ipcp_san_prefix)"
 mkdir -p "$SRC" "$OUT" "$WORK"
 ln -s "$root" "$SRC/ipcproof"
 (cd "$SRC/ipcproof" && bash -eu .clusterfuzzlite/build.sh) >"$tmp/build.log" 2>&1 ||
@@ -45,7 +48,7 @@ for harness in "$root"/harnesses/fuzz_*.c; do
   got=$(find "$tmp/seeds/$name" -type f | wc -l)
   [ "$got" -eq "$want" ] && [ "$got" -gt 0 ] ||
     { echo "FAIL: $target: seed zip holds $got files, corpora have $want"; fail=1; }
-  if ! ASAN_OPTIONS=detect_leaks=1 "$bin" -runs=100 -seed=1 "$tmp/seeds/$name" >"$tmp/$name.log" 2>&1; then
+  if ! ASAN_OPTIONS=detect_leaks=1 "${san[@]}" "$bin" -runs=100 -seed=1 "$tmp/seeds/$name" >"$tmp/$name.log" 2>&1; then
     tail -30 "$tmp/$name.log"; echo "FAIL: $target: -runs=100 over its seeds failed"; fail=1; continue
   fi
   grep -q "INITED" "$tmp/$name.log" && grep -Eq "Done [0-9]+ runs" "$tmp/$name.log" ||
