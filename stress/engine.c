@@ -1,21 +1,26 @@
 /* engine.c - the supervisor of one stress case.
  *
- * Phases: create -> spawn -> start barrier -> run (bounded by count and time) -> stop -> reap
- * and decode every wait status -> check -> destroy. destroy() runs on every path once create()
- * succeeded, failures and watchdog kills included. The supervisor calls nothing of the protocol
- * but create() and destroy(); it never starts a thread (a ThreadSanitizer child forked from a
- * multi-threaded process would be unchecked), and it waits for its workers by polling their
- * wait status and the shared results area, so nothing it does can block on the protocol.
+ * The supervisor runs no protocol code. A case goes: load (the protocol host loads the plugin
+ * and reports what it exports) -> create (in the host) -> spawn (the host's spawner forks the
+ * endpoints, which the supervisor, a child subreaper, adopts) -> start barrier -> run (bounded
+ * by count and time) -> stop -> reap and decode every wait status -> check -> destroy (in the
+ * host) -> sweep (whatever the protocol forked and left running is killed and reported) -> leak
+ * check. Every step has a deadline: a constructor, create() or destroy() that hangs, crashes or
+ * exits becomes a `deadlock` or `crash` verdict and the case still ends with a report.
  *
- * The watchdog: a case has a deadline (max(10 s, 4 x the expected run time) unless --watchdog),
- * and a stall limit (no operation completed by anybody for --stall seconds, 5 s by default).
- * Either turns into a `deadlock` violation whose detail says what every live worker is doing
- * and since when (each publishes its phase in its slot); then every worker is SIGKILLed,
- * reaped, and the protocol destroyed. A run never hangs. */
+ * The watchdog of the run: a deadline (--watchdog, honoured as given; by default max(10 s, 4 x
+ * the expected run time)) and a stall limit (no operation completed by anybody for --stall
+ * seconds, 5 s by default). Either turns into a `deadlock` violation whose detail says what
+ * every live worker is doing and since when; then every worker is SIGKILLed and reaped, and
+ * the protocol destroyed. The supervisor never starts a thread (a ThreadSanitizer child forked
+ * from a multi-threaded process would be unchecked) and only polls its children, the results
+ * area and the output pipe, so nothing it does can block on the protocol. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,71 +31,24 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <dlfcn.h>
 
-#include "internal.h"
+#include "checker.h"
+#include "elfinfo.h"
+#include "host.h"
 #include "ipcproof/err.h"
+#include "spawn.h"
 #include "stress.h"
 
-#define TSAN_EXIT 66
+#define TSAN_EXIT        66
+#define SWEEP_GRACE_NS   200000000LL /* what the protocol forked gets this long to exit */
+#define STRAY_REAP_EVERY 250000000LL
 
-static const char *const vkind_names[ST_V_NKINDS] = {
-    [ST_V_LOSS] = "loss",   [ST_V_DUPLICATE] = "duplicate", [ST_V_REORDER] = "reorder",
-    [ST_V_TORN] = "torn",   [ST_V_EXCLUSION] = "exclusion", [ST_V_DEADLOCK] = "deadlock",
-    [ST_V_CRASH] = "crash", [ST_V_RACE] = "race",           [ST_V_LEAK] = "leak",
-    [ST_V_ERROR] = "error",
-};
+static volatile int interrupted;
 
-const char *st_vkind_name(int kind)
+static void on_interrupt(int sig)
 {
-    return kind >= 0 && kind < ST_V_NKINDS ? vkind_names[kind] : "?";
-}
-
-static const char *const phase_names[ST_PH_NPHASES] = {
-    [ST_PH_START] = "start",         [ST_PH_OPEN] = "open()",     [ST_PH_BARRIER] = "start barrier",
-    [ST_PH_SEND] = "send()",         [ST_PH_RECV] = "recv()",     [ST_PH_LOCK] = "lock()",
-    [ST_PH_CS] = "critical section", [ST_PH_UNLOCK] = "unlock()", [ST_PH_CLOSE] = "close()",
-    [ST_PH_DONE] = "done",
-};
-
-const char *st_phase_name(int phase)
-{
-    return phase >= 0 && phase < ST_PH_NPHASES ? phase_names[phase] : "?";
-}
-
-/* ---- report helpers ------------------------------------------------------------------------ */
-
-void st_report_add(struct st_report *r, int kind, uint64_t count, const char *fmt, ...)
-{
-    if (r->status < 1) r->status = 1;
-    for (int i = 0; i < r->nv; i++) {
-        if (r->v[i].kind == kind) { /* one entry per kind: add up, keep the first detail */
-            r->v[i].count += count;
-            return;
-        }
-    }
-    if (r->nv >= ST_MAX_VIOLATIONS) return;
-    struct st_violation *v = &r->v[r->nv++];
-    v->kind = kind;
-    v->count = count;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v->detail, sizeof(v->detail), fmt, ap);
-    va_end(ap);
-}
-
-void st_report_note(struct st_report *r, const char *fmt, ...)
-{
-    size_t len = strlen(r->notes);
-    if (len + 4 >= sizeof(r->notes)) return;
-    if (len) {
-        strcpy(r->notes + len, "; ");
-        len += 2;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(r->notes + len, sizeof(r->notes) - len, fmt, ap);
-    va_end(ap);
+    (void)sig;
+    interrupted = 1;
 }
 
 static void setup_error(struct st_report *r, const char *fmt, ...)
@@ -104,68 +62,19 @@ static void setup_error(struct st_report *r, const char *fmt, ...)
     va_end(ap);
 }
 
-static const char *errstr(int err)
-{
-    static _Thread_local char buf[160];
-    snprintf(buf, sizeof(buf), "%s (%s)", ipcp_errname(err), ipcp_strerror(err));
-    return buf;
-}
-
 /* ---- the supervisor's view of one case ---------------------------------------------------------
  */
 
 struct sup {
-    struct st_case cs;
+    struct st_case cs;    /* the supervisor's private copy of the case */
+    struct st_case *plan; /* the copy the host reads (shared mapping) */
     struct st_report *rep;
-    pid_t pids[ST_MAX_ENDPOINTS]; /* process mode: per worker; thread mode: pids[0] = child */
-    int status[ST_MAX_ENDPOINTS];
-    int reaped[ST_MAX_ENDPOINTS];
-    uint32_t nproc;
-    int watchdog_killed;
-    int killed_by_fault; /* pid index killed by --fault kill (channels) + 1 */
-    int64_t crash_ns;    /* when the first worker that was not killed on purpose died */
-    int64_t start_ns;
+    struct st_outcome o;
+    struct st_hostconn host;
+    int host_started;
+    int64_t setup_ns;
+    int64_t last_stray_reap;
 };
-
-static volatile sig_atomic_t interrupted;
-
-static void on_interrupt(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-static const char *role_name(const struct st_case *cs, uint32_t i, char *buf, size_t cap)
-{
-    const struct st_worker *w = &cs->w[i];
-    const char *r = w->role == ST_ROLE_PRODUCER   ? "producer"
-                    : w->role == ST_ROLE_CONSUMER ? "consumer"
-                                                  : "worker";
-    snprintf(buf, cap, "%s %" PRIu32, r, w->rindex);
-    return buf;
-}
-
-static size_t slots_offset(void)
-{
-    return (sizeof(struct st_shared) + 63u) & ~(size_t)63u;
-}
-
-static int map_results(struct st_case *cs)
-{
-    size_t off = slots_offset();
-    size_t slots = sizeof(struct st_slot) * cs->nworkers;
-    size_t bm = cs->bitmap_words * sizeof(uint64_t) * cs->producers;
-    cs->map_len = off + slots + bm;
-    /* MAP_SHARED before the fork: survives the death of any worker; NORESERVE: the bitmaps of
-     * a duration-bounded run are sized for the cap but only touched where messages land */
-    void *m = mmap(NULL, cs->map_len, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED) return -errno;
-    cs->sh = m;
-    cs->slots = (struct st_slot *)((char *)m + off);
-    cs->bitmaps = (_Atomic uint64_t *)((char *)m + off + slots);
-    return 0;
-}
 
 static uint64_t sum_ops(const struct st_case *cs, uint32_t from, uint32_t n)
 {
@@ -175,121 +84,89 @@ static uint64_t sum_ops(const struct st_case *cs, uint32_t from, uint32_t n)
     return t;
 }
 
-/* ---- spawning ------------------------------------------------------------------------------- */
+/* ---- the results area
+ * ----------------------------------------------------------------------------- */
 
-static int spawn(struct sup *S)
+static size_t page_size(void)
 {
-    struct st_case *cs = &S->cs;
-    fflush(stdout);
-    fflush(stderr);
-    if (cs->cfg->mode == ST_MODE_THREAD) {
-        pid_t pid = fork();
-        if (pid < 0) return -errno;
-        if (pid == 0) {
-            st_child_setup(cs);
-            _exit(st_thread_child(cs));
-        }
-        S->pids[0] = pid;
-        S->nproc = 1;
-        return 0;
+    return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Sized before the host is forked for whichever kind the protocol turns out to be: slots for
+ * max(producers + consumers, workers) endpoints and the producers' delivery bitmaps. Guard pages
+ * on both sides; MAP_NORESERVE: the bitmaps of a duration-bounded run are sized for the cap but
+ * only touched where messages land. */
+static int map_results(struct st_case *cs, const struct st_config *c, void **base, size_t *len)
+{
+    size_t pg = page_size();
+    uint32_t nslots = c->producers + c->consumers;
+    if (c->workers > nslots) nslots = c->workers;
+    size_t off = (sizeof(struct st_shared) + 63u) & ~(size_t)63u;
+    size_t slots = sizeof(struct st_slot) * nslots;
+    size_t bm = cs->bitmap_words * sizeof(uint64_t) * c->producers;
+    size_t data = (off + slots + bm + pg - 1) / pg * pg;
+    *len = data + 2 * pg;
+    void *m = mmap(NULL, *len, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return -errno;
+    char *d = (char *)m + pg;
+    if (mprotect(d, data, PROT_READ | PROT_WRITE) < 0) {
+        int e = -errno;
+        munmap(m, *len);
+        return e;
     }
-    for (uint32_t i = 0; i < cs->nworkers; i++) {
-        pid_t pid = fork();
-        if (pid < 0) return -errno;
-        if (pid == 0) {
-            st_child_setup(cs);
-            _exit(st_worker_main(&cs->w[i]));
-        }
-        S->pids[i] = pid;
-        cs->w[i].pid = pid;
-        S->nproc = i + 1;
-    }
+    *base = m;
+    cs->map_len = *len;
+    cs->sh = (struct st_shared *)d;
+    cs->slots = (struct st_slot *)(d + off);
+    cs->bitmaps = (_Atomic uint64_t *)(d + off + slots);
     return 0;
 }
 
-static void kill_all(struct sup *S)
+/* The endpoints of the case once its kind is known. */
+static void lay_out(struct st_case *cs, const struct st_config *c, int chan, uint32_t flags)
 {
-    for (uint32_t i = 0; i < S->nproc; i++)
-        if (!S->reaped[i]) kill(S->pids[i], SIGKILL);
-}
-
-/* Marks the slots of a process that ended abnormally as dead, so its peers stop waiting. */
-static void mark_dead(struct sup *S, uint32_t pi)
-{
-    struct st_case *cs = &S->cs;
-    if (cs->cfg->mode == ST_MODE_THREAD) {
-        for (uint32_t i = 0; i < cs->nworkers; i++)
-            atomic_store_explicit(&cs->slots[i].dead, 1, memory_order_release);
+    cs->is_chan = chan;
+    cs->proto_flags = flags;
+    if (chan) {
+        cs->producers = c->producers;
+        cs->consumers = c->consumers;
+        cs->nworkers = c->producers + c->consumers;
+        cs->fifo = (flags & IPCP_CHAN_FIFO) != 0;
+        for (uint32_t i = 0; i < cs->nworkers; i++) {
+            cs->w[i].role = i < cs->producers ? ST_ROLE_PRODUCER : ST_ROLE_CONSUMER;
+            cs->w[i].rindex = i < cs->producers ? i : i - cs->producers;
+        }
     } else {
-        atomic_store_explicit(&cs->slots[pi].dead, 1, memory_order_release);
-    }
-}
-
-static int reap_some(struct sup *S, int block)
-{
-    int n = 0;
-    for (uint32_t i = 0; i < S->nproc; i++) {
-        if (S->reaped[i]) continue;
-        int st;
-        pid_t r = waitpid(S->pids[i], &st, block ? 0 : WNOHANG);
-        if (r == S->pids[i]) {
-            S->reaped[i] = 1;
-            S->status[i] = st;
-            n++;
-            if (!(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == ST_EXIT_SETUP))) {
-                mark_dead(S, i);
-                int on_purpose = S->watchdog_killed || (uint32_t)S->killed_by_fault == i + 1 ||
-                                 (S->cs.lock != NULL && S->cs.kill_victim == i + 1);
-                if (!on_purpose && S->crash_ns == 0) S->crash_ns = ipcp__now_ns();
-            }
+        cs->producers = cs->consumers = 0;
+        cs->nworkers = c->workers;
+        for (uint32_t i = 0; i < cs->nworkers; i++) {
+            cs->w[i].role = ST_ROLE_LOCKER;
+            cs->w[i].rindex = i;
         }
     }
-    return n;
+    for (uint32_t i = 0; i < cs->nworkers; i++)
+        cs->w[i].index = i;
 }
 
-static int all_reaped(const struct sup *S)
+/* ---- fault choices
+ * ------------------------------------------------------------------------------- */
+
+static uint32_t pick(uint64_t *rng, uint32_t from, uint32_t n)
 {
-    for (uint32_t i = 0; i < S->nproc; i++)
-        if (!S->reaped[i]) return 0;
-    return 1;
+    return from + (uint32_t)(st_rand(rng) % (n ? n : 1));
 }
 
-/* ---- watchdog dump ----------------------------------------------------------------------------
- */
-
-static void dump_waiters(struct sup *S, char *buf, size_t cap, const char *why)
+static void choose_faults(struct st_case *cs, const struct st_config *c, struct st_report *rep)
 {
-    struct st_case *cs = &S->cs;
-    int64_t now = ipcp__now_ns();
-    size_t len = (size_t)snprintf(buf, cap, "%s; ", why);
-    int any = 0;
-    for (uint32_t i = 0; i < cs->nworkers && len < cap; i++) {
-        struct st_slot *s = &cs->slots[i];
-        if (atomic_load(&s->done) || atomic_load(&s->dead)) continue;
-        int ph = (int)atomic_load(&s->phase);
-        double for_s = (double)(now - atomic_load(&s->since_ns)) / 1e9;
-        pid_t pid = cs->cfg->mode == ST_MODE_THREAD ? S->pids[0] : S->pids[i];
-        len += (size_t)snprintf(
-            buf + len, cap - len,
-            "%s%s (pid %d) in %s #%" PRIu64 " for %.1f s, %" PRIu64 " done, %" PRIu64 " retried",
-            any ? "; " : "", role_name(cs, i, (char[48]){0}, 48), (int)pid, st_phase_name(ph),
-            atomic_load(&s->cur_seq), for_s, atomic_load(&s->ops), atomic_load(&s->retries));
-        any = 1;
-    }
-    if (!any && len < cap) snprintf(buf + len, cap - len, "no worker is running");
-}
-
-/* ---- fault choices ----------------------------------------------------------------------------
- */
-
-static void choose_faults(struct st_case *cs)
-{
-    const struct st_config *c = cs->cfg;
     uint64_t rng = st_mix64(c->seed ^ 0x6b696c6cull);
+    cs->kill_point = c->kill_point;
     if (c->faults & ST_FAULT_KILL) {
-        uint32_t v = (uint32_t)(st_rand(&rng) % cs->nworkers);
+        uint32_t v = pick(&rng, 0, cs->nworkers);
+        if (cs->is_chan && c->kill_point == ST_KP_SEND_BLOCKED) v = pick(&rng, 0, cs->producers);
+        if (cs->is_chan && c->kill_point == ST_KP_RECV_BLOCKED)
+            v = pick(&rng, cs->producers, cs->consumers);
         cs->kill_victim = v + 1;
-        if (cs->chan != NULL) {
+        if (cs->is_chan) {
             /* a point in time when the run is bounded by time, else an operation count */
             uint64_t expect = c->messages;
             if (cs->w[v].role == ST_ROLE_CONSUMER && expect)
@@ -307,10 +184,12 @@ static void choose_faults(struct st_case *cs)
             uint64_t lim = c->messages ? c->messages / 2 : 256;
             if (lim > 256) lim = 256;
             cs->kill_at = st_rand(&rng) % (lim ? lim : 1);
-            cs->kill_in_cs = (cs->lock->flags & IPCP_LOCK_ROBUST) != 0;
+            cs->kill_in_cs = (cs->proto_flags & IPCP_LOCK_ROBUST) != 0;
         }
     }
-    if (c->faults & ST_FAULT_SIGNALS) cs->signal_us = 200 + (unsigned)(st_rand(&rng) % 800);
+    if (c->faults & ST_FAULT_SIGNALS)
+        cs->signal_us = c->signal_us ? c->signal_us : 200 + (unsigned)(st_rand(&rng) % 800);
+    rep->signal_us = cs->signal_us;
     if (c->faults & ST_FAULT_SHORTIO) {
         *(void **)&cs->faults_arm = dlsym(RTLD_DEFAULT, "ipcproof_faults_arm");
         *(void **)&cs->faults_count = dlsym(RTLD_DEFAULT, "ipcproof_faults_injected");
@@ -322,14 +201,101 @@ static void choose_faults(struct st_case *cs)
     }
 }
 
-/* ---- the run loop -------------------------------------------------------------------------------
- */
+/* ---- reaping
+ * --------------------------------------------------------------------------------------- */
+
+static void mark_dead(struct sup *S, uint32_t pi)
+{
+    struct st_case *cs = &S->cs;
+    for (uint32_t i = 0; i < cs->nworkers; i++)
+        if (cs->cfg->mode == ST_MODE_THREAD || i == pi)
+            atomic_store_explicit(&cs->slots[i].dead, 1, memory_order_release);
+}
+
+static int ended_ok(const struct sup *S, uint32_t pi, int st)
+{
+    if (!WIFEXITED(st) || (WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != ST_EXIT_SETUP)) return 0;
+    const struct st_case *cs = &S->cs;
+    for (uint32_t i = 0; i < cs->nworkers; i++)
+        if ((cs->cfg->mode == ST_MODE_THREAD || i == pi) &&
+            !atomic_load_explicit(&cs->slots[i].done, memory_order_acquire))
+            return 0; /* exit() from the protocol's code, not the harness's */
+    return 1;
+}
+
+static void reap_some(struct sup *S)
+{
+    struct st_outcome *o = &S->o;
+    for (uint32_t i = 0; i < o->nproc; i++) {
+        if (o->reaped[i]) continue;
+        int st;
+        if (waitpid(o->pids[i], &st, WNOHANG) != o->pids[i]) continue;
+        o->reaped[i] = 1;
+        o->status[i] = st;
+        if (ended_ok(S, i, st)) continue;
+        mark_dead(S, i);
+        int on_purpose = o->watchdog_killed || o->killed_by_fault == i + 1 ||
+                         (!S->cs.is_chan && S->cs.kill_victim == i + 1);
+        if (!on_purpose && o->crash_ns == 0) o->crash_ns = st_now_ns();
+    }
+    int64_t now = st_now_ns();
+    if (now - S->last_stray_reap > STRAY_REAP_EVERY) { /* what the protocol forked and ended */
+        pid_t keep[ST_MAX_ENDPOINTS + 1];
+        memcpy(keep, o->pids, sizeof(pid_t) * o->nproc);
+        keep[o->nproc] = S->host.pid;
+        st_reap_strays(keep, o->nproc + 1);
+        S->last_stray_reap = now;
+    }
+}
+
+static int all_reaped(const struct sup *S)
+{
+    for (uint32_t i = 0; i < S->o.nproc; i++)
+        if (!S->o.reaped[i]) return 0;
+    return 1;
+}
+
+static void kill_all(struct sup *S)
+{
+    for (uint32_t i = 0; i < S->o.nproc; i++)
+        if (!S->o.reaped[i]) kill(S->o.pids[i], SIGKILL);
+}
+
+/* ---- watchdog dump
+ * ---------------------------------------------------------------------------------- */
+
+static void dump_waiters(struct sup *S, char *buf, size_t cap, const char *why)
+{
+    struct st_case *cs = &S->cs;
+    int64_t now = st_now_ns();
+    size_t len = (size_t)snprintf(buf, cap, "%s; ", why);
+    int any = 0;
+    for (uint32_t i = 0; i < cs->nworkers && len < cap; i++) {
+        struct st_slot *s = &cs->slots[i];
+        if (atomic_load(&s->done) || atomic_load(&s->dead)) continue;
+        uint32_t ph = atomic_load(&s->phase);
+        double for_s = (double)(now - atomic_load(&s->since_ns)) / 1e9;
+        pid_t pid = S->o.pids[cs->cfg->mode == ST_MODE_THREAD ? 0 : i];
+        char nm[48];
+        len += (size_t)snprintf(buf + len, cap - len,
+                                "%s%s (pid %d) in %s #%" PRIu64 " for %.1f s, %" PRIu64
+                                " done, %" PRIu64 " retried",
+                                any ? "; " : "", st_endpoint_name(cs, i, nm, sizeof(nm)), (int)pid,
+                                st_phase_name((int)ph), atomic_load(&s->cur_seq), for_s,
+                                atomic_load(&s->ops), atomic_load(&s->retries));
+        any = 1;
+    }
+    if (!any && len < cap) snprintf(buf + len, cap - len, "no worker is running");
+}
+
+/* ---- the run loop
+ * ------------------------------------------------------------------------------------ */
 
 static void progress_line(struct sup *S, int64_t now, int final)
 {
     struct st_case *cs = &S->cs;
-    double t = (double)(now - S->start_ns) / 1e9;
-    if (cs->chan) {
+    double t = (double)(now - S->o.start_ns) / 1e9;
+    if (cs->is_chan) {
         uint64_t sent = sum_ops(cs, 0, cs->producers);
         uint64_t got = sum_ops(cs, cs->producers, cs->consumers);
         fprintf(stderr, "\r[%6.1fs] sent %" PRIu64 "  received %" PRIu64 "  %.0f msgs/s   %s", t,
@@ -361,11 +327,28 @@ static double expected_seconds(const struct st_case *cs)
     const struct st_config *c = cs->cfg;
     double est = 0;
     if (c->messages) {
-        uint32_t n = cs->chan ? cs->producers : cs->nworkers;
+        uint32_t n = cs->is_chan ? cs->producers : cs->nworkers;
         est = (double)c->messages * n / 5000.0; /* pessimistic: sanitizers, 2 loaded cores */
     }
     if (c->duration > 0 && (est == 0 || c->duration < est)) est = c->duration;
     return est;
+}
+
+/* --fault kill on a channel: is it time? */
+static int kill_due(struct sup *S, int64_t now, uint32_t v)
+{
+    struct st_case *cs = &S->cs;
+    struct st_slot *s = &cs->slots[v];
+    int64_t t = now - S->o.start_ns;
+    if (cs->kill_point == ST_KP_ANY)
+        return cs->kill_time_ns ? t >= cs->kill_time_ns : atomic_load(&s->ops) >= cs->kill_at;
+    /* blocked: inside send() (recv()) for 2 ms on end, after a few operations; if it never
+     * blocks, at the seeded point anyway */
+    uint32_t want = cs->kill_point == ST_KP_SEND_BLOCKED ? ST_PH_SEND : ST_PH_RECV;
+    if (atomic_load(&s->phase) == want && atomic_load(&s->ops) >= 8 &&
+        now - atomic_load(&s->since_ns) >= 2000000)
+        return 1;
+    return cs->kill_time_ns ? t >= 2 * cs->kill_time_ns : atomic_load(&s->ops) >= 2 * cs->kill_at;
 }
 
 static void run_loop(struct sup *S)
@@ -373,26 +356,37 @@ static void run_loop(struct sup *S)
     struct st_case *cs = &S->cs;
     const struct st_config *c = cs->cfg;
     struct st_report *rep = S->rep;
+    struct st_outcome *o = &S->o;
     int tty = c->progress > 0 || (c->progress < 0 && isatty(2));
     double deadline_s = c->watchdog > 0 ? c->watchdog : 4 * expected_seconds(cs);
-    if (deadline_s < 10) deadline_s = 10;
-    deadline_s += (double)ST_DRAIN_MS / 1000.0;
+    if (c->watchdog <= 0 && deadline_s < 10) deadline_s = 10;
+    if (c->watchdog <= 0) deadline_s += (double)ST_DRAIN_MS / 1000.0;
     int64_t stall_ns = (int64_t)((c->stall > 0 ? c->stall : ST_STALL_MS / 1000.0) * 1e9);
-    int64_t t_begin = ipcp__now_ns();
+    int64_t t_begin = st_now_ns();
     int64_t last_change = t_begin, last_progress_print = t_begin;
     uint64_t mark = progress_mark(cs);
-    int started = 0, stopped = 0;
-    int kill_pending = cs->kill_victim != 0 && cs->chan != NULL;
+    int started = 0, stopped = 0, host_noted = 0;
+    int kill_pending = cs->kill_victim != 0 && cs->is_chan;
 
     for (;;) {
-        reap_some(S, 0);
+        reap_some(S);
+        st_capture_pump(&S->host.out, 0);
         if (all_reaped(S)) break;
-        int64_t now = ipcp__now_ns();
+        int64_t now = st_now_ns();
         if (interrupted) {
             atomic_store(&cs->sh->abort_run, 1);
             kill_all(S);
             setup_error(rep, "interrupted");
             break;
+        }
+        if (!host_noted && st_host_poll_exit(&S->host)) {
+            char how[128];
+            st_host_describe_exit(S->host.status, how, sizeof(how));
+            st_report_add(rep, ST_V_CRASH, 1,
+                          "the protocol host (pid %d, where create() ran) %s during the run "
+                          "(a thread or signal handler the protocol left behind?)",
+                          (int)S->host.pid, how);
+            host_noted = 1;
         }
         /* start barrier: go once every worker opened its endpoint (or failed to) */
         if (!started) {
@@ -404,8 +398,8 @@ static void run_loop(struct sup *S)
             }
             if (failed) atomic_store(&cs->sh->abort_run, 1);
             if (ready == cs->nworkers || failed) {
-                S->start_ns = ipcp__now_ns();
-                atomic_store_explicit(&cs->sh->start_ns, S->start_ns, memory_order_relaxed);
+                o->start_ns = st_now_ns();
+                atomic_store_explicit(&cs->sh->start_ns, o->start_ns, memory_order_relaxed);
                 /* release: pairs with the workers' acquire in wait_go */
                 atomic_store_explicit(&cs->sh->go, 1, memory_order_release);
                 syscall(SYS_futex, (uint32_t *)&cs->sh->go, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
@@ -414,9 +408,8 @@ static void run_loop(struct sup *S)
             }
         }
         if (started && !stopped) {
-            int stop = 0;
-            if (c->duration > 0 && now - S->start_ns >= (int64_t)(c->duration * 1e9)) stop = 1;
-            if (cs->chan != NULL) {
+            int stop = c->duration > 0 && now - o->start_ns >= (int64_t)(c->duration * 1e9);
+            if (cs->is_chan) {
                 uint32_t gone = 0;
                 for (uint32_t i = cs->producers; i < cs->nworkers; i++)
                     gone += atomic_load(&cs->slots[i].done) || atomic_load(&cs->slots[i].dead);
@@ -424,24 +417,28 @@ static void run_loop(struct sup *S)
             }
             if (stop) {
                 atomic_store_explicit(&cs->sh->stop, 1, memory_order_release);
+                o->stop_ns = now;
                 stopped = 1;
             }
         }
         if (started && kill_pending) {
             uint32_t v = cs->kill_victim - 1;
             struct st_slot *s = &cs->slots[v];
-            int fire = cs->kill_time_ns ? now - S->start_ns >= cs->kill_time_ns
-                                        : atomic_load(&s->ops) >= cs->kill_at;
+            char nm[48];
             if (atomic_load(&s->done) || atomic_load(&s->dead)) {
                 kill_pending = 0;
                 st_report_note(rep, "kill fault: %s ended before the kill point",
-                               role_name(cs, v, (char[48]){0}, 48));
-            } else if (fire) {
-                kill(S->pids[v], SIGKILL);
+                               st_endpoint_name(cs, v, nm, sizeof(nm)));
+            } else if (kill_due(S, now, v)) {
+                uint32_t ph = atomic_load(&s->phase);
+                kill(o->pids[v], SIGKILL);
                 atomic_store(&cs->sh->killed, v + 1);
                 atomic_store(&cs->sh->kill_ns, now);
-                S->killed_by_fault = (int)v + 1;
+                o->killed_by_fault = v + 1;
                 kill_pending = 0;
+                st_report_note(rep, "kill fault: %s killed in %s after %" PRIu64 " operations",
+                               st_endpoint_name(cs, v, nm, sizeof(nm)), st_phase_name((int)ph),
+                               atomic_load(&s->ops));
             }
         }
         uint64_t m = progress_mark(cs);
@@ -463,7 +460,7 @@ static void run_loop(struct sup *S)
             dump_waiters(S, dump, sizeof(dump), why);
             atomic_store(&cs->sh->abort_run, 1);
             kill_all(S);
-            S->watchdog_killed = 1;
+            o->watchdog_killed = 1;
             st_report_add(rep, ST_V_DEADLOCK, 1, "%s", dump);
             break;
         }
@@ -471,293 +468,98 @@ static void run_loop(struct sup *S)
             progress_line(S, now, 0);
             last_progress_print = now;
         }
-        struct timespec ts = {0, kill_pending ? 1000000L : 5000000L};
-        nanosleep(&ts, NULL);
+        struct pollfd p = {.fd = S->host.out.rd, .events = POLLIN};
+        (void)poll(&p, 1, kill_pending ? 1 : 5);
     }
-    reap_some(S, 1);
-    if (tty && started) progress_line(S, ipcp__now_ns(), 1);
+    for (uint32_t i = 0; i < o->nproc; i++) /* blocking: every one was killed or has ended */
+        if (!o->reaped[i] && st_wait_until(o->pids[i], &o->status[i], 0, NULL) == 1) {
+            o->reaped[i] = 1;
+            if (!ended_ok(S, i, o->status[i])) mark_dead(S, i);
+        }
+    if (tty && started) progress_line(S, st_now_ns(), 1);
 }
 
-/* ---- check ------------------------------------------------------------------------------------
- */
+/* ---- the protocol host
+ * ---------------------------------------------------------------------------------- */
 
-static int tolerated_after_kill(int err)
+/* A step of the host did not end as it should: a verdict about the protocol (or an error). */
+static void host_failed(struct sup *S, const char *step, int r, const struct st_hmsg *m)
 {
-    switch (-err) {
-    case EPIPE:
-    case ECONNRESET:
-    case ETIMEDOUT:
-    case ENOTCONN:
-    case IPCP_E_PEERDEAD:
-    case IPCP_E_TRUNCATED:
-    case IPCP_E_SEQUENCE:
-    case IPCP_E_BROKEN:
-    case IPCP_E_FRAGMENT:
-    case EIO:
-    case EBADMSG:
-    case ECONNABORTED:
-    case ESHUTDOWN:
-    case EOWNERDEAD:
-    case ENOTRECOVERABLE:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-static void check_exits(struct sup *S)
-{
-    struct st_case *cs = &S->cs;
     struct st_report *rep = S->rep;
-    for (uint32_t i = 0; i < S->nproc; i++) {
-        int st = S->status[i];
-        char who[64];
-        if (cs->cfg->mode == ST_MODE_THREAD)
-            snprintf(who, sizeof(who), "thread-mode child (pid %d)", (int)S->pids[i]);
-        else
-            snprintf(who, sizeof(who), "%s (pid %d)", role_name(cs, i, (char[48]){0}, 48),
-                     (int)S->pids[i]);
-        /* a fatal signal the worker recorded before its sanitizer turned it into an exit */
-        uint32_t sig = 0;
-        for (uint32_t k = 0; k < cs->nworkers && !sig; k++)
-            if (cs->cfg->mode == ST_MODE_THREAD || k == i)
-                sig = atomic_load(&cs->slots[k].crash_sig);
-        if (WIFEXITED(st) && sig != 0) {
-            st_report_add(rep, ST_V_CRASH, 1,
-                          "%s died of signal %u (%s); the sanitizer's report is above (exit status "
-                          "%d)",
-                          who, sig, strsignal((int)sig), WEXITSTATUS(st));
-            continue;
-        }
-        if (WIFEXITED(st)) {
-            int code = WEXITSTATUS(st);
-            if (code == 0 || code == ST_EXIT_SETUP) continue;
-            if (code == TSAN_EXIT)
-                st_report_add(rep, ST_V_RACE, 1,
-                              "%s exited with status 66: a ThreadSanitizer report (see its "
-                              "output above)",
-                              who);
-            else
-                st_report_add(rep, ST_V_CRASH, 1, "%s exited with status %d%s", who, code,
-                              code == 1 ? " (a sanitizer report?)" : "");
-        } else if (WIFSIGNALED(st)) {
-            int sig = WTERMSIG(st);
-            if (sig == SIGKILL && (S->watchdog_killed || (uint32_t)S->killed_by_fault == i + 1 ||
-                                   (cs->lock != NULL && cs->kill_victim == i + 1)))
-                continue;
-            st_report_add(rep, ST_V_CRASH, 1, "%s killed by signal %d (%s)%s", who, sig,
-                          strsignal(sig), WCOREDUMP(st) ? ", core dumped" : "");
-        }
+    struct st_hostconn *h = &S->host;
+    if (r == 0 && !interrupted)
+        st_report_add(rep, ST_V_DEADLOCK, 1,
+                      "%s did not return within %.1f s (the protocol host, pid %d, was killed)",
+                      step, (double)S->setup_ns / 1e9, (int)h->pid);
+    st_host_kill(h);
+    if (interrupted) {
+        setup_error(rep, "interrupted");
+    } else if (r == -1) {
+        char how[128];
+        st_host_describe_exit(h->status, how, sizeof(how));
+        st_report_add(
+            rep, ST_V_CRASH, 1, "the protocol host (pid %d) %s inside %s%s", (int)h->pid, how, step,
+            WIFEXITED(h->status) ? ": the protocol ended the process (exit() called?)" : "");
+    } else if (r == -2) {
+        st_report_add(rep, ST_V_CRASH, 1, "%s: %s", step, m->text);
     }
 }
 
-static void check_slots_common(struct sup *S, int killed)
+static int host_step(struct sup *S, const char *step, int want, struct st_hmsg *m)
 {
-    struct st_case *cs = &S->cs;
-    struct st_report *rep = S->rep;
-    for (uint32_t i = 0; i < cs->nworkers; i++) {
-        struct st_slot *s = &cs->slots[i];
-        int err = atomic_load_explicit(&s->err, memory_order_acquire);
-        if (err == 0) continue;
-        int ph = (int)atomic_load(&s->err_op);
-        char who[48];
-        role_name(cs, i, who, sizeof(who));
-        int64_t at = atomic_load(&s->err_ns);
-        if (killed && at >= atomic_load(&cs->sh->kill_ns) && tolerated_after_kill(err)) {
-            st_report_note(rep, "%s: %s returned %s after the kill fault", who, st_phase_name(ph),
-                           ipcp_errname(err));
-            continue;
-        }
-        if (S->crash_ns && at >= S->crash_ns - 100000000) { /* a consequence of the crash */
-            st_report_note(rep, "%s: %s returned %s after a peer crashed", who, st_phase_name(ph),
-                           ipcp_errname(err));
-            continue;
-        }
-        st_report_add(rep, ST_V_ERROR, 1, "%s: %s #%" PRIu64 " returned %s", who, st_phase_name(ph),
-                      atomic_load(&s->err_seq), errstr(err));
+    int r = st_host_await(&S->host, want, m, st_now_ns() + S->setup_ns, &interrupted);
+    if (r == 1 && (int)m->type != want) {
+        r = -2;
+        snprintf(m->text, sizeof(m->text), "the protocol host answered out of turn");
     }
+    if (r != 1) host_failed(S, step, r, m);
+    return r == 1;
 }
 
-static uint64_t popcount_range(const _Atomic uint64_t *bm, uint64_t n, uint64_t *first_missing)
+/* Adopts the endpoints the spawner forked: they are our children once it has exited. */
+static int adopt(struct sup *S, const struct st_hmsg *m)
 {
-    uint64_t have = 0;
-    *first_missing = UINT64_MAX;
-    for (uint64_t w = 0; w * 64 < n; w++) {
-        uint64_t v = atomic_load_explicit(&bm[w], memory_order_relaxed);
-        uint64_t bits = n - w * 64 >= 64 ? 64 : n - w * 64;
-        uint64_t mask = bits == 64 ? ~0ull : ((1ull << bits) - 1);
-        have += (uint64_t)__builtin_popcountll(v & mask);
-        if (*first_missing == UINT64_MAX && (v & mask) != mask)
-            *first_missing = w * 64 + (uint64_t)__builtin_ctzll(~v & mask);
+    struct st_outcome *o = &S->o;
+    uint32_t want = S->cs.cfg->mode == ST_MODE_THREAD ? 1 : S->cs.nworkers;
+    if (m->rc < 0 || m->npids != want) {
+        setup_error(S->rep, "forking the endpoints failed: %s",
+                    m->rc < 0 ? ipcp_strerror(m->rc) : "wrong count");
+        return -1;
     }
-    return have;
-}
-
-static void check_channel(struct sup *S)
-{
-    struct st_case *cs = &S->cs;
-    struct st_report *rep = S->rep;
-    uint32_t killed = atomic_load(&cs->sh->killed);
-    check_slots_common(S, killed != 0);
-    static const int kinds[] = {ST_V_TORN, ST_V_DUPLICATE, ST_V_REORDER};
-    for (size_t k = 0; k < IPCP_ARRAY_SIZE(kinds); k++) {
-        int kind = kinds[k];
-        for (uint32_t i = cs->producers; i < cs->nworkers; i++) {
-            struct st_slot *s = &cs->slots[i];
-            uint64_t n = atomic_load_explicit(&s->vcount[kind], memory_order_acquire);
-            if (n == 0) continue;
-            struct st_vfirst *f = &s->vfirst[kind];
-            char who[48];
-            role_name(cs, i, who, sizeof(who));
-            if (kind == ST_V_TORN)
-                st_report_add(rep, kind, n,
-                              "%s: message of %" PRIu64 " bytes (header says producer %" PRIu32
-                              " seq %" PRIu64 "): %s",
-                              who, f->a, f->producer, f->seq,
-                              f->b ? (const char *)(uintptr_t)f->b : "corrupt");
-            else if (kind == ST_V_DUPLICATE)
-                st_report_add(rep, kind, n,
-                              "%s: producer %" PRIu32 " seq %" PRIu64 " delivered again", who,
-                              f->producer, f->seq);
-            else
-                st_report_add(rep, kind, n,
-                              "%s: producer %" PRIu32 " seq %" PRIu64 " arrived after seq %" PRIu64,
-                              who, f->producer, f->seq, f->a);
+    int64_t give_up = st_now_ns() + 5000000000LL;
+    for (uint32_t i = 0; i < want; i++) {
+        o->pids[i] = m->pids[i];
+        o->nproc = i + 1;
+        for (;;) {
+            int st;
+            pid_t w = m->pids[i] > 0 ? waitpid(m->pids[i], &st, WNOHANG) : -1;
+            if (w == m->pids[i]) {
+                o->reaped[i] = 1;
+                o->status[i] = st;
+                if (!ended_ok(S, i, st)) {
+                    mark_dead(S, i);
+                    if (o->crash_ns == 0) o->crash_ns = st_now_ns();
+                }
+                break;
+            }
+            if (w == 0) break; /* a live child of ours */
+            if (st_now_ns() > give_up) {
+                o->nproc = i; /* not ours: never signal it */
+                setup_error(S->rep, "endpoint pid %d did not become a child of the supervisor",
+                            (int)m->pids[i]);
+                return -1;
+            }
+            struct timespec ts = {0, 200000};
+            nanosleep(&ts, NULL);
         }
     }
-    /* loss: every seq recorded as sent must have been delivered */
-    /* a consumer that died or failed took what it had read with it; one that stopped on the
-     * death of a producer (a tolerated error after the kill) must have received everything the
-     * dead producer had sent before */
-    int consumer_lost = 0;
-    for (uint32_t i = cs->producers; i < cs->nworkers; i++) {
-        struct st_slot *s = &cs->slots[i];
-        int err = atomic_load(&s->err);
-        int tolerated = killed != 0 && killed <= cs->producers && tolerated_after_kill(err) &&
-                        atomic_load(&s->err_ns) >= atomic_load(&cs->sh->kill_ns);
-        if (atomic_load(&s->dead) || (err != 0 && !tolerated)) consumer_lost = 1;
-    }
-    if (!cs->verify) return;
-    if (consumer_lost) {
-        st_report_note(rep, "loss not checked: a consumer died or failed, taking what it had "
-                            "read with it");
-        return;
-    }
-    uint64_t lost = 0;
-    char first[256] = "";
-    for (uint32_t p = 0; p < cs->producers; p++) {
-        struct st_slot *s = &cs->slots[p];
-        uint64_t sent = atomic_load_explicit(&s->ops, memory_order_acquire);
-        const _Atomic uint64_t *bm = &cs->bitmaps[(size_t)p * cs->bitmap_words];
-        uint64_t fm;
-        uint64_t have = popcount_range(bm, sent, &fm);
-        if (have < sent) {
-            if (lost == 0)
-                snprintf(first, sizeof(first),
-                         "producer %" PRIu32 ": %" PRIu64 " of %" PRIu64
-                         " messages whose send() returned 0 never arrived, the first seq %" PRIu64,
-                         p, sent - have, sent, fm);
-            lost += sent - have;
-        }
-        /* a seq past the recorded ones arrived: fine for the killed producer (its send had not
-         * returned yet), otherwise send() failed or timed out but delivered */
-        if (killed == p + 1 || atomic_load(&s->dead) || sent >= cs->seq_cap) continue;
-        if (atomic_load(&s->err) != 0) continue;
-        uint64_t w = bm[sent / 64], bit = 1ull << (sent % 64);
-        if (w & bit)
-            st_report_add(rep, ST_V_ERROR, 1,
-                          "producer %" PRIu32 ": seq %" PRIu64
-                          " arrived although send() did not return 0 for it (\"whole message or "
-                          "nothing\")",
-                          p, sent);
-    }
-    if (lost) st_report_add(rep, ST_V_LOSS, lost, "%s", first);
+    return 0;
 }
 
-static void check_lock(struct sup *S)
-{
-    struct st_case *cs = &S->cs;
-    struct st_report *rep = S->rep;
-    int died = cs->kill_victim != 0 && S->nproc > 0 && S->reaped[cs->kill_victim - 1] &&
-               WIFSIGNALED(S->status[cs->kill_victim - 1]);
-    check_slots_common(S, died);
-    uint64_t total = sum_ops(cs, 0, cs->nworkers);
-    uint64_t counter = cs->sh->counter;
-    rep->counter = counter;
-    for (uint32_t i = 0; i < cs->nworkers; i++) {
-        struct st_slot *s = &cs->slots[i];
-        rep->recovered += atomic_load(&s->recovered);
-        uint64_t n = atomic_load_explicit(&s->vcount[ST_V_EXCLUSION], memory_order_acquire);
-        if (n) {
-            struct st_vfirst *f = &s->vfirst[ST_V_EXCLUSION];
-            if (f->a == 0)
-                st_report_add(rep, ST_V_EXCLUSION, n,
-                              "worker %" PRIu32
-                              " entered the critical section (acquisition #%" PRIu64
-                              ") while worker %" PRIu32 " was inside",
-                              i, f->seq, f->producer);
-            else
-                st_report_add(rep, ST_V_EXCLUSION, n,
-                              "worker %" PRIu32 ": another worker (%" PRId32
-                              ") entered while it was inside (acquisition #%" PRIu64 ")",
-                              i, (int32_t)f->producer, f->seq);
-        }
-        n = atomic_load_explicit(&s->vcount[ST_V_ERROR], memory_order_acquire);
-        if (n) {
-            struct st_vfirst *f = &s->vfirst[ST_V_ERROR];
-            if (f->a == 1 && S->crash_ns) /* a worker that crashed died holding it */
-                st_report_note(rep, "worker %" PRIu32 ": lock() returned 1 after a worker crashed",
-                               i);
-            else if (f->a == 1)
-                st_report_add(rep, ST_V_ERROR, n,
-                              "worker %" PRIu32 ": lock() returned 1 (previous holder died) but "
-                              "no holder died",
-                              i);
-            else
-                st_report_add(rep, ST_V_ERROR, n,
-                              "worker %" PRIu32 ": lock() returned 0 although worker %" PRIu32
-                              " died holding the lock; a lock claiming IPCP_LOCK_ROBUST returns 1",
-                              i, f->producer);
-        }
-    }
-    if (counter != total)
-        st_report_add(rep, ST_V_EXCLUSION, counter > total ? counter - total : total - counter,
-                      "the counter incremented inside the critical section reads %" PRIu64
-                      " but %" PRIu64 " increments completed: %s",
-                      counter, total,
-                      counter < total ? "increments were lost to overlapping holders"
-                                      : "more increments than acquisitions");
-}
+/* ---- one run
+ * ---------------------------------------------------------------------------------------------- */
 
-static void collect_stats(struct sup *S)
-{
-    struct st_case *cs = &S->cs;
-    struct st_report *rep = S->rep;
-    int64_t last = S->start_ns;
-    for (uint32_t i = 0; i < cs->nworkers; i++) {
-        struct st_slot *s = &cs->slots[i];
-        int64_t l = atomic_load(&s->last_ns);
-        if (l > last) last = l;
-        rep->retries += atomic_load(&s->retries);
-        for (unsigned b = 0; b < ST_HIST_BUCKETS; b++)
-            rep->hist[b] += s->hist[b];
-    }
-    if (cs->chan != NULL) {
-        rep->sent = sum_ops(cs, 0, cs->producers);
-        rep->received = sum_ops(cs, cs->producers, cs->consumers);
-        for (uint32_t i = cs->producers; i < cs->nworkers; i++)
-            rep->bytes += atomic_load(&cs->slots[i].bytes);
-    } else {
-        rep->sent = rep->received = sum_ops(cs, 0, cs->nworkers);
-    }
-    rep->seconds = S->start_ns ? (double)(last - S->start_ns) / 1e9 : 0;
-    if (rep->seconds <= 0) rep->seconds = 1e-9;
-    rep->msgs_per_s = (double)rep->received / rep->seconds;
-}
-
-/* ---- one case ------------------------------------------------------------------------------- */
-
-static int validate_config(const struct st_config *c, int chan, struct st_report *rep)
+static int check_sizes(const struct st_config *c, int chan, struct st_report *rep)
 {
     if (c->mode == ST_MODE_THREAD && (c->faults & ST_FAULT_KILL)) {
         setup_error(rep, "--fault kill needs --mode process (a SIGKILL ends every thread)");
@@ -788,8 +590,83 @@ static int validate_config(const struct st_config *c, int chan, struct st_report
     return 0;
 }
 
-static int run_once(const struct st_config *c, const struct st_proto *p, struct st_report *rep,
-                    int verify)
+/* Whether a ThreadSanitizer report from this case is a verdict. */
+static void judge_race(const struct st_config *c, struct st_outcome *o)
+{
+    o->race_trusted = 1;
+    if (c->plugin == NULL) return; /* built-in: the core library is built like ipcproof */
+    char why[160] = "";
+    int k = st_elf_tsan_kind(c->plugin, why, sizeof(why));
+    if (k == ST_TSAN_CLANG) return;
+    o->race_trusted = 0;
+    snprintf(o->race_why, sizeof(o->race_why),
+             "%s is not built with clang's -fsanitize=thread, so ThreadSanitizer cannot see its "
+             "synchronisation (build it with clang-14 -fsanitize=thread, or use --plugin-src)",
+             c->plugin);
+}
+
+static void after_run_notes(struct sup *S)
+{
+    struct st_case *cs = &S->cs;
+    const struct st_config *c = cs->cfg;
+    struct st_report *rep = S->rep;
+    rep->signals = atomic_load(&cs->sh->signals);
+    rep->io_faults = atomic_load(&cs->sh->io_faults);
+    if (c->faults & ST_FAULT_SIGNALS)
+        st_report_note(
+            rep, "signal storm: %" PRIu64 " SIGALRMs handled by the workers (one every %u us)",
+            rep->signals, cs->signal_us);
+    if (c->faults & ST_FAULT_SHORTIO) {
+        st_report_note(rep, "short-io: %" PRIu64 " short counts, EINTRs and EAGAINs injected",
+                       rep->io_faults);
+        if (rep->io_faults == 0 && S->o.start_ns)
+            snprintf(rep->na, sizeof(rep->na),
+                     "--fault short-io injected nothing: the protocol made no read, write, send "
+                     "or recv call during the run (shared memory or message queues)");
+    }
+    if (!cs->is_chan && cs->kill_victim) {
+        uint32_t v = cs->kill_victim - 1;
+        char nm[48];
+        if (v < S->o.nproc && S->o.reaped[v] && WIFSIGNALED(S->o.status[v]))
+            st_report_note(rep, "kill fault: %s killed%s", st_endpoint_name(cs, v, nm, sizeof(nm)),
+                           cs->kill_in_cs ? " inside the critical section" : "");
+        else
+            st_report_note(rep, "kill fault: %s ended before the kill point",
+                           st_endpoint_name(cs, v, nm, sizeof(nm)));
+    }
+}
+
+/* Destroy in the host, then end whatever the protocol left running. */
+static void finish_host(struct sup *S, int created)
+{
+    struct st_hostconn *h = &S->host;
+    struct st_report *rep = S->rep;
+    if (!S->host_started) return;
+    if (created && !h->exited) {
+        struct st_hmsg m;
+        if (st_host_cmd(h, ST_HC_DESTROY) == 0 && host_step(S, "destroy()", ST_HM_DESTROYED, &m)) {
+            int st;
+            if (st_wait_until(h->pid, &st, st_now_ns() + 2000000000LL, NULL) == 1) {
+                h->exited = 1;
+                h->status = st;
+            }
+        }
+    }
+    if (!h->exited) st_host_cmd(h, ST_HC_QUIT);
+    if (!h->exited && st_wait_until(h->pid, &h->status, st_now_ns() + 500000000LL, NULL) == 1)
+        h->exited = 1;
+    st_host_kill(h);
+    /* the endpoints are reaped: every child left is something the protocol forked */
+    char who[600] = "";
+    size_t n = st_sweep(NULL, 0, SWEEP_GRACE_NS, who, sizeof(who));
+    if (n)
+        st_report_add(rep, ST_V_LEAK, n,
+                      "process%s the protocol started still running after destroy(): %s (killed)",
+                      n == 1 ? "" : "es", who);
+    st_capture_pump(&h->out, 0);
+}
+
+static int run_once(const struct st_config *c, struct st_report *rep, int verify)
 {
     static unsigned case_no;
     struct sup *S = calloc(1, sizeof(*S));
@@ -797,147 +674,150 @@ static int run_once(const struct st_config *c, const struct st_proto *p, struct 
         setup_error(rep, "out of memory");
         return 2;
     }
-    struct st_case *cs = &S->cs;
     S->rep = rep;
+    S->setup_ns = (int64_t)((c->setup > 0 ? c->setup : ST_SETUP_MS / 1000.0) * 1e9);
+    struct st_case *cs = &S->cs;
     cs->cfg = c;
     cs->verify = verify;
-    int chan = rep->chan;
-    cs->chan = chan ? p->chan : NULL;
-    cs->lock = chan ? NULL : p->lock;
-    snprintf(rep->run_id, sizeof(rep->run_id), "ipcproof-%d-%u", (int)getpid(), ++case_no);
+    snprintf(cs->run_id, sizeof(cs->run_id), "ipcproof-%d-%u", (int)getpid(), ++case_no);
+    snprintf(rep->run_id, sizeof(rep->run_id), "%s", cs->run_id);
+    judge_race(c, &S->o);
     struct st_snapshot before = {0}, after = {0};
+    void *area = NULL;
+    size_t area_len = 0, plan_len = (sizeof(struct st_case) + page_size() - 1) & ~(page_size() - 1);
     int created = 0, r;
-
-    if (chan) {
-        cs->producers = c->producers;
-        cs->consumers = c->consumers;
-        cs->nworkers = c->producers + c->consumers;
-        cs->fifo = (p->chan->flags & IPCP_CHAN_FIFO) != 0;
-        cs->seq_cap = c->messages ? c->messages : ST_DURATION_CAP;
-        cs->bitmap_words = (size_t)((cs->seq_cap + 63) / 64);
-        for (uint32_t i = 0; i < cs->nworkers; i++) {
-            cs->w[i].role = i < cs->producers ? ST_ROLE_PRODUCER : ST_ROLE_CONSUMER;
-            cs->w[i].rindex = i < cs->producers ? i : i - cs->producers;
-        }
-        r = st_payload_init(&cs->pl, c->seed, c->min_size, c->max_size);
-        if (r < 0) {
-            setup_error(rep, "payload: %s", errstr(r));
-            goto out;
-        }
-    } else {
-        cs->nworkers = c->workers;
-        for (uint32_t i = 0; i < cs->nworkers; i++) {
-            cs->w[i].role = ST_ROLE_LOCKER;
-            cs->w[i].rindex = i;
-        }
-    }
-    for (uint32_t i = 0; i < cs->nworkers; i++) {
-        cs->w[i].cs = cs;
-        cs->w[i].index = i;
-    }
-    r = map_results(cs);
-    if (r < 0) {
-        setup_error(rep, "results area: %s", errstr(r));
-        goto out;
-    }
-    choose_faults(cs);
-    if ((c->faults & ST_FAULT_SHORTIO) && cs->faults_arm == NULL) {
-        setup_error(rep, "--fault short-io: the interposer libipcproof-faults.so is not loaded");
-        goto out;
-    }
-
-    /* create */
-    st_snapshot_take(&before, rep->run_id);
-    if (chan) {
-        struct ipcp_chan_cfg cc = {.run_id = rep->run_id,
-                                   .producers = c->producers,
-                                   .consumers = c->consumers,
-                                   .max_msg = c->max_size,
-                                   .capacity = c->capacity,
-                                   .options = c->opt ? c->opt : ""};
-        r = p->chan->create(&cc, &cs->ctx);
-    } else {
-        struct ipcp_lock_cfg lc = {
-            .run_id = rep->run_id, .workers = c->workers, .options = c->opt ? c->opt : ""};
-        r = p->lock->create(&lc, &cs->ctx);
-    }
-    if (r < 0) {
-        setup_error(rep, "create() returned %s", errstr(r));
-        rep->create_err = r;
-        goto leakcheck;
-    }
-    created = 1;
-
-    /* spawn, barrier, run, stop, reap */
+    struct st_hmsg m;
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_interrupt;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    r = spawn(S);
+
+    /* everything the host and the endpoints inherit is ready before the host is forked */
+    cs->seq_cap = c->messages ? c->messages : ST_DURATION_CAP;
+    cs->bitmap_words = (size_t)((cs->seq_cap + 63) / 64);
+    size_t minsz = c->min_size < ST_HDR_SIZE ? ST_HDR_SIZE : c->min_size;
+    size_t maxsz = c->max_size < minsz ? minsz : c->max_size;
+    r = st_payload_init(&cs->pl, c->seed, minsz, maxsz > ST_MAX_MSG ? ST_MAX_MSG : maxsz);
+    if (r == 0) r = map_results(cs, c, &area, &area_len);
     if (r < 0) {
-        atomic_store(&cs->sh->abort_run, 1);
-        kill_all(S);
-        reap_some(S, 1);
-        setup_error(rep, "fork: %s", errstr(r));
-    } else {
-        run_loop(S);
+        setup_error(rep, "results area: %s", ipcp_strerror(r));
+        goto out;
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    S->plan = mmap(NULL, plan_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (S->plan == MAP_FAILED) {
+        S->plan = NULL;
+        setup_error(rep, "mmap: %s", strerror(errno));
+        goto out;
+    }
+    st_snapshot_take(&before, rep->run_id);
 
-    /* check (the results area is complete: every worker has been reaped) */
-    if (rep->status != 2) {
-        check_exits(S);
-        if (chan)
-            check_channel(S);
-        else
-            check_lock(S);
-        collect_stats(S);
-        rep->signals = atomic_load(&cs->sh->signals);
-        rep->io_faults = atomic_load(&cs->sh->io_faults);
-        if (c->faults & ST_FAULT_SIGNALS)
-            st_report_note(rep, "signal storm: %" PRIu64 " SIGALRMs handled by the workers",
-                           rep->signals);
-        if (c->faults & ST_FAULT_SHORTIO)
-            st_report_note(rep, "short-io: %" PRIu64 " short counts, EINTRs and EAGAINs injected",
-                           rep->io_faults);
-        if (atomic_load(&cs->sh->killed) ||
-            (cs->lock && cs->kill_victim && S->reaped[cs->kill_victim - 1] &&
-             WIFSIGNALED(S->status[cs->kill_victim - 1])))
-            st_report_note(rep, "kill fault: %s killed%s",
-                           role_name(cs, cs->kill_victim - 1, (char[48]){0}, 48),
-                           cs->kill_in_cs ? " inside the critical section" : "");
-        else if (cs->lock && cs->kill_victim)
-            st_report_note(rep, "kill fault: %s ended before the kill point",
-                           role_name(cs, cs->kill_victim - 1, (char[48]){0}, 48));
+    /* load */
+    struct st_hostargs ha = {.proto = c->proto, .plugin = c->plugin, .cs = S->plan};
+    r = st_host_start(&S->host, &ha);
+    if (r < 0) {
+        setup_error(rep, "fork: %s", strerror(-r));
+        goto out;
     }
+    S->host_started = 1;
+    r = st_host_await(&S->host, ST_HM_LOADED, &m, st_now_ns() + S->setup_ns, &interrupted);
+    if (r == 1 && m.type == ST_HM_LOAD_FAILED) { /* not a verdict: an error (missing file...) */
+        setup_error(rep, "%s", m.text);
+        goto finish;
+    }
+    if (r == 1 && m.type != ST_HM_LOADED) {
+        r = -2;
+        snprintf(m.text, sizeof(m.text), "the protocol host answered out of turn");
+    }
+    if (r != 1) {
+        host_failed(S, "loading the plugin (its constructors)", r, &m);
+        goto finish;
+    }
+    int chan = c->kind == ST_KIND_LOCK ? 0 : c->kind == ST_KIND_CHANNEL ? 1 : m.has_chan != 0;
+    rep->chan = chan;
+    rep->kind_known = 1;
+    if ((chan && !m.has_chan) || (!chan && !m.has_lock)) {
+        setup_error(rep, "%s does not export a %s protocol", c->proto ? c->proto : c->plugin,
+                    chan ? "channel" : "lock");
+        goto finish;
+    }
+    snprintf(rep->proto_name, sizeof(rep->proto_name), "%s", chan ? m.chan_name : m.lock_name);
+    rep->proto_flags = chan ? m.chan_flags : m.lock_flags;
+    if (check_sizes(c, chan, rep) < 0) goto finish;
+    lay_out(cs, c, chan, rep->proto_flags);
+    choose_faults(cs, c, rep);
+    if ((c->faults & ST_FAULT_SHORTIO) && cs->faults_arm == NULL) {
+        setup_error(rep, "--fault short-io: the interposer libipcproof-faults.so is not loaded");
+        goto finish;
+    }
+    memcpy(S->plan, cs, sizeof(*cs)); /* the host's copy; ours stays out of its reach */
 
-leakcheck:
-    /* destroy, then the leak check */
-    if (created) {
-        if (chan)
-            p->chan->destroy(cs->ctx);
-        else
-            p->lock->destroy(cs->ctx);
+    /* create, spawn */
+    if (st_host_cmd(&S->host, chan ? ST_HC_CREATE_CHAN : ST_HC_CREATE_LOCK) < 0) {
+        host_failed(S, "create()", -1, &m);
+    } else if (host_step(S, "create()", ST_HM_CREATED, &m)) {
+        if (m.rc < 0) {
+            char eb[64];
+            snprintf(eb, sizeof(eb), "%s", ipcp_errname(m.rc));
+            setup_error(rep, "create() returned %s%s (%s)", strcmp(eb, "E?") ? "-" : "",
+                        strcmp(eb, "E?") ? eb : "an unknown code", ipcp_strerror(m.rc));
+            if (!strcmp(eb, "E?"))
+                snprintf(rep->error + strlen(rep->error), sizeof(rep->error) - strlen(rep->error),
+                         ": %d", m.rc);
+            rep->create_err = m.rc;
+        } else {
+            created = 1;
+            if (host_step(S, "forking the endpoints", ST_HM_SPAWNED, &m) && adopt(S, &m) == 0)
+                run_loop(S);
+            else {
+                atomic_store(&cs->sh->abort_run, 1);
+                kill_all(S);
+                for (uint32_t i = 0; i < S->o.nproc; i++)
+                    if (!S->o.reaped[i]) st_kill_reap(S->o.pids[i]);
+            }
+        }
     }
+    if (rep->status != 2 && S->o.nproc > 0) {
+        st_check_case(cs, &S->o, rep);
+        after_run_notes(S);
+    }
+finish:
+    finish_host(S, created);
     st_snapshot_take(&after, rep->run_id);
     {
         char lbuf[900] = "";
-        size_t n =
-            st_snapshot_diff(&before, &after, rep->run_id, rep->sandboxed, lbuf, sizeof(lbuf));
+        size_t foreign = 0;
+        size_t n = st_snapshot_diff(&before, &after, rep->run_id, rep->sandboxed, lbuf,
+                                    sizeof(lbuf), &foreign);
         if (n) {
             int st = rep->status;
-            st_report_add(rep, ST_V_LEAK, n, "left behind after destroy(): %s", lbuf);
+            st_report_add(rep, ST_V_LEAK, n, "left behind after destroy(): %s (removed)", lbuf);
             if (st == 2) rep->status = 2;
+            st_snapshot_remove(&before, &after, rep->run_id, rep->sandboxed);
         }
+        if (foreign)
+            st_report_note(rep,
+                           "%zu new IPC object%s not named with this run's id appeared meanwhile "
+                           "(another program's?): not counted as a leak",
+                           foreign, foreign == 1 ? "" : "s");
     }
     st_snapshot_free(&before);
     st_snapshot_free(&after);
+    if (S->host_started) {
+        uint64_t dropped = 0;
+        free(rep->output);
+        rep->output = st_capture_text(&S->host.out, &dropped);
+        rep->output_dropped = dropped;
+        st_host_fini(&S->host);
+    }
 out:
-    if (cs->sh != NULL) munmap(cs->sh, cs->map_len);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (S->plan != NULL) munmap(S->plan, plan_len);
+    if (area != NULL) munmap(area, area_len);
     st_payload_fini(&cs->pl);
     free(S);
+    if (rep->status == 0 && rep->nv) rep->status = 1;
     return rep->status;
 }
 
@@ -954,62 +834,51 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
-int st_run_case(const struct st_config *c, const struct st_proto *p, struct st_report *rep)
+void st_report_free(struct st_report *rep)
 {
-    int chan;
-    if (c->kind == ST_KIND_LOCK)
-        chan = 0;
-    else if (c->kind == ST_KIND_CHANNEL)
-        chan = 1;
-    else
-        chan = p->chan != NULL;
-    if ((chan && p->chan == NULL) || (!chan && p->lock == NULL)) {
-        setup_error(rep, "%s does not export a %s protocol", p->label, chan ? "channel" : "lock");
+    free(rep->output);
+    rep->output = NULL;
+}
+
+int st_run_case(const struct st_config *c, struct st_report *rep)
+{
+    if (!c->overhead) return run_once(c, rep, !c->no_verify);
+    /* verified and unverified runs alternate, OVERHEAD_ROUNDS of each, and the medians are
+     * compared: on a loaded machine one run of each says little */
+    struct st_report *tmp = calloc(1, sizeof(*tmp));
+    double ver[OVERHEAD_ROUNDS], unv[OVERHEAD_ROUNDS];
+    if (tmp == NULL) {
+        setup_error(rep, "out of memory");
         return 2;
     }
-    rep->chan = chan;
-    snprintf(rep->proto_name, sizeof(rep->proto_name), "%s", chan ? p->chan->name : p->lock->name);
-    rep->proto_flags = chan ? p->chan->flags : p->lock->flags;
-    if (validate_config(c, chan, rep) < 0) return 2;
-    if (c->overhead && chan) {
-        /* verified and unverified runs alternate, OVERHEAD_ROUNDS of each, and the medians are
-         * compared: on a loaded machine one run of each says little */
-        struct st_report *tmp = calloc(1, sizeof(*tmp));
-        double ver[OVERHEAD_ROUNDS], unv[OVERHEAD_ROUNDS];
-        if (tmp == NULL) {
-            setup_error(rep, "out of memory");
-            return 2;
+    int st = run_once(c, rep, 1);
+    ver[0] = rep->msgs_per_s;
+    for (int k = 0; k < OVERHEAD_ROUNDS * 2 - 1 && st != 2 && rep->chan; k++) {
+        int verify = k % 2 == 1;
+        memset(tmp, 0, sizeof(*tmp));
+        tmp->sandboxed = rep->sandboxed;
+        int st2 = run_once(c, tmp, verify);
+        if (st2 == 2) {
+            st_report_note(rep, "%s run failed: %s", verify ? "verified" : "unverified",
+                           tmp->error);
+            st = 2;
+            st_report_free(tmp);
+            break;
         }
-        int st = run_once(c, p, rep, 1);
-        ver[0] = rep->msgs_per_s;
-        for (int k = 0; k < OVERHEAD_ROUNDS * 2 - 1 && st != 2; k++) {
-            int verify = k % 2 == 1;
-            memset(tmp, 0, sizeof(*tmp));
-            tmp->chan = rep->chan;
-            tmp->sandboxed = rep->sandboxed;
-            snprintf(tmp->proto_name, sizeof(tmp->proto_name), "%s", rep->proto_name);
-            int st2 = run_once(c, p, tmp, verify);
-            if (st2 == 2) {
-                st_report_note(rep, "%s run failed: %s", verify ? "verified" : "unverified",
-                               tmp->error);
-                st = 2;
-                break;
-            }
-            if (verify)
-                ver[k / 2 + 1] = tmp->msgs_per_s;
-            else
-                unv[k / 2] = tmp->msgs_per_s;
-            for (int i = 0; i < tmp->nv; i++) /* every run still sees crashes, leaks, ... */
-                st_report_add(rep, tmp->v[i].kind, tmp->v[i].count, "(%s run) %s",
-                              verify ? "verified" : "unverified", tmp->v[i].detail);
-        }
-        if (st != 2) {
-            rep->has_overhead = 1;
-            rep->verified_mps = median(ver, OVERHEAD_ROUNDS);
-            rep->unverified_mps = median(unv, OVERHEAD_ROUNDS);
-        }
-        free(tmp);
-        return rep->status;
+        if (verify)
+            ver[k / 2 + 1] = tmp->msgs_per_s;
+        else
+            unv[k / 2] = tmp->msgs_per_s;
+        for (int i = 0; i < tmp->nv; i++) /* every run still sees crashes, leaks, ... */
+            st_report_add(rep, tmp->v[i].kind, tmp->v[i].count, "(%s run) %s",
+                          verify ? "verified" : "unverified", tmp->v[i].detail);
+        st_report_free(tmp);
     }
-    return run_once(c, p, rep, !c->no_verify);
+    if (st != 2 && rep->chan) {
+        rep->has_overhead = 1;
+        rep->verified_mps = median(ver, OVERHEAD_ROUNDS);
+        rep->unverified_mps = median(unv, OVERHEAD_ROUNDS);
+    }
+    free(tmp);
+    return rep->status;
 }

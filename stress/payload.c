@@ -10,8 +10,12 @@
  *     8    8 seq
  *    16    4 producer
  *    20    4 len       whole message, header included
- *    24    8 send_ns   CLOCK_MONOTONIC at send (latency; not covered by the checksum)
- *    32    8 sum       XXH3-64 of the body, keyed with (seed, producer, seq, len)
+ *    24    8 send_ns   CLOCK_MONOTONIC at send (latency)
+ *    32    8 sum       XXH3-64 of the body keyed with (seed, producer, seq, len), xor a hash
+ *                      of send_ns under the same key
+ *
+ * Every byte is covered: magic, run tag and length are compared, producer, seq and length key
+ * the checksum, and send_ns is folded into it.
  *
  * The producer does not copy the body: it sends straight from its private copy of the pool,
  * writing the header over the 40 bytes before the body and restoring them afterwards
@@ -103,6 +107,12 @@ static uint64_t body_key(const struct st_payload *pl, uint32_t producer, uint64_
     return msg_hash(pl, producer, seq) ^ ((uint64_t)len << 3) ^ pl->run_tag;
 }
 
+/* The checksum of a message: its body and its send time, under its key. */
+static uint64_t msg_sum(const uint8_t *body, size_t blen, uint64_t key, uint64_t send_ns)
+{
+    return XXH3_64bits_withSeed(body, blen, key) ^ st_mix64(send_ns ^ key);
+}
+
 static void put32(uint8_t *p, uint32_t v)
 {
     memcpy(p, &v, 4);
@@ -133,7 +143,7 @@ size_t st_payload_make(const struct st_payload *pl, uint32_t producer, uint64_t 
     uint64_t sum = 0;
     if (verify) {
         memcpy(m + ST_HDR_SIZE, pl->pool + body_off(pl, producer, seq), blen);
-        sum = XXH3_64bits_withSeed(m + ST_HDR_SIZE, blen, body_key(pl, producer, seq, len));
+        sum = msg_sum(m + ST_HDR_SIZE, blen, body_key(pl, producer, seq, len), (uint64_t)now_ns);
     }
     put32(m, ST_MAGIC);
     put32(m + 4, pl->run_tag);
@@ -156,8 +166,8 @@ const void *st_payload_prepare(const struct st_payload *pl, uint8_t *arena, uint
     memcpy(undo->saved, m, ST_HDR_SIZE);
     uint64_t sum = 0;
     if (verify)
-        sum =
-            XXH3_64bits_withSeed(m + ST_HDR_SIZE, l - ST_HDR_SIZE, body_key(pl, producer, seq, l));
+        sum = msg_sum(m + ST_HDR_SIZE, l - ST_HDR_SIZE, body_key(pl, producer, seq, l),
+                      (uint64_t)now_ns);
     put32(m, ST_MAGIC);
     put32(m + 4, pl->run_tag);
     put64(m + 8, seq);
@@ -175,6 +185,25 @@ void st_payload_restore(struct st_restore *undo)
     undo->at = NULL;
 }
 
+static const char *const torn_why[ST_TW_N] = {
+    [ST_TW_NONE] = "corrupt",
+    [ST_TW_SHORT] = "shorter than the message header",
+    [ST_TW_RANGE] = "header out of range",
+    [ST_TW_MAGIC] = "bad magic",
+    [ST_TW_RUNTAG] = "run tag of another run",
+    [ST_TW_PRODUCER] = "producer id out of range",
+    [ST_TW_SEQ] = "sequence out of range",
+    [ST_TW_HDRLEN] = "length differs from the length in the header",
+    [ST_TW_LEN] = "length differs from the length sent",
+    [ST_TW_SUM] = "checksum mismatch (body or send time)",
+    [ST_TW_EMSGSIZE] = "recv() returned -EMSGSIZE: a message longer than any sent",
+};
+
+const char *st_torn_why_text(uint64_t why)
+{
+    return why < ST_TW_N ? torn_why[why] : "corrupt";
+}
+
 int st_payload_check(const struct st_payload *pl, const void *msg, size_t len, uint32_t producers,
                      uint64_t seq_cap, int verify, struct st_msginfo *mi)
 {
@@ -182,9 +211,9 @@ int st_payload_check(const struct st_payload *pl, const void *msg, size_t len, u
     mi->producer = 0;
     mi->seq = 0;
     mi->send_ns = 0;
-    mi->why = NULL;
+    mi->why = ST_TW_NONE;
     if (len < ST_HDR_SIZE) {
-        mi->why = "shorter than the message header";
+        mi->why = ST_TW_SHORT;
         return ST_MSG_TORN;
     }
     mi->producer = get32(m + 16);
@@ -193,39 +222,39 @@ int st_payload_check(const struct st_payload *pl, const void *msg, size_t len, u
     if (!verify) {
         /* still bounded: the caller indexes per-producer state with these */
         if (mi->producer >= producers || mi->seq >= seq_cap) {
-            mi->why = "header out of range";
+            mi->why = ST_TW_RANGE;
             return ST_MSG_TORN;
         }
         return ST_MSG_OK;
     }
     if (get32(m) != ST_MAGIC) {
-        mi->why = "bad magic";
+        mi->why = ST_TW_MAGIC;
         return ST_MSG_TORN;
     }
     if (get32(m + 4) != pl->run_tag) {
-        mi->why = "run tag of another run";
+        mi->why = ST_TW_RUNTAG;
         return ST_MSG_TORN;
     }
     if (mi->producer >= producers) {
-        mi->why = "producer id out of range";
+        mi->why = ST_TW_PRODUCER;
         return ST_MSG_TORN;
     }
     if (mi->seq >= seq_cap) {
-        mi->why = "sequence out of range";
+        mi->why = ST_TW_SEQ;
         return ST_MSG_TORN;
     }
     if (get32(m + 20) != len) {
-        mi->why = "length differs from the length in the header";
+        mi->why = ST_TW_HDRLEN;
         return ST_MSG_TORN;
     }
     if (len != st_payload_size(pl, mi->producer, mi->seq)) {
-        mi->why = "length differs from the length sent";
+        mi->why = ST_TW_LEN;
         return ST_MSG_TORN;
     }
-    uint64_t sum = XXH3_64bits_withSeed(m + ST_HDR_SIZE, len - ST_HDR_SIZE,
-                                        body_key(pl, mi->producer, mi->seq, len));
+    uint64_t sum = msg_sum(m + ST_HDR_SIZE, len - ST_HDR_SIZE,
+                           body_key(pl, mi->producer, mi->seq, len), (uint64_t)mi->send_ns);
     if (sum != get64(m + 32)) {
-        mi->why = "body checksum mismatch";
+        mi->why = ST_TW_SUM;
         return ST_MSG_TORN;
     }
     return ST_MSG_OK;

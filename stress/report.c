@@ -1,11 +1,97 @@
-/* report.c - the human summary and the JSON report of one stress case. */
+/* report.c - the result model of one stress case, its human summary and its JSON report. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <jansson.h>
 
 #include "stress.h"
+
+static const char *const vkind_names[ST_V_NKINDS] = {
+    [ST_V_LOSS] = "loss",
+    [ST_V_DUPLICATE] = "duplicate",
+    [ST_V_REORDER] = "reorder",
+    [ST_V_TORN] = "torn",
+    [ST_V_EXCLUSION] = "exclusion",
+    [ST_V_DEADLOCK] = "deadlock",
+    [ST_V_CRASH] = "crash",
+    [ST_V_RACE] = "race",
+    [ST_V_LEAK] = "leak",
+    [ST_V_ERROR] = "error",
+    [ST_V_STARVATION] = "starvation",
+};
+
+const char *st_vkind_name(int kind)
+{
+    return kind >= 0 && kind < ST_V_NKINDS ? vkind_names[kind] : "?";
+}
+
+static const char *const phase_names[ST_PH_NPHASES] = {
+    [ST_PH_START] = "start",         [ST_PH_OPEN] = "open()",     [ST_PH_BARRIER] = "start barrier",
+    [ST_PH_SEND] = "send()",         [ST_PH_RECV] = "recv()",     [ST_PH_LOCK] = "lock()",
+    [ST_PH_CS] = "critical section", [ST_PH_UNLOCK] = "unlock()", [ST_PH_CLOSE] = "close()",
+    [ST_PH_DONE] = "done",
+};
+
+const char *st_phase_name(int phase)
+{
+    return phase >= 0 && phase < ST_PH_NPHASES ? phase_names[phase] : "?";
+}
+
+void st_report_add(struct st_report *r, int kind, uint64_t count, const char *fmt, ...)
+{
+    if (r->status < 1) r->status = 1;
+    for (int i = 0; i < r->nv; i++) {
+        if (r->v[i].kind == kind) { /* one entry per kind: add up, keep the first detail */
+            r->v[i].count += count;
+            return;
+        }
+    }
+    if (r->nv >= ST_MAX_VIOLATIONS) return;
+    struct st_violation *v = &r->v[r->nv++];
+    v->kind = kind;
+    v->count = count;
+    v->frames[0] = '\0';
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->detail, sizeof(v->detail), fmt, ap);
+    va_end(ap);
+}
+
+void st_report_note(struct st_report *r, const char *fmt, ...)
+{
+    size_t len = strlen(r->notes);
+    if (len + 4 >= sizeof(r->notes)) return;
+    if (len) {
+        strcpy(r->notes + len, "; ");
+        len += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->notes + len, sizeof(r->notes) - len, fmt, ap);
+    va_end(ap);
+}
+
+static const char *role_word(int role)
+{
+    return role == ST_ROLE_PRODUCER ? "producer" : role == ST_ROLE_CONSUMER ? "consumer" : "worker";
+}
+
+/* The protocol's own output, for a failing case only. */
+static void print_output(FILE *o, const struct st_report *r)
+{
+    if (r->output == NULL || r->output[0] == '\0') return;
+    fprintf(o, "output of the protocol's processes (last %zu bytes%s):\n", strlen(r->output),
+            r->output_dropped ? ", the rest was dropped" : "");
+    const char *p = r->output;
+    while (*p) {
+        size_t n = strcspn(p, "\n");
+        fprintf(o, "  | %.*s\n", (int)n, p);
+        p += n;
+        if (*p) p++;
+    }
+}
 
 static const char *human(double v, char *buf, size_t cap)
 {
@@ -51,7 +137,7 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
         for (int i = 0; i < r->nv; i++)
             fprintf(o, "  %s (%" PRIu64 "): %s\n", st_vkind_name(r->v[i].kind), r->v[i].count,
                     r->v[i].detail);
-        fprintf(o, "rerun: %s\n", repro);
+        print_output(o, r);
         return;
     }
     faults_str(c->faults, fl, sizeof(fl));
@@ -91,22 +177,41 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
                 r->unverified_mps > 0 ? 100.0 * r->verified_mps / r->unverified_mps : 0.0);
     if (r->notes[0]) fprintf(o, "  notes: %s\n", r->notes);
     if (!r->sandboxed) fprintf(o, "  leak check: /dev/shm diff by name (no private namespace)\n");
+    if (c->opt && *c->opt) fprintf(o, "  options: %s\n", c->opt);
+    if (r->nv == 0 && r->na[0]) {
+        fprintf(o, "N/A: %s\n", r->na);
+        return;
+    }
     if (r->nv == 0) {
         fprintf(o, "PASS: no violation%s\n", c->no_verify ? " (--no-verify: checks were off)" : "");
         return;
     }
+    fprintf(o, "  per endpoint:");
+    for (uint32_t i = 0; i < r->nep; i++)
+        fprintf(o, "%s %s %" PRIu32 ": %" PRIu64 " ops, %" PRIu64 " retried", i ? ";" : "",
+                role_word(r->ep[i].role), r->ep[i].index, r->ep[i].ops, r->ep[i].retries);
+    fprintf(o, "\n");
     fprintf(o, "FAIL: %d kind%s of violation\n", r->nv, r->nv == 1 ? "" : "s");
-    for (int i = 0; i < r->nv; i++)
+    for (int i = 0; i < r->nv; i++) {
         fprintf(o, "  %s (%" PRIu64 "): %s\n", st_vkind_name(r->v[i].kind), r->v[i].count,
                 r->v[i].detail);
+        const char *f = r->v[i].frames;
+        while (*f) {
+            size_t n = strcspn(f, "\n");
+            fprintf(o, "      at %.*s\n", (int)n, f);
+            f += n;
+            if (*f) f++;
+        }
+    }
+    print_output(o, r);
     fprintf(o, "rerun: %s\n", repro);
 }
 
 int st_report_json(const struct st_config *c, const struct st_report *r, const char *repro,
-                   const char *path)
+                   FILE *out)
 {
     json_t *root = json_object();
-    const char *result = r->status == 2 ? "error" : r->nv ? "fail" : "pass";
+    const char *result = r->status == 2 ? "error" : r->nv ? "fail" : r->na[0] ? "n/a" : "pass";
     json_object_set_new(root, "result", json_string(result));
     json_object_set_new(root, "kind", json_string(r->chan ? "channel" : "lock"));
     json_object_set_new(root, "mode",
@@ -140,6 +245,17 @@ int st_report_json(const struct st_config *c, const struct st_report *r, const c
         json_object_set_new(v, "kind", json_string(st_vkind_name(r->v[i].kind)));
         json_object_set_new(v, "count", json_integer((json_int_t)r->v[i].count));
         json_object_set_new(v, "detail", json_string(r->v[i].detail));
+        if (r->v[i].frames[0]) {
+            json_t *fr = json_array();
+            const char *f = r->v[i].frames;
+            while (*f) {
+                size_t n = strcspn(f, "\n");
+                json_array_append_new(fr, json_stringn(f, n));
+                f += n;
+                if (*f) f++;
+            }
+            json_object_set_new(v, "frames", fr);
+        }
         json_array_append_new(vs, v);
     }
     json_object_set_new(root, "violations", vs);
@@ -170,14 +286,32 @@ int st_report_json(const struct st_config *c, const struct st_report *r, const c
             st, "verified_ratio",
             json_real(r->unverified_mps > 0 ? r->verified_mps / r->unverified_mps : 0.0));
     }
+    json_t *eps = json_array();
+    for (uint32_t i = 0; i < r->nep; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "role", json_string(role_word(r->ep[i].role)));
+        json_object_set_new(e, "index", json_integer(r->ep[i].index));
+        json_object_set_new(e, "ops", json_integer((json_int_t)r->ep[i].ops));
+        json_object_set_new(e, "retries", json_integer((json_int_t)r->ep[i].retries));
+        json_object_set_new(e, "timeouts", json_integer((json_int_t)r->ep[i].timeouts));
+        json_object_set_new(e, "max_wait_s", json_real(r->ep[i].max_wait_s));
+        json_array_append_new(eps, e);
+    }
+    json_object_set_new(st, "endpoints", eps);
     json_object_set_new(root, "stats", st);
+    if (r->na[0]) json_object_set_new(root, "not_applicable", json_string(r->na));
+    if (r->output && r->output[0] && (r->status == 2 || r->nv)) {
+        json_object_set_new(root, "output", json_string(r->output));
+        json_object_set_new(root, "output_dropped_bytes",
+                            json_integer((json_int_t)r->output_dropped));
+    }
     json_object_set_new(root, "sandboxed", json_boolean(r->sandboxed));
     if (r->notes[0]) json_object_set_new(root, "notes", json_string(r->notes));
     json_object_set_new(root, "repro", json_string(repro));
-    int rc = json_dump_file(root, path, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(root);
-    if (rc != 0) {
-        fprintf(stderr, "ipcproof: cannot write %s\n", path);
+    if (rc != 0 || fflush(out) != 0) {
+        fprintf(stderr, "ipcproof: cannot write the --json report\n");
         return -1;
     }
     return 0;

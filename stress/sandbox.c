@@ -8,8 +8,9 @@
  * plugin leaks can pollute the host: the namespace goes away with the process.
  *
  * Otherwise the leak check compares /dev/shm (and /dev/mqueue when mounted) before and after
- * the case and reports new entries named with the run id or the library's "ipcp." prefix; SysV
- * objects cannot be attributed then and are not checked. In both modes the temp directory is
+ * the case and reports new entries named with the run id (only those: another run going on at
+ * the same time is not this run's leak); SysV objects cannot be attributed then and are not
+ * checked. A leak is removed once reported. In both modes the temp directory is
  * searched for entries named with the run id (FIFOs, socket files). */
 #include <dirent.h>
 #include <errno.h>
@@ -17,7 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <mqueue.h>
+#include <sys/ipc.h>
 #include <sys/mount.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -134,25 +141,76 @@ static int has(const struct st_snapshot *s, const char *name)
     return 0;
 }
 
+/* name carries run_id as a whole ("ipcproof-12-1" is not in "ipcproof-12-10"). */
+static int has_run_id(const char *name, const char *run_id)
+{
+    size_t n = strlen(run_id);
+    for (const char *p = strstr(name, run_id); p != NULL; p = strstr(p + 1, run_id))
+        if (p[n] < '0' || p[n] > '9') return 1;
+    return 0;
+}
+
 static int ours(const char *entry, const char *run_id, int sandboxed)
 {
     if (sandboxed) return 1;
     const char *name = strchr(entry, ':');
     name = name ? name + 1 : entry;
     if (strncmp(entry, "sysv-", 5) == 0) return 0; /* cannot be attributed outside the sandbox */
-    if (strstr(name, run_id) != NULL) return 1;
-    return strncmp(name, "ipcp.", 5) == 0 || strncmp(name, "sem.ipcp.", 9) == 0;
+    return has_run_id(name, run_id);
 }
 
 size_t st_snapshot_diff(const struct st_snapshot *before, const struct st_snapshot *after,
-                        const char *run_id, int sandboxed, char *buf, size_t cap)
+                        const char *run_id, int sandboxed, char *buf, size_t cap, size_t *foreign)
 {
     size_t n = 0, len = strlen(buf);
+    *foreign = 0;
     for (size_t i = 0; i < after->n; i++) {
         const char *e = after->names[i];
-        if (has(before, e) || !ours(e, run_id, sandboxed)) continue;
+        if (has(before, e)) continue;
+        if (!ours(e, run_id, sandboxed)) {
+            if (strncmp(e, "tmp:", 4) != 0) (*foreign)++;
+            continue;
+        }
         if (len + 2 < cap) len += (size_t)snprintf(buf + len, cap - len, "%s%s", n ? ", " : "", e);
         n++;
     }
     return n;
+}
+
+static void remove_one(const char *e)
+{
+    const char *name = strchr(e, ':');
+    if (name == NULL) return;
+    name++;
+    char path[PATH_MAX];
+    if (strncmp(e, "shm:", 4) == 0) {
+        snprintf(path, sizeof(path), "/dev/shm/%s", name); /* shm objects and sem.* alike */
+        unlink(path);
+    } else if (strncmp(e, "mq:", 3) == 0) {
+        snprintf(path, sizeof(path), "/%s", name);
+        mq_unlink(path);
+    } else if (strncmp(e, "tmp:", 4) == 0) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(path, sizeof(path), "%s/%s", tmp && *tmp ? tmp : "/tmp", name);
+        if (unlink(path) < 0) {
+            snprintf(path, sizeof(path), "/tmp/%s", name);
+            unlink(path);
+        }
+    } else if (strncmp(e, "sysv-", 5) == 0) {
+        const char *id = strstr(name, "id=");
+        if (id == NULL) return;
+        int v = atoi(id + 3);
+        if (strncmp(e, "sysv-shm:", 9) == 0) shmctl(v, IPC_RMID, NULL);
+        if (strncmp(e, "sysv-sem:", 9) == 0) semctl(v, 0, IPC_RMID);
+        if (strncmp(e, "sysv-msg:", 9) == 0) msgctl(v, IPC_RMID, NULL);
+    }
+}
+
+void st_snapshot_remove(const struct st_snapshot *before, const struct st_snapshot *after,
+                        const char *run_id, int sandboxed)
+{
+    for (size_t i = 0; i < after->n; i++) {
+        const char *e = after->names[i];
+        if (!has(before, e) && ours(e, run_id, sandboxed)) remove_one(e);
+    }
 }

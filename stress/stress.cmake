@@ -67,5 +67,6 @@ endforeach()
 
 if(BUILD_TESTING)
   include(${CMAKE_CURRENT_SOURCE_DIR}/tests/tests.cmake)
+  include(${CMAKE_CURRENT_SOURCE_DIR}/tests/unit.cmake)
 endif()
 include(${CMAKE_CURRENT_SOURCE_DIR}/bench.cmake)

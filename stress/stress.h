@@ -1,18 +1,20 @@
 /* stress.h - the ipcproof command's engine: configuration of one stress case, the results area
  * that workers share with the supervisor, the protocol registry, and the report.
  *
- * One case runs in fixed phases (engine.c): create -> spawn -> start barrier -> run (bounded by a
- * message count and a duration) -> stop -> reap and decode every wait status -> check ->
- * destroy. The supervisor only ever calls a protocol's create() and destroy(); endpoints run in
- * forked workers (process mode) or as threads of one forked child (thread mode). Workers publish
- * everything the checker needs in a MAP_SHARED|MAP_ANONYMOUS results area created before the
- * fork, so a worker that is SIGKILLed cannot take its accounting with it. */
+ * One case runs in fixed phases (engine.c): load -> create -> spawn -> start barrier -> run
+ * (bounded by a message count and a duration) -> stop -> reap and decode every wait status ->
+ * check -> destroy -> sweep. The supervisor runs no protocol code at all: a protocol host
+ * (host.c) loads it and calls create() and destroy(); endpoints run in forked workers (process
+ * mode) or as threads of one forked child (thread mode), children of the supervisor. Workers
+ * publish everything the checker needs in a MAP_SHARED|MAP_ANONYMOUS results area created before
+ * the fork, so a worker that is SIGKILLed cannot take its accounting with it. */
 #ifndef IPCP_STRESS_H
 #define IPCP_STRESS_H
 
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "ipcproof/plugin.h"
@@ -30,6 +32,8 @@
 #define ST_STALL_MS      5000       /* no progress at all for this long = deadlock */
 #define ST_DEFAULT_FRATE 0.05       /* short-io: share of wrapped calls that get a fault */
 #define ST_RUN_ID_MAX    32u
+#define ST_STARVE_MIN_MS 250  /* an endpoint idle this long (and a fifth of the case) starves */
+#define ST_SETUP_MS      5000 /* default limit of the plugin's load, create() and destroy() */
 
 /* ---- violation kinds (JSON violations[].kind) ----------------------------------------------- */
 
@@ -44,6 +48,7 @@ enum st_vkind {
     ST_V_RACE,
     ST_V_LEAK,
     ST_V_ERROR,
+    ST_V_STARVATION,
     ST_V_NKINDS
 };
 const char *st_vkind_name(int kind);
@@ -56,6 +61,13 @@ enum st_mode { ST_MODE_PROCESS = 0, ST_MODE_THREAD = 1 };
 #define ST_FAULT_KILL    0x1u
 #define ST_FAULT_SIGNALS 0x2u
 #define ST_FAULT_SHORTIO 0x4u
+
+/* where --fault kill strikes a channel endpoint */
+enum st_kill_point {
+    ST_KP_ANY = 0,      /* an endpoint and a moment chosen from the seed */
+    ST_KP_SEND_BLOCKED, /* a producer that waits in send(): the channel is full */
+    ST_KP_RECV_BLOCKED, /* a consumer that waits in recv(): the channel is empty */
+};
 
 struct st_config {
     const char *proto;       /* --proto NAME, or NULL */
@@ -81,6 +93,10 @@ struct st_config {
     double watchdog; /* seconds; 0 = derived */
     double stall;    /* seconds without any progress = deadlock; 0 = ST_STALL_MS */
     int no_sandbox;  /* --no-sandbox: no private IPC/mount namespace for the leak check */
+    enum st_kill_point kill_point;
+    unsigned signal_us;     /* --signal-period: storm period in us; 0 = from the seed */
+    unsigned lock_pause_us; /* --lock-pause: longest random pause between two acquisitions */
+    double setup;           /* --setup-timeout: load, create(), destroy() each; 0 = default */
 };
 
 void st_config_defaults(struct st_config *c);
@@ -157,6 +173,11 @@ struct st_slot {
     _Atomic int64_t err_ns;     /* when it happened */
     _Atomic uint64_t recovered; /* locker: lock() returned 1 */
     _Atomic uint32_t crash_sig; /* a fatal signal (SIGSEGV, ...) hit this worker */
+    _Atomic uint64_t timeouts;  /* retried returns that were -ETIMEDOUT or -EAGAIN */
+    _Atomic int64_t max_gap_ns; /* longest wait for one op that ended in timeouts (starvation) */
+    _Atomic uint64_t gap_at;    /* the op count at which it ended */
+    _Atomic uint32_t quota_met; /* the endpoint finished its own quota */
+    _Atomic int64_t end_ns;     /* when it left its loop */
     _Atomic uint64_t vcount[ST_V_NKINDS];
     struct st_vfirst vfirst[ST_V_NKINDS];
     uint64_t hist[ST_HIST_BUCKETS]; /* latency, written by this worker only */
@@ -225,9 +246,14 @@ struct st_worker {
 /* Everything the workers need, set up by the supervisor before the fork. */
 struct st_case {
     const struct st_config *cfg;
+    /* set in the protocol host (and so in the workers), never in the supervisor */
     const struct ipcp_channel_ops *chan;
     const struct ipcp_lock_ops *lock;
     void *ctx; /* from create() */
+    /* what the supervisor knows of the protocol */
+    int is_chan;          /* 1 channel, 0 lock */
+    uint32_t proto_flags; /* IPCP_CHAN_* or IPCP_LOCK_* */
+    char run_id[ST_RUN_ID_MAX + 1];
     struct st_shared *sh;
     struct st_slot *slots;
     _Atomic uint64_t *bitmaps; /* producers x bitmap_words: delivered seqs */
@@ -245,9 +271,25 @@ struct st_case {
     int kill_in_cs;       /* locks: the victim dies inside the critical section */
     int64_t kill_time_ns; /* channels in duration mode: kill at this time after start */
     unsigned signal_us;   /* signal storm period, 0 = none */
+    enum st_kill_point kill_point;
     void (*faults_arm)(uint64_t seed, unsigned rate_ppm);
     uint64_t (*faults_count)(void); /* faults injected into the calling thread so far */
     unsigned fault_rate_ppm;
+};
+
+/* What the supervisor saw of the endpoint processes (engine.c fills it, checker.c reads it). */
+struct st_outcome {
+    uint32_t nproc; /* process mode: one per endpoint; thread mode: the one child */
+    pid_t pids[ST_MAX_ENDPOINTS];
+    int status[ST_MAX_ENDPOINTS]; /* wait status */
+    int reaped[ST_MAX_ENDPOINTS];
+    int watchdog_killed;
+    uint32_t killed_by_fault; /* channels: endpoint index + 1 killed by --fault kill */
+    int64_t crash_ns;         /* when the first endpoint died that was not killed on purpose */
+    int64_t start_ns;         /* the start barrier opened */
+    int64_t stop_ns;          /* the stop flag was raised (0: never) */
+    int race_trusted;         /* a ThreadSanitizer report (exit 66) is a `race` verdict */
+    char race_why[256];       /* ... and when it is not, why */
 };
 
 /* Worker entry (worker.c): runs the endpoint, returns the exit code for process mode
@@ -260,11 +302,27 @@ int st_thread_child(struct st_case *cs);
 void st_child_setup(struct st_case *cs);
 
 enum st_verdict { ST_MSG_OK = 0, ST_MSG_TORN = 1 };
+/* Why a message is torn: an index (a worker's memory is not the supervisor's: no pointers). */
+enum st_torn_why {
+    ST_TW_NONE = 0,
+    ST_TW_SHORT,
+    ST_TW_RANGE,
+    ST_TW_MAGIC,
+    ST_TW_RUNTAG,
+    ST_TW_PRODUCER,
+    ST_TW_SEQ,
+    ST_TW_HDRLEN,
+    ST_TW_LEN,
+    ST_TW_SUM,
+    ST_TW_EMSGSIZE,
+    ST_TW_N
+};
+const char *st_torn_why_text(uint64_t why);
 struct st_msginfo {
     uint32_t producer;
     uint64_t seq;
     int64_t send_ns;
-    const char *why; /* for torn */
+    int why; /* enum st_torn_why */
 };
 /* Checks one received message. With verify == 0 only reads producer/seq/time (bounded). */
 int st_payload_check(const struct st_payload *pl, const void *msg, size_t len, uint32_t producers,
@@ -294,6 +352,15 @@ struct st_violation {
     int kind;
     uint64_t count;
     char detail[1024];
+    char frames[768]; /* a sanitizer report's top frames, one per line ("" when none) */
+};
+
+/* What the report says of each endpoint. */
+struct st_epstat {
+    int role; /* ST_ROLE_* */
+    uint32_t index;
+    uint64_t ops, retries, timeouts;
+    double max_wait_s; /* longest wait for one operation that ended in timeouts */
 };
 
 struct st_report {
@@ -301,6 +368,7 @@ struct st_report {
     char error[512];
     int create_err; /* create() failed with this -errno (status 2) */
     int chan;       /* 1 channel, 0 lock */
+    int kind_known; /* the protocol loaded and chan says which kind ran */
     char proto_name[96];
     uint32_t proto_flags;
     char run_id[ST_RUN_ID_MAX + 1];
@@ -316,6 +384,12 @@ struct st_report {
     /* --overhead */
     int has_overhead;
     double verified_mps, unverified_mps;
+    char na[256]; /* the case does not apply, and why (a fault with nothing to hit) */
+    struct st_epstat ep[ST_MAX_ENDPOINTS];
+    uint32_t nep;
+    unsigned signal_us; /* the signal storm's period */
+    char *output;       /* the protocol processes' output (failing cases), malloc()ed */
+    uint64_t output_dropped;
 };
 
 void st_report_add(struct st_report *r, int kind, uint64_t count, const char *fmt, ...)
@@ -323,14 +397,16 @@ void st_report_add(struct st_report *r, int kind, uint64_t count, const char *fm
 void st_report_note(struct st_report *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void st_report_print(const struct st_config *c, const struct st_report *r, const char *repro);
-/* Writes the JSON report; returns 0 or -1 (message on stderr). */
+/* Writes the JSON report to out (opened before the run); returns 0 or -1 (message on stderr). */
 int st_report_json(const struct st_config *c, const struct st_report *r, const char *repro,
-                   const char *path);
+                   FILE *out);
 
 /* ---- one case ------------------------------------------------------------------------------- */
 
-/* Runs one case with the loaded protocol; fills rep. Returns the exit status (0, 1, 2). */
-int st_run_case(const struct st_config *c, const struct st_proto *p, struct st_report *rep);
+/* Runs one case of c->proto or c->plugin (loaded in a protocol host, never here); fills rep.
+ * Returns the exit status (0, 1, 2). */
+int st_run_case(const struct st_config *c, struct st_report *rep);
+void st_report_free(struct st_report *rep);
 
 /* ---- sandbox and leak check (sandbox.c) --------------------------------------------------------
  */
@@ -347,14 +423,20 @@ struct st_snapshot {
 void st_snapshot_take(struct st_snapshot *s, const char *run_id);
 void st_snapshot_free(struct st_snapshot *s);
 /* Objects in `after` but not in `before` that belong to this run (all of them in the sandbox;
- * outside it those named with run_id or the library's "ipcp." prefix). Appends to buf; returns
- * how many. */
+ * outside it only those named with run_id: another run's objects are never this run's leak).
+ * Appends to buf; returns how many; *foreign counts the new objects that are not this run's. */
 size_t st_snapshot_diff(const struct st_snapshot *before, const struct st_snapshot *after,
-                        const char *run_id, int sandboxed, char *buf, size_t cap);
+                        const char *run_id, int sandboxed, char *buf, size_t cap, size_t *foreign);
+/* Removes what st_snapshot_diff() counted as this run's leak. */
+void st_snapshot_remove(const struct st_snapshot *before, const struct st_snapshot *after,
+                        const char *run_id, int sandboxed);
 
 /* ---- validate (validate.c) and misc --------------------------------------------------------- */
 
 int st_validate_main(int argc, char **argv);
+int st_stress_main(int argc, char **argv);
+int st_clean_main(int argc, char **argv);
+void st_usage(FILE *out);
 const char *st_self_exe(void);
 /* Sanitizers this binary was built with ("" when none) and the compiler that built it. */
 const char *st_build_sanitizers(void);

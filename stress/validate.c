@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 
+#include "host.h"
 #include "internal.h"
 #include "stress.h"
 
@@ -659,26 +660,24 @@ int st_validate_main(int argc, char **argv)
     }
 
     /* what the protocol is */
-    struct st_proto p;
+    struct st_hmsg pm;
     char err[512];
-    if (st_proto_load(v->proto, v->plugin, &p, err, sizeof(err)) < 0) {
+    if (st_host_probe(v->proto, v->plugin, 10, &pm, err, sizeof(err)) != 0) {
         fprintf(stderr, "ipcproof validate: %s\n", err);
         goto out;
     }
-    int chan = p.chan != NULL, lock = p.lock != NULL;
+    int chan = pm.has_chan != 0, lock = pm.has_lock != 0;
     if (v->kind == ST_KIND_CHANNEL) lock = 0;
     if (v->kind == ST_KIND_LOCK) chan = 0;
     if (!chan && !lock) {
         fprintf(stderr, "ipcproof validate: the protocol has no %s\n",
                 v->kind == ST_KIND_LOCK ? "lock" : "channel");
-        st_proto_unload(&p);
         goto out;
     }
     char name[192];
-    snprintf(name, sizeof(name), "%s%s%s", chan ? p.chan->name : "", chan && lock ? " + " : "",
-             lock ? p.lock->name : "");
-    uint32_t cflags = chan ? p.chan->flags : 0, lflags = lock ? p.lock->flags : 0;
-    st_proto_unload(&p);
+    snprintf(name, sizeof(name), "%s%s%s", chan ? pm.chan_name : "", chan && lock ? " + " : "",
+             lock ? pm.lock_name : "");
+    uint32_t cflags = chan ? pm.chan_flags : 0, lflags = lock ? pm.lock_flags : 0;
 
     /* who runs thread mode */
     if (v->tsan_bin) {

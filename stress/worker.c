@@ -22,22 +22,25 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
 #include "ipcproof/err.h"
+#include "spawn.h"
 #include "stress.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #define CONSUMER_TIMEOUT_MS 50
 #define TORN_STOP           1000
 
 static int64_t now_ns(void)
 {
-    return ipcp__now_ns();
+    return st_now_ns();
 }
 
 static void set_phase(struct st_slot *s, int phase, uint64_t seq)
@@ -87,6 +90,72 @@ static int retryable(int r)
     return r == -ETIMEDOUT || r == -EINTR || r == -EAGAIN;
 }
 
+static void count_retry(struct st_slot *s, int r)
+{
+    atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
+    if (r == -ETIMEDOUT || r == -EAGAIN) /* the protocol waited and could not: not an EINTR */
+        atomic_fetch_add_explicit(&s->timeouts, 1, memory_order_relaxed);
+}
+
+/* How long one operation took to complete, counted when the protocol timed out meanwhile: the
+ * checker's starvation test. An endpoint that is merely descheduled never shows up here. */
+struct waitmark {
+    int64_t since;
+    uint64_t timeouts_at;
+};
+
+static void wait_begin(struct st_slot *s, struct waitmark *m)
+{
+    m->since = now_ns();
+    m->timeouts_at = atomic_load_explicit(&s->timeouts, memory_order_relaxed);
+}
+
+static void wait_end(struct st_slot *s, struct waitmark *m, uint64_t at)
+{
+    int64_t now = now_ns();
+    uint64_t t = atomic_load_explicit(&s->timeouts, memory_order_relaxed);
+    if (t > m->timeouts_at &&
+        now - m->since > atomic_load_explicit(&s->max_gap_ns, memory_order_relaxed)) {
+        atomic_store_explicit(&s->gap_at, at, memory_order_relaxed);
+        atomic_store_explicit(&s->max_gap_ns, now - m->since, memory_order_relaxed);
+    }
+    m->since = now;
+    m->timeouts_at = t;
+}
+
+/* A buffer whose last byte is followed by an inaccessible page (and whose first byte follows
+ * one): an endpoint that writes past the buffer it was handed dies of SIGSEGV, reported as the
+ * crash it is, instead of corrupting what the harness keeps next to it. */
+struct guarded {
+    void *base;
+    size_t len;
+};
+
+static void *guarded_alloc(struct guarded *g, size_t cap)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    size_t need = (cap + 15u) & ~(size_t)15u; /* 16-byte aligned start */
+    size_t data = (need + pg - 1) / pg * pg;
+    g->len = data + 2 * pg;
+    g->base = mmap(NULL, g->len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (g->base == MAP_FAILED) {
+        g->base = NULL;
+        return NULL;
+    }
+    if (mprotect((char *)g->base + pg, data, PROT_READ | PROT_WRITE) < 0) {
+        munmap(g->base, g->len);
+        g->base = NULL;
+        return NULL;
+    }
+    return (char *)g->base + pg + data - need;
+}
+
+static void guarded_free(struct guarded *g)
+{
+    if (g->base != NULL) munmap(g->base, g->len);
+    g->base = NULL;
+}
+
 static int aborted(const struct st_case *cs)
 {
     return atomic_load_explicit(&cs->sh->abort_run, memory_order_acquire) != 0;
@@ -127,14 +196,14 @@ static _Atomic uint64_t *signal_counter;
  * SEGV with the same exit status as its other findings (ThreadSanitizer: 66, like a race), so
  * without this record the supervisor could not tell a crash from a race. */
 static const int fatal_sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE};
-static struct sigaction fatal_old[IPCP_ARRAY_SIZE(fatal_sigs)];
+static struct sigaction fatal_old[ARRAY_SIZE(fatal_sigs)];
 static _Thread_local struct st_slot *tl_slot;
 
 static void on_fatal(int sig)
 {
     if (tl_slot != NULL)
         atomic_store_explicit(&tl_slot->crash_sig, (uint32_t)sig, memory_order_relaxed);
-    for (size_t i = 0; i < IPCP_ARRAY_SIZE(fatal_sigs); i++)
+    for (size_t i = 0; i < ARRAY_SIZE(fatal_sigs); i++)
         if (fatal_sigs[i] == sig) sigaction(sig, &fatal_old[i], NULL);
     raise(sig); /* blocked until we return; a real fault also recurs on return */
 }
@@ -197,7 +266,10 @@ static void run_producer(struct st_worker *w, void *ep)
     }
     memcpy(arena, cs->pl.pool, cs->pl.pool_len);
     struct st_restore undo = {0};
-    for (uint64_t seq = 0; seq < limit && !stopped(cs); seq++) {
+    struct waitmark wm;
+    wait_begin(s, &wm);
+    uint64_t seq = 0;
+    for (; seq < limit && !stopped(cs); seq++) {
         delay_us(c->producer_delay_us);
         size_t len;
         st_payload_restore(&undo);
@@ -212,10 +284,11 @@ static void run_producer(struct st_worker *w, void *ep)
                 atomic_store_explicit(&s->ops, seq + 1, memory_order_release);
                 atomic_fetch_add_explicit(&s->bytes, len, memory_order_relaxed);
                 atomic_store_explicit(&s->last_ns, now_ns(), memory_order_relaxed);
+                wait_end(s, &wm, seq);
                 break;
             }
             if (retryable(r)) {
-                atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
+                count_retry(s, r);
                 if (stopped(cs)) goto out;
                 continue;
             }
@@ -224,6 +297,11 @@ static void run_producer(struct st_worker *w, void *ep)
         }
     }
 out:
+    if (seq >= limit)
+        atomic_store_explicit(&s->quota_met, 1, memory_order_relaxed);
+    else
+        wait_end(s, &wm, seq); /* it gave up waiting: that wait counts too */
+    atomic_store_explicit(&s->end_ns, now_ns(), memory_order_relaxed);
     free(arena);
 }
 
@@ -240,7 +318,7 @@ static void take_message(struct st_worker *w, const uint8_t *buf, size_t len, ui
     atomic_fetch_add_explicit(&s->bytes, len, memory_order_relaxed);
     atomic_store_explicit(&s->last_ns, now, memory_order_relaxed);
     if (v != ST_MSG_OK) {
-        add_violation(s, ST_V_TORN, mi.producer, mi.seq, len, (uint64_t)(uintptr_t)mi.why);
+        add_violation(s, ST_V_TORN, mi.producer, mi.seq, len, (uint64_t)mi.why);
         return;
     }
     if (mi.send_ns > 0 && now >= mi.send_ns)
@@ -265,21 +343,25 @@ static void take_message(struct st_worker *w, const uint8_t *buf, size_t len, ui
     if (prev == UINT64_MAX || mi.seq > prev) last[mi.producer] = mi.seq;
 }
 
+/* Receives until every message recorded as sent has arrived and the channel is drained (a
+ * receive timed out, or the channel reports its end); then anything that still arrives has been
+ * checked too: a duplicate of the last message is not missed. */
 static void run_consumer(struct st_worker *w, void *ep)
 {
     struct st_case *cs = w->cs;
     const struct st_config *c = cs->cfg;
     struct st_slot *s = &cs->slots[w->index];
     size_t cap = cs->pl.max_size;
-    uint8_t *buf = malloc(cap);
-    uint64_t *last = malloc(sizeof(uint64_t) * cs->producers);
+    struct guarded gb = {0}, gl = {0};
+    uint8_t *buf = guarded_alloc(&gb, cap);
+    uint64_t *last = guarded_alloc(&gl, sizeof(uint64_t) * cs->producers);
     if (buf == NULL || last == NULL) {
         record_err(s, -ENOMEM, ST_PH_RECV, 0);
         goto out;
     }
     for (uint32_t i = 0; i < cs->producers; i++)
         last[i] = UINT64_MAX;
-    int64_t idle_since = 0, ended_at = 0;
+    int64_t idle_since = 0, drain_since = 0;
     unsigned since_check = 0;
     uint64_t n = 0;
     while (!aborted(cs)) {
@@ -293,26 +375,24 @@ static void run_consumer(struct st_worker *w, void *ep)
             if (atomic_load_explicit(&s->vcount[ST_V_TORN], memory_order_relaxed) >= TORN_STOP)
                 break;
             idle_since = 0;
-            if (++since_check >= 64) {
+            if (drain_since == 0 && ++since_check >= 64) {
                 since_check = 0;
-                if (producers_all_ended(cs)) {
-                    if (all_delivered(cs)) break;
-                    /* messages keep coming although every producer ended: a broken channel
-                     * replaying garbage; what it delivered so far has been checked */
-                    int64_t now = now_ns();
-                    if (ended_at == 0)
-                        ended_at = now;
-                    else if (now - ended_at > (int64_t)ST_DRAIN_MS * 1000000)
-                        break;
-                }
+                if (producers_all_ended(cs) && all_delivered(cs)) drain_since = now_ns();
             }
+            /* messages keep coming although everything was delivered: a channel replaying
+             * garbage; what it delivered so far has been checked */
+            if (drain_since && now_ns() - drain_since > (int64_t)ST_DRAIN_MS * 1000000) break;
             delay_us(c->consumer_delay_us);
             continue;
         }
         if (retryable((int)r)) {
             atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
+            if (drain_since) break; /* drained */
             if (producers_all_ended(cs)) {
-                if (all_delivered(cs)) break;
+                if (all_delivered(cs)) {
+                    drain_since = now_ns(); /* one more timeout with nothing: drained */
+                    continue;
+                }
                 int64_t now = now_ns();
                 if (idle_since == 0)
                     idle_since = now;
@@ -323,10 +403,7 @@ static void run_consumer(struct st_worker *w, void *ep)
         }
         if (r == -EMSGSIZE) {
             /* the run never sends more than cap bytes: the channel merged or corrupted data */
-            add_violation(s, ST_V_TORN, 0, n, cap,
-                          (uint64_t)(uintptr_t) "recv() returned "
-                                                "-EMSGSIZE: a message "
-                                                "longer than any sent");
+            add_violation(s, ST_V_TORN, 0, n, cap, ST_TW_EMSGSIZE);
             break;
         }
         /* end of stream: the producers closed (-EPIPE), or, for a protocol that only notices
@@ -336,8 +413,9 @@ static void run_consumer(struct st_worker *w, void *ep)
         break;
     }
 out:
-    free(buf);
-    free(last);
+    atomic_store_explicit(&s->end_ns, now_ns(), memory_order_relaxed);
+    guarded_free(&gb);
+    guarded_free(&gl);
 }
 
 /* ---- lock contender -------------------------------------------------------------------------- */
@@ -367,20 +445,24 @@ static void run_locker(struct st_worker *w, void *h)
     const int victim = cs->kill_victim == me;
     uint64_t rng = st_mix64(c->seed ^ 0x6c6f636bull ^ ((uint64_t)me << 32));
     uint64_t limit = c->messages ? c->messages : UINT64_MAX;
+    struct waitmark wm;
+    wait_begin(s, &wm);
+    uint64_t n = 0;
     /* while a holder's death has not been answered by a lock() returning 1, nobody leaves: the
      * lock must be handed on (or the watchdog reports the deadlock) */
-    for (uint64_t n = 0; (n < limit && !stopped(cs)) || orphaned(cs);) {
+    for (; (n < limit && !stopped(cs)) || orphaned(cs);) {
         int64_t t0 = now_ns();
         set_phase(s, ST_PH_LOCK, n);
         int r = cs->lock->lock(h, ST_OP_TIMEOUT_MS);
         if (retryable(r)) {
-            atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
+            count_retry(s, r);
             continue;
         }
         if (r < 0 || r > 1) {
             record_err(s, r < 0 ? r : -EPROTO, ST_PH_LOCK, n);
-            return;
+            goto out;
         }
+        wait_end(s, &wm, n);
         int64_t t1 = now_ns();
         set_phase(s, ST_PH_CS, n);
         /* relaxed on purpose, here and when leaving: the probe must not create the
@@ -422,14 +504,27 @@ static void run_locker(struct st_worker *w, void *h)
         r = cs->lock->unlock(h);
         if (r < 0) {
             record_err(s, r, ST_PH_UNLOCK, n);
-            return;
+            goto out;
         }
         if (victim && n == cs->kill_at && !cs->kill_in_cs) {
             atomic_store_explicit(&sh->kill_ns, now_ns(), memory_order_relaxed);
             raise(SIGKILL); /* a contender dies while not holding the lock */
         }
         n++;
+        /* a varied pause before the next acquisition (--lock-pause), so that contenders meet
+         * inside lock() in every phase rather than re-locking back to back */
+        if (c->lock_pause_us) {
+            uint64_t x = st_rand(&rng);
+            if ((x & 3u) != 0) delay_us((unsigned)((x >> 8) % (c->lock_pause_us + 1u)));
+        }
+        wait_begin(s, &wm);
     }
+out:
+    if (n >= limit)
+        atomic_store_explicit(&s->quota_met, 1, memory_order_relaxed);
+    else
+        wait_end(s, &wm, n);
+    atomic_store_explicit(&s->end_ns, now_ns(), memory_order_relaxed);
 }
 
 /* ---- common worker frame ----------------------------------------------------------------------
@@ -502,7 +597,7 @@ void st_child_setup(struct st_case *cs)
     /* a worker never outlives the supervisor, even if the supervisor is SIGKILLed */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     signal(SIGPIPE, SIG_IGN); /* a write to a pipe whose reader died is -EPIPE, not death */
-    for (size_t i = 0; i < IPCP_ARRAY_SIZE(fatal_sigs); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(fatal_sigs); i++) {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = on_fatal;

@@ -15,6 +15,22 @@
  *   create    create() returns -ENOSPC                                    -> exit status 2
  *   liar      (lock) lock() returns 1 although no holder died             -> error
  *   hide      (lock) after a holder died, lock() returns 0 instead of 1   -> error (--fault kill)
+ *   duplast   recv() hands out the last message once more when the pipe is empty -> duplicate
+ *   sendtime  recv() changes a byte of the header's send time           -> torn
+ *   weirderr  send() returns -12345, a code nobody knows                  -> error
+ *   stall     after N messages, send() and recv() only time out          -> starvation
+ * and the hostile ones, which try to break the supervisor rather than the checker:
+ *   create-exit / create-crash / create-hang    exit(0), SIGSEGV, hang inside create()
+ *   destroy-crash / destroy-hang                the same inside destroy()
+ *   daemon    create() double-forks a process (setsid) that outlives everything; its pid goes
+ *             to the file named by file=PATH                              -> leak
+ *   thread    create() starts a thread that kills the process create() ran in, later
+ *   flood     send() writes 64 KiB to stdout every time
+ *   overrun   recv() writes 256 bytes past the buffer it was given         -> crash
+ *   exit-recv / exit3-recv / exit-send   exit(0) / exit(3) from inside recv(), exit(0) from
+ *             inside send()                                               -> crash
+ * and with IPCP_HARNESS_CTOR=exit|crash|hang in the environment, the plugin's constructor does
+ * that when it is loaded.
  * Without bug= both protocols are correct and every case must pass. */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +55,7 @@ struct ctx {
     size_t max_msg;
     char bug[16];
     unsigned long after;
+    char file[256];
 };
 
 struct ep {
@@ -56,6 +75,51 @@ static void parse(const char *opt, char *bug, size_t cap, unsigned long *after)
     if (b) snprintf(bug, cap, "%.*s", (int)strcspn(b + 4, ","), b + 4);
     const char *a = strstr(opt, "after=");
     if (a) *after = strtoul(a + 6, NULL, 10);
+}
+
+static void hang(void)
+{
+    for (;;)
+        pause();
+}
+
+__attribute__((constructor)) static void harness_ctor(void)
+{
+    const char *c = getenv("IPCP_HARNESS_CTOR");
+    if (c == NULL) return;
+    if (strcmp(c, "exit") == 0) exit(0);
+    if (strcmp(c, "crash") == 0) raise(SIGSEGV);
+    if (strcmp(c, "hang") == 0) hang();
+}
+
+/* A process that leaves its parents behind (double fork, new session) and stays. */
+static void leave_daemon(const char *file)
+{
+    pid_t p = fork();
+    if (p != 0) {
+        if (p > 0) waitpid(p, NULL, 0);
+        return;
+    }
+    setsid();
+    if (fork() != 0) _exit(0);
+    prctl(PR_SET_NAME, "harness-daemon");
+    if (file[0]) {
+        FILE *f = fopen(file, "w");
+        if (f) {
+            fprintf(f, "%d\n", (int)getpid());
+            fclose(f);
+        }
+    }
+    hang();
+}
+
+static void *killer(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, 50000000};
+    nanosleep(&ts, NULL);
+    raise(SIGSEGV); /* in the process that ran create(), while the endpoints run */
+    return NULL;
 }
 
 static int64_t now_ms(void)
@@ -79,10 +143,20 @@ static int ch_create(const struct ipcp_chan_cfg *cfg, void **out)
     struct ctx *x = calloc(1, sizeof(*x));
     if (x == NULL) return -ENOMEM;
     parse(cfg->options, x->bug, sizeof(x->bug), &x->after);
+    const char *f = strstr(cfg->options, "file=");
+    if (f) snprintf(x->file, sizeof(x->file), "%.*s", (int)strcspn(f + 5, ","), f + 5);
     x->max_msg = cfg->max_msg;
     if (is(x, "create")) {
         free(x);
         return -ENOSPC;
+    }
+    if (is(x, "create-exit")) exit(0);
+    if (is(x, "create-crash")) raise(SIGSEGV);
+    if (is(x, "create-hang")) hang();
+    if (is(x, "daemon")) leave_daemon(x->file);
+    if (is(x, "thread")) {
+        pthread_t t;
+        pthread_create(&t, NULL, killer, NULL);
     }
     if (pipe2(x->fds, O_CLOEXEC | O_NONBLOCK) < 0) {
         int e = errno;
@@ -102,6 +176,8 @@ static int ch_create(const struct ipcp_chan_cfg *cfg, void **out)
 static void ch_destroy(void *ctx)
 {
     struct ctx *x = ctx;
+    if (is(x, "destroy-crash")) raise(SIGSEGV);
+    if (is(x, "destroy-hang")) hang();
     close(x->fds[0]);
     close(x->fds[1]);
     free(x);
@@ -167,6 +243,19 @@ static int ch_send(void *ep, const void *msg, size_t len, int timeout_ms)
     struct ctx *x = e->x;
     unsigned long n = e->n;
     if (is(x, "error") && n >= x->after) return -EIO;
+    if (is(x, "weirderr") && n >= x->after) return -12345;
+    if (is(x, "exit-send") && n >= x->after) exit(0);
+    if (is(x, "stall") && n >= x->after) {
+        struct timespec ts = {0, (long)timeout_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        return -ETIMEDOUT;
+    }
+    if (is(x, "flood")) {
+        static char junk[65536];
+        memset(junk, 'f', sizeof(junk) - 1);
+        junk[sizeof(junk) - 1] = '\n';
+        if (write(1, junk, sizeof(junk)) < 0) return -errno;
+    }
     if (is(x, "drop") && n >= x->after && n % 50 == 0) {
         e->n++;
         return 0; /* "sent" */
@@ -193,9 +282,9 @@ static ssize_t ch_recv(void *ep, void *buf, size_t cap, int timeout_ms)
     struct ctx *x = e->x;
     if (e->n >= x->after) {
         if (is(x, "crash")) raise(SIGSEGV);
-        if (is(x, "hang"))
-            for (;;)
-                pause();
+        if (is(x, "hang")) hang();
+        if (is(x, "exit-recv")) exit(0);
+        if (is(x, "exit3-recv")) exit(3);
         if (is(x, "dup") && e->n % 50 == 0 && e->last_len) {
             e->n++;
             memcpy(buf, e->last, e->last_len);
@@ -219,6 +308,11 @@ static ssize_t ch_recv(void *ep, void *buf, size_t cap, int timeout_ms)
         if (n == 0) return -EPIPE;
         if (errno != EAGAIN) return -errno;
         int64_t left = deadline - now_ms();
+        if (left <= 0 && is(x, "duplast") && e->have == 0 && e->last_len && !e->held) {
+            e->held = 1; /* the pipe is empty: the last message once more */
+            memcpy(buf, e->last, e->last_len);
+            return (ssize_t)e->last_len;
+        }
         if (left <= 0) return -ETIMEDOUT;
         struct pollfd p = {.fd = x->fds[0], .events = POLLIN};
         poll(&p, 1, (int)left);
@@ -227,7 +321,14 @@ static ssize_t ch_recv(void *ep, void *buf, size_t cap, int timeout_ms)
     e->have = 0;
     e->need = 4;
     if (len > cap) return -EMSGSIZE;
+    if (is(x, "stall") && e->n >= x->after) {
+        struct timespec ts = {0, (long)timeout_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        return -ETIMEDOUT;
+    }
     memcpy(buf, e->buf + 4, len);
+    if (is(x, "sendtime") && e->n == x->after && len > 32) ((uint8_t *)buf)[27] ^= 0x40;
+    if (is(x, "overrun") && e->n >= x->after) memset((uint8_t *)buf + cap, 0xAA, 256);
     memcpy(e->last, e->buf + 4, len);
     e->last_len = len;
     e->n++;

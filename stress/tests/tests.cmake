@@ -18,9 +18,14 @@ endif()
 # build otherwise (a stale one from another build directory would make results depend on it).
 set(_ipcp_env ${IPCP_TEST_ENV} "IPCPROOF_TSAN_BIN=" "IPCPROOF_FAULTS_LIB=")
 
-# ipcp_stress_test(NAME <name> RC <0|1|2> [KINDS <k|k>] [NO_JSON] ARGS <args...>)
+# ipcp_stress_test(NAME <name> RC <0|1|2> [KINDS <k|k>] [NO_JSON] [DETAIL <regex>]
+#                  [STDERR <regex>] [NOT_STDERR <regex>] [RESULT <r>] [JSON_EQ <a.b=v|...>]
+#                  [MAX_SECONDS <n>] [GONE_PIDFILE <path>] [ENV <k=v>...]
+#                  ARGS <args...>)
 function(ipcp_stress_test)
-  cmake_parse_arguments(T "NO_JSON" "NAME;RC;KINDS;TIMEOUT" "ARGS" ${ARGN})
+  cmake_parse_arguments(T "NO_JSON"
+    "NAME;RC;KINDS;TIMEOUT;DETAIL;STDERR;NOT_STDERR;RESULT;JSON_EQ;MAX_SECONDS;GONE_PIDFILE"
+    "ARGS;ENV" ${ARGN})
   list(JOIN T_ARGS "|" args)
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
@@ -32,8 +37,11 @@ function(ipcp_stress_test)
   add_test(NAME ${T_NAME}
     COMMAND ${CMAKE_COMMAND} -DIPCPROOF=$<TARGET_FILE:ipcproof_cli> "-DARGS=${args}"
             -DJSON=${_ipcp_out}/${T_NAME}.json -DEXPECT_RC=${T_RC} "-DEXPECT_KINDS=${T_KINDS}"
-            -DNO_JSON=${no_json} -P ${_ipcp_check})
-  set_tests_properties(${T_NAME} PROPERTIES TIMEOUT ${T_TIMEOUT} ENVIRONMENT "${_ipcp_env}")
+            -DNO_JSON=${no_json} "-DEXPECT_DETAIL=${T_DETAIL}" "-DEXPECT_STDERR=${T_STDERR}"
+            "-DNOT_STDERR=${T_NOT_STDERR}" -DRESULT=${T_RESULT} "-DJSON_EQ=${T_JSON_EQ}"
+            -DMAX_SECONDS=${T_MAX_SECONDS} -DGONE_PIDFILE=${T_GONE_PIDFILE} -P ${_ipcp_check})
+  set_tests_properties(${T_NAME} PROPERTIES TIMEOUT ${T_TIMEOUT} ENVIRONMENT
+                       "${_ipcp_env};${T_ENV}")
 endfunction()
 
 set(H $<TARGET_FILE:fixture_harness>)
@@ -80,8 +88,74 @@ ipcp_stress_test(NAME stress.harness.missing_plugin RC 2
   ARGS stress --plugin ${_ipcp_out}/no-such-plugin.so)
 ipcp_stress_test(NAME stress.harness.bad_flag RC 2 NO_JSON
   ARGS stress --plugin ${H} --no-such-flag)
-ipcp_stress_test(NAME stress.harness.kill_needs_processes RC 2
+ipcp_stress_test(NAME stress.harness.kill_needs_processes RC 2 NO_JSON STDERR "--fault kill needs"
   ARGS stress --plugin ${H} --mode thread --fault kill)
+
+# --- checks without blind spots -------------------------------------------------------------
+ipcp_stress_test(NAME stress.harness.duplicate_of_last RC 1 KINDS duplicate DETAIL "seq 1999 "
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=duplast)
+ipcp_stress_test(NAME stress.harness.send_time_covered RC 1 KINDS torn DETAIL "checksum"
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=sendtime)
+ipcp_stress_test(NAME stress.harness.unknown_errno RC 1 KINDS error DETAIL "-12345"
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=weirderr)
+ipcp_stress_test(NAME stress.harness.starvation RC 1 KINDS starvation
+  ARGS stress --plugin ${H} --kind channel --duration 1 --opt bug=stall,after=500)
+ipcp_stress_test(NAME stress.harness.shortio_na RC 0 RESULT n/a
+  ARGS stress --proto ring --messages 2000 --fault short-io)
+
+# --- a plugin must not be able to hang, kill or fake the supervisor ---------------------------
+# Each ends with a verdict, a JSON report and nothing left running, within a fixed time.
+foreach(how exit crash hang)
+  set(kind crash)
+  if(how STREQUAL "hang")
+    set(kind deadlock)
+  endif()
+  ipcp_stress_test(NAME stress.hostile.constructor_${how} RC 1 KINDS ${kind} MAX_SECONDS 20
+    DETAIL "constructors" ENV IPCP_HARNESS_CTOR=${how}
+    ARGS stress --plugin ${H} --kind channel --messages 500 --setup-timeout 2)
+  ipcp_stress_test(NAME stress.hostile.create_${how} RC 1 KINDS ${kind} MAX_SECONDS 20
+    DETAIL "create\\(\\)" ARGS stress --plugin ${H} --kind channel --messages 500
+    --setup-timeout 2 --opt bug=create-${how})
+endforeach()
+ipcp_stress_test(NAME stress.hostile.destroy_crash RC 1 KINDS crash MAX_SECONDS 20
+  DETAIL "destroy\\(\\)" ARGS stress --plugin ${H} --kind channel --messages 500
+  --opt bug=destroy-crash)
+ipcp_stress_test(NAME stress.hostile.destroy_hang RC 1 KINDS deadlock MAX_SECONDS 20
+  DETAIL "destroy\\(\\)" ARGS stress --plugin ${H} --kind channel --messages 500
+  --setup-timeout 2 --opt bug=destroy-hang)
+ipcp_stress_test(NAME stress.hostile.daemon RC 1 KINDS leak DETAIL "harness-daemon"
+  GONE_PIDFILE ${_ipcp_out}/daemon.pid MAX_SECONDS 30
+  ARGS stress --plugin ${H} --kind channel --messages 500
+  --opt bug=daemon,file=${_ipcp_out}/daemon.pid)
+ipcp_stress_test(NAME stress.hostile.host_dies RC 1 KINDS crash DETAIL "protocol host"
+  ARGS stress --plugin ${H} --kind channel --duration 1 --opt bug=thread)
+ipcp_stress_test(NAME stress.hostile.overrun RC 1 KINDS crash DETAIL "consumer 0"
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=overrun)
+ipcp_stress_test(NAME stress.hostile.exit0_in_recv RC 1 KINDS crash DETAIL "exit\\(\\)"
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=exit-recv)
+ipcp_stress_test(NAME stress.hostile.exit3_in_recv RC 1 KINDS crash DETAIL "exit\\(\\)"
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=exit3-recv)
+ipcp_stress_test(NAME stress.hostile.exit0_in_send RC 1 KINDS crash DETAIL "exit\\(\\)"
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=exit-send)
+ipcp_stress_test(NAME stress.hostile.exit0_in_thread RC 1 KINDS crash DETAIL "exit\\(\\)"
+  ARGS stress --plugin ${H} --kind channel --mode thread --messages 2000 --opt bug=exit-recv)
+# 3000 sends of 64 KiB each to stdout: the run passes, and its report stays small
+ipcp_stress_test(NAME stress.hostile.stdout_flood RC 0 MAX_SECONDS 60
+  ARGS stress --plugin ${H} --kind channel --messages 3000 --opt bug=flood)
+
+# --- the small ones ---------------------------------------------------------------------------
+ipcp_stress_test(NAME stress.cli.bad_seed RC 2 NO_JSON STDERR "--seed: 'garbage' is not"
+  ARGS stress --plugin ${H} --seed garbage)
+ipcp_stress_test(NAME stress.cli.usage_error_names_option RC 2 NO_JSON
+  STDERR "--workers: '0' is not a whole number" NOT_STDERR "rerun"
+  ARGS stress --plugin ${H} --workers 0)
+ipcp_stress_test(NAME stress.cli.json_unwritable RC 2 NO_JSON STDERR "--json: cannot write"
+  ARGS stress --plugin ${H} --json ${_ipcp_out}/no-such-dir/r.json)
+ipcp_stress_test(NAME stress.cli.decimal RC 0 JSON_EQ config.workers=10
+  ARGS stress --plugin ${H} --kind lock --workers 010 --messages 100)
+ipcp_stress_test(NAME stress.cli.watchdog_honoured RC 1 KINDS deadlock DETAIL "deadline of 3.0 s"
+  MAX_SECONDS 15 ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=hang
+  --watchdog 3 --stall 60)
 
 # --- the example plugins through `ipcproof validate` -----------------------------------------
 set(_ipcp_budget --budget 10 --seed 1)

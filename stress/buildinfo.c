@@ -1,0 +1,70 @@
+/* buildinfo.c - what this ipcproof binary is: its compiler, sanitizers, path, and where its
+ * companions (the short-io interposer) are. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stress.h"
+
+#ifndef IPCP_BUILD_SANITIZERS
+#define IPCP_BUILD_SANITIZERS ""
+#endif
+#ifndef IPCP_BUILD_CC
+#define IPCP_BUILD_CC "cc"
+#endif
+
+const char *st_build_sanitizers(void)
+{
+    return IPCP_BUILD_SANITIZERS;
+}
+
+const char *st_build_cc(void)
+{
+    return IPCP_BUILD_CC;
+}
+
+int st_is_tsan_build(void)
+{
+#ifdef IPCP_TSAN
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+const char *st_self_exe(void)
+{
+    static char path[PATH_MAX];
+    if (path[0] == '\0') {
+        ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+        if (n <= 0) return "ipcproof";
+        path[n] = '\0';
+    }
+    return path;
+}
+
+static int exists(const char *p)
+{
+    return access(p, R_OK) == 0;
+}
+
+const char *st_faults_lib(void)
+{
+    static char path[PATH_MAX * 2];
+    const char *env = getenv("IPCPROOF_FAULTS_LIB");
+    if (env && *env) return exists(env) ? env : NULL;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", st_self_exe());
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    /* the build tree keeps it next to the binary; an install has it in the libdir */
+    snprintf(path, sizeof(path), "%s/libipcproof-faults.so", dir);
+    if (exists(path)) return path;
+#ifdef IPCP_BIN_TO_LIBDIR
+    snprintf(path, sizeof(path), "%s/%s/libipcproof-faults.so", dir, IPCP_BIN_TO_LIBDIR);
+    if (exists(path)) return path;
+#endif
+    return NULL;
+}

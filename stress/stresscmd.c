@@ -1,0 +1,384 @@
+/* stresscmd.c - `ipcproof stress`: one case, its summary, its JSON report, its exit status.
+ *
+ * Exit status: 0 no violation; 1 at least one violation; 2 usage or setup error (a bad option,
+ * a plugin that does not load or speaks another ABI, create() failing). Everything that can be
+ * refused is refused before the protocol is loaded: options, the --json path, a plugin built
+ * with a ThreadSanitizer this binary cannot host. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "elfinfo.h"
+#include "spawn.h"
+#include "stress.h"
+
+enum {
+    O_PROTO = 256,
+    O_PLUGIN,
+    O_KIND,
+    O_MODE,
+    O_PRODUCERS,
+    O_CONSUMERS,
+    O_WORKERS,
+    O_MESSAGES,
+    O_DURATION,
+    O_MINSIZE,
+    O_MAXSIZE,
+    O_CAPACITY,
+    O_SEED,
+    O_FAULT,
+    O_FRATE,
+    O_OPT,
+    O_JSON,
+    O_PROGRESS,
+    O_QUIET,
+    O_NOVERIFY,
+    O_OVERHEAD,
+    O_CDELAY,
+    O_PDELAY,
+    O_WATCHDOG,
+    O_STALL,
+    O_NOSANDBOX,
+    O_KILLPOINT,
+    O_SIGPERIOD,
+    O_LOCKPAUSE,
+    O_SETUP,
+    O_HELP,
+};
+
+static const struct option stress_opts[] = {
+    {"proto", required_argument, NULL, O_PROTO},
+    {"plugin", required_argument, NULL, O_PLUGIN},
+    {"kind", required_argument, NULL, O_KIND},
+    {"mode", required_argument, NULL, O_MODE},
+    {"producers", required_argument, NULL, O_PRODUCERS},
+    {"consumers", required_argument, NULL, O_CONSUMERS},
+    {"workers", required_argument, NULL, O_WORKERS},
+    {"messages", required_argument, NULL, O_MESSAGES},
+    {"duration", required_argument, NULL, O_DURATION},
+    {"min-size", required_argument, NULL, O_MINSIZE},
+    {"max-size", required_argument, NULL, O_MAXSIZE},
+    {"capacity", required_argument, NULL, O_CAPACITY},
+    {"seed", required_argument, NULL, O_SEED},
+    {"fault", required_argument, NULL, O_FAULT},
+    {"fault-rate", required_argument, NULL, O_FRATE},
+    {"opt", required_argument, NULL, O_OPT},
+    {"json", required_argument, NULL, O_JSON},
+    {"progress", no_argument, NULL, O_PROGRESS},
+    {"quiet", no_argument, NULL, O_QUIET},
+    {"no-verify", no_argument, NULL, O_NOVERIFY},
+    {"overhead", no_argument, NULL, O_OVERHEAD},
+    {"consumer-delay", required_argument, NULL, O_CDELAY},
+    {"producer-delay", required_argument, NULL, O_PDELAY},
+    {"watchdog", required_argument, NULL, O_WATCHDOG},
+    {"stall", required_argument, NULL, O_STALL},
+    {"no-sandbox", no_argument, NULL, O_NOSANDBOX},
+    {"kill-point", required_argument, NULL, O_KILLPOINT},
+    {"signal-period", required_argument, NULL, O_SIGPERIOD},
+    {"lock-pause", required_argument, NULL, O_LOCKPAUSE},
+    {"setup-timeout", required_argument, NULL, O_SETUP},
+    {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static unsigned parse_faults(const char *s)
+{
+    unsigned f = 0;
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", s);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (strcmp(t, "kill") == 0)
+            f |= ST_FAULT_KILL;
+        else if (strcmp(t, "signals") == 0)
+            f |= ST_FAULT_SIGNALS;
+        else if (strcmp(t, "short-io") == 0)
+            f |= ST_FAULT_SHORTIO;
+        else if (strcmp(t, "none") != 0)
+            st_cli_die("stress", "--fault: unknown fault '%s' (kill, signals, short-io)", t);
+    }
+    return f;
+}
+
+static void parse_stress(int argc, char **argv, struct st_config *c)
+{
+    const char *C = "stress";
+    int seed_set = 0;
+    st_config_defaults(c);
+    optind = 1;
+    opterr = 0;
+    for (;;) {
+        int li = -1;
+        int o = getopt_long(argc, argv, "", stress_opts, &li);
+        if (o == -1) break;
+        const char *a = optarg;
+        char opt[64];
+        snprintf(opt, sizeof(opt), "--%s", li >= 0 ? stress_opts[li].name : "?");
+        switch (o) {
+        case O_PROTO:
+            c->proto = a;
+            break;
+        case O_PLUGIN:
+            c->plugin = a;
+            break;
+        case O_KIND:
+            if (strcmp(a, "channel") == 0)
+                c->kind = ST_KIND_CHANNEL;
+            else if (strcmp(a, "lock") == 0)
+                c->kind = ST_KIND_LOCK;
+            else
+                st_cli_die(C, "--kind: '%s' is not channel or lock", a);
+            break;
+        case O_MODE:
+            if (strcmp(a, "process") == 0)
+                c->mode = ST_MODE_PROCESS;
+            else if (strcmp(a, "thread") == 0)
+                c->mode = ST_MODE_THREAD;
+            else
+                st_cli_die(C, "--mode: '%s' is not process or thread", a);
+            break;
+        case O_PRODUCERS:
+            c->producers = (uint32_t)st_cli_u64(C, opt, a, 1, ST_MAX_ENDPOINTS);
+            break;
+        case O_CONSUMERS:
+            c->consumers = (uint32_t)st_cli_u64(C, opt, a, 1, ST_MAX_ENDPOINTS);
+            break;
+        case O_WORKERS:
+            c->workers = (uint32_t)st_cli_u64(C, opt, a, 1, ST_MAX_ENDPOINTS);
+            break;
+        case O_MESSAGES:
+            c->messages = st_cli_u64(C, opt, a, 1, 1ull << 32);
+            break;
+        case O_DURATION:
+            c->duration = st_cli_double(C, opt, a, 0.001, 86400);
+            break;
+        case O_MINSIZE:
+            c->min_size = (size_t)st_cli_u64(C, opt, a, ST_HDR_SIZE, ST_MAX_MSG);
+            break;
+        case O_MAXSIZE:
+            c->max_size = (size_t)st_cli_u64(C, opt, a, ST_HDR_SIZE, ST_MAX_MSG);
+            break;
+        case O_CAPACITY:
+            c->capacity = (size_t)st_cli_u64(C, opt, a, 0, 1ull << 40);
+            break;
+        case O_SEED:
+            c->seed = st_cli_u64(C, opt, a, 0, INT64_MAX);
+            seed_set = 1;
+            break;
+        case O_FAULT:
+            c->faults |= parse_faults(a);
+            break;
+        case O_FRATE:
+            c->fault_rate = st_cli_double(C, opt, a, 0, 1);
+            break;
+        case O_OPT:
+            c->opt = a;
+            break;
+        case O_JSON:
+            c->json = a;
+            break;
+        case O_PROGRESS:
+            c->progress = 1;
+            break;
+        case O_QUIET:
+            c->quiet = 1;
+            if (c->progress < 0) c->progress = 0;
+            break;
+        case O_NOVERIFY:
+            c->no_verify = 1;
+            break;
+        case O_OVERHEAD:
+            c->overhead = 1;
+            break;
+        case O_CDELAY:
+            c->consumer_delay_us = (unsigned)st_cli_u64(C, opt, a, 0, 1000000);
+            break;
+        case O_PDELAY:
+            c->producer_delay_us = (unsigned)st_cli_u64(C, opt, a, 0, 1000000);
+            break;
+        case O_WATCHDOG:
+            c->watchdog = st_cli_double(C, opt, a, 0.1, 86400);
+            break;
+        case O_STALL:
+            c->stall = st_cli_double(C, opt, a, 0.1, 86400);
+            break;
+        case O_NOSANDBOX:
+            c->no_sandbox = 1;
+            break;
+        case O_KILLPOINT:
+            if (strcmp(a, "any") == 0)
+                c->kill_point = ST_KP_ANY;
+            else if (strcmp(a, "send-blocked") == 0)
+                c->kill_point = ST_KP_SEND_BLOCKED;
+            else if (strcmp(a, "recv-blocked") == 0)
+                c->kill_point = ST_KP_RECV_BLOCKED;
+            else
+                st_cli_die(C, "--kill-point: '%s' is not any, send-blocked or recv-blocked", a);
+            break;
+        case O_SIGPERIOD:
+            c->signal_us = (unsigned)st_cli_u64(C, opt, a, 20, 1000000);
+            break;
+        case O_LOCKPAUSE:
+            c->lock_pause_us = (unsigned)st_cli_u64(C, opt, a, 0, 1000000);
+            break;
+        case O_SETUP:
+            c->setup = st_cli_double(C, opt, a, 0.1, 3600);
+            break;
+        case O_HELP:
+            st_usage(stdout);
+            exit(0);
+        default:
+            if (o == ':' || (optopt && optopt >= O_PROTO))
+                st_cli_die(C, "%s needs a value", argv[optind - 1]);
+            st_cli_die(C, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) st_cli_die(C, "unexpected argument '%s'", argv[optind]);
+    if ((c->proto != NULL) == (c->plugin != NULL))
+        st_cli_die(C, "exactly one of --proto NAME and --plugin FILE.so");
+    if (c->min_size > c->max_size)
+        st_cli_die(C, "--min-size %zu is above --max-size %zu", c->min_size, c->max_size);
+    if (c->messages == 0 && c->duration <= 0) c->messages = ST_DEFAULT_MSGS;
+    if (!seed_set) c->seed = ((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16)) & 0xffffffffu;
+    if (c->kill_point != ST_KP_ANY && !(c->faults & ST_FAULT_KILL))
+        st_cli_die(C, "--kill-point goes with --fault kill");
+    if (c->mode == ST_MODE_THREAD && (c->faults & ST_FAULT_KILL))
+        st_cli_die(C, "--fault kill needs --mode process (a SIGKILL ends every thread)");
+}
+
+/* A plugin built with a ThreadSanitizer this binary cannot host fails in dlopen() with an
+ * obscure message: say what to do instead, before anything runs. */
+static void check_plugin_build(const struct st_config *c)
+{
+    if (c->plugin == NULL) return;
+    char why[256] = "";
+    int k = st_elf_tsan_kind(c->plugin, why, sizeof(why));
+    if (k == ST_TSAN_GCC)
+        st_cli_die(
+            "stress",
+            "%s was built with gcc's -fsanitize=thread, which needs libtsan.so and cannot "
+            "be loaded into ipcproof: build it with clang-14 -fsanitize=thread (for the TSan "
+            "build of ipcproof) or without -fsanitize (for this one), or give validate "
+            "--plugin-src",
+            c->plugin);
+    if (k == ST_TSAN_CLANG && !st_is_tsan_build())
+        st_cli_die("stress",
+                   "%s is a ThreadSanitizer build: run it with the TSan build of ipcproof (the "
+                   "tsan preset's stress/ipcproof), or build it without -fsanitize=thread",
+                   c->plugin);
+}
+
+/* Re-runs this command once with environment changes (the short-io interposer, TSan quiet).
+ * IPCPROOF_REEXEC guards against a loop. */
+static void reexec(char **argv, const char *why)
+{
+    if (getenv("IPCPROOF_REEXEC") != NULL) {
+        fprintf(stderr, "ipcproof stress: %s did not take effect\n", why);
+        exit(2);
+    }
+    setenv("IPCPROOF_REEXEC", "1", 1);
+    fflush(NULL);
+    execv(st_self_exe(), argv);
+    fprintf(stderr, "ipcproof stress: re-exec for %s: %s\n", why, strerror(errno));
+    exit(2);
+}
+
+/* --fault short-io: the interposer must be preloaded before libc is used by anything, and the
+ * workers are forked (the protocol's create() state must survive), so the whole command re-runs
+ * itself once with LD_PRELOAD set. The interposer stays disarmed except in worker threads, which
+ * arm it after the start barrier: the supervisor's own I/O is never faulted. */
+static void ensure_interposer(char **argv)
+{
+    if (dlsym(RTLD_DEFAULT, "ipcproof_faults_arm") != NULL) {
+        unsetenv("LD_PRELOAD"); /* loaded; do not hand it to anything we might run */
+        return;
+    }
+    const char *lib = st_faults_lib();
+    if (lib == NULL) {
+        fprintf(stderr, "ipcproof stress: --fault short-io needs libipcproof-faults.so next to "
+                        "the ipcproof binary or in its libdir (or IPCPROOF_FAULTS_LIB=path)\n");
+        exit(2);
+    }
+    char pre[PATH_MAX * 2];
+    const char *old = getenv("LD_PRELOAD");
+    snprintf(pre, sizeof(pre), "%s%s%s", lib, old && *old ? ":" : "", old ? old : "");
+    setenv("LD_PRELOAD", pre, 1);
+    reexec(argv, "LD_PRELOAD of the interposer");
+}
+
+/* A process-mode case never needs ThreadSanitizer's verdict (each endpoint is a process of its
+ * own, TSan sees no other thread), and LLVM 14's TSan reports a false mutex misuse after a robust
+ * mutex's EOWNERDEAD: in a TSan build, process mode runs with TSan's reports off. */
+static int tsan_quiet(char **argv, int process_mode, int *reexec_needed)
+{
+    *reexec_needed = 0;
+    if (!st_is_tsan_build() || !process_mode) return 0;
+    const char *old = getenv("TSAN_OPTIONS");
+    if (old && strstr(old, "report_bugs=0")) return 1;
+    char opts[2048];
+    snprintf(opts, sizeof(opts), "%s%sreport_bugs=0", old && *old ? old : "",
+             old && *old ? ":" : "");
+    setenv("TSAN_OPTIONS", opts, 1);
+    *reexec_needed = 1;
+    (void)argv;
+    return 1;
+}
+
+int st_stress_main(int argc, char **argv)
+{
+    struct st_config c;
+    parse_stress(argc, argv, &c);
+    check_plugin_build(&c);
+    int again = 0;
+    int quiet_tsan = tsan_quiet(argv - 1, c.mode == ST_MODE_PROCESS, &again);
+    if (c.faults & ST_FAULT_SHORTIO) {
+        if (dlsym(RTLD_DEFAULT, "ipcproof_faults_arm") == NULL)
+            ensure_interposer(argv - 1); /* also carries TSAN_OPTIONS over */
+        else
+            unsetenv("LD_PRELOAD");
+    }
+    if (again) reexec(argv - 1, "TSAN_OPTIONS=report_bugs=0");
+    unsetenv("IPCPROOF_REEXEC");
+
+    /* the report's file first: a bad path is an error before anything runs */
+    FILE *jf = NULL;
+    if (c.json != NULL && (jf = fopen(c.json, "we")) == NULL)
+        st_cli_die("stress", "--json: cannot write '%s': %s", c.json, strerror(errno));
+    signal(SIGPIPE, SIG_IGN); /* a host that is gone is seen in its wait status */
+    int r = st_subreaper_enable();
+    if (r < 0) {
+        fprintf(stderr, "ipcproof stress: PR_SET_CHILD_SUBREAPER: %s\n", strerror(-r));
+        return 2;
+    }
+    struct st_report *rep = calloc(1, sizeof(*rep));
+    if (rep == NULL) return 2;
+    rep->chan = c.kind != ST_KIND_LOCK;
+    char why[256] = "";
+    if (!c.no_sandbox) rep->sandboxed = st_sandbox_enter(why, sizeof(why));
+    if (why[0]) st_report_note(rep, "%s", why);
+    if (quiet_tsan)
+        st_report_note(rep, "process mode in a ThreadSanitizer build: TSan reports are off (each "
+                            "endpoint is a process of its own)");
+    int status = st_run_case(&c, rep);
+    /* a plugin exporting both kinds runs its channel unless told: say so in the repro */
+    if (rep->kind_known) c.repro_kind = rep->chan ? ST_KIND_CHANNEL : ST_KIND_LOCK;
+    if (c.kind == ST_KIND_AUTO && rep->kind_known) c.kind = c.repro_kind;
+    char repro[4096];
+    st_config_repro(&c, repro, sizeof(repro));
+    if (!c.quiet || status != 0) st_report_print(&c, rep, repro);
+    if (jf != NULL) {
+        if (st_report_json(&c, rep, repro, jf) < 0 && status == 0) status = 2;
+        fclose(jf);
+    }
+    if (status == 0 && rep->nv) status = 1;
+    st_report_free(rep);
+    free(rep);
+    return status;
+}
