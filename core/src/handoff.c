@@ -15,6 +15,7 @@
 #include "internal.h"
 #include "ipcproof/err.h"
 #include "ipcproof/handoff.h"
+#include "ipcproof/registry.h"
 
 /* ==== messages ============================================================================== */
 
@@ -316,9 +317,11 @@ int ipcp_handoff_create(const struct ipcp_handoff_cfg *cfg, struct ipcp_handoff 
 
 fail_rq:
     mq_unlink(ho->rname);
+    (void)ipcp_registry_remove("mq", ho->rname);
 fail_shm:
     munmap(ho->hdr, ho->map_size);
     shm_unlink(ho->name);
+    (void)ipcp_registry_remove("shm", ho->name);
 fail_free:
     free(ho);
     return rc;
@@ -331,6 +334,9 @@ void ipcp_handoff_destroy(struct ipcp_handoff *ho)
         mq_unlink(ho->rname);
         mq_unlink(ho->oname);
         shm_unlink(ho->name);
+        (void)ipcp_registry_remove("mq", ho->rname);
+        (void)ipcp_registry_remove("mq", ho->oname);
+        (void)ipcp_registry_remove("shm", ho->name);
     }
     munmap(ho->hdr, ho->map_size);
     free(ho);

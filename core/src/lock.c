@@ -26,6 +26,7 @@
 #include "ipcproof/err.h"
 #include "ipcproof/lock.h"
 #include "ipcproof/mqlock.h"
+#include "ipcproof/registry.h"
 
 /* ==== kinds ================================================================================= */
 
@@ -141,13 +142,24 @@ void ipcp_lock_destroy(struct ipcp_lock_ctx *ctx)
     if (ctx == NULL) return;
     int creator = getpid() == ctx->creator;
     if (ctx->mq != NULL) ipcp_mqlock_destroy(ctx->mq);
-    if (creator && ctx->sem[0] != '\0') sem_unlink(ctx->sem);
-    if (creator && ctx->semid >= 0) semctl(ctx->semid, 0, IPC_RMID);
+    if (creator && ctx->sem[0] != '\0') {
+        sem_unlink(ctx->sem);
+        (void)ipcp_registry_remove("sem", ctx->sem);
+    }
+    if (creator && ctx->semid >= 0) {
+        semctl(ctx->semid, 0, IPC_RMID);
+        char id[16];
+        snprintf(id, sizeof(id), "%d", ctx->semid);
+        (void)ipcp_registry_remove("sysv-sem", id);
+    }
     if (ctx->sh != NULL) {
         /* The robust mutex is not pthread_mutex_destroy()ed: a dead holder may still own it,
            and the memory goes away with the mapping anyway. */
         munmap(ctx->sh, sizeof(struct lock_shared));
-        if (creator) shm_unlink(ctx->shm);
+        if (creator) {
+            shm_unlink(ctx->shm);
+            (void)ipcp_registry_remove("shm", ctx->shm);
+        }
     }
     free(ctx);
 }
@@ -209,6 +221,7 @@ int ipcp_lock_create(enum ipcp_lock_kind kind, const struct ipcp_lock_cfg *cfg,
             goto fail;
         }
         sem_close(s); /* every handle opens its own; the name keeps it */
+        (void)ipcp_registry_add("sem", ctx->sem); /* best effort */
         break;
     }
     case IPCP_LOCK_ROBUST_MUTEX:
@@ -217,6 +230,11 @@ int ipcp_lock_create(enum ipcp_lock_kind kind, const struct ipcp_lock_cfg *cfg,
         break;
     case IPCP_LOCK_SYSV_SEM:
         ctx->semid = semget(IPC_PRIVATE, 1, IPC_CREAT | IPC_EXCL | 0600);
+        if (ctx->semid >= 0) {
+            char id[16];
+            snprintf(id, sizeof(id), "%d", ctx->semid);
+            (void)ipcp_registry_add("sysv-sem", id); /* best effort */
+        }
         if (ctx->semid < 0 || semctl(ctx->semid, 0, SETVAL, 1) < 0) {
             rc = -errno;
             goto fail;

@@ -21,6 +21,7 @@
 #include "internal.h"
 #include "ipcproof/err.h"
 #include "ipcproof/mqlock.h"
+#include "ipcproof/registry.h"
 #include "ipcproof/shm.h"
 
 #define TOKEN_VERSION 1
@@ -241,7 +242,10 @@ int ipcp__mqlock_shm_create(const char *name, unsigned long size, void **map)
             *map = p;
     }
     close(fd);
-    if (rc < 0) shm_unlink(name);
+    if (rc < 0)
+        shm_unlink(name);
+    else
+        (void)ipcp_registry_add("shm", name); /* best effort */
     return rc;
 }
 
@@ -253,7 +257,10 @@ int ipcp__mqlock_mq_create(const char *name, long maxmsg, long msgsize)
     if (rc < 0) return rc;
     struct mq_attr a = {.mq_maxmsg = maxmsg, .mq_msgsize = msgsize};
     mqd_t q = mq_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &a);
-    if (q != (mqd_t)-1) return (int)q;
+    if (q != (mqd_t)-1) {
+        (void)ipcp_registry_add("mq", name); /* best effort */
+        return (int)q;
+    }
     int e = errno;
     /* At creation EMFILE is RLIMIT_MSGQUEUE (the bytes of all queues of this user) and ENOSPC
      * is queues_max; EINVAL may be a limit lowered since we read it. */
@@ -458,6 +465,7 @@ int ipcp_mqlock_create(const struct ipcp_mqlock_cfg *cfg, struct ipcp_mqlock **o
         rc = -errno;
         mq_close((mqd_t)q);
         mq_unlink(l->name);
+        (void)ipcp_registry_remove("mq", l->name);
         goto fail_shm;
     }
     mq_close((mqd_t)q);
@@ -467,6 +475,7 @@ int ipcp_mqlock_create(const struct ipcp_mqlock_cfg *cfg, struct ipcp_mqlock **o
 fail_shm:
     munmap(l->rec, sizeof(struct mqlock_rec));
     shm_unlink(l->name);
+    (void)ipcp_registry_remove("shm", l->name);
 fail_free:
     free(l);
     return rc;
@@ -478,6 +487,8 @@ void ipcp_mqlock_destroy(struct ipcp_mqlock *l)
     if (getpid() == l->creator) {
         mq_unlink(l->name);
         shm_unlink(l->name);
+        (void)ipcp_registry_remove("mq", l->name);
+        (void)ipcp_registry_remove("shm", l->name);
     }
     munmap(l->rec, sizeof(struct mqlock_rec));
     free(l);

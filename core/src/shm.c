@@ -2,27 +2,22 @@
  *
  * This is a thin I/O layer: every failure path closes what it opened and unlinks what it
  * created, so a failed call leaves nothing behind. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <mqueue.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "ipcproof/err.h"
+#include "ipcproof/registry.h"
 #include "ipcproof/shm.h"
-
-#define MQUEUE_FS_MAGIC 0x19800202 /* statfs f_type of an mqueue file system */
 
 static int valid_kind(const char *kind)
 {
@@ -179,6 +174,7 @@ int ipcp_shm_create(struct ipcp_shm *m, const char *kind, const char *stem, size
     m->ino = st.st_ino;
     m->owner = 1;
     m->linked = 1;
+    (void)ipcp_registry_add("shm", m->name); /* best effort: never fails the creation */
     return 0;
 }
 
@@ -252,7 +248,9 @@ int ipcp_shm_unlink(struct ipcp_shm *m)
 {
     if (!m->linked || m->name[0] == '\0') return 0;
     m->linked = 0;
-    return unlink_if_same(m);
+    int rc = unlink_if_same(m);
+    if (m->owner) (void)ipcp_registry_remove("shm", m->name);
+    return rc;
 }
 
 void ipcp_shm_close(struct ipcp_shm *m)
@@ -260,51 +258,47 @@ void ipcp_shm_close(struct ipcp_shm *m)
     if (m->addr != NULL) munmap(m->addr, m->size);
     if (m->fd >= 0) close(m->fd);
     if (m->owner && m->linked && m->name[0] != '\0') unlink_if_same(m);
+    /* Ours is gone from the name either way (unlinked now, earlier, or by the peer). */
+    if (m->owner && m->name[0] != '\0') (void)ipcp_registry_remove("shm", m->name);
     shm_reset(m);
 }
 
-/* The creator is gone: kill(pid, 0) says "no such process". A zombie still counts as alive
- * (its parent may yet use the object), as does a pid we may not signal (EPERM). */
-static int pid_dead(long pid)
-{
-    if (pid == (long)getpid()) return 0;
-    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
-}
+/* The compatibility form of ipcp_registry_clean(): only the objects of dead owners, reported
+ * the old way (name as listed in /dev/shm, removed 1 / 0 in a dry run / -errno). */
+struct compat_clean {
+    void (*cb)(const char *name, long pid, int removed, void *arg);
+    void *arg;
+    int found;
+};
 
-static int clean_dir(const char *dir, int is_mq, int dry_run,
-                     void (*cb)(const char *name, long pid, int removed, void *arg), void *arg)
+static void compat_item(const struct ipcp_registry_item *it, void *arg)
 {
-    DIR *d = opendir(dir);
-    if (d == NULL) return -errno;
-    int found = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        long pid;
-        if (ipcp_shm_parse_name(e->d_name, NULL, 0, &pid) < 0) continue;
-        if (!pid_dead(pid)) continue;
-        char path[IPCP_SHM_NAME_MAX + 1];
-        if (snprintf(path, sizeof(path), "/%s", e->d_name) >= (int)sizeof(path)) continue;
-        found++;
-        int removed = 0;
-        if (!dry_run) {
-            int r = is_mq ? mq_unlink(path) : shm_unlink(path);
-            removed = r == 0 ? 1 : -errno;
-        }
-        if (cb != NULL) cb(e->d_name, pid, removed, arg);
-    }
-    closedir(d);
-    return found;
+    struct compat_clean *c = arg;
+    int removed;
+    if (it->status == IPCP_REG_REMOVED)
+        removed = 1;
+    else if (it->status == IPCP_REG_WOULD_REMOVE)
+        removed = 0;
+    else if (it->status == IPCP_REG_FAILED && strcmp(it->kind, "entry") != 0)
+        removed = -it->err;
+    else
+        return;
+    c->found++;
+    if (c->cb == NULL) return;
+    char name[PATH_MAX];
+    int posix = strcmp(it->kind, "shm") == 0 || strcmp(it->kind, "mq") == 0;
+    if (strcmp(it->kind, "sem") == 0)
+        snprintf(name, sizeof(name), "sem.%s", it->name + 1);
+    else
+        snprintf(name, sizeof(name), "%s", posix ? it->name + 1 : it->name);
+    c->cb(name, it->pid, removed, c->arg);
 }
 
 int ipcp_shm_clean(int dry_run, void (*cb)(const char *name, long pid, int removed, void *arg),
                    void *arg)
 {
-    int n = clean_dir("/dev/shm", 0, dry_run, cb, arg);
-    if (n < 0) return n;
-    struct statfs sf;
-    if (statfs("/dev/mqueue", &sf) == 0 && (unsigned long)sf.f_type == MQUEUE_FS_MAGIC) {
-        int q = clean_dir("/dev/mqueue", 1, dry_run, cb, arg);
-        if (q > 0) n += q;
-    }
-    return n;
+    struct compat_clean c = {.cb = cb, .arg = arg, .found = 0};
+    unsigned flags = IPCP_REG_CLEAN_REGISTERED_ONLY | (dry_run ? IPCP_REG_CLEAN_DRY_RUN : 0);
+    int rc = ipcp_registry_clean(flags, compat_item, &c, NULL);
+    return rc < 0 ? rc : c.found;
 }

@@ -1,4 +1,8 @@
-/* xport.c - fd creation for the frame transports; see xport.h. */
+/* xport.c - fd creation for the frame transports; see xport.h.
+ *
+ * The files made here (FIFOs, unix socket files) are mode 0600 and recorded in the registry
+ * (registry.h) as "path" lines, so `ipcproof clean` finds them after their creator was killed;
+ * the caller still unlinks them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -12,6 +16,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "ipcproof/registry.h"
 #include "ipcproof/xport.h"
 
 int ipcp_xport_pipe(int fds[2], size_t pipe_size)
@@ -23,7 +28,16 @@ int ipcp_xport_pipe(int fds[2], size_t pipe_size)
 
 int ipcp_xport_fifo_create(const char *path)
 {
-    return mkfifo(path, 0600) < 0 ? -errno : 0;
+    if (mkfifo(path, 0600) < 0) return -errno;
+    (void)ipcp_registry_add("path", path); /* best effort */
+    return 0;
+}
+
+int ipcp_xport_remove(const char *path)
+{
+    int rc = unlink(path) < 0 ? -errno : 0;
+    (void)ipcp_registry_remove("path", path);
+    return rc;
 }
 
 int ipcp_xport_fifo_open_reader(const char *path)
@@ -88,11 +102,20 @@ int ipcp_xport_unix_listen(const char *path, int type)
     if (rc < 0) return rc;
     int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         rc = -errno;
         close(fd);
         return rc;
     }
+    /* bind() gives the socket file 0777 & ~umask. Nobody can connect before listen(), so
+     * narrowing it to 0600 in between leaves no window (umask is process-wide: not that). */
+    if (chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
+        rc = -errno;
+        close(fd);
+        unlink(path); /* bound by us a moment ago */
+        return rc;
+    }
+    (void)ipcp_registry_add("path", path); /* best effort */
     return fd;
 }
 

@@ -60,7 +60,7 @@ static void fctx_free(struct fctx *x)
     for (uint32_t i = 0; i < x->nlinks; i++) {
         if (x->fds[i][0] >= 0) close(x->fds[i][0]);
         if (x->fds[i][1] >= 0) close(x->fds[i][1]);
-        if (x->paths && x->paths[i][0]) unlink(x->paths[i]);
+        if (x->paths && x->paths[i][0]) ipcp_xport_remove(x->paths[i]);
     }
     free(x->fds);
     free(x->paths);

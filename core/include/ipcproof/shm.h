@@ -6,13 +6,15 @@
  * or, when the caller supplies a stem (the stress plugin ABI hands out a run_id),
  *     /ipcp.<kind>.<creator pid>.<stem>
  * <kind> is [a-z0-9]{1,16}; <stem> is [A-Za-z0-9_-]{1,64}. Neither contains a '.', so the pid
- * can always be parsed back, and ipcp_shm_clean() can tell which objects belong to a dead
- * process.
+ * can always be parsed back. Who created an object, and whether that process is dead, is
+ * recorded in the registry (registry.h), which ipcp_shm_clean() consults.
  *
  * Objects: ipcp_shm_create() makes a new object with O_CREAT|O_EXCL, mode 0600, sizes it with
- * ftruncate and maps it MAP_SHARED; ipcp_shm_attach() maps an existing one after checking its
- * size; ipcp_shm_create_memfd() is the nameless alternative for related processes (the fd is
- * inherited over fork or passed with SCM_RIGHTS and mapped with ipcp_shm_attach_fd()). A memfd
+ * ftruncate, maps it MAP_SHARED and records it in the registry (ipcp_shm_close() or the
+ * creator's ipcp_shm_unlink() drops it again); ipcp_shm_attach() maps an existing one after
+ * checking its size; ipcp_shm_create_memfd() is the nameless alternative for related processes
+ * (the fd is inherited over fork or passed with SCM_RIGHTS and mapped with
+ * ipcp_shm_attach_fd()). A memfd
  * is sealed against shrinking and growing, so no peer can make the mapping raise SIGBUS; a POSIX
  * shm object cannot be sealed: a peer with write access could truncate it.
  *
@@ -75,13 +77,20 @@ int ipcp_shm_unlink(struct ipcp_shm *m);
  * linked to the same object. Safe on a zeroed struct and when called twice. */
 void ipcp_shm_close(struct ipcp_shm *m);
 
-/* Removes objects left behind by crashed runs: scans /dev/shm (and /dev/mqueue if an mqueue
- * file system is mounted there) for names of the form above whose creator pid no longer exists
- * (kill(pid, 0) fails with ESRCH), and unlinks those, and only those. Objects of live processes
- * and foreign names are never touched. With dry_run nothing is removed.
- * cb (may be NULL) is called once per object of a dead creator, with name (as in the directory,
- * without the leading '/'), pid and removed = 1 (unlinked), 0 (dry run) or -errno (unlink
- * failed). Returns the number of such objects found, or -errno if /dev/shm cannot be read. */
+/* Removes objects left behind by crashed runs: the compatibility form of
+ * ipcp_registry_clean() (registry.h), which decides by the registry of created objects rather
+ * than by the pid in the name: an object is removed only when its creator's registry entry says
+ * the creator is dead (same PID namespace, pid gone or reused), and only if it still is the
+ * object that was registered. Objects of live creators, of other PID namespaces, objects without
+ * a registry entry and foreign names are never touched. This covers every registered kind
+ * (shm objects, queues, named and SysV semaphores, FIFOs and socket files), with or without
+ * /dev/mqueue mounted. With dry_run nothing is removed.
+ * cb (may be NULL) is called once per object of a dead creator that exists, with its name
+ * (shm objects and queues as in the directory, without the leading '/'; semaphores as
+ * "sem.<name>"; SysV ids and paths as registered), the creator's pid and removed = 1
+ * (removed), 0 (dry run) or -errno (removal failed). Returns the number of such objects, or
+ * -errno if the registry cannot be read. For the objects it leaves alone and why, use
+ * ipcp_registry_clean(). */
 int ipcp_shm_clean(int dry_run, void (*cb)(const char *name, long pid, int removed, void *arg),
                    void *arg);
 

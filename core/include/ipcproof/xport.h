@@ -15,8 +15,11 @@ extern "C" {
  * granted size is what /proc/sys/fs/pipe-max-size allows). */
 int ipcp_xport_pipe(int fds[2], size_t pipe_size);
 
-/* mkfifo(path, 0600); -EEXIST if anything is at path. The caller unlinks it (unlink(2)). */
+/* mkfifo(path, 0600); -EEXIST if anything is at path. The caller removes it with
+ * ipcp_xport_remove(). */
 int ipcp_xport_fifo_create(const char *path);
+/* unlink(path) of a FIFO or socket file made here, and its registry line with it. 0 or -errno. */
+int ipcp_xport_remove(const char *path);
 /* Opens the reading end without waiting for a writer. */
 int ipcp_xport_fifo_open_reader(const char *path);
 /* Opens the writing end, waiting up to timeout_ms for a reader (ENXIO until then). */
@@ -25,7 +28,8 @@ int ipcp_xport_fifo_open_writer(const char *path, int timeout_ms);
 /* socketpair(AF_UNIX, type) with type SOCK_STREAM or SOCK_SEQPACKET; sndbuf > 0 raises
  * SO_SNDBUF (seqpacket packets must fit in it). */
 int ipcp_xport_unix_pair(int type, int fds[2], int sndbuf);
-/* A listening AF_UNIX socket bound at path (the caller unlinks path). */
+/* A listening AF_UNIX socket bound at path, mode 0600 (the caller removes path with
+ * ipcp_xport_remove()). */
 int ipcp_xport_unix_listen(const char *path, int type);
 int ipcp_xport_unix_connect(const char *path, int type, int timeout_ms);
 

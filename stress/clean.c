@@ -1,0 +1,112 @@
+/* clean.c - `ipcproof clean [--dry-run]`: removes the OS objects whose creator is dead, as the
+ * registry of created objects tells (<ipcproof/registry.h>), and says what it left alone and
+ * why. See docs/clean.md.
+ *
+ * Exit status: 0 when everything that could be checked was handled (objects that could not be
+ * checked are listed, they are no error); 2 for a usage error, an unreadable registry directory
+ * or an object that could not be removed. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "ipcproof/registry.h"
+
+/* One line per object: what was done, the object, and why. */
+static void print_item(const struct ipcp_registry_item *it, void *arg)
+{
+    (void)arg;
+    const char *label;
+    char why[192];
+    long pid = it->pid;
+    switch (it->status) {
+    case IPCP_REG_REMOVED:
+        label = "removed";
+        snprintf(why, sizeof(why), "pid %ld is dead", pid);
+        break;
+    case IPCP_REG_WOULD_REMOVE:
+        label = "would remove";
+        snprintf(why, sizeof(why), "pid %ld is dead", pid);
+        break;
+    case IPCP_REG_GONE:
+        return; /* nothing to do: counted in the summary */
+    case IPCP_REG_KEPT_ALIVE:
+        label = "kept";
+        snprintf(why, sizeof(why), "pid %ld is alive", pid);
+        break;
+    case IPCP_REG_KEPT_OTHER:
+        label = "kept";
+        snprintf(why, sizeof(why), "not the registered object any more (pid %ld)", pid);
+        break;
+    case IPCP_REG_OTHER_PIDNS:
+        label = "not checked";
+        snprintf(why, sizeof(why), "pid %ld of another PID namespace", pid);
+        break;
+    case IPCP_REG_OTHER_IPCNS:
+        label = "not checked";
+        snprintf(why, sizeof(why), "pid %ld is dead, but made it in another IPC namespace", pid);
+        break;
+    case IPCP_REG_NO_ENTRY:
+        label = "not checked";
+        snprintf(why, sizeof(why), "no registry entry; its name says pid %ld", pid);
+        break;
+    case IPCP_REG_UNCHECKED:
+        label = "not checked";
+        if (strcmp(it->kind, "entry") == 0)
+            snprintf(why, sizeof(why), "cannot read it: %s", strerror(it->err));
+        else
+            snprintf(why, sizeof(why), "cannot check pid %ld: %s", pid, strerror(it->err));
+        break;
+    default:
+        label = "FAILED";
+        snprintf(why, sizeof(why), "pid %ld is dead; %s", pid, strerror(it->err));
+        break;
+    }
+    printf("  %-12s %-8s %s  (%s)\n", label, it->kind, it->name, why);
+}
+
+int st_clean_main(int argc, char **argv)
+{
+    int dry_run = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--dry-run") == 0 || strcmp(argv[i], "-n") == 0)
+            dry_run = 1;
+        else
+            st_cli_die("clean", "unexpected argument '%s' (the only option is --dry-run)", argv[i]);
+    }
+    printf("ipcproof clean: registry %s/%s*%s\n", ipcp_registry_dir(), IPCP_REGISTRY_PREFIX,
+           dry_run ? " (dry run: nothing is removed)" : "");
+    struct ipcp_registry_summary s;
+    int rc = ipcp_registry_clean(dry_run ? IPCP_REG_CLEAN_DRY_RUN : 0, print_item, NULL, &s);
+    if (rc < 0) {
+        fprintf(stderr, "ipcproof clean: cannot read the registry %s: %s\n", ipcp_registry_dir(),
+                strerror(-rc));
+        return 2;
+    }
+    printf("ipcproof clean: %u entr%s: %u of dead processes, %u alive, %u in another PID "
+           "namespace, %u unreadable\n",
+           s.entries, s.entries == 1 ? "y" : "ies", s.dead, s.alive, s.foreign,
+           s.unreadable + s.unknown);
+    const unsigned *n = s.count;
+    printf("ipcproof clean: %u %s, %u already gone, %u kept (owner alive), %u kept (name reused), "
+           "%u not checked, %u failed\n",
+           dry_run ? n[IPCP_REG_WOULD_REMOVE] : n[IPCP_REG_REMOVED],
+           dry_run ? "would be removed" : "removed", n[IPCP_REG_GONE], n[IPCP_REG_KEPT_ALIVE],
+           n[IPCP_REG_KEPT_OTHER],
+           n[IPCP_REG_OTHER_PIDNS] + n[IPCP_REG_OTHER_IPCNS] + n[IPCP_REG_NO_ENTRY] +
+               n[IPCP_REG_UNCHECKED],
+           n[IPCP_REG_FAILED]);
+    if (s.foreign > 0)
+        printf("note: objects of another PID namespace (a container sharing /dev/shm) are checked "
+               "by `ipcproof clean` run inside it\n");
+    if (n[IPCP_REG_OTHER_IPCNS] > 0)
+        printf("note: queues and SysV objects made in another IPC namespace cannot be reached "
+               "from here; their entries were dropped with their dead owners\n");
+    if (n[IPCP_REG_NO_ENTRY] > 0)
+        printf("note: objects without a registry entry are never removed (their creator's PID "
+               "namespace is unknown); remove them by hand once you know they are stale\n");
+    if (!s.mq_listed)
+        printf("note: /dev/mqueue is not mounted, so message queues without a registry entry "
+               "cannot be listed (mount -t mqueue none /dev/mqueue)\n");
+    printf("note: SysV objects without a registry entry cannot be attributed (see ipcs)\n");
+    return n[IPCP_REG_FAILED] > 0 ? 2 : 0;
+}
