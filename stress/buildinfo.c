@@ -25,9 +25,18 @@ const char *st_build_cc(void)
     return IPCP_BUILD_CC;
 }
 
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BUILT_WITH_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) && !defined(BUILT_WITH_TSAN)
+#define BUILT_WITH_TSAN 1
+#endif
+
 int st_is_tsan_build(void)
 {
-#ifdef IPCP_TSAN
+#ifdef BUILT_WITH_TSAN
     return 1;
 #else
     return 0;

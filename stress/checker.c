@@ -98,8 +98,7 @@ static int killed_on_purpose(const struct st_case *cs, const struct st_outcome *
            (!cs->is_chan && cs->kill_victim == pi + 1);
 }
 
-/* ---- how the endpoint processes ended ---------------------------------------------------------
- */
+/* ---- how the endpoint processes ended ------------------------------------------------------- */
 
 static void check_exits(const struct st_case *cs, const struct st_outcome *o, struct st_report *rep)
 {
@@ -166,8 +165,7 @@ static void check_exits(const struct st_case *cs, const struct st_outcome *o, st
     }
 }
 
-/* ---- errors returned by the protocol ------------------------------------------------------------
- */
+/* ---- errors returned by the protocol -------------------------------------------------------- */
 
 static void check_errors(const struct st_case *cs, const struct st_outcome *o, int killed,
                          struct st_report *rep)
@@ -197,8 +195,7 @@ static void check_errors(const struct st_case *cs, const struct st_outcome *o, i
     }
 }
 
-/* ---- channels
- * ------------------------------------------------------------------------------------ */
+/* ---- channels ------------------------------------------------------------------------------- */
 
 static uint64_t popcount_range(const _Atomic uint64_t *bm, uint64_t n, uint64_t *first_missing)
 {
@@ -327,8 +324,7 @@ static void check_channel(const struct st_case *cs, const struct st_outcome *o,
     check_consistency(cs, o, rep);
 }
 
-/* ---- locks
- * --------------------------------------------------------------------------------------- */
+/* ---- locks ---------------------------------------------------------------------------------- */
 
 static void check_lock(const struct st_case *cs, const struct st_outcome *o, struct st_report *rep)
 {
@@ -383,8 +379,7 @@ static void check_lock(const struct st_case *cs, const struct st_outcome *o, str
                                       : "more increments than acquisitions");
 }
 
-/* ---- liveness
- * ------------------------------------------------------------------------------------ */
+/* ---- liveness ------------------------------------------------------------------------------- */
 
 /* From the start barrier to the last completed operation, or to when an endpoint that had not
  * met its quota gave up (a channel that stopped delivering is measured over the whole case). */
@@ -437,8 +432,7 @@ static void check_starvation(const struct st_case *cs, const struct st_outcome *
     }
 }
 
-/* ---- statistics
- * ---------------------------------------------------------------------------------- */
+/* ---- statistics ----------------------------------------------------------------------------- */
 
 static void collect_stats(const struct st_case *cs, const struct st_outcome *o, double secs,
                           struct st_report *rep)

@@ -35,6 +35,7 @@
 #include "checker.h"
 #include "elfinfo.h"
 #include "host.h"
+#include "sanrep.h"
 #include "ipcproof/err.h"
 #include "spawn.h"
 #include "stress.h"
@@ -62,8 +63,7 @@ static void setup_error(struct st_report *r, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- the supervisor's view of one case ---------------------------------------------------------
- */
+/* ---- the supervisor's view of one case ------------------------------------------------------ */
 
 struct sup {
     struct st_case cs;    /* the supervisor's private copy of the case */
@@ -84,8 +84,7 @@ static uint64_t sum_ops(const struct st_case *cs, uint32_t from, uint32_t n)
     return t;
 }
 
-/* ---- the results area
- * ----------------------------------------------------------------------------- */
+/* ---- the results area ----------------------------------------------------------------------- */
 
 static size_t page_size(void)
 {
@@ -148,8 +147,7 @@ static void lay_out(struct st_case *cs, const struct st_config *c, int chan, uin
         cs->w[i].index = i;
 }
 
-/* ---- fault choices
- * ------------------------------------------------------------------------------- */
+/* ---- fault choices -------------------------------------------------------------------------- */
 
 static uint32_t pick(uint64_t *rng, uint32_t from, uint32_t n)
 {
@@ -201,8 +199,7 @@ static void choose_faults(struct st_case *cs, const struct st_config *c, struct 
     }
 }
 
-/* ---- reaping
- * --------------------------------------------------------------------------------------- */
+/* ---- reaping -------------------------------------------------------------------------------- */
 
 static void mark_dead(struct sup *S, uint32_t pi)
 {
@@ -261,8 +258,7 @@ static void kill_all(struct sup *S)
         if (!S->o.reaped[i]) kill(S->o.pids[i], SIGKILL);
 }
 
-/* ---- watchdog dump
- * ---------------------------------------------------------------------------------- */
+/* ---- watchdog dump -------------------------------------------------------------------------- */
 
 static void dump_waiters(struct sup *S, char *buf, size_t cap, const char *why)
 {
@@ -288,8 +284,7 @@ static void dump_waiters(struct sup *S, char *buf, size_t cap, const char *why)
     if (!any && len < cap) snprintf(buf + len, cap - len, "no worker is running");
 }
 
-/* ---- the run loop
- * ------------------------------------------------------------------------------------ */
+/* ---- the run loop --------------------------------------------------------------------------- */
 
 static void progress_line(struct sup *S, int64_t now, int final)
 {
@@ -479,14 +474,14 @@ static void run_loop(struct sup *S)
     if (tty && started) progress_line(S, st_now_ns(), 1);
 }
 
-/* ---- the protocol host
- * ---------------------------------------------------------------------------------- */
+/* ---- the protocol host ---------------------------------------------------------------------- */
 
 /* A step of the host did not end as it should: a verdict about the protocol (or an error). */
 static void host_failed(struct sup *S, const char *step, int r, const struct st_hmsg *m)
 {
     struct st_report *rep = S->rep;
     struct st_hostconn *h = &S->host;
+    if (!interrupted) snprintf(rep->setup_failure, sizeof(rep->setup_failure), "%s", step);
     if (r == 0 && !interrupted)
         st_report_add(rep, ST_V_DEADLOCK, 1,
                       "%s did not return within %.1f s (the protocol host, pid %d, was killed)",
@@ -556,8 +551,43 @@ static int adopt(struct sup *S, const struct st_hmsg *m)
     return 0;
 }
 
-/* ---- one run
- * ---------------------------------------------------------------------------------------------- */
+/* ---- sanitizer reports ------------------------------------------------------------------ */
+
+/* The reports the sanitizers printed into the captured output, as frames of the `race` and
+ * `crash` violations they explain. */
+static void attach_reports(struct st_report *rep)
+{
+    if (rep->output == NULL) return;
+    size_t pos = 0, len = strlen(rep->output);
+    struct st_sanrep sr;
+    while (st_sanrep_next(rep->output, len, &pos, &sr)) {
+        int race = strcmp(sr.tool, "ThreadSanitizer") == 0 && strstr(sr.title, "SEGV") == NULL &&
+                   strstr(sr.title, "signal") == NULL;
+        for (int i = 0; i < rep->nv; i++) {
+            struct st_violation *v = &rep->v[i];
+            if (v->kind != (race ? ST_V_RACE : ST_V_CRASH) || v->frames[0]) continue;
+            size_t fl = (size_t)snprintf(v->frames, sizeof(v->frames), "%s: %s", sr.tool, sr.title);
+            for (int f = 0; f < sr.nframes && fl < sizeof(v->frames); f++) {
+                const struct st_sanframe *fr = &sr.frames[f];
+                char at[300] = "";
+                if (fr->file[0] && fr->line)
+                    snprintf(at, sizeof(at), " %s:%u", fr->file, fr->line);
+                else if (fr->file[0])
+                    snprintf(at, sizeof(at), " %s", fr->file);
+                fl += (size_t)snprintf(v->frames + fl, sizeof(v->frames) - fl, "\n#%d %s%s%s%s", f,
+                                       fr->func[0] ? fr->func : "?", at,
+                                       fr->module[0] ? " in " : "", fr->module);
+            }
+            char one[400];
+            st_sanrep_format(&sr, one, sizeof(one));
+            size_t dl = strlen(v->detail);
+            snprintf(v->detail + dl, sizeof(v->detail) - dl, ": %s", one);
+            break;
+        }
+    }
+}
+
+/* ---- one run -------------------------------------------------------------------------------- */
 
 static int check_sizes(const struct st_config *c, int chan, struct st_report *rep)
 {
@@ -808,6 +838,7 @@ finish:
         free(rep->output);
         rep->output = st_capture_text(&S->host.out, &dropped);
         rep->output_dropped = dropped;
+        attach_reports(rep);
         st_host_fini(&S->host);
     }
 out:

@@ -15,8 +15,7 @@
 #include "host.h"
 #include "spawn.h"
 
-/* ---- in the host -------------------------------------------------------------------------------
- */
+/* ---- in the host ---------------------------------------------------------------------------- */
 
 static void put(int fd, const struct st_hmsg *m)
 {
@@ -190,9 +189,7 @@ static int host_main(void *arg)
     _exit(0);
 }
 
-/* ---- in the supervisor
- * ---------------------------------------------------------------------------
- */
+/* ---- in the supervisor ---------------------------------------------------------------------- */
 
 int st_host_start(struct st_hostconn *h, struct st_hostargs *a)
 {

@@ -125,23 +125,21 @@ static int cmd_version(int argc, char **argv)
     return 0;
 }
 
-/* TEMPORARY until clean.c lands */
-__attribute__((weak)) int st_clean_main(int argc, char **argv)
-{
-    (void)argc;
-    (void)argv;
-    return 2;
-}
-
 static const struct {
     const char *name;
     int (*main)(int argc, char **argv);
 } commands[] = {
-    {"stress", st_stress_main}, {"validate", st_validate_main},
-    {"bench", st_bench_main},   {"repro", cmd_repro},
-    {"list", cmd_list},         {"clean", st_clean_main},
-    {"version", cmd_version},   {"--version", cmd_version},
-    {"help", cmd_help},         {"--help", cmd_help},
+    {"stress", st_stress_main},
+    {"validate", st_validate_main},
+    {"bench", st_bench_main},
+    {"repro", cmd_repro},
+    {"list", cmd_list},
+    {"clean", st_clean_main},
+    {"describe", st_describe_main},
+    {"version", cmd_version},
+    {"--version", cmd_version},
+    {"help", cmd_help},
+    {"--help", cmd_help},
     {"-h", cmd_help},
 };
 

@@ -61,7 +61,7 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* ---- words: --cflags and $CC split like a shell --------------------------------------------- */
+/* ---- words: --cflags and $CC split like a shell ---------------------------------------------- */
 
 struct words {
     char *buf; /* the words, NUL-separated */

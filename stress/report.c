@@ -300,6 +300,8 @@ int st_report_json(const struct st_config *c, const struct st_report *r, const c
     json_object_set_new(st, "endpoints", eps);
     json_object_set_new(root, "stats", st);
     if (r->na[0]) json_object_set_new(root, "not_applicable", json_string(r->na));
+    if (r->setup_failure[0])
+        json_object_set_new(root, "setup_failure", json_string(r->setup_failure));
     if (r->output && r->output[0] && (r->status == 2 || r->nv)) {
         json_object_set_new(root, "output", json_string(r->output));
         json_object_set_new(root, "output_dropped_bytes",

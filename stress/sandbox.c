@@ -81,6 +81,7 @@ static void list_dir(struct st_snapshot *s, const char *dir, const char *kind, c
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         if (strcmp(e->d_name, MQ_DIR_NAME) == 0) continue;
+        if (strncmp(e->d_name, "ipcp-reg.", 9) == 0) continue; /* the registry (docs/clean.md) */
         if (must != NULL && strstr(e->d_name, must) == NULL) continue;
         add_name(s, kind, e->d_name);
     }

@@ -19,7 +19,7 @@
 
 #include "ipcproof/plugin.h"
 
-/* ---- limits and defaults ------------------------------------------------------------------ */
+/* ---- limits and defaults -------------------------------------------------------------------- */
 
 #define ST_MAX_ENDPOINTS 64u /* producers + consumers, or lock workers */
 #define ST_HDR_SIZE      40u /* message header, see payload.c */
@@ -53,7 +53,7 @@ enum st_vkind {
 };
 const char *st_vkind_name(int kind);
 
-/* ---- configuration of one case ------------------------------------------------------------ */
+/* ---- configuration of one case -------------------------------------------------------------- */
 
 enum st_kind { ST_KIND_AUTO = 0, ST_KIND_CHANNEL = 1, ST_KIND_LOCK = 2 };
 enum st_mode { ST_MODE_PROCESS = 0, ST_MODE_THREAD = 1 };
@@ -103,7 +103,7 @@ void st_config_defaults(struct st_config *c);
 /* The one-line `ipcproof stress ...` command that reruns the case. */
 void st_config_repro(const struct st_config *c, char *buf, size_t cap);
 
-/* ---- protocols: built-in table and plugins ------------------------------------------------- */
+/* ---- protocols: built-in table and plugins -------------------------------------------------- */
 
 struct st_proto {
     char label[128]; /* "ring" or the plugin's path */
@@ -122,8 +122,7 @@ size_t st_builtin_count(void);
 void st_builtin_get(size_t i, const struct ipcp_channel_ops **chan,
                     const struct ipcp_lock_ops **lock, const char **table_name);
 
-/* ---- the results area shared by supervisor and workers ----------------------------------------
- */
+/* ---- the results area shared by supervisor and workers -------------------------------------- */
 
 enum st_phase {
     ST_PH_START = 0,
@@ -200,8 +199,7 @@ struct st_shared {
     /* followed by the slots and the receive bitmaps */
 };
 
-/* ---- payload (payload.c) ----------------------------------------------------------------------
- */
+/* ---- payload (payload.c) -------------------------------------------------------------------- */
 
 struct st_payload {
     uint64_t seed;
@@ -230,8 +228,7 @@ const void *st_payload_prepare(const struct st_payload *pl, uint8_t *arena, uint
                                struct st_restore *undo);
 void st_payload_restore(struct st_restore *undo);
 
-/* ---- worker description (plain memory inherited by fork / shared by threads) -------------------
- */
+/* ---- worker description (plain memory inherited by fork / shared by threads) ---------------- */
 
 struct st_case;
 
@@ -345,7 +342,7 @@ uint64_t st_hist_upper(unsigned b);
 /* Percentile (0..100) of a histogram, in ns; 0 when empty. */
 uint64_t st_hist_pct(const uint64_t *h, double pct);
 
-/* ---- report ---------------------------------------------------------------------------------- */
+/* ---- report --------------------------------------------------------------------------------- */
 
 #define ST_MAX_VIOLATIONS 24
 struct st_violation {
@@ -384,7 +381,8 @@ struct st_report {
     /* --overhead */
     int has_overhead;
     double verified_mps, unverified_mps;
-    char na[256]; /* the case does not apply, and why (a fault with nothing to hit) */
+    char na[256];           /* the case does not apply, and why (a fault with nothing to hit) */
+    char setup_failure[64]; /* the protocol's load, create() or destroy() failed: which */
     struct st_epstat ep[ST_MAX_ENDPOINTS];
     uint32_t nep;
     unsigned signal_us; /* the signal storm's period */
@@ -408,8 +406,7 @@ int st_report_json(const struct st_config *c, const struct st_report *r, const c
 int st_run_case(const struct st_config *c, struct st_report *rep);
 void st_report_free(struct st_report *rep);
 
-/* ---- sandbox and leak check (sandbox.c) --------------------------------------------------------
- */
+/* ---- sandbox and leak check (sandbox.c) ----------------------------------------------------- */
 
 /* Moves this process into a private mount + IPC namespace with an empty tmpfs on /dev/shm and
  * an mqueue fs mounted inside it, when allowed (root). Returns 1 when sandboxed, 0 when not. */
@@ -435,6 +432,7 @@ void st_snapshot_remove(const struct st_snapshot *before, const struct st_snapsh
 
 int st_validate_main(int argc, char **argv);
 int st_stress_main(int argc, char **argv);
+int st_describe_main(int argc, char **argv);
 int st_clean_main(int argc, char **argv);
 void st_usage(FILE *out);
 const char *st_self_exe(void);

@@ -15,8 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "elfinfo.h"
+#include "host.h"
+#include "ipcproof/registry.h"
 #include "spawn.h"
 #include "stress.h"
 
@@ -360,6 +364,11 @@ int st_stress_main(int argc, char **argv)
     struct st_report *rep = calloc(1, sizeof(*rep));
     if (rep == NULL) return 2;
     rep->chan = c.kind != ST_KIND_LOCK;
+    /* every object named with this run's ids is ours: if we are killed, `ipcproof clean` finds
+     * them through the registry (before the sandbox: its /dev/shm is not the registry's) */
+    char stem[48];
+    snprintf(stem, sizeof(stem), "ipcproof-%d-", (int)getpid());
+    (void)ipcp_registry_add("stem", stem);
     char why[256] = "";
     if (!c.no_sandbox) rep->sandboxed = st_sandbox_enter(why, sizeof(why));
     if (why[0]) st_report_note(rep, "%s", why);
@@ -380,5 +389,46 @@ int st_stress_main(int argc, char **argv)
     if (status == 0 && rep->nv) status = 1;
     st_report_free(rep);
     free(rep);
+    (void)ipcp_registry_remove("stem", stem);
     return status;
+}
+
+/* `ipcproof describe (--proto NAME | --plugin FILE.so)`: what a protocol exports, as one line of
+ * JSON on stdout, found by loading it in a protocol host (never in this process). Exit status 0,
+ * 1 when loading it crashed, exited or hung (a verdict about the plugin), 2 when it could not
+ * be loaded. validate asks the binary that will run a plugin (plain or TSan) this way. */
+int st_describe_main(int argc, char **argv)
+{
+    const char *proto = NULL, *plugin = NULL;
+    double timeout = ST_SETUP_MS / 1000.0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--proto") == 0 && i + 1 < argc)
+            proto = argv[++i];
+        else if (strcmp(argv[i], "--plugin") == 0 && i + 1 < argc)
+            plugin = argv[++i];
+        else if (strcmp(argv[i], "--setup-timeout") == 0 && i + 1 < argc)
+            timeout = st_cli_double("describe", "--setup-timeout", argv[++i], 0.1, 3600);
+        else
+            st_cli_die("describe", "unknown or incomplete option '%s'", argv[i]);
+    }
+    if ((proto != NULL) == (plugin != NULL))
+        st_cli_die("describe", "exactly one of --proto NAME and --plugin FILE.so");
+    signal(SIGPIPE, SIG_IGN);
+    struct st_hmsg m;
+    char err[512] = "";
+    int r = st_host_probe(proto, plugin, timeout, &m, err, sizeof(err));
+    json_t *o = json_object();
+    json_object_set_new(o, "result", json_string(r == 0 ? "ok" : r == 1 ? "crash" : "error"));
+    if (r != 0) json_object_set_new(o, "error", json_string(err));
+    if (r == 0 && m.has_chan)
+        json_object_set_new(o, "channel",
+                            json_pack("{s:s, s:i}", "name", m.chan_name, "flags", m.chan_flags));
+    if (r == 0 && m.has_lock)
+        json_object_set_new(o, "lock",
+                            json_pack("{s:s, s:i}", "name", m.lock_name, "flags", m.lock_flags));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    if (s != NULL) printf("%s\n", s);
+    free(s);
+    json_decref(o);
+    return r;
 }

@@ -249,7 +249,7 @@ static int all_delivered(const struct st_case *cs)
     return got >= sent;
 }
 
-/* ---- producer -------------------------------------------------------------------------------- */
+/* ---- producer ------------------------------------------------------------------------------- */
 
 static void run_producer(struct st_worker *w, void *ep)
 {
@@ -305,7 +305,7 @@ out:
     free(arena);
 }
 
-/* ---- consumer -------------------------------------------------------------------------------- */
+/* ---- consumer ------------------------------------------------------------------------------- */
 
 static void take_message(struct st_worker *w, const uint8_t *buf, size_t len, uint64_t *last)
 {
@@ -382,7 +382,9 @@ static void run_consumer(struct st_worker *w, void *ep)
             /* messages keep coming although everything was delivered: a channel replaying
              * garbage; what it delivered so far has been checked */
             if (drain_since && now_ns() - drain_since > (int64_t)ST_DRAIN_MS * 1000000) break;
-            delay_us(c->consumer_delay_us);
+            /* slow while the producers run; once they stop, drain at full speed (a slow consumer
+             * behind a deep buffer would otherwise outlast the case) */
+            if (!stopped(cs) && drain_since == 0) delay_us(c->consumer_delay_us);
             continue;
         }
         if (retryable((int)r)) {
@@ -418,7 +420,7 @@ out:
     guarded_free(&gl);
 }
 
-/* ---- lock contender -------------------------------------------------------------------------- */
+/* ---- lock contender ------------------------------------------------------------------------- */
 
 static void cs_pause(uint64_t *rng)
 {
@@ -527,8 +529,7 @@ out:
     atomic_store_explicit(&s->end_ns, now_ns(), memory_order_relaxed);
 }
 
-/* ---- common worker frame ----------------------------------------------------------------------
- */
+/* ---- common worker frame -------------------------------------------------------------------- */
 
 static void start_faults(struct st_worker *w)
 {
@@ -617,8 +618,7 @@ void st_child_setup(struct st_case *cs)
     }
 }
 
-/* ---- thread mode -------------------------------------------------------------------------------
- */
+/* ---- thread mode ---------------------------------------------------------------------------- */
 
 struct storm {
     struct st_case *cs;

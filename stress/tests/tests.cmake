@@ -159,7 +159,7 @@ ipcp_stress_test(NAME stress.cli.watchdog_honoured RC 1 KINDS deadlock DETAIL "d
 
 # --- the example plugins through `ipcproof validate` -----------------------------------------
 set(_ipcp_budget --budget 10 --seed 1)
-foreach(good good_pipe good_ring good_robust_mutex)
+foreach(good good_pipe good_ring good_robust_mutex good_asm_spinlock)
   ipcp_stress_test(NAME stress.example.${good} RC 0
     ARGS validate --plugin $<TARGET_FILE:plugin_${good}> ${_ipcp_budget})
 endforeach()
@@ -177,6 +177,15 @@ if(_ipcp_tsan_build)
   # Only ThreadSanitizer finds this one; here ipcproof and the plugin are both TSan builds.
   ipcp_stress_test(NAME stress.example.broken_ring_relaxed RC 1 KINDS race
     ARGS validate --plugin $<TARGET_FILE:plugin_broken_ring_relaxed> ${_ipcp_budget})
+  # the race's top frames are in the JSON, not "see the output above"
+  ipcp_stress_test(NAME stress.example.race_frames RC 1 KINDS race DETAIL "ThreadSanitizer: data race at"
+    ARGS stress --plugin $<TARGET_FILE:plugin_broken_ring_relaxed> --mode thread --messages 20000)
+endif()
+if(_ipcp_tsan_build AND CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  # good_asm_spinlock without its TSan annotations: TSan cannot see inline assembly and reports
+  # the critical sections the lock orders as a race (docs/plugins.md, section 5).
+  ipcp_stress_test(NAME stress.example.good_asm_spinlock_unannotated RC 1 KINDS race
+    ARGS validate --plugin $<TARGET_FILE:plugin_good_asm_spinlock> --opt annotate=0 ${_ipcp_budget})
 endif()
 
 # --- the built-in protocols ------------------------------------------------------------------
@@ -194,3 +203,43 @@ endforeach()
 # --- verification cost: verified and unverified rate of one transport in one run ------------------
 ipcp_stress_test(NAME stress.overhead RC 0
   ARGS stress --proto frame-pipe --messages 20000 --overhead)
+
+# --- interruption and parallel runs ------------------------------------------------------------
+add_test(NAME stress.interrupt
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/interrupt.sh $<TARGET_FILE:ipcproof_cli> ${H})
+add_test(NAME stress.parallel_runs
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/parallel.sh $<TARGET_FILE:ipcproof_cli>)
+set_tests_properties(stress.interrupt stress.parallel_runs PROPERTIES TIMEOUT 300
+  ENVIRONMENT "${_ipcp_env}")
+
+# --- validate on hostile plugins: a verdict and a report within the budget and a fixed margin ----
+foreach(how exit crash hang)
+  set(kind crash)
+  if(how STREQUAL "hang")
+    set(kind deadlock)
+  endif()
+  ipcp_stress_test(NAME stress.validate_hostile.constructor_${how} RC 1 KINDS ${kind}
+    MAX_SECONDS 25 ENV IPCP_HARNESS_CTOR=${how}
+    ARGS validate --plugin ${H} --kind channel --budget 5 --seed 1)
+  ipcp_stress_test(NAME stress.validate_hostile.create_${how} RC 1 KINDS ${kind} MAX_SECONDS 25
+    ARGS validate --plugin ${H} --kind channel --budget 5 --seed 1 --opt bug=create-${how})
+endforeach()
+foreach(bug destroy-crash destroy-hang overrun exit-recv flood daemon)
+  set(rc 1)
+  set(kinds crash)
+  if(bug STREQUAL "destroy-hang")
+    set(kinds deadlock)
+  elseif(bug STREQUAL "flood")
+    set(rc 0)
+  elseif(bug STREQUAL "daemon")
+    set(kinds leak)
+  endif()
+  ipcp_stress_test(NAME stress.validate_hostile.${bug} RC ${rc} KINDS ${kinds} MAX_SECONDS 25
+    ARGS validate --plugin ${H} --kind channel --budget 5 --seed 1 --opt bug=${bug})
+endforeach()
+# a channel that stops delivering after 500 messages: starvation, never PASS
+ipcp_stress_test(NAME stress.validate_hostile.stall RC 1 KINDS starvation|deadlock MAX_SECONDS 40
+  ARGS validate --plugin ${H} --kind channel --budget 10 --seed 1 --opt bug=stall,after=500)
+# the budget is spent: more rounds with new seeds until it is used
+ipcp_stress_test(NAME stress.validate.spends_budget RC 0 JSON_EQ "result=pass"
+  ARGS validate --plugin ${H} --kind lock --budget 12 --seed 1)
