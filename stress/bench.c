@@ -49,6 +49,7 @@
 #include <jansson.h>
 
 #include "bench.h"
+#include "spawn.h"
 #include "internal.h"
 #include "ipcproof/err.h"
 #include "ipcproof/fdchan.h"
@@ -140,67 +141,40 @@ static inline void escape(void *p)
     __asm__ volatile("" : : "r"(p) : "memory");
 }
 
-/* fork() + fn(arg) in the child, which exits with fn's value. The child dies with its parent
- * and after B_CHILD_S seconds in any case (default SIGALRM action). */
-static pid_t spawn(int (*fn)(void *), void *arg)
+/* fork() + fn(arg) in the child, which exits with fn's value (spawn.h). The child dies with its
+ * parent and after B_CHILD_S seconds in any case (default SIGALRM action). */
+static struct {
+    int (*fn)(void *);
+    void *arg;
+} child_job;
+
+static int child_main(void *unused)
 {
-    pid_t parent = getpid();
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid != 0) return pid;
-    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(120);
+    (void)unused;
     signal(SIGALRM, SIG_DFL);
     alarm(B_CHILD_S);
-    _exit(fn(arg));
+    return child_job.fn(child_job.arg);
+}
+
+static pid_t spawn(int (*fn)(void *), void *arg)
+{
+    child_job.fn = fn; /* read by the child, in its copy of our memory */
+    child_job.arg = arg;
+    struct st_child_opts o = {.out_fd = -1, .die_with_parent = 1};
+    pid_t pid = st_spawn_fn(&o, child_main, NULL);
+    return pid < 0 ? -1 : pid;
 }
 
 /* Waits for pid up to timeout_ms (SIGKILL after that). Returns its exit code (0..255), 128 +
  * signal, or -1 when it had to be killed. */
 static int reap(pid_t pid, int timeout_ms)
 {
-    if (pid <= 0) return -1;
-    int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    int st = 0, killed = 0;
-    for (;;) {
-        pid_t w = waitpid(pid, &st, WNOHANG);
-        if (w == pid) break;
-        if (w < 0 && errno != EINTR) {
-            if (fd >= 0) close(fd);
-            return -1;
-        }
-        int64_t left = end - now_ns();
-        if (left <= 0 && !killed) {
-            kill(pid, SIGKILL);
-            killed = 1;
-            end = now_ns() + 5000000000LL;
-            continue;
-        }
-        if (left <= 0) { /* unkillable: give up waiting (never seen) */
-            if (fd >= 0) close(fd);
-            return -1;
-        }
-        if (fd >= 0) {
-            struct pollfd p = {.fd = fd, .events = POLLIN};
-            (void)poll(&p, 1, (int)(left / 1000000) + 1);
-        } else {
-            struct timespec ts = {0, 1000000}; /* no pidfd: poll waitpid every millisecond */
-            nanosleep(&ts, NULL);
-        }
-    }
-    if (fd >= 0) close(fd);
-    if (killed) return -1;
-    if (WIFEXITED(st)) return WEXITSTATUS(st);
-    return 128 + WTERMSIG(st);
+    return st_wait_timeout(pid, timeout_ms / 1000.0);
 }
 
 static void kill_reap(pid_t pid)
 {
-    if (pid <= 0) return;
-    kill(pid, SIGKILL);
-    (void)reap(pid, B_REAP_MS);
+    st_kill_reap(pid);
 }
 
 /* Start and end gate between the parent and its children: each child writes 'r' when set up,
@@ -1909,19 +1883,11 @@ static int run_stress(const struct bcase *c, int side, double v[2], char *err, s
     char *argv[] = {(char *)exe, "stress", "--proto", "frame-unix", "--messages",
                     count,       "--json", json,      "--quiet",    side ? "--no-verify" : NULL,
                     NULL};
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (lf < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(lf, 2) < 0)
-            _exit(126);
-        signal(SIGALRM, SIG_DFL);
-        execv(exe, argv);
-        _exit(127);
-    }
+    int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    struct st_child_opts o = {.out_fd = lf, .in_null = 1, .die_with_parent = 1};
+    pid_t pid = lf < 0 ? -errno : st_spawn_exec(&o, (char *const *)argv, NULL);
+    if (lf >= 0) close(lf);
+    if (pid < 0) errno = -pid;
     int ok = 0;
     if (pid < 0) {
         fail(err, cap, "fork: %s", strerror(errno));

@@ -17,46 +17,6 @@
 #define IPCP_VERSION "0"
 #endif
 
-static const char usage_text[] =
-    "usage: ipcproof stress (--proto NAME | --plugin FILE.so) [options]\n"
-    "       ipcproof validate (--proto NAME | --plugin FILE.so [--plugin-tsan FILE.so] |\n"
-    "                          --plugin-src FILE.c|.cpp [--cflags FLAGS]) [--budget SECONDS]\n"
-    "                          [--json FILE] [--seed S] [--kind channel|lock] [--opt k=v,...]\n"
-    "       ipcproof bench [--quick | --smoke] [--reps N] [--only TEXT] [--json FILE]\n"
-    "       ipcproof repro FILE [--target NAME] [--flavour libfuzzer|asan] [--minimize]\n"
-    "       ipcproof list | clean [--dry-run] | version\n"
-    "\n"
-    "stress options:\n"
-    "  --mode process|thread        endpoints as processes (default) or threads of one child\n"
-    "  --producers N --consumers N  channel endpoints (default 1 and 1)\n"
-    "  --workers N                  lock contenders (default 2)\n"
-    "  --messages N                 stop after N messages per producer (acquisitions per worker)\n"
-    "  --duration S                 stop after S seconds (default: --messages 10000)\n"
-    "  --min-size B --max-size B    message sizes, header of 40 bytes included (64..1024)\n"
-    "  --seed S                     every random choice derives from it\n"
-    "  --fault kill,signals,short-io   fault injection\n"
-    "  --fault-rate R               short-io: share of wrapped calls that fail (0.05)\n"
-    "  --opt k=v,...                passed to the protocol's create() as options\n"
-    "  --capacity B                 buffer size hint passed to create()\n"
-    "  --kind channel|lock          for a plugin that exports both (default channel)\n"
-    "  --consumer-delay US --producer-delay US   slow endpoints down per message\n"
-    "  --json FILE                  machine-readable report\n"
-    "  --progress | --quiet         progress line every second / no summary\n"
-    "  --no-verify                  checks off (to measure their cost)\n"
-    "  --overhead                   run verified, then unverified, report both rates\n"
-    "  --watchdog S --stall S       case deadline / longest time without progress (5)\n"
-    "  --no-sandbox                 no private IPC+mount namespace for the leak check\n"
-    "  --kill-point any|send-blocked|recv-blocked   where --fault kill strikes a channel\n"
-    "  --signal-period US           --fault signals: one SIGALRM every US us (20..; default:\n"
-    "                               200..1000 from the seed)\n"
-    "  --lock-pause US              locks: random pause of up to US us between acquisitions\n"
-    "  --setup-timeout S            limit of loading the plugin, create() and destroy() (5)\n";
-
-void st_usage(FILE *out)
-{
-    fputs(usage_text, out);
-}
-
 static int cmd_help(int argc, char **argv)
 {
     (void)argc;
@@ -82,7 +42,8 @@ static int list_protocols(void)
         if (ch)
             printf("%-16s channel%s\n", ch->name, ch->flags & IPCP_CHAN_FIFO ? "  fifo" : "");
         else
-            printf("%-16s lock%s\n", lk->name, lk->flags & IPCP_LOCK_ROBUST ? "     robust" : "");
+            printf("%-16s lock%s%s\n", lk->name, lk->flags & IPCP_LOCK_ROBUST ? "     robust" : "",
+                   lk->flags & IPCP_LOCK_FAIR ? "  fair" : "");
     }
     return status;
 }

@@ -153,7 +153,10 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
         fprintf(o,
                 "ipcproof stress: %s (lock%s) | %s mode | %" PRIu32 " workers | faults %s | seed "
                 "%" PRIu64 "\n",
-                r->proto_name, r->proto_flags & IPCP_LOCK_ROBUST ? ", robust" : "",
+                r->proto_name,
+                r->proto_flags & IPCP_LOCK_ROBUST
+                    ? (r->proto_flags & IPCP_LOCK_FAIR ? ", robust, fair" : ", robust")
+                    : (r->proto_flags & IPCP_LOCK_FAIR ? ", fair" : ""),
                 c->mode == ST_MODE_THREAD ? "thread" : "process", c->workers, fl, c->seed);
     if (r->chan)
         fprintf(o,

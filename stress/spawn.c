@@ -42,10 +42,10 @@ static void child_setup(const struct st_child_opts *o, pid_t parent)
         dup2(o->out_fd, 2);
         if (o->out_fd > 2) close(o->out_fd);
     }
-    /* handlers of the parent are gone with exec; for fn children, start from the defaults */
+    /* the parent's interrupt handlers are its own business; an ignored SIGPIPE is kept (a fn
+     * child writing to a dead peer gets EPIPE, like its parent) */
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
-    signal(SIGPIPE, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -70,6 +70,7 @@ pid_t st_spawn_exec(const struct st_child_opts *opts, char *const argv[], char *
     if (pid < 0) return -errno;
     if (pid > 0) return pid;
     child_setup(opts, parent);
+    signal(SIGPIPE, SIG_DFL); /* a program starts with the default */
     for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
         const char *eq = strchr(env[i], '=');
         if (eq == NULL) {

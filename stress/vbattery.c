@@ -355,11 +355,12 @@ int vb_run_battery(struct vstate *v, volatile int *interrupted)
     char name[160];
     snprintf(name, sizeof(name), "%s%s%s", v->has_chan ? v->chan_name : "",
              v->has_chan && v->has_lock ? " + " : "", v->has_lock ? v->lock_name : "");
-    printf("ipcproof validate: %s (%s%s%s%s) | budget %.0f s | seed %" PRIu64 "%s%s\n", name,
+    printf("ipcproof validate: %s (%s%s%s%s%s) | budget %.0f s | seed %" PRIu64 "%s%s\n", name,
            v->has_chan ? "channel" : "",
            v->has_chan && (v->chan_flags & IPCP_CHAN_FIFO) ? ", FIFO" : "",
            v->has_chan && v->has_lock ? " + " : "",
            v->has_lock ? ((v->lock_flags & IPCP_LOCK_ROBUST) ? "lock, robust" : "lock") : "",
+           v->has_lock && (v->lock_flags & IPCP_LOCK_FAIR) ? ", fair" : "",
            v->budget, v->seed, v->opt && *v->opt ? " | options " : "",
            v->opt && *v->opt ? v->opt : "");
     if (!v->proto && !v->tsan_so)
@@ -401,16 +402,18 @@ int vb_run_battery(struct vstate *v, volatile int *interrupted)
             if (took > 0) overhead = 0.8 * overhead + 0.2 * took;
             ran++;
         }
-        if (stop == 2) stop = 0, round--; /* the unfinished round does not count */
+        int partial = stop == 2;
+        stop = 0;
         if (ran == 0) break;
-        v->rounds = round + 1;
+        if (!partial) v->rounds = round + 1;
         unsigned failed_now = 0;
         for (int i = 0; i < v->ncases; i++)
             failed_now += v->cases[i].fails + v->cases[i].errors;
-        printf("  round %u: %u runs, %u failed, %.1f s of %.0f s%s\n", round + 1, ran,
-               failed_now - failed_before, elapsed(v), v->budget,
-               round == 0 ? " (every case once)" : "");
+        printf("  round %u%s: %u runs, %u failed, %.1f s of %.0f s%s\n", round + 1,
+               partial ? " (cut short by the budget)" : "", ran, failed_now - failed_before,
+               elapsed(v), v->budget, round == 0 ? " (every case once)" : "");
         fflush(stdout);
+        if (partial) break;
         if (v->budget - elapsed(v) < d0 + overhead) break;
         if (v->stopped[0]) break;
     }

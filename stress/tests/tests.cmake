@@ -182,6 +182,13 @@ if(_ipcp_tsan_build)
     ARGS stress --plugin $<TARGET_FILE:plugin_broken_ring_relaxed> --mode thread --messages 20000)
 endif()
 if(_ipcp_tsan_build AND CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  add_test(NAME stress.plain_plugin_in_tsan
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/plain_plugin_in_tsan.sh
+            $<TARGET_FILE:ipcproof_cli>
+            ${CMAKE_CURRENT_SOURCE_DIR}/plugins/examples/good_asm_spinlock.c
+            ${PROJECT_SOURCE_DIR}/core/include)
+  set_tests_properties(stress.plain_plugin_in_tsan PROPERTIES TIMEOUT 300
+    ENVIRONMENT "${_ipcp_env}")
   # good_asm_spinlock without its TSan annotations: TSan cannot see inline assembly and reports
   # the critical sections the lock orders as a race (docs/plugins.md, section 5).
   ipcp_stress_test(NAME stress.example.good_asm_spinlock_unannotated RC 1 KINDS race
@@ -243,3 +250,12 @@ ipcp_stress_test(NAME stress.validate_hostile.stall RC 1 KINDS starvation|deadlo
 # the budget is spent: more rounds with new seeds until it is used
 ipcp_stress_test(NAME stress.validate.spends_budget RC 0 JSON_EQ "result=pass"
   ARGS validate --plugin ${H} --kind lock --budget 12 --seed 1)
+
+# --- validate --plugin-src: C++ with --cflags, and a source that does not compile ----------------
+ipcp_stress_test(NAME stress.validate.cpp_plugin_src RC 0 JSON_EQ "options=|protocol=example-cpp-ticket-lock"
+  ARGS validate --plugin-src ${CMAKE_CURRENT_SOURCE_DIR}/plugins/examples/good_cpp_ticket_lock.cpp
+  --cflags -std=c++17 --budget 8 --seed 1)
+ipcp_stress_test(NAME stress.validate.build_fails RC 2 STDERR "building .*syntax_error.c failed"
+  ARGS validate --plugin-src ${CMAKE_CURRENT_SOURCE_DIR}/tests/sources/syntax_error.c --budget 5)
+ipcp_stress_test(NAME stress.validate.options_recorded RC 0 JSON_EQ "options=after=100"
+  ARGS validate --plugin ${H} --kind lock --opt after=100 --budget 3 --seed 2)

@@ -23,6 +23,8 @@ enum { IPCP_ROLE_PRODUCER = 1, IPCP_ROLE_CONSUMER = 2 };
 
 /* lock flags */
 #define IPCP_LOCK_ROBUST 0x1u /* survives the death of a holder: checked under --fault kill */
+#define IPCP_LOCK_FAIR   0x2u /* starvation-free: no contender waits long while others get in
+                                 (a ticket or queue lock); checked as `starvation` */
 
 struct ipcp_chan_cfg {
     const char *run_id;  /* unique per run, [A-Za-z0-9_-]{1,32}: stem for shm / mq names */

@@ -246,7 +246,7 @@ static void destroy(void *ctx)
 static const struct ipcp_lock_ops ops = {
     .abi_version = IPCP_PLUGIN_ABI_VERSION,
     .name = "example-good-asm-spinlock",
-    .flags = 0,
+    .flags = IPCP_LOCK_FAIR, /* a ticket lock: first come, first served */
     .create = create,
     .open = open_h,
     .lock = lock,
