@@ -8,6 +8,7 @@
 #   -DNOT_STDERR=<regex>           the command's stderr does not match it
 #   -DRESULT=<result>              the report's result (default: pass/fail/error from EXPECT_RC)
 #   -DJSON_EQ=<a.b=v|...>          report fields that must have these values
+#   -DJSON_GE=<a.b=n|...>          numeric report fields that must be at least n
 #   -DMAX_SECONDS=<n>              the command ends within n seconds
 #   -DGONE_PIDFILE=<path>          the pid written in that file (by the plugin) is not running
 #                                  any more when the command has ended
@@ -101,6 +102,16 @@ foreach(eq IN LISTS eqs)
   string(JSON got ERROR_VARIABLE jerr GET "${report}" ${keys})
   if(jerr OR NOT got STREQUAL want)
     message(FATAL_ERROR "report field ${CMAKE_MATCH_1} is '${got}', expected '${want}' ${jerr}")
+  endif()
+endforeach()
+string(REPLACE "|" ";" ges "${JSON_GE}")
+foreach(ge IN LISTS ges)
+  string(REGEX MATCH "^([^=]+)=(.*)$" m "${ge}")
+  string(REPLACE "." ";" keys "${CMAKE_MATCH_1}")
+  set(want "${CMAKE_MATCH_2}")
+  string(JSON got ERROR_VARIABLE jerr GET "${report}" ${keys})
+  if(jerr OR got LESS want)
+    message(FATAL_ERROR "report field ${CMAKE_MATCH_1} is '${got}', expected at least ${want}")
   endif()
 endforeach()
 if(EXPECT_RC EQUAL 0 AND nv GREATER 0)

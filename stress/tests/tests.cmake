@@ -20,11 +20,12 @@ set(_ipcp_env ${IPCP_TEST_ENV} "IPCPROOF_TSAN_BIN=" "IPCPROOF_FAULTS_LIB=")
 
 # ipcp_stress_test(NAME <name> RC <0|1|2> [KINDS <k|k>] [NO_JSON] [DETAIL <regex>]
 #                  [STDERR <regex>] [NOT_STDERR <regex>] [RESULT <r>] [JSON_EQ <a.b=v|...>]
+#                  [JSON_GE <a.b=n|...>]
 #                  [MAX_SECONDS <n>] [GONE_PIDFILE <path>] [ENV <k=v>...]
 #                  ARGS <args...>)
 function(ipcp_stress_test)
   cmake_parse_arguments(T "NO_JSON"
-    "NAME;RC;KINDS;TIMEOUT;DETAIL;STDERR;NOT_STDERR;RESULT;JSON_EQ;MAX_SECONDS;GONE_PIDFILE"
+    "NAME;RC;KINDS;TIMEOUT;DETAIL;STDERR;NOT_STDERR;RESULT;JSON_EQ;JSON_GE;MAX_SECONDS;GONE_PIDFILE"
     "ARGS;ENV" ${ARGN})
   list(JOIN T_ARGS "|" args)
   if(NOT T_TIMEOUT)
@@ -39,6 +40,7 @@ function(ipcp_stress_test)
             -DJSON=${_ipcp_out}/${T_NAME}.json -DEXPECT_RC=${T_RC} "-DEXPECT_KINDS=${T_KINDS}"
             -DNO_JSON=${no_json} "-DEXPECT_DETAIL=${T_DETAIL}" "-DEXPECT_STDERR=${T_STDERR}"
             "-DNOT_STDERR=${T_NOT_STDERR}" -DRESULT=${T_RESULT} "-DJSON_EQ=${T_JSON_EQ}"
+            "-DJSON_GE=${T_JSON_GE}"
             -DMAX_SECONDS=${T_MAX_SECONDS} -DGONE_PIDFILE=${T_GONE_PIDFILE} -P ${_ipcp_check})
   set_tests_properties(${T_NAME} PROPERTIES TIMEOUT ${T_TIMEOUT} ENVIRONMENT
                        "${_ipcp_env};${T_ENV}")
@@ -153,6 +155,11 @@ ipcp_stress_test(NAME stress.cli.json_unwritable RC 2 NO_JSON STDERR "--json: ca
   ARGS stress --plugin ${H} --json ${_ipcp_out}/no-such-dir/r.json)
 ipcp_stress_test(NAME stress.cli.decimal RC 0 JSON_EQ config.workers=10
   ARGS stress --plugin ${H} --kind lock --workers 010 --messages 100)
+# a plugin built with gcc's TSan (it needs libtsan.so) is refused before anything runs
+add_test(NAME stress.cli.gcc_tsan_refused COMMAND bash -c
+  "gcc -shared -fPIC -fsanitize=thread -I${PROJECT_SOURCE_DIR}/core/include -o \"$0/gcc-tsan.so\" \"$1\" -lpthread && ! \"$2\" stress --plugin \"$0/gcc-tsan.so\" 2>\"$0/gcc-tsan.err\"; rc=$?; cat \"$0/gcc-tsan.err\"; grep -q \"gcc's -fsanitize=thread\" \"$0/gcc-tsan.err\""
+  ${_ipcp_out} ${CMAKE_CURRENT_SOURCE_DIR}/plugins/examples/good_pipe.c $<TARGET_FILE:ipcproof_cli>)
+set_tests_properties(stress.cli.gcc_tsan_refused PROPERTIES ENVIRONMENT "${_ipcp_env}")
 ipcp_stress_test(NAME stress.cli.watchdog_honoured RC 1 KINDS deadlock DETAIL "deadline of 3.0 s"
   MAX_SECONDS 15 ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=hang
   --watchdog 3 --stall 60)
@@ -249,6 +256,7 @@ ipcp_stress_test(NAME stress.validate_hostile.stall RC 1 KINDS starvation|deadlo
   ARGS validate --plugin ${H} --kind channel --budget 10 --seed 1 --opt bug=stall,after=500)
 # the budget is spent: more rounds with new seeds until it is used
 ipcp_stress_test(NAME stress.validate.spends_budget RC 0 JSON_EQ "result=pass"
+  JSON_GE "runs=10|seconds=8"
   ARGS validate --plugin ${H} --kind lock --budget 12 --seed 1)
 
 # --- validate --plugin-src: C++ with --cflags, and a source that does not compile ----------------
