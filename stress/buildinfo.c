@@ -77,3 +77,22 @@ const char *st_faults_lib(void)
 #endif
     return NULL;
 }
+
+const char *st_sched_lib(void)
+{
+    static char path[PATH_MAX * 2];
+    const char *env = getenv("IPCPROOF_SCHED_LIB");
+    if (env && *env) return exists(env) ? env : NULL;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", st_self_exe());
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    /* the build tree keeps it next to the binary; an install has it in the libdir */
+    snprintf(path, sizeof(path), "%s/libipcproof-sched.so", dir);
+    if (exists(path)) return path;
+#ifdef IPCP_BIN_TO_LIBDIR
+    snprintf(path, sizeof(path), "%s/%s/libipcproof-sched.so", dir, IPCP_BIN_TO_LIBDIR);
+    if (exists(path)) return path;
+#endif
+    return NULL;
+}

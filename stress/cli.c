@@ -64,10 +64,12 @@ static const char usage_text[] =
     "       ipcproof bench [--quick | --smoke] [--reps N] [--only TEXT] [--json FILE]\n"
     "       ipcproof repro FILE [--target NAME] [--flavour libfuzzer|asan] [--minimize]\n"
     "       ipcproof describe (--proto NAME | --plugin FILE.so)\n"
+    "       ipcproof replay REPORT.json       one failing --mode sched schedule, again\n"
     "       ipcproof list | clean [--dry-run] | version | help\n"
     "\n"
     "stress options:\n"
-    "  --mode process|thread        endpoints as processes (default) or threads of one child\n"
+    "  --mode process|thread|sched  endpoints as processes (default), threads of one child, or\n"
+    "                               threads run one at a time by the scheduler (docs/sched.md)\n"
     "  --producers N --consumers N  channel endpoints (default 1 and 1)\n"
     "  --workers N                  lock contenders (default 2)\n"
     "  --messages N                 stop after N messages per producer (acquisitions per worker)\n"
@@ -90,7 +92,14 @@ static const char usage_text[] =
     "  --signal-period US           --fault signals: one SIGALRM every US us (20..; default:\n"
     "                               200..1000 from the seed)\n"
     "  --lock-pause US              locks: random pause of up to US us between acquisitions\n"
-    "  --setup-timeout S            limit of loading the plugin, create() and destroy() (5)\n";
+    "  --setup-timeout S            limit of loading the plugin, create() and destroy() (5)\n"
+    "sched options (--mode sched, a plugin built with clang-14 -fsanitize=thread):\n"
+    "  --strategy pct|random        pct (default): priorities and d-1 change points\n"
+    "  --depth D                    pct's bug depth (3)\n"
+    "  --schedules N                how many schedules (100); stops at the first failing one\n"
+    "  --schedule I                 only schedule I (the rerun line of a failure)\n"
+    "  --sched-steps K              pct's expected length of a schedule (1000)\n"
+    "  --plain-points               plain reads and writes are scheduling points too\n";
 
 void st_usage(FILE *out)
 {

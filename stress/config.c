@@ -6,6 +6,11 @@
 
 #include "stress.h"
 
+const char *st_mode_name(int mode)
+{
+    return mode == ST_MODE_THREAD ? "thread" : mode == ST_MODE_SCHED ? "sched" : "process";
+}
+
 void st_config_defaults(struct st_config *c)
 {
     memset(c, 0, sizeof(*c));
@@ -18,6 +23,9 @@ void st_config_defaults(struct st_config *c)
     c->fault_rate = ST_DEFAULT_FRATE;
     c->opt = "";
     c->progress = -1;
+    c->strategy = ST_SCHED_PCT;
+    c->depth = 3;
+    c->schedules = 100;
 }
 
 static void append(char *buf, size_t cap, const char *fmt, ...)
@@ -66,7 +74,17 @@ void st_config_repro(const struct st_config *c, char *buf, size_t cap)
     }
     if (c->kind == ST_KIND_LOCK) append(buf, cap, " --kind lock");
     if (c->kind == ST_KIND_CHANNEL) append(buf, cap, " --kind channel");
-    append(buf, cap, " --mode %s", c->mode == ST_MODE_THREAD ? "thread" : "process");
+    append(buf, cap, " --mode %s", st_mode_name(c->mode));
+    if (c->mode == ST_MODE_SCHED) {
+        append(buf, cap, " --strategy %s", c->strategy == ST_SCHED_RANDOM ? "random" : "pct");
+        if (c->strategy == ST_SCHED_PCT) append(buf, cap, " --depth %u", c->depth);
+        if (c->one_schedule)
+            append(buf, cap, " --schedule %" PRIu64, c->first_schedule);
+        else
+            append(buf, cap, " --schedules %" PRIu64, c->schedules);
+        if (c->sched_steps) append(buf, cap, " --sched-steps %" PRIu64, c->sched_steps);
+        if (c->plain_points) append(buf, cap, " --plain-points");
+    }
     enum st_kind k = c->kind != ST_KIND_AUTO ? c->kind : c->repro_kind;
     int lock = k == ST_KIND_LOCK ? 1 : k == ST_KIND_CHANNEL ? 0 : -1; /* -1: print both */
     if (lock != 1)

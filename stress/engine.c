@@ -39,6 +39,7 @@
 #include "ipcproof/err.h"
 #include "spawn.h"
 #include "stress.h"
+#include "symbolize.h"
 
 #define TSAN_EXIT        66
 #define SWEEP_GRACE_NS   200000000LL /* what the protocol forked gets this long to exit */
@@ -205,16 +206,20 @@ static void mark_dead(struct sup *S, uint32_t pi)
 {
     struct st_case *cs = &S->cs;
     for (uint32_t i = 0; i < cs->nworkers; i++)
-        if (cs->cfg->mode == ST_MODE_THREAD || i == pi)
+        if (cs->cfg->mode != ST_MODE_PROCESS || i == pi)
             atomic_store_explicit(&cs->slots[i].dead, 1, memory_order_release);
 }
 
 static int ended_ok(const struct sup *S, uint32_t pi, int st)
 {
+    /* the schedule ended in a deadlock the runtime reported: an outcome, not a crash */
+    if (S->cs.cfg->mode == ST_MODE_SCHED && WIFEXITED(st) && WEXITSTATUS(st) == ST_EXIT_SCHED &&
+        S->cs.sched_rep != NULL && S->cs.sched_rep->status >= ST_SCHED_DEADLOCK)
+        return 1;
     if (!WIFEXITED(st) || (WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != ST_EXIT_SETUP)) return 0;
     const struct st_case *cs = &S->cs;
     for (uint32_t i = 0; i < cs->nworkers; i++)
-        if ((cs->cfg->mode == ST_MODE_THREAD || i == pi) &&
+        if ((cs->cfg->mode != ST_MODE_PROCESS || i == pi) &&
             !atomic_load_explicit(&cs->slots[i].done, memory_order_acquire))
             return 0; /* exit() from the protocol's code, not the harness's */
     return 1;
@@ -271,7 +276,7 @@ static void dump_waiters(struct sup *S, char *buf, size_t cap, const char *why)
         if (atomic_load(&s->done) || atomic_load(&s->dead)) continue;
         uint32_t ph = atomic_load(&s->phase);
         double for_s = (double)(now - atomic_load(&s->since_ns)) / 1e9;
-        pid_t pid = S->o.pids[cs->cfg->mode == ST_MODE_THREAD ? 0 : i];
+        pid_t pid = S->o.pids[cs->cfg->mode != ST_MODE_PROCESS ? 0 : i];
         char nm[48];
         len += (size_t)snprintf(buf + len, cap - len,
                                 "%s%s (pid %d) in %s #%" PRIu64 " for %.1f s, %" PRIu64
@@ -388,8 +393,11 @@ static void run_loop(struct sup *S)
             uint32_t ready = 0, failed = 0;
             for (uint32_t i = 0; i < cs->nworkers; i++) {
                 ready += atomic_load(&cs->slots[i].opened) != 0;
-                failed +=
-                    atomic_load(&cs->slots[i].done) != 0 || atomic_load(&cs->slots[i].dead) != 0;
+                /* an open() that failed, or a death; a worker that already finished is not one
+                 * (in sched mode the schedule runs without this barrier, and may be over) */
+                failed += (atomic_load(&cs->slots[i].done) != 0 &&
+                           atomic_load(&cs->slots[i].opened) == 0) ||
+                          atomic_load(&cs->slots[i].dead) != 0;
             }
             if (failed) atomic_store(&cs->sh->abort_run, 1);
             if (ready == cs->nworkers || failed) {
@@ -471,6 +479,7 @@ static void run_loop(struct sup *S)
             o->reaped[i] = 1;
             if (!ended_ok(S, i, o->status[i])) mark_dead(S, i);
         }
+    o->end_ns = st_now_ns();
     if (tty && started) progress_line(S, st_now_ns(), 1);
 }
 
@@ -515,7 +524,7 @@ static int host_step(struct sup *S, const char *step, int want, struct st_hmsg *
 static int adopt(struct sup *S, const struct st_hmsg *m)
 {
     struct st_outcome *o = &S->o;
-    uint32_t want = S->cs.cfg->mode == ST_MODE_THREAD ? 1 : S->cs.nworkers;
+    uint32_t want = S->cs.cfg->mode != ST_MODE_PROCESS ? 1 : S->cs.nworkers;
     if (m->rc < 0 || m->npids != want) {
         setup_error(S->rep, "forking the endpoints failed: %s",
                     m->rc < 0 ? ipcp_strerror(m->rc) : "wrong count");
@@ -591,7 +600,7 @@ static void attach_reports(struct st_report *rep)
 
 static int check_sizes(const struct st_config *c, int chan, struct st_report *rep)
 {
-    if (c->mode == ST_MODE_THREAD && (c->faults & ST_FAULT_KILL)) {
+    if (c->mode != ST_MODE_PROCESS && (c->faults & ST_FAULT_KILL)) {
         setup_error(rep, "--fault kill needs --mode process (a SIGKILL ends every thread)");
         return -1;
     }
@@ -696,7 +705,34 @@ static void finish_host(struct sup *S, int created)
     st_capture_pump(&h->out, 0);
 }
 
-static int run_once(const struct st_config *c, struct st_report *rep, int verify)
+/* What the scheduler runtime said of the schedule, as violations. */
+static void sched_outcome(struct sup *S)
+{
+    struct st_sched_report *sr = S->cs.sched_rep;
+    struct st_report *rep = S->rep;
+    if (sr->status == ST_SCHED_DEADLOCK) {
+        st_symbolize(sr);
+        char text[1024] = "";
+        size_t len = 0;
+        for (uint32_t i = 0; i < ST_SCHED_MAX_THREADS && len < sizeof(text); i++) {
+            const struct st_sched_blocked *b = &sr->blocked[i];
+            if (!b->blocked) continue;
+            len += (size_t)snprintf(text + len, sizeof(text) - len,
+                                    "%s%.24s in %.32s at %.160s (on m%u+0x%x)", len ? "; " : "",
+                                    sr->names[i], b->what, b->where, b->object, b->offset);
+        }
+        st_report_add(rep, ST_V_DEADLOCK, 1,
+                      "schedule %" PRIu64 ", step %" PRIu64
+                      ": every thread is blocked and no timer is pending: %s",
+                      S->cs.schedule, sr->steps, text);
+    } else if (sr->status == ST_SCHED_LIVELOCK)
+        st_report_add(rep, ST_V_DEADLOCK, 1, "schedule %" PRIu64 ": %s", S->cs.schedule, sr->text);
+    else if (sr->status != ST_SCHED_FINISHED && S->o.nproc && !S->o.watchdog_killed)
+        st_report_note(rep, "schedule %" PRIu64 ": the scheduler runtime did not report an end",
+                       S->cs.schedule);
+}
+
+static int run_once(const struct st_config *c, struct st_report *rep, int verify, uint64_t schedule)
 {
     static unsigned case_no;
     struct sup *S = calloc(1, sizeof(*S));
@@ -709,6 +745,7 @@ static int run_once(const struct st_config *c, struct st_report *rep, int verify
     struct st_case *cs = &S->cs;
     cs->cfg = c;
     cs->verify = verify;
+    cs->schedule = schedule;
     snprintf(cs->run_id, sizeof(cs->run_id), "ipcproof-%d-%u", (int)getpid(), ++case_no);
     snprintf(rep->run_id, sizeof(rep->run_id), "%s", cs->run_id);
     judge_race(c, &S->o);
@@ -739,6 +776,15 @@ static int run_once(const struct st_config *c, struct st_report *rep, int verify
         S->plan = NULL;
         setup_error(rep, "mmap: %s", strerror(errno));
         goto out;
+    }
+    if (c->mode == ST_MODE_SCHED) {
+        void *m = mmap(NULL, sizeof(struct st_sched_report), PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            setup_error(rep, "mmap: %s", strerror(errno));
+            goto out;
+        }
+        cs->sched_rep = m;
     }
     st_snapshot_take(&before, rep->run_id);
 
@@ -808,8 +854,16 @@ static int run_once(const struct st_config *c, struct st_report *rep, int verify
         }
     }
     if (rep->status != 2 && S->o.nproc > 0) {
+        if (cs->sched_rep != NULL) sched_outcome(S);
         st_check_case(cs, &S->o, rep);
         after_run_notes(S);
+    }
+    if (cs->sched_rep != NULL && rep->status != 2) {
+        if (rep->nv && cs->sched_rep->status != ST_SCHED_DEADLOCK) st_symbolize(cs->sched_rep);
+        free(rep->sched);
+        rep->sched = malloc(sizeof(*rep->sched));
+        if (rep->sched != NULL) memcpy(rep->sched, cs->sched_rep, sizeof(*rep->sched));
+        rep->schedule = schedule;
     }
 finish:
     finish_host(S, created);
@@ -842,6 +896,7 @@ finish:
         st_host_fini(&S->host);
     }
 out:
+    if (cs->sched_rep != NULL) munmap(cs->sched_rep, sizeof(struct st_sched_report));
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (S->plan != NULL) munmap(S->plan, plan_len);
@@ -869,11 +924,51 @@ void st_report_free(struct st_report *rep)
 {
     free(rep->output);
     rep->output = NULL;
+    free(rep->sched);
+    rep->sched = NULL;
+}
+
+/* Sched mode: schedule after schedule (each a whole case: create, threads, check, destroy) until
+ * one fails or --schedules ran; the report is that of the first failing schedule, or of the
+ * last one. */
+static int run_schedules(const struct st_config *c, struct st_report *rep)
+{
+    uint64_t first = c->one_schedule ? c->first_schedule : 0;
+    uint64_t n = c->one_schedule ? 1 : c->schedules, steps = 0;
+    struct st_report *tmp = calloc(1, sizeof(*tmp));
+    if (tmp == NULL) {
+        setup_error(rep, "out of memory");
+        return 2;
+    }
+    /* pct's k, the expected length of a schedule: as given, else that of the first schedule
+     * (which runs with 1000); the rerun line names it, so that a replay is the same schedule */
+    struct st_config cc = *c;
+    if (cc.sched_steps == 0) cc.sched_steps = 1000;
+    int st = 0;
+    for (uint64_t i = 0; i < n && !interrupted; i++) {
+        memset(tmp, 0, sizeof(*tmp));
+        tmp->sandboxed = rep->sandboxed;
+        memcpy(tmp->notes, rep->notes, sizeof(tmp->notes));
+        st = run_once(&cc, tmp, !c->no_verify, first + i);
+        if (tmp->sched) steps += tmp->sched->steps;
+        st_report_free(rep);
+        *rep = *tmp; /* takes over its malloc()ed parts */
+        memset(tmp, 0, sizeof(*tmp));
+        rep->schedules_run = i + 1;
+        rep->sched_steps_total = steps;
+        rep->sched_k = cc.sched_steps;
+        if (st != 0 || rep->nv) break;
+        if (i == 0 && c->sched_steps == 0 && rep->sched && rep->sched->steps > 100)
+            cc.sched_steps = rep->sched->steps;
+    }
+    free(tmp);
+    return st;
 }
 
 int st_run_case(const struct st_config *c, struct st_report *rep)
 {
-    if (!c->overhead) return run_once(c, rep, !c->no_verify);
+    if (c->mode == ST_MODE_SCHED) return run_schedules(c, rep);
+    if (!c->overhead) return run_once(c, rep, !c->no_verify, 0);
     /* verified and unverified runs alternate, OVERHEAD_ROUNDS of each, and the medians are
      * compared: on a loaded machine one run of each says little */
     struct st_report *tmp = calloc(1, sizeof(*tmp));
@@ -882,13 +977,13 @@ int st_run_case(const struct st_config *c, struct st_report *rep)
         setup_error(rep, "out of memory");
         return 2;
     }
-    int st = run_once(c, rep, 1);
+    int st = run_once(c, rep, 1, 0);
     ver[0] = rep->msgs_per_s;
     for (int k = 0; k < OVERHEAD_ROUNDS * 2 - 1 && st != 2 && rep->chan; k++) {
         int verify = k % 2 == 1;
         memset(tmp, 0, sizeof(*tmp));
         tmp->sandboxed = rep->sandboxed;
-        int st2 = run_once(c, tmp, verify);
+        int st2 = run_once(c, tmp, verify, 0);
         if (st2 == 2) {
             st_report_note(rep, "%s run failed: %s", verify ? "verified" : "unverified",
                            tmp->error);

@@ -84,7 +84,7 @@ static int spawner(struct st_hostargs *a)
     struct st_case *cs = a->cs;
     struct st_hmsg m;
     hmsg_init(&m, ST_HM_SPAWNED);
-    uint32_t n = cs->cfg->mode == ST_MODE_THREAD ? 1 : cs->nworkers;
+    uint32_t n = cs->cfg->mode != ST_MODE_PROCESS ? 1 : cs->nworkers;
     for (uint32_t i = 0; i < n; i++) {
         pid_t pid = fork();
         if (pid < 0) {
@@ -95,6 +95,7 @@ static int spawner(struct st_hostargs *a)
             adopted(a->supervisor);
             st_child_setup(cs);
             if (cs->cfg->mode == ST_MODE_THREAD) _exit(st_thread_child(cs));
+            if (cs->cfg->mode == ST_MODE_SCHED) _exit(st_sched_child(cs));
             _exit(st_worker_main(&cs->w[i]));
         }
         m.pids[m.npids++] = pid;

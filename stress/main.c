@@ -96,7 +96,7 @@ static const struct {
     {"repro", cmd_repro},
     {"list", cmd_list},
     {"clean", st_clean_main},
-    {"describe", st_describe_main},
+    {"describe", st_describe_main}, {"replay", st_replay_main},
     {"version", cmd_version},
     {"--version", cmd_version},
     {"help", cmd_help},

@@ -78,6 +78,47 @@ static const char *role_word(int role)
     return role == ST_ROLE_PRODUCER ? "producer" : role == ST_ROLE_CONSUMER ? "consumer" : "worker";
 }
 
+static const char *const sched_ops[] = {"load", "store", "rmw",    "cas",   "fence",
+                                        "read", "write", "copy",   "yield", "sleep",
+                                        "wait", "wake",  "harness"};
+
+/* "step 812  producer 0  store m2+0x40 = 5  at push+0x3c (ring.so)" */
+void st_sched_event_line(const struct st_sched_report *sr, const struct st_sched_event *e,
+                         char *buf, size_t cap)
+{
+    const char *op = e->op < sizeof(sched_ops) / sizeof(sched_ops[0]) ? sched_ops[e->op] : "?";
+    const char *who = e->thread < ST_SCHED_MAX_THREADS ? sr->names[e->thread] : "?";
+    char obj[48] = "", val[40] = "";
+    if (e->object) snprintf(obj, sizeof(obj), " m%u+0x%x", e->object, e->offset);
+    if (e->value == UINT64_MAX)
+        snprintf(val, sizeof(val), " = (pointer)");
+    else if (e->op == 1 || e->op == 2 || e->op == 3 || e->op == 7 || e->op == 9 || e->op == 10)
+        snprintf(val, sizeof(val), " %s %llu",
+                 e->op == 7    ? "bytes"
+                 : e->op == 9  ? "ns"
+                 : e->op == 10 ? "timed-out"
+                               : "=",
+                 (unsigned long long)e->value);
+    snprintf(buf, cap, "step %-7llu %-12.24s %-7s%s%s  at %.96s", (unsigned long long)e->step, who,
+             op, obj, val, e->where);
+}
+
+/* The last scheduling decisions of a failing schedule. */
+static void print_trace(FILE *o, const struct st_report *r, unsigned max)
+{
+    const struct st_sched_report *sr = r->sched;
+    uint64_t n = sr->nevents < ST_SCHED_TRACE ? sr->nevents : ST_SCHED_TRACE;
+    if (n > max) n = max;
+    fprintf(o, "  the last %llu of %llu operations of schedule %llu (trace %016llx):\n",
+            (unsigned long long)n, (unsigned long long)sr->nevents, (unsigned long long)r->schedule,
+            (unsigned long long)sr->trace_hash);
+    for (uint64_t i = sr->nevents - n; i < sr->nevents; i++) {
+        char line[256];
+        st_sched_event_line(sr, &sr->trace[i % ST_SCHED_TRACE], line, sizeof(line));
+        fprintf(o, "    %s\n", line);
+    }
+}
+
 /* The protocol's own output, for a failing case only. */
 static void print_output(FILE *o, const struct st_report *r)
 {
@@ -146,9 +187,8 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
                 "ipcproof stress: %s (channel%s) | %s mode | %" PRIu32 " producer%s, %" PRIu32
                 " consumer%s | %zu..%zu bytes | faults %s | seed %" PRIu64 "\n",
                 r->proto_name, r->proto_flags & IPCP_CHAN_FIFO ? ", FIFO" : "",
-                c->mode == ST_MODE_THREAD ? "thread" : "process", c->producers,
-                c->producers == 1 ? "" : "s", c->consumers, c->consumers == 1 ? "" : "s",
-                c->min_size, c->max_size, fl, c->seed);
+                st_mode_name(c->mode), c->producers, c->producers == 1 ? "" : "s", c->consumers,
+                c->consumers == 1 ? "" : "s", c->min_size, c->max_size, fl, c->seed);
     else
         fprintf(o,
                 "ipcproof stress: %s (lock%s) | %s mode | %" PRIu32 " workers | faults %s | seed "
@@ -157,7 +197,7 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
                 r->proto_flags & IPCP_LOCK_ROBUST
                     ? (r->proto_flags & IPCP_LOCK_FAIR ? ", robust, fair" : ", robust")
                     : (r->proto_flags & IPCP_LOCK_FAIR ? ", fair" : ""),
-                c->mode == ST_MODE_THREAD ? "thread" : "process", c->workers, fl, c->seed);
+                st_mode_name(c->mode), c->workers, fl, c->seed);
     if (r->chan)
         fprintf(o,
                 "  sent %" PRIu64 ", received %" PRIu64 " in %.3f s: %s msgs/s, %s B/s; %" PRIu64
@@ -181,6 +221,30 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
     if (r->notes[0]) fprintf(o, "  notes: %s\n", r->notes);
     if (!r->sandboxed) fprintf(o, "  leak check: /dev/shm diff by name (no private namespace)\n");
     if (c->opt && *c->opt) fprintf(o, "  options: %s\n", c->opt);
+    if (c->mode == ST_MODE_SCHED && r->sched != NULL) {
+        fprintf(o,
+                "  sched: %s, %llu schedule%s run (%llu scheduling points); the last, #%llu: %llu "
+                "points, %llu switches, trace %016llx\n",
+                c->strategy == ST_SCHED_RANDOM ? "random" : "pct",
+                (unsigned long long)r->schedules_run, r->schedules_run == 1 ? "" : "s",
+                (unsigned long long)r->sched_steps_total, (unsigned long long)r->schedule,
+                (unsigned long long)r->sched->steps, (unsigned long long)r->sched->switches,
+                (unsigned long long)r->sched->trace_hash);
+        if (c->strategy == ST_SCHED_PCT && r->sched_k && c->depth >= 1) {
+            /* PCT's guarantee: one schedule finds a given depth-d bug with p >= 1/(n k^(d-1)) */
+            double p = 1.0 / r->sched->nthreads;
+            for (unsigned d = 1; d < c->depth; d++)
+                p /= (double)r->sched_k;
+            double all = 1.0;
+            for (uint64_t i = 0; i < r->schedules_run && all > 1e-300; i++)
+                all *= 1.0 - p;
+            fprintf(o,
+                    "  pct depth %u, %u threads, k %llu: a depth-%u bug is found by one schedule "
+                    "with probability >= %.3g, by these %llu with >= %.3g\n",
+                    c->depth, r->sched->nthreads, (unsigned long long)r->sched_k, c->depth, p,
+                    (unsigned long long)r->schedules_run, 1.0 - all);
+        }
+    }
     if (r->nv == 0 && r->na[0]) {
         fprintf(o, "N/A: %s\n", r->na);
         return;
@@ -206,6 +270,7 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
             if (*f) f++;
         }
     }
+    if (r->sched != NULL && r->sched->nevents) print_trace(o, r, 40);
     print_output(o, r);
     fprintf(o, "rerun: %s\n", repro);
 }
@@ -217,8 +282,7 @@ int st_report_json(const struct st_config *c, const struct st_report *r, const c
     const char *result = r->status == 2 ? "error" : r->nv ? "fail" : r->na[0] ? "n/a" : "pass";
     json_object_set_new(root, "result", json_string(result));
     json_object_set_new(root, "kind", json_string(r->chan ? "channel" : "lock"));
-    json_object_set_new(root, "mode",
-                        json_string(c->mode == ST_MODE_THREAD ? "thread" : "process"));
+    json_object_set_new(root, "mode", json_string(st_mode_name(c->mode)));
     json_object_set_new(root, "seed", json_integer((json_int_t)c->seed));
     json_object_set_new(root, "protocol", json_string(r->proto_name));
     if (c->plugin) json_object_set_new(root, "plugin", json_string(c->plugin));
@@ -302,6 +366,32 @@ int st_report_json(const struct st_config *c, const struct st_report *r, const c
     }
     json_object_set_new(st, "endpoints", eps);
     json_object_set_new(root, "stats", st);
+    if (c->mode == ST_MODE_SCHED && r->sched != NULL) {
+        const struct st_sched_report *sr = r->sched;
+        json_t *sj = json_object();
+        json_object_set_new(sj, "strategy",
+                            json_string(c->strategy == ST_SCHED_RANDOM ? "random" : "pct"));
+        json_object_set_new(sj, "depth", json_integer(c->depth));
+        json_object_set_new(sj, "schedules_run", json_integer((json_int_t)r->schedules_run));
+        json_object_set_new(sj, "schedule", json_integer((json_int_t)r->schedule));
+        json_object_set_new(sj, "steps", json_integer((json_int_t)sr->steps));
+        json_object_set_new(sj, "steps_total", json_integer((json_int_t)r->sched_steps_total));
+        json_object_set_new(sj, "switches", json_integer((json_int_t)sr->switches));
+        char h[24];
+        snprintf(h, sizeof(h), "%016llx", (unsigned long long)sr->trace_hash);
+        json_object_set_new(sj, "trace_hash", json_string(h));
+        if (r->nv || r->status == 2) {
+            json_t *tr = json_array();
+            uint64_t n = sr->nevents < ST_SCHED_TRACE ? sr->nevents : ST_SCHED_TRACE;
+            for (uint64_t i = sr->nevents - n; i < sr->nevents; i++) {
+                char line[256];
+                st_sched_event_line(sr, &sr->trace[i % ST_SCHED_TRACE], line, sizeof(line));
+                json_array_append_new(tr, json_string(line));
+            }
+            json_object_set_new(sj, "trace", tr);
+        }
+        json_object_set_new(root, "sched", sj);
+    }
     if (r->na[0]) json_object_set_new(root, "not_applicable", json_string(r->na));
     if (r->setup_failure[0])
         json_object_set_new(root, "setup_failure", json_string(r->setup_failure));

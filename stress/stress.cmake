@@ -11,6 +11,10 @@ file(GLOB IPCP_STRESS_PROTOS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/proto
 set(IPCP_TSAN_BIN "${PROJECT_SOURCE_DIR}/build/tsan/stress/ipcproof" CACHE STRING
     "ipcproof built with -fsanitize=thread, used by `ipcproof validate` for thread-mode cases")
 
+# Where `validate` finds a build without sanitizers for the sched cases (the default preset's).
+set(IPCP_PLAIN_BIN "${PROJECT_SOURCE_DIR}/build/default/stress/ipcproof" CACHE STRING
+    "ipcproof built without sanitizers, used by `ipcproof validate` for sched-mode cases")
+
 file(RELATIVE_PATH _ipcp_bin_to_lib ${CMAKE_INSTALL_FULL_BINDIR} ${CMAKE_INSTALL_FULL_LIBDIR})
 
 # The executable is named ipcproof; the target has another name because the library is ipcproof.
@@ -25,6 +29,7 @@ target_compile_definitions(ipcproof_cli PRIVATE
   IPCP_BUILD_SANITIZERS="${IPCP_SANITIZERS}"
   IPCP_BUILD_CC="${CMAKE_C_COMPILER}"
   IPCP_TSAN_BIN_DEFAULT="${IPCP_TSAN_BIN}"
+  IPCP_PLAIN_BIN_DEFAULT="${IPCP_PLAIN_BIN}"
   IPCP_INCLUDE_DIR_BUILD="${PROJECT_SOURCE_DIR}/core/include"
   IPCP_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
   IPCP_INCLUDE_DIR_INSTALL="${CMAKE_INSTALL_FULL_INCLUDEDIR}"
@@ -39,6 +44,22 @@ set_target_properties(ipcproof_faults PROPERTIES OUTPUT_NAME ipcproof-faults
 target_link_libraries(ipcproof_faults PRIVATE ${CMAKE_DL_LIBS})
 install(TARGETS ipcproof_faults LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 add_dependencies(ipcproof_cli ipcproof_faults)
+
+# libipcproof-sched.so: the scheduler runtime of --mode sched, preloaded like the interposer
+# above (stress/sched/schedapi.h). Not in sanitizer or coverage builds: their runtimes define
+# the same callbacks and interceptors first, and a TSan build already is ThreadSanitizer.
+if(NOT IPCP_SANITIZERS AND NOT IPCP_COVERAGE AND NOT IPCP_FUZZ_ENGINE STREQUAL "libfuzzer")
+  add_library(ipcproof_sched SHARED ${CMAKE_CURRENT_SOURCE_DIR}/sched/schedrt.c
+                                    ${CMAKE_CURRENT_SOURCE_DIR}/sched/tsancb.c
+                                    ${CMAKE_CURRENT_SOURCE_DIR}/sched/interpose.c)
+  set_target_properties(ipcproof_sched PROPERTIES OUTPUT_NAME ipcproof-sched
+    C_VISIBILITY_PRESET hidden NO_SONAME ON)
+  target_compile_options(ipcproof_sched PRIVATE -fno-builtin -O2)
+  target_link_libraries(ipcproof_sched PRIVATE ${CMAKE_DL_LIBS} atomic)
+  install(TARGETS ipcproof_sched LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  add_dependencies(ipcproof_cli ipcproof_sched)
+  set(IPCP_HAVE_SCHED ON)
+endif()
 
 # Example plugins (stress/plugins/examples/<name>.c -> plugins/<name>.so). They include only
 # <ipcproof/plugin.h>, exactly like a user's plugin.
@@ -69,5 +90,6 @@ if(BUILD_TESTING)
   include(${CMAKE_CURRENT_SOURCE_DIR}/tests/tests.cmake)
   include(${CMAKE_CURRENT_SOURCE_DIR}/tests/unit.cmake)
   include(${CMAKE_CURRENT_SOURCE_DIR}/tests/sanrep.cmake)
+  include(${CMAKE_CURRENT_SOURCE_DIR}/tests/sched.cmake)
 endif()
 include(${CMAKE_CURRENT_SOURCE_DIR}/bench.cmake)

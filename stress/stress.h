@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "ipcproof/plugin.h"
+#include "sched/schedapi.h"
 
 /* ---- limits and defaults -------------------------------------------------------------------- */
 
@@ -25,6 +26,7 @@
 #define ST_HDR_SIZE      40u /* message header, see payload.c */
 #define ST_MAX_MSG       (64u << 20)
 #define ST_DEFAULT_MSGS  10000u     /* per producer (channels) or per worker (locks) */
+#define ST_SCHED_MSGS    20u        /* the same in sched mode: many short schedules */
 #define ST_DURATION_CAP  (1u << 24) /* per producer, when only --duration bounds the run */
 #define ST_HIST_BUCKETS  256u       /* log2 buckets with 4 sub-buckets each, in nanoseconds */
 #define ST_OP_TIMEOUT_MS 200        /* timeout of each send/recv/lock call; workers loop */
@@ -56,7 +58,9 @@ const char *st_vkind_name(int kind);
 /* ---- configuration of one case -------------------------------------------------------------- */
 
 enum st_kind { ST_KIND_AUTO = 0, ST_KIND_CHANNEL = 1, ST_KIND_LOCK = 2 };
-enum st_mode { ST_MODE_PROCESS = 0, ST_MODE_THREAD = 1 };
+/* sched: threads of one process, one running at a time, interleaved by the scheduler runtime
+ * (stress/sched/): every run of a seed and schedule number is the same run */
+enum st_mode { ST_MODE_PROCESS = 0, ST_MODE_THREAD = 1, ST_MODE_SCHED = 2 };
 
 #define ST_FAULT_KILL    0x1u
 #define ST_FAULT_SIGNALS 0x2u
@@ -97,9 +101,19 @@ struct st_config {
     unsigned signal_us;     /* --signal-period: storm period in us; 0 = from the seed */
     unsigned lock_pause_us; /* --lock-pause: longest random pause between two acquisitions */
     double setup;           /* --setup-timeout: load, create(), destroy() each; 0 = default */
+    /* --mode sched */
+    unsigned strategy;       /* enum st_sched_strategy */
+    unsigned depth;          /* --depth: pct's bug depth */
+    uint64_t schedules;      /* --schedules: how many */
+    uint64_t first_schedule; /* --schedule I: only this one (then schedules = 1) */
+    int one_schedule;        /* --schedule was given */
+    uint64_t sched_steps;    /* --sched-steps: pct's k; 0 = estimated */
+    int plain_points;        /* --plain-points */
+    const char *sched_out;   /* --sched-out FILE: where a failing schedule is saved */
 };
 
 void st_config_defaults(struct st_config *c);
+const char *st_mode_name(int mode); /* "process", "thread", "sched" */
 /* The one-line `ipcproof stress ...` command that reruns the case. */
 void st_config_repro(const struct st_config *c, char *buf, size_t cap);
 
@@ -193,6 +207,7 @@ struct st_shared {
     _Atomic int64_t kill_ns;
     _Atomic uint64_t signals;   /* --fault signals: SIGALRMs handled by workers */
     _Atomic uint64_t io_faults; /* --fault short-io: faults the interposer injected */
+    _Atomic uint32_t violated;  /* sched mode: a worker saw a violation; the schedule stops */
     /* locks: the critical-section probe */
     _Alignas(64) _Atomic uint32_t owner;    /* index + 1 of the holder; relaxed on purpose */
     _Alignas(64) volatile uint64_t counter; /* deliberately NOT atomic: lost updates show */
@@ -272,6 +287,9 @@ struct st_case {
     void (*faults_arm)(uint64_t seed, unsigned rate_ppm);
     uint64_t (*faults_count)(void); /* faults injected into the calling thread so far */
     unsigned fault_rate_ppm;
+    /* sched mode */
+    uint64_t schedule;                  /* this schedule's number */
+    struct st_sched_report *sched_rep; /* shared mapping: what the runtime reports */
 };
 
 /* What the supervisor saw of the endpoint processes (engine.c fills it, checker.c reads it). */
@@ -285,6 +303,7 @@ struct st_outcome {
     int64_t crash_ns;         /* when the first endpoint died that was not killed on purpose */
     int64_t start_ns;         /* the start barrier opened */
     int64_t stop_ns;          /* the stop flag was raised (0: never) */
+    int64_t end_ns;           /* every endpoint process had ended */
     int race_trusted;         /* a ThreadSanitizer report (exit 66) is a `race` verdict */
     char race_why[256];       /* ... and when it is not, why */
 };
@@ -292,9 +311,12 @@ struct st_outcome {
 /* Worker entry (worker.c): runs the endpoint, returns the exit code for process mode
  * (0, or ST_EXIT_SETUP when open() failed). */
 #define ST_EXIT_SETUP 3
+#define ST_EXIT_SCHED 5 /* sched mode: the schedule ended in a deadlock or livelock (sched_rep) */
 int st_worker_main(struct st_worker *w);
 /* Thread mode: the one child runs every worker as a thread; returns its exit code. */
 int st_thread_child(struct st_case *cs);
+/* Sched mode: the one child runs every worker as a thread under the scheduler runtime. */
+int st_sched_child(struct st_case *cs);
 /* Per-process setup done in each forked child before any protocol code. */
 void st_child_setup(struct st_case *cs);
 
@@ -388,6 +410,12 @@ struct st_report {
     unsigned signal_us; /* the signal storm's period */
     char *output;       /* the protocol processes' output (failing cases), malloc()ed */
     uint64_t output_dropped;
+    /* sched mode */
+    uint64_t schedules_run;        /* schedules that ran */
+    uint64_t schedule;             /* the one reported: the first that failed, or the last */
+    uint64_t sched_steps_total;    /* scheduling points over every schedule */
+    uint64_t sched_k;              /* pct's k as used */
+    struct st_sched_report *sched; /* a copy of the reported schedule's runtime report */
 };
 
 void st_report_add(struct st_report *r, int kind, uint64_t count, const char *fmt, ...)
@@ -395,6 +423,9 @@ void st_report_add(struct st_report *r, int kind, uint64_t count, const char *fm
 void st_report_note(struct st_report *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void st_report_print(const struct st_config *c, const struct st_report *r, const char *repro);
+/* One line of a schedule's trace. */
+void st_sched_event_line(const struct st_sched_report *sr, const struct st_sched_event *e,
+                         char *buf, size_t cap);
 /* Writes the JSON report to out (opened before the run); returns 0 or -1 (message on stderr). */
 int st_report_json(const struct st_config *c, const struct st_report *r, const char *repro,
                    FILE *out);
@@ -433,6 +464,7 @@ void st_snapshot_remove(const struct st_snapshot *before, const struct st_snapsh
 int st_validate_main(int argc, char **argv);
 int st_stress_main(int argc, char **argv);
 int st_describe_main(int argc, char **argv);
+int st_replay_main(int argc, char **argv);
 int st_clean_main(int argc, char **argv);
 void st_usage(FILE *out);
 const char *st_self_exe(void);
@@ -442,5 +474,7 @@ const char *st_build_cc(void);
 int st_is_tsan_build(void);
 /* The short-io interposer library next to this binary or installed; NULL when not found. */
 const char *st_faults_lib(void);
+/* The scheduler runtime of --mode sched, found the same way; NULL when not found. */
+const char *st_sched_lib(void);
 
 #endif

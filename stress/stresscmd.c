@@ -55,6 +55,12 @@ enum {
     O_SIGPERIOD,
     O_LOCKPAUSE,
     O_SETUP,
+    O_STRATEGY,
+    O_DEPTH,
+    O_SCHEDULES,
+    O_SCHEDULE,
+    O_SCHEDSTEPS,
+    O_PLAINPOINTS,
     O_HELP,
 };
 
@@ -89,6 +95,12 @@ static const struct option stress_opts[] = {
     {"signal-period", required_argument, NULL, O_SIGPERIOD},
     {"lock-pause", required_argument, NULL, O_LOCKPAUSE},
     {"setup-timeout", required_argument, NULL, O_SETUP},
+    {"strategy", required_argument, NULL, O_STRATEGY},
+    {"depth", required_argument, NULL, O_DEPTH},
+    {"schedules", required_argument, NULL, O_SCHEDULES},
+    {"schedule", required_argument, NULL, O_SCHEDULE},
+    {"sched-steps", required_argument, NULL, O_SCHEDSTEPS},
+    {"plain-points", no_argument, NULL, O_PLAINPOINTS},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -114,7 +126,8 @@ static unsigned parse_faults(const char *s)
 static void parse_stress(int argc, char **argv, struct st_config *c)
 {
     const char *C = "stress";
-    int seed_set = 0;
+    int seed_set = 0, messages_set = 0;
+    const char *sched_opt = NULL;
     st_config_defaults(c);
     optind = 1;
     opterr = 0;
@@ -145,8 +158,10 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
                 c->mode = ST_MODE_PROCESS;
             else if (strcmp(a, "thread") == 0)
                 c->mode = ST_MODE_THREAD;
+            else if (strcmp(a, "sched") == 0)
+                c->mode = ST_MODE_SCHED;
             else
-                st_cli_die(C, "--mode: '%s' is not process or thread", a);
+                st_cli_die(C, "--mode: '%s' is not process, thread or sched", a);
             break;
         case O_PRODUCERS:
             c->producers = (uint32_t)st_cli_u64(C, opt, a, 1, ST_MAX_ENDPOINTS);
@@ -159,6 +174,7 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
             break;
         case O_MESSAGES:
             c->messages = st_cli_u64(C, opt, a, 1, 1ull << 32);
+            messages_set = 1;
             break;
         case O_DURATION:
             c->duration = st_cli_double(C, opt, a, 0.001, 86400);
@@ -235,6 +251,36 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
         case O_SETUP:
             c->setup = st_cli_double(C, opt, a, 0.1, 3600);
             break;
+        case O_STRATEGY:
+            if (strcmp(a, "pct") == 0)
+                c->strategy = ST_SCHED_PCT;
+            else if (strcmp(a, "random") == 0)
+                c->strategy = ST_SCHED_RANDOM;
+            else
+                st_cli_die(C, "--strategy: '%s' is not pct or random", a);
+            sched_opt = opt;
+            break;
+        case O_DEPTH:
+            c->depth = (unsigned)st_cli_u64(C, opt, a, 1, 16);
+            sched_opt = opt;
+            break;
+        case O_SCHEDULES:
+            c->schedules = st_cli_u64(C, opt, a, 1, 1ull << 40);
+            sched_opt = opt;
+            break;
+        case O_SCHEDULE:
+            c->first_schedule = st_cli_u64(C, opt, a, 0, 1ull << 40);
+            c->one_schedule = 1;
+            sched_opt = opt;
+            break;
+        case O_SCHEDSTEPS:
+            c->sched_steps = st_cli_u64(C, opt, a, 1, 1ull << 40);
+            sched_opt = opt;
+            break;
+        case O_PLAINPOINTS:
+            c->plain_points = 1;
+            sched_opt = "--plain-points";
+            break;
         case O_HELP:
             st_usage(stdout);
             exit(0);
@@ -249,6 +295,18 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
         st_cli_die(C, "exactly one of --proto NAME and --plugin FILE.so");
     if (c->min_size > c->max_size)
         st_cli_die(C, "--min-size %zu is above --max-size %zu", c->min_size, c->max_size);
+    if (c->mode == ST_MODE_SCHED) {
+        /* many short schedules: the counts alone end each one, time is virtual */
+        if (c->duration > 0)
+            st_cli_die(C, "--duration does not apply to --mode sched (its time is virtual): "
+                          "--messages and --schedules bound the run");
+        if (c->faults)
+            st_cli_die(C, "--fault does not apply to --mode sched yet: the scheduler explores "
+                          "interleavings without them");
+        if (!messages_set) c->messages = ST_SCHED_MSGS;
+    } else if (sched_opt != NULL) {
+        st_cli_die(C, "%s goes with --mode sched", sched_opt);
+    }
     if (c->messages == 0 && c->duration <= 0) c->messages = ST_DEFAULT_MSGS;
     if (!seed_set) c->seed = ((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16)) & 0xffffffffu;
     if (c->kill_point != ST_KP_ANY && !(c->faults & ST_FAULT_KILL))
@@ -272,7 +330,7 @@ static void check_plugin_build(const struct st_config *c)
             "build of ipcproof) or without -fsanitize (for this one), or give validate "
             "--plugin-src",
             c->plugin);
-    if (k == ST_TSAN_CLANG && !st_is_tsan_build())
+    if (k == ST_TSAN_CLANG && !st_is_tsan_build() && c->mode != ST_MODE_SCHED)
         st_cli_die("stress",
                    "%s is a ThreadSanitizer build: run it with the TSan build of ipcproof (the "
                    "tsan preset's stress/ipcproof), or build it without -fsanitize=thread",
@@ -294,20 +352,20 @@ static void reexec(char **argv, const char *why)
     exit(2);
 }
 
-/* --fault short-io: the interposer must be preloaded before libc is used by anything, and the
- * workers are forked (the protocol's create() state must survive), so the whole command re-runs
- * itself once with LD_PRELOAD set. The interposer stays disarmed except in worker threads, which
- * arm it after the start barrier: the supervisor's own I/O is never faulted. */
-static void ensure_interposer(char **argv)
+/* --fault short-io and --mode sched: the interposer (the scheduler runtime) must be preloaded
+ * before libc is used by anything, and the workers are forked (the protocol's create() state must
+ * survive), so the whole command re-runs itself once with LD_PRELOAD set. The short-io interposer
+ * stays disarmed except in worker threads, which arm it after the start barrier; the scheduler
+ * runtime only acts in the threads of a schedule: the supervisor's own calls go straight to
+ * libc. */
+static void ensure_preload(char **argv, const char *lib, const char *symbol, const char *what)
 {
-    if (dlsym(RTLD_DEFAULT, "ipcproof_faults_arm") != NULL) {
+    if (dlsym(RTLD_DEFAULT, symbol) != NULL) {
         unsetenv("LD_PRELOAD"); /* loaded; do not hand it to anything we might run */
         return;
     }
-    const char *lib = st_faults_lib();
     if (lib == NULL) {
-        fprintf(stderr, "ipcproof stress: --fault short-io needs libipcproof-faults.so next to "
-                        "the ipcproof binary or in its libdir (or IPCPROOF_FAULTS_LIB=path)\n");
+        fprintf(stderr, "ipcproof stress: %s\n", what);
         exit(2);
     }
     char pre[PATH_MAX * 2];
@@ -342,11 +400,20 @@ int st_stress_main(int argc, char **argv)
     check_plugin_build(&c);
     int again = 0;
     int quiet_tsan = tsan_quiet(argv - 1, c.mode == ST_MODE_PROCESS, &again);
-    if (c.faults & ST_FAULT_SHORTIO) {
-        if (dlsym(RTLD_DEFAULT, "ipcproof_faults_arm") == NULL)
-            ensure_interposer(argv - 1); /* also carries TSAN_OPTIONS over */
-        else
-            unsetenv("LD_PRELOAD");
+    if (c.faults & ST_FAULT_SHORTIO) /* also carries TSAN_OPTIONS over */
+        ensure_preload(argv - 1, st_faults_lib(), "ipcproof_faults_arm",
+                       "--fault short-io needs libipcproof-faults.so next to the ipcproof binary "
+                       "or in its libdir (or IPCPROOF_FAULTS_LIB=path)");
+    if (c.mode == ST_MODE_SCHED) {
+        if (st_build_sanitizers()[0])
+            st_cli_die("stress",
+                       "--mode sched needs a build of ipcproof without sanitizers (this one is "
+                       "built with %s, whose runtime owns the instrumentation callbacks): use the "
+                       "default preset's stress/ipcproof",
+                       st_build_sanitizers());
+        ensure_preload(argv - 1, st_sched_lib(), "ipcproof_sched_begin",
+                       "--mode sched needs libipcproof-sched.so next to the ipcproof binary or in "
+                       "its libdir (or IPCPROOF_SCHED_LIB=path)");
     }
     if (again) reexec(argv - 1, "TSAN_OPTIONS=report_bugs=0");
     unsetenv("IPCPROOF_REEXEC");
@@ -379,9 +446,17 @@ int st_stress_main(int argc, char **argv)
     /* a plugin exporting both kinds runs its channel unless told: say so in the repro */
     if (rep->kind_known) c.repro_kind = rep->chan ? ST_KIND_CHANNEL : ST_KIND_LOCK;
     if (c.kind == ST_KIND_AUTO && rep->kind_known) c.kind = c.repro_kind;
+    if (c.mode == ST_MODE_SCHED && (rep->nv || status == 2) && rep->sched != NULL) {
+        c.one_schedule = 1; /* the rerun line replays exactly the failing schedule */
+        c.first_schedule = rep->schedule;
+        if (c.strategy == ST_SCHED_PCT) c.sched_steps = rep->sched_k;
+    }
     char repro[4096];
     st_config_repro(&c, repro, sizeof(repro));
     if (!c.quiet || status != 0) st_report_print(&c, rep, repro);
+    if (c.mode == ST_MODE_SCHED && (rep->nv || status == 2) && rep->sched != NULL)
+        printf("replay it exactly: ipcproof replay %s\n",
+               c.json ? c.json : "REPORT.json (give --json to keep the report)");
     if (jf != NULL) {
         if (st_report_json(&c, rep, repro, jf) < 0 && status == 0) status = 2;
         fclose(jf);

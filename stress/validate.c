@@ -41,6 +41,9 @@
 #ifndef IPCP_TSAN_BIN_DEFAULT
 #define IPCP_TSAN_BIN_DEFAULT ""
 #endif
+#ifndef IPCP_PLAIN_BIN_DEFAULT
+#define IPCP_PLAIN_BIN_DEFAULT ""
+#endif
 #ifndef IPCP_INCLUDE_DIR_BUILD
 #define IPCP_INCLUDE_DIR_BUILD ""
 #endif
@@ -156,6 +159,19 @@ static const char *find_tsan_bin(void)
     return NULL;
 }
 
+static int have_program(const char *name)
+{
+    const char *path = getenv("PATH");
+    char buf[PATH_MAX];
+    while (path && *path) {
+        size_t n = strcspn(path, ":");
+        snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, path, name);
+        if (access(buf, X_OK) == 0) return 1;
+        path += n + (path[n] == ':');
+    }
+    return 0;
+}
+
 /* Asks a TSan ipcproof which compiler built it (`ipcproof version`). */
 static void tsan_cc(const char *bin, const char *tmpdir, char *cc, size_t cap)
 {
@@ -183,7 +199,10 @@ static int choose_plugins(struct vstate *v)
     char why[256] = "";
     if (v->plugin_src) {
         char tcc[PATH_MAX] = "";
-        if (v->tsan_bin) tsan_cc(v->tsan_bin, v->tmpdir, tcc, sizeof(tcc));
+        if (v->tsan_bin)
+            tsan_cc(v->tsan_bin, v->tmpdir, tcc, sizeof(tcc));
+        else if (have_program("clang-14")) /* for the sched cases, run by the plain binary */
+            snprintf(tcc, sizeof(tcc), "clang-14");
         struct st_plugbuild b = {.src = v->plugin_src,
                                  .cflags = v->cflags,
                                  .outdir = v->tmpdir,
@@ -231,7 +250,7 @@ static int choose_plugins(struct vstate *v)
         }
         v->tsan_so = v->plugin_tsan;
     }
-    if (v->tsan_so && !v->tsan_bin) {
+    if (v->tsan_so && !v->tsan_bin && v->plain_so == NULL) {
         snprintf(v->error, sizeof(v->error),
                  "%s is a ThreadSanitizer build, but no TSan build of ipcproof was found (build "
                  "the tsan preset or set IPCPROOF_TSAN_BIN)",
@@ -242,11 +261,18 @@ static int choose_plugins(struct vstate *v)
 }
 
 /* The binary and plugin of a case; *tsan says whether the binary is a TSan build. */
-void vt_binary_for(const struct vstate *v, int thread, const char **bin, const char **so, int *tsan)
+void vt_binary_for(const struct vstate *v, int mode, const char **bin, const char **so, int *tsan)
 {
     *bin = st_self_exe();
     *so = v->plain_so;
     *tsan = st_is_tsan_build();
+    if (mode == ST_MODE_SCHED) { /* the TSan build of the plugin, in the plain binary */
+        *bin = v->sched_bin;
+        *so = v->tsan_so;
+        *tsan = 0;
+        return;
+    }
+    int thread = mode == ST_MODE_THREAD;
     if (v->proto) {
         if (thread && v->tsan_bin) {
             *bin = v->tsan_bin;
@@ -254,11 +280,40 @@ void vt_binary_for(const struct vstate *v, int thread, const char **bin, const c
         }
         return;
     }
-    if (v->tsan_so && (thread || v->plain_so == NULL)) {
+    if (v->tsan_so && v->tsan_bin && (thread || v->plain_so == NULL)) {
         *bin = v->tsan_bin;
         *so = v->tsan_so;
         *tsan = 1;
     }
+}
+
+/* Where the sched cases run: a build of ipcproof without sanitizers that has the scheduler
+ * runtime (this one, $IPCPROOF_PLAIN_BIN, or the default preset's build of the source tree),
+ * with the ThreadSanitizer build of the plugin (the instrumentation is what makes every atomic
+ * operation a scheduling point). */
+static void choose_sched(struct vstate *v)
+{
+    if (!st_build_sanitizers()[0] && st_sched_lib() != NULL) {
+        v->sched_bin = st_self_exe();
+    } else {
+        const char *env = getenv("IPCPROOF_PLAIN_BIN");
+        if (env != NULL && *env && access(env, X_OK) == 0)
+            v->sched_bin = env;
+        else if (IPCP_PLAIN_BIN_DEFAULT[0] && access(IPCP_PLAIN_BIN_DEFAULT, X_OK) == 0)
+            v->sched_bin = IPCP_PLAIN_BIN_DEFAULT;
+    }
+    if (v->sched_bin == NULL)
+        snprintf(v->sched_na, sizeof(v->sched_na),
+                 "no build of ipcproof without sanitizers with the scheduler runtime (build the "
+                 "default preset or set IPCPROOF_PLAIN_BIN)");
+    else if (v->proto)
+        snprintf(v->sched_na, sizeof(v->sched_na),
+                 "the built-in protocols are not built with the instrumentation the scheduler "
+                 "needs yet");
+    else if (v->tsan_so == NULL)
+        snprintf(v->sched_na, sizeof(v->sched_na),
+                 "no clang -fsanitize=thread build of the plugin, whose atomics the scheduler "
+                 "would not see (give --plugin-src, or --plugin-tsan)");
 }
 
 /* ---- what the protocol is ------------------------------------------------------------------- */
@@ -268,7 +323,7 @@ static int describe(struct vstate *v)
 {
     const char *bin, *so;
     int tsan;
-    vt_binary_for(v, 0, &bin, &so, &tsan);
+    vt_binary_for(v, ST_MODE_PROCESS, &bin, &so, &tsan);
     char out[PATH_MAX];
     snprintf(out, sizeof(out), "%s/describe.json", v->tmpdir);
     char *argv[] = {(char *)bin, "describe", v->proto ? "--proto" : "--plugin",
@@ -459,6 +514,7 @@ int st_validate_main(int argc, char **argv)
         vb_write_json(v, 2);
         goto out;
     }
+    choose_sched(v);
     status = vb_run_battery(v, &interrupted);
 out:
     if (v->jf) fclose(v->jf);

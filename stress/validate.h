@@ -21,7 +21,7 @@ struct vcase {
     char args[320]; /* the case's stress arguments (the 1:1 variant after a fallback) */
     int na;         /* the protocol refused the configuration, or the fault had nothing to hit */
     int fallback;   /* runs with 1 producer and 1 consumer: the protocol refused more */
-    int thread;
+    int mode; /* enum st_mode */
     int rec_is_fail; /* the recorded run (violations, detail, repro, log) failed */
     char na_why[256];
     unsigned runs, fails, errors, kills, kills_failed;
@@ -47,6 +47,8 @@ struct vstate {
     char built_plain[PATH_MAX], built_tsan[PATH_MAX];
     const char *tsan_bin;
     const char *plain_so, *tsan_so; /* the plugin for the plain and for the TSan binary */
+    const char *sched_bin;          /* a build without sanitizers with the scheduler runtime */
+    char sched_na[256];             /* why the sched cases cannot run, when they cannot */
     int has_chan, has_lock;
     char chan_name[64], lock_name[64];
     uint32_t chan_flags, lock_flags;
@@ -62,8 +64,7 @@ struct vstate {
 /* validate.c */
 void vt_note(struct vstate *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int vt_run(char *const argv[], const char *log, double timeout_s, int tsan);
-void vt_binary_for(const struct vstate *v, int thread, const char **bin, const char **so,
-                   int *tsan);
+void vt_binary_for(const struct vstate *v, int mode, const char **bin, const char **so, int *tsan);
 
 /* vbattery.c */
 int vb_run_battery(struct vstate *v, volatile int *interrupted); /* the exit status */

@@ -14,11 +14,12 @@
 #define VC_CHAN    0x01u
 #define VC_LOCK    0x02u
 #define VC_THREAD  0x04u
-#define VC_MULTI   0x08u /* about several endpoints: no 1:1 fallback */
-#define VC_ROBUST  0x10u /* only for a lock that claims IPCP_LOCK_ROBUST */
-#define VC_FRAGILE 0x20u /* only for a lock that does not */
-#define VC_SIGNALS 0x40u /* a signal storm: denser in every round */
-#define VC_KILL    0x80u /* count the kills and how many went wrong */
+#define VC_MULTI   0x08u  /* about several endpoints: no 1:1 fallback */
+#define VC_ROBUST  0x10u  /* only for a lock that claims IPCP_LOCK_ROBUST */
+#define VC_FRAGILE 0x20u  /* only for a lock that does not */
+#define VC_SIGNALS 0x40u  /* a signal storm: denser in every round */
+#define VC_KILL    0x80u  /* count the kills and how many went wrong */
+#define VC_SCHED   0x100u /* --mode sched: schedules, not seconds */
 
 struct vdef {
     const char *name;
@@ -56,11 +57,18 @@ static const struct vdef battery[] = {
      "--producers 2 --consumers 2"},
     {"threads: fault signals", VC_CHAN | VC_THREAD | VC_SIGNALS,
      "--producers 2 --consumers 1 --fault signals --max-size 4096"},
+    {"sched: 1 producer, 1 consumer", VC_CHAN | VC_SCHED, "--producers 1 --consumers 1"},
+    {"sched: 2 producers, 1 consumer", VC_CHAN | VC_SCHED | VC_MULTI,
+     "--producers 2 --consumers 1"},
+    {"sched: 2 producers, 2 consumers, small capacity", VC_CHAN | VC_SCHED | VC_MULTI,
+     "--producers 2 --consumers 2 --capacity 2048 --max-size 512"},
     {"lock: 2 workers", VC_LOCK, "--workers 2"},
     {"lock: 4 workers", VC_LOCK, "--workers 4"},
     {"lock: 8 workers", VC_LOCK, "--workers 8"},
     {"lock threads: 2 workers", VC_LOCK | VC_THREAD, "--workers 2"},
     {"lock threads: 4 workers", VC_LOCK | VC_THREAD, "--workers 4"},
+    {"lock sched: 2 workers", VC_LOCK | VC_SCHED, "--workers 2"},
+    {"lock sched: 3 workers", VC_LOCK | VC_SCHED, "--workers 3"},
     /* a robust lock loses a holder inside its critical section and must hand the lock on; any
      * other lock loses a contender outside it, which it must survive */
     {"lock: kill of a holder", VC_LOCK | VC_ROBUST | VC_KILL, "--workers 4 --fault kill"},
@@ -86,7 +94,13 @@ static void build(struct vstate *v)
         struct vcase *c = &v->cases[v->ncases++];
         memset(c, 0, sizeof(*c));
         c->def = d;
-        c->thread = (d->flags & VC_THREAD) != 0;
+        c->mode = d->flags & VC_SCHED    ? ST_MODE_SCHED
+                  : d->flags & VC_THREAD ? ST_MODE_THREAD
+                                         : ST_MODE_PROCESS;
+        if (c->mode == ST_MODE_SCHED && v->sched_na[0]) {
+            c->na = 1;
+            snprintf(c->na_why, sizeof(c->na_why), "%s", v->sched_na);
+        }
         snprintf(c->name, sizeof(c->name), "%s", d->name);
         snprintf(c->args, sizeof(c->args), "%s", d->args);
         c->seeds = json_array();
@@ -138,7 +152,7 @@ static void run_stress(struct vstate *v, struct vcase *c, unsigned round, double
     int n = 0;
     const char *bin, *so;
     int tsan;
-    vt_binary_for(v, c->thread, &bin, &so, &tsan);
+    vt_binary_for(v, c->mode, &bin, &so, &tsan);
     char durs[32], seeds[32], msgs[32], stall[32], period[32], pause[32];
     snprintf(durs, sizeof(durs), "%.2f", dur);
     snprintf(seeds, sizeof(seeds), "%" PRIu64, seed);
@@ -153,7 +167,7 @@ static void run_stress(struct vstate *v, struct vcase *c, unsigned round, double
     argv[n++] = "--kind";
     argv[n++] = c->def->flags & VC_LOCK ? "lock" : "channel";
     argv[n++] = "--mode";
-    argv[n++] = c->thread ? "thread" : "process";
+    argv[n++] = (char *)st_mode_name(c->mode);
     snprintf(words, sizeof(words), "%s", c->args);
     for (char *save = NULL, *t = strtok_r(words, " ", &save); t && n < MAX_ARGS - 30;
          t = strtok_r(NULL, " ", &save))
@@ -169,10 +183,20 @@ static void run_stress(struct vstate *v, struct vcase *c, unsigned round, double
         argv[n++] = "--lock-pause";
         argv[n++] = pause;
     }
-    argv[n++] = "--duration";
-    argv[n++] = durs;
-    argv[n++] = "--messages";
-    argv[n++] = msgs;
+    if (c->mode == ST_MODE_SCHED) { /* schedules instead of seconds: ~100 a second */
+        snprintf(durs, sizeof(durs), "%u", (unsigned)(dur * 80 > 10 ? dur * 80 : 10));
+        argv[n++] = "--schedules";
+        argv[n++] = durs;
+        if (round % 2) {
+            argv[n++] = "--strategy";
+            argv[n++] = "random";
+        }
+    } else {
+        argv[n++] = "--duration";
+        argv[n++] = durs;
+        argv[n++] = "--messages";
+        argv[n++] = msgs;
+    }
     argv[n++] = "--seed";
     argv[n++] = seeds;
     argv[n++] = "--stall";
@@ -360,10 +384,9 @@ int vb_run_battery(struct vstate *v, volatile int *interrupted)
            v->has_chan && (v->chan_flags & IPCP_CHAN_FIFO) ? ", FIFO" : "",
            v->has_chan && v->has_lock ? " + " : "",
            v->has_lock ? ((v->lock_flags & IPCP_LOCK_ROBUST) ? "lock, robust" : "lock") : "",
-           v->has_lock && (v->lock_flags & IPCP_LOCK_FAIR) ? ", fair" : "",
-           v->budget, v->seed, v->opt && *v->opt ? " | options " : "",
-           v->opt && *v->opt ? v->opt : "");
-    if (!v->proto && !v->tsan_so)
+           v->has_lock && (v->lock_flags & IPCP_LOCK_FAIR) ? ", fair" : "", v->budget, v->seed,
+           v->opt && *v->opt ? " | options " : "", v->opt && *v->opt ? v->opt : "");
+    if (!v->proto && !(v->tsan_so && v->tsan_bin))
         vt_note(v,
                 "thread mode runs without ThreadSanitizer: %s; races are not looked for (give "
                 "--plugin-src, or --plugin-tsan with a clang-14 -fsanitize=thread build)",
@@ -427,8 +450,8 @@ int vb_run_battery(struct vstate *v, volatile int *interrupted)
             snprintf(runs, sizeof(runs), "%u/%u", c->fails + c->errors, c->runs);
         else
             snprintf(runs, sizeof(runs), "%u", c->runs);
-        printf("  %-46s %-8s %-7s %5s %10s  %s\n", c->name, c->thread ? "thread" : "process", res,
-               runs, rate, c->kinds[0] ? c->kinds : "-");
+        printf("  %-46s %-8s %-7s %5s %10s  %s\n", c->name, st_mode_name(c->mode), res, runs, rate,
+               c->kinds[0] ? c->kinds : "-");
         if (c->kills && (c->def->flags & VC_KILL))
             printf("      %u kill%s, %u went wrong\n", c->kills, c->kills == 1 ? "" : "s",
                    c->kills_failed);
@@ -508,7 +531,7 @@ void vb_write_json(struct vstate *v, int status)
         struct vcase *c = &v->cases[i];
         json_t *o = json_object();
         json_object_set_new(o, "name", json_string(c->name));
-        json_object_set_new(o, "mode", json_string(c->thread ? "thread" : "process"));
+        json_object_set_new(o, "mode", json_string(st_mode_name(c->mode)));
         json_object_set_new(o, "result", json_string(case_result(c)));
         json_object_set_new(o, "runs", json_integer(c->runs));
         json_object_set_new(o, "failed_runs", json_integer(c->fails + c->errors));

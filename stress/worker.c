@@ -22,6 +22,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -70,6 +72,10 @@ static void record_err(struct st_slot *s, int err, int phase, uint64_t seq)
                                             memory_order_relaxed);
 }
 
+/* sched mode: the shared area, so that the first violation stops the schedule (its trace then
+ * ends where it happened) */
+static struct st_shared *sched_sh;
+
 /* Only the slot's own worker writes its violation records. */
 static void add_violation(struct st_slot *s, int kind, uint32_t producer, uint64_t seq, uint64_t a,
                           uint64_t b)
@@ -83,6 +89,10 @@ static void add_violation(struct st_slot *s, int kind, uint32_t producer, uint64
     }
     /* release: the supervisor reads vfirst after seeing a non-zero count */
     atomic_store_explicit(&s->vcount[kind], n + 1, memory_order_release);
+    if (sched_sh != NULL) {
+        atomic_store_explicit(&sched_sh->violated, 1, memory_order_relaxed);
+        atomic_store_explicit(&sched_sh->abort_run, 1, memory_order_release);
+    }
 }
 
 static int retryable(int r)
@@ -161,8 +171,18 @@ static int aborted(const struct st_case *cs)
     return atomic_load_explicit(&cs->sh->abort_run, memory_order_acquire) != 0;
 }
 
+/* sched mode: the scheduler runtime's entry points (schedapi.h), found in st_sched_child() */
+static struct st_schedrt rt;
+
+static int sched_mode(const struct st_case *cs)
+{
+    return cs->cfg->mode == ST_MODE_SCHED;
+}
+
 static int stopped(const struct st_case *cs)
 {
+    /* in sched mode only the counts end a run: the supervisor's clock must not change it */
+    if (sched_mode(cs)) return aborted(cs);
     return atomic_load_explicit(&cs->sh->stop, memory_order_acquire) != 0 || aborted(cs);
 }
 
@@ -181,6 +201,7 @@ static void futex_wait(_Atomic uint32_t *word, uint32_t val, int ms)
 
 static int wait_go(struct st_case *cs)
 {
+    if (sched_mode(cs)) return aborted(cs) ? -1 : 0; /* the schedule starts them all */
     /* acquire: pairs with the supervisor's release store of go after every worker opened */
     while (atomic_load_explicit(&cs->sh->go, memory_order_acquire) == 0) {
         if (aborted(cs)) return -1;
@@ -422,8 +443,12 @@ out:
 
 /* ---- lock contender ------------------------------------------------------------------------- */
 
-static void cs_pause(uint64_t *rng)
+static void cs_pause(const struct st_case *cs, uint64_t *rng)
 {
+    if (sched_mode(cs)) { /* inside the critical section: another thread may run here */
+        rt.point();
+        return;
+    }
     uint64_t r = st_rand(rng);
     unsigned spins = (unsigned)(r & 511u);
     for (unsigned i = 0; i < spins; i++)
@@ -488,7 +513,7 @@ static void run_locker(struct st_worker *w, void *h)
             }
         }
         uint64_t v = sh->counter; /* read ... */
-        cs_pause(&rng);
+        cs_pause(cs, &rng);
         if (victim && n == cs->kill_at && cs->kill_in_cs) {
             atomic_store_explicit(&sh->cs_victim, me, memory_order_relaxed);
             atomic_store_explicit(&sh->kill_ns, now_ns(), memory_order_relaxed);
@@ -673,6 +698,76 @@ int st_thread_child(struct st_case *cs)
         if (pthread_create(&storm_tid, NULL, storm_main, &st) == 0) pthread_join(storm_tid, NULL);
     }
     for (uint32_t i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    return 0;
+}
+
+/* ---- sched mode ------------------------------------------------------------------------------ */
+
+struct sched_arg {
+    struct st_worker *w;
+    char name[24];
+};
+
+static void *sched_thread(void *arg)
+{
+    struct sched_arg *a = arg;
+    rt.enter(a->w->index, a->name);
+    st_worker_main(a->w);
+    rt.leave();
+    return NULL;
+}
+
+static int resolve_rt(void)
+{
+    static const char *const names[] = {"ipcproof_sched_begin", "ipcproof_sched_enter",
+                                        "ipcproof_sched_leave", "ipcproof_sched_run",
+                                        "ipcproof_sched_point"};
+    void **slots[] = {(void **)&rt.begin, (void **)&rt.enter, (void **)&rt.leave, (void **)&rt.run,
+                      (void **)&rt.point};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+        if ((*slots[i] = dlsym(RTLD_DEFAULT, names[i])) == NULL) return -1;
+    void (*plain)(int) = NULL;
+    *(void **)&plain = dlsym(RTLD_DEFAULT, "ipcproof_sched_plain_points");
+    if (plain == NULL) return -1;
+    return 0;
+}
+
+int st_sched_child(struct st_case *cs)
+{
+    const struct st_config *c = cs->cfg;
+    if (resolve_rt() < 0) {
+        atomic_store_explicit(&cs->sh->abort_run, 1, memory_order_release);
+        return ST_EXIT_SETUP;
+    }
+    void (*plain)(int) = NULL;
+    *(void **)&plain = dlsym(RTLD_DEFAULT, "ipcproof_sched_plain_points");
+    plain(c->plain_points);
+    struct st_sched_cfg sc = {
+        .strategy = c->strategy,
+        .depth = c->depth,
+        .seed = c->seed,
+        .schedule = cs->schedule,
+        .steps_hint = c->sched_steps,
+        .max_steps = 2000000,
+        .plain_points = (uint32_t)c->plain_points,
+        .nthreads = cs->nworkers,
+    };
+    if (rt.begin(&sc, cs->sched_rep) < 0) return ST_EXIT_SETUP;
+    sched_sh = cs->sh;
+    pthread_t tids[ST_MAX_ENDPOINTS];
+    static struct sched_arg args[ST_MAX_ENDPOINTS];
+    for (uint32_t i = 0; i < cs->nworkers; i++) {
+        args[i].w = &cs->w[i];
+        const char *r = cs->w[i].role == ST_ROLE_PRODUCER   ? "producer"
+                        : cs->w[i].role == ST_ROLE_CONSUMER ? "consumer"
+                                                            : "worker";
+        snprintf(args[i].name, sizeof(args[i].name), "%s %u", r, cs->w[i].rindex);
+        if (pthread_create(&tids[i], NULL, sched_thread, &args[i]) != 0) _exit(ST_EXIT_SETUP);
+    }
+    int st = rt.run();
+    if (st != ST_SCHED_FINISHED) _exit(ST_EXIT_SCHED); /* the threads are parked for good */
+    for (uint32_t i = 0; i < cs->nworkers; i++)
         pthread_join(tids[i], NULL);
     return 0;
 }

@@ -1,0 +1,490 @@
+/* interpose.c - the blocking calls of libc as scheduler waits, and time as virtual time.
+ *
+ * In a scheduled thread a call that would block (a futex wait, a locked mutex, a condition
+ * variable, an empty semaphore, a sleep) must not block the whole world: it becomes a wait of
+ * the scheduler, which runs another thread and wakes this one when the matching wake, unlock,
+ * signal or post happens, or its (virtual) deadline passes. The real object is still used for
+ * the state (a robust mutex keeps its owner and EOWNERDEAD), only through non-blocking calls.
+ * Memory copies are scheduling points: a protocol that publishes a record before copying it in
+ * is caught between the two. Every other thread goes straight to libc.
+ *
+ * Not interposed (documented in docs/sched.md): read/write/poll on pipes and sockets, message
+ * queues, SysV semaphores, threads the protocol creates itself, calls glibc makes internally. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "schedrt.h"
+
+#define PC           __builtin_return_address(0)
+#define REALTIME_OFF 1700000000000000000LL /* the virtual epoch of CLOCK_REALTIME */
+
+#define REAL(ret, name, args)                                                                      \
+    static ret(*real_##name) args;                                                                 \
+    static void resolve_##name(void)                                                               \
+    {                                                                                              \
+        if (real_##name == NULL) *(void **)&real_##name = dlsym(RTLD_NEXT, #name);                 \
+    }
+
+REAL(int, clock_gettime, (clockid_t, struct timespec *))
+REAL(int, gettimeofday, (struct timeval *, void *))
+REAL(int, nanosleep, (const struct timespec *, struct timespec *))
+REAL(int, clock_nanosleep, (clockid_t, int, const struct timespec *, struct timespec *))
+REAL(int, usleep, (useconds_t))
+REAL(int, sched_yield, (void))
+REAL(int, pause, (void))
+REAL(int, pthread_mutex_lock, (pthread_mutex_t *))
+REAL(int, pthread_mutex_trylock, (pthread_mutex_t *))
+REAL(int, pthread_mutex_timedlock, (pthread_mutex_t *, const struct timespec *))
+REAL(int, pthread_mutex_unlock, (pthread_mutex_t *))
+REAL(int, pthread_cond_wait, (pthread_cond_t *, pthread_mutex_t *))
+REAL(int, pthread_cond_timedwait, (pthread_cond_t *, pthread_mutex_t *, const struct timespec *))
+REAL(int, pthread_cond_signal, (pthread_cond_t *))
+REAL(int, pthread_cond_broadcast, (pthread_cond_t *))
+REAL(int, sem_wait, (sem_t *))
+REAL(int, sem_trywait, (sem_t *))
+REAL(int, sem_timedwait, (sem_t *, const struct timespec *))
+REAL(int, sem_post, (sem_t *))
+
+static int64_t ts_ns(const struct timespec *t)
+{
+    return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+/* An absolute CLOCK_REALTIME deadline (pthread, sem) as virtual monotonic time. */
+static int64_t abs_realtime(const struct timespec *t)
+{
+    return ts_ns(t) - REALTIME_OFF;
+}
+
+/* ---- time -------------------------------------------------------------------------------------
+ */
+
+SR_EXPORT int clock_gettime(clockid_t clk, struct timespec *ts)
+{
+    if (!sr_active() || clk == CLOCK_PROCESS_CPUTIME_ID || clk == CLOCK_THREAD_CPUTIME_ID) {
+        resolve_clock_gettime();
+        return real_clock_gettime(clk, ts);
+    }
+    int64_t t =
+        sr_now() + (clk == CLOCK_REALTIME || clk == CLOCK_REALTIME_COARSE || clk == CLOCK_TAI
+                        ? REALTIME_OFF
+                        : 0);
+    ts->tv_sec = t / 1000000000;
+    ts->tv_nsec = t % 1000000000;
+    return 0;
+}
+
+SR_EXPORT int gettimeofday(struct timeval *tv, void *tz)
+{
+    if (!sr_active()) {
+        resolve_gettimeofday();
+        return real_gettimeofday(tv, tz);
+    }
+    int64_t t = sr_now() + REALTIME_OFF;
+    tv->tv_sec = t / 1000000000;
+    tv->tv_usec = (t % 1000000000) / 1000;
+    return 0;
+}
+
+SR_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
+{
+    if (!sr_active()) {
+        resolve_nanosleep();
+        return real_nanosleep(req, rem);
+    }
+    sr_sleep_until(sr_now() + ts_ns(req), PC);
+    if (rem) memset(rem, 0, sizeof(*rem));
+    return 0;
+}
+
+SR_EXPORT int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
+                              struct timespec *rem)
+{
+    if (!sr_active()) {
+        resolve_clock_nanosleep();
+        return real_clock_nanosleep(clk, flags, req, rem);
+    }
+    int64_t t = ts_ns(req);
+    if (flags & TIMER_ABSTIME)
+        t = clk == CLOCK_REALTIME ? t - REALTIME_OFF : t;
+    else
+        t += sr_now();
+    sr_sleep_until(t, PC);
+    return 0;
+}
+
+SR_EXPORT int usleep(useconds_t us)
+{
+    if (!sr_active()) {
+        resolve_usleep();
+        return real_usleep(us);
+    }
+    sr_sleep_until(sr_now() + (int64_t)us * 1000, PC);
+    return 0;
+}
+
+SR_EXPORT int sched_yield(void)
+{
+    if (!sr_active()) {
+        resolve_sched_yield();
+        return real_sched_yield();
+    }
+    sr_point(SR_OP_YIELD, NULL, 0, PC);
+    return 0;
+}
+
+SR_EXPORT int pause(void)
+{
+    if (!sr_active()) {
+        resolve_pause();
+        return real_pause();
+    }
+    static const char key = 0;
+    sr_point(SR_OP_WAIT, NULL, 0, PC);
+    sr_block(&key, 0, "pause()", PC); /* nothing wakes it: a deadlock if everybody waits */
+    errno = EINTR;
+    return -1;
+}
+
+/* ---- futex --------------------------------------------------------------------------------------
+ */
+
+static long futex(uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts, const void *pc)
+{
+    int cmd = op & FUTEX_CMD_MASK;
+    if (cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET) {
+        sr_point(SR_OP_WAIT, uaddr, val, pc);
+        if (__atomic_load_n(uaddr, __ATOMIC_SEQ_CST) != val) {
+            errno = EAGAIN;
+            return -1;
+        }
+        int64_t deadline = 0;
+        if (ts != NULL) {
+            if (cmd == FUTEX_WAIT)
+                deadline = sr_now() + ts_ns(ts);
+            else
+                deadline = (op & FUTEX_CLOCK_REALTIME) ? abs_realtime(ts) : ts_ns(ts);
+            if (deadline <= sr_now()) deadline = sr_now() + 1;
+        }
+        if (sr_block(uaddr, deadline, "a futex wait", pc) < 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        return 0;
+    }
+    if (cmd == FUTEX_WAKE || cmd == FUTEX_WAKE_BITSET) {
+        sr_point(SR_OP_WAKE, uaddr, val, pc);
+        return sr_wake(uaddr, val > (uint32_t)INT32_MAX ? -1 : (int)val);
+    }
+    errno = ENOSYS; /* requeue, PI futexes: not modelled */
+    return -1;
+}
+
+SR_EXPORT long syscall(long n, ...)
+{
+    va_list ap;
+    va_start(ap, n);
+    long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
+    long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
+    va_end(ap);
+    if (n == SYS_futex && sr_active())
+        return futex((uint32_t *)a, (int)b, (uint32_t)c, (const struct timespec *)d, PC);
+    return sr_real_syscall6(n, a, b, c, d, e, f);
+}
+
+/* ---- mutexes, condition variables, semaphores
+ * ------------------------------------------------------- */
+
+static int mutex_lock(pthread_mutex_t *m, int64_t deadline, const void *pc)
+{
+    resolve_pthread_mutex_trylock();
+    sr_point(SR_OP_WAIT, m, 0, pc);
+    for (;;) {
+        int r = real_pthread_mutex_trylock(m);
+        if (r != EBUSY) return r; /* 0, EOWNERDEAD, ENOTRECOVERABLE, EDEADLK... */
+        if (sr_block(m, deadline, "pthread_mutex_lock", pc) < 0) return ETIMEDOUT;
+    }
+}
+
+SR_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
+{
+    if (!sr_active()) {
+        resolve_pthread_mutex_lock();
+        return real_pthread_mutex_lock(m);
+    }
+    return mutex_lock(m, 0, PC);
+}
+
+SR_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abs)
+{
+    if (!sr_active()) {
+        resolve_pthread_mutex_timedlock();
+        return real_pthread_mutex_timedlock(m, abs);
+    }
+    int64_t d = abs_realtime(abs);
+    return mutex_lock(m, d <= sr_now() ? sr_now() + 1 : d, PC);
+}
+
+SR_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
+{
+    resolve_pthread_mutex_trylock();
+    if (sr_active()) sr_point(SR_OP_CAS, m, 0, PC);
+    return real_pthread_mutex_trylock(m);
+}
+
+SR_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+    resolve_pthread_mutex_unlock();
+    if (!sr_active()) return real_pthread_mutex_unlock(m);
+    sr_point(SR_OP_WAKE, m, 0, PC);
+    int r = real_pthread_mutex_unlock(m);
+    sr_wake(m, -1);
+    return r;
+}
+
+static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, int64_t deadline, const void *pc)
+{
+    resolve_pthread_mutex_unlock();
+    sr_point(SR_OP_WAKE, m, 0, pc);
+    int r = real_pthread_mutex_unlock(m);
+    if (r != 0) return r;
+    sr_wake(m, -1);
+    int timed_out = sr_block(c, deadline, "pthread_cond_wait", pc) < 0;
+    r = mutex_lock(m, 0, pc);
+    if (r != 0) return r;
+    return timed_out ? ETIMEDOUT : 0;
+}
+
+SR_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
+{
+    if (!sr_active()) {
+        resolve_pthread_cond_wait();
+        return real_pthread_cond_wait(c, m);
+    }
+    return cond_wait(c, m, 0, PC);
+}
+
+SR_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
+                                     const struct timespec *abs)
+{
+    if (!sr_active()) {
+        resolve_pthread_cond_timedwait();
+        return real_pthread_cond_timedwait(c, m, abs);
+    }
+    int64_t d = abs_realtime(abs); /* a condvar made with CLOCK_MONOTONIC: see docs/sched.md */
+    return cond_wait(c, m, d <= sr_now() ? sr_now() + 1 : d, PC);
+}
+
+SR_EXPORT int pthread_cond_signal(pthread_cond_t *c)
+{
+    if (!sr_active()) {
+        resolve_pthread_cond_signal();
+        return real_pthread_cond_signal(c);
+    }
+    sr_point(SR_OP_WAKE, c, 1, PC);
+    sr_wake(c, 1);
+    return 0;
+}
+
+SR_EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
+{
+    if (!sr_active()) {
+        resolve_pthread_cond_broadcast();
+        return real_pthread_cond_broadcast(c);
+    }
+    sr_point(SR_OP_WAKE, c, 0, PC);
+    sr_wake(c, -1);
+    return 0;
+}
+
+static int sem_wait_until(sem_t *s, int64_t deadline, const void *pc)
+{
+    resolve_sem_trywait();
+    sr_point(SR_OP_WAIT, s, 0, pc);
+    for (;;) {
+        if (real_sem_trywait(s) == 0) return 0;
+        if (errno != EAGAIN) return -1;
+        if (sr_block(s, deadline, "sem_wait", pc) < 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+    }
+}
+
+SR_EXPORT int sem_wait(sem_t *s)
+{
+    if (!sr_active()) {
+        resolve_sem_wait();
+        return real_sem_wait(s);
+    }
+    return sem_wait_until(s, 0, PC);
+}
+
+SR_EXPORT int sem_timedwait(sem_t *s, const struct timespec *abs)
+{
+    if (!sr_active()) {
+        resolve_sem_timedwait();
+        return real_sem_timedwait(s, abs);
+    }
+    int64_t d = abs_realtime(abs);
+    return sem_wait_until(s, d <= sr_now() ? sr_now() + 1 : d, PC);
+}
+
+SR_EXPORT int sem_trywait(sem_t *s)
+{
+    resolve_sem_trywait();
+    if (sr_active()) sr_point(SR_OP_CAS, s, 0, PC);
+    return real_sem_trywait(s);
+}
+
+SR_EXPORT int sem_post(sem_t *s)
+{
+    resolve_sem_post();
+    if (!sr_active()) return real_sem_post(s);
+    sr_point(SR_OP_WAKE, s, 0, PC);
+    int r = real_sem_post(s);
+    sr_wake(s, 1);
+    return r;
+}
+
+/* ---- copies
+ * -------------------------------------------------------------------------------------- */
+
+static void *(*real_memcpy)(void *, const void *, size_t);
+static void *(*real_memmove)(void *, const void *, size_t);
+static void *(*real_memset)(void *, int, size_t);
+
+__attribute__((constructor)) static void resolve_copies(void)
+{
+    *(void **)&real_memcpy = dlsym(RTLD_NEXT, "memcpy");
+    *(void **)&real_memmove = dlsym(RTLD_NEXT, "memmove");
+    *(void **)&real_memset = dlsym(RTLD_NEXT, "memset");
+}
+
+/* before the constructor ran (another library's constructor may copy): byte by byte, volatile so
+ * that the compiler does not turn the loop back into a call of memcpy */
+static void *slow_move(void *d, const void *s, size_t n)
+{
+    volatile unsigned char *dd = d;
+    const volatile unsigned char *ss = s;
+    if (dd < ss)
+        for (size_t i = 0; i < n; i++)
+            dd[i] = ss[i];
+    else
+        for (size_t i = n; i > 0; i--)
+            dd[i - 1] = ss[i - 1];
+    return d;
+}
+
+SR_EXPORT void *memcpy(void *d, const void *s, size_t n)
+{
+    if (n && sr_active() && !sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+    return real_memcpy ? real_memcpy(d, s, n) : slow_move(d, s, n);
+}
+
+SR_EXPORT void *memmove(void *d, const void *s, size_t n)
+{
+    if (n && sr_active() && !sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+    return real_memmove ? real_memmove(d, s, n) : slow_move(d, s, n);
+}
+
+SR_EXPORT void *memset(void *d, int c, size_t n)
+{
+    if (n && sr_active() && !sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+    if (real_memset) return real_memset(d, c, n);
+    volatile unsigned char *dd = d;
+    for (size_t i = 0; i < n; i++)
+        dd[i] = (unsigned char)c;
+    return d;
+}
+
+SR_EXPORT unsigned int sleep(unsigned int s)
+{
+    if (!sr_active()) {
+        struct timespec ts = {(time_t)s, 0};
+        resolve_nanosleep();
+        return real_nanosleep(&ts, NULL) == 0 ? 0 : s;
+    }
+    sr_sleep_until(sr_now() + (int64_t)s * 1000000000, PC);
+    return 0;
+}
+
+/* ---- pipes and sockets: poll, read, write -------------------------------------------------------
+ * One scheduled thread runs at a time, so a wait for data must let the writer run: poll() with
+ * a timeout becomes a scheduler wait woken by any write of another scheduled thread (or its
+ * virtual deadline), and a read of an empty blocking fd waits the same way. The kernel still
+ * moves the bytes; a write (which may be partial, as the kernel may make it) is a scheduling
+ * point. Writes and reads of fds no scheduled thread waits on cost one poll(0) more. */
+
+#include <fcntl.h>
+#include <poll.h>
+
+REAL(int, poll, (struct pollfd *, nfds_t, int))
+REAL(ssize_t, read, (int, void *, size_t))
+REAL(ssize_t, write, (int, const void *, size_t))
+
+static const char fd_key = 0; /* every fd wait: woken by any write (a spurious wake re-polls) */
+
+SR_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    resolve_poll();
+    if (!sr_active()) return real_poll(fds, n, timeout);
+    sr_point(SR_OP_WAIT, fds, (uint64_t)timeout, PC);
+    int64_t deadline = timeout > 0 ? sr_now() + (int64_t)timeout * 1000000 : 0;
+    for (;;) {
+        int r = real_poll(fds, n, 0);
+        if (r != 0 || timeout == 0) return r;
+        if (sr_block(&fd_key, deadline, "poll()", PC) < 0) return 0;
+    }
+}
+
+SR_EXPORT ssize_t read(int fd, void *buf, size_t len)
+{
+    resolve_read();
+    if (!sr_active()) return real_read(fd, buf, len);
+    sr_point(SR_OP_READ, NULL, len, PC);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK)) {
+        resolve_poll();
+        for (;;) { /* a blocking read of nothing: wait for a writer, as a scheduler wait */
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (real_poll(&p, 1, 0) != 0) break;
+            sr_block(&fd_key, 0, "read()", PC);
+        }
+    }
+    ssize_t r = real_read(fd, buf, len);
+    if (r > 0) sr_wake(&fd_key, -1); /* room for a writer */
+    return r;
+}
+
+SR_EXPORT ssize_t write(int fd, const void *buf, size_t len)
+{
+    resolve_write();
+    if (!sr_active()) return real_write(fd, buf, len);
+    sr_point(SR_OP_WRITE, NULL, len, PC);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK) && fd > 2) {
+        resolve_poll();
+        for (;;) { /* a blocking write to a full pipe: wait for a reader */
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            if (real_poll(&p, 1, 0) != 0) break;
+            sr_block(&fd_key, 0, "write()", PC);
+        }
+    }
+    ssize_t r = real_write(fd, buf, len);
+    sr_wake(&fd_key, -1);
+    return r;
+}

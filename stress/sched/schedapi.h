@@ -1,0 +1,105 @@
+/* schedapi.h - the contract between `ipcproof stress --mode sched` and its scheduler runtime,
+ * libipcproof-sched.so.
+ *
+ * In sched mode the stress command re-runs itself with the runtime preloaded (LD_PRELOAD, like
+ * the short-io interposer). The runtime defines the callbacks that clang's -fsanitize=thread
+ * instrumentation emits (__tsan_atomic..., __tsan_read..., __tsan_write...), so a plugin built
+ * for ThreadSanitizer reports every atomic operation to it instead of to TSan, and it interposes
+ * the blocking calls of libc (futex, pthread mutexes and condition variables, semaphores, sleeps,
+ * sched_yield, the clocks). The endpoint threads of the case then run one at a time, and at every
+ * scheduling point the runtime chooses who runs next, from a seeded strategy: the same seed and
+ * schedule number give the same interleaving, the same results and the same trace.
+ *
+ * The harness finds the runtime's entry points with dlsym(RTLD_DEFAULT, ...) (struct st_schedrt
+ * below); the runtime writes what the supervisor reports (steps, an exact deadlock, the last
+ * scheduling decisions) into a struct st_sched_report that lives in the case's results area. */
+#ifndef IPCP_STRESS_SCHEDAPI_H
+#define IPCP_STRESS_SCHEDAPI_H
+
+#include <stdint.h>
+
+#define ST_SCHED_MAX_THREADS 64
+#define ST_SCHED_TRACE       192 /* decisions kept for the report (the last ones) */
+
+enum st_sched_strategy { ST_SCHED_PCT = 0, ST_SCHED_RANDOM = 1 };
+
+/* How a schedule ended. */
+enum st_sched_status {
+    ST_SCHED_RUNNING = 0,
+    ST_SCHED_FINISHED, /* every thread ended */
+    ST_SCHED_DEADLOCK, /* every thread blocked, no timer pending */
+    ST_SCHED_LIVELOCK, /* the step limit was reached */
+};
+
+struct st_sched_cfg {
+    uint32_t strategy; /* enum st_sched_strategy */
+    uint32_t depth;    /* PCT: bug depth d (d - 1 priority change points) */
+    uint64_t seed;     /* with the schedule number, every choice derives from it */
+    uint64_t schedule;
+    uint64_t steps_hint;   /* PCT: the expected number of scheduling points, k */
+    uint64_t max_steps;    /* livelock limit */
+    uint32_t plain_points; /* plain reads and writes are scheduling points too */
+    uint32_t nthreads;
+};
+
+#define ST_SCHED_MODULES 8
+
+/* A place in the code: a module of the report's table and an offset in it. */
+struct st_sched_pc {
+    uint32_t module; /* index + 1 in modules[]; 0 = unknown */
+    uint32_t unused;
+    uint64_t offset;
+};
+
+/* One performed operation, in the order they happened. */
+struct st_sched_event {
+    uint64_t step;
+    uint32_t thread;
+    uint32_t op;           /* enum sr_op (schedrt.h) */
+    uint64_t value;        /* stored / exchanged value, bytes copied, ns slept; ~0 for a pointer */
+    uint32_t object;       /* the 4 KiB page the address is in, numbered in order of first use */
+    uint32_t offset;       /* offset of the address in that page */
+    uint64_t pc;           /* raw, in the process that ran the schedule */
+    struct st_sched_pc at; /* the same, as module + offset (filled at the end) */
+    char where[160];       /* "function file.c:12" (filled by the supervisor) */
+};
+
+/* A thread that was blocked when the schedule ended. */
+struct st_sched_blocked {
+    uint32_t blocked;
+    uint32_t object, offset; /* what it waited on */
+    char what[32];           /* "a futex wait", "pthread_mutex_lock"... */
+    struct st_sched_pc at;
+    char where[160];
+};
+
+struct st_sched_report {
+    uint32_t status; /* enum st_sched_status */
+    uint32_t nthreads;
+    uint64_t steps; /* scheduling points */
+    uint64_t switches;
+    uint64_t trace_hash; /* of every decision and operation: equal runs have equal hashes */
+    int64_t vtime_ns;    /* virtual time at the end */
+    char names[ST_SCHED_MAX_THREADS][24];
+    char modules[ST_SCHED_MODULES][256]; /* paths of the modules code addresses are in */
+    struct st_sched_blocked blocked[ST_SCHED_MAX_THREADS]; /* at a deadlock */
+    char text[2048];                                       /* livelock: why */
+    uint64_t nevents; /* events ever recorded; the last ST_SCHED_TRACE are in trace[] */
+    struct st_sched_event trace[ST_SCHED_TRACE];
+};
+
+/* The runtime's entry points (dlsym'd by name "ipcproof_sched_<field>"). */
+struct st_schedrt {
+    /* In the process that will run the threads, before they exist. */
+    int (*begin)(const struct st_sched_cfg *cfg, struct st_sched_report *rep);
+    /* First call of each endpoint thread: registers it and waits for its first turn. */
+    void (*enter)(uint32_t index, const char *name);
+    /* Last call of each endpoint thread. */
+    void (*leave)(void);
+    /* In the thread that created them: starts the schedule, returns when it ended (status). */
+    int (*run)(void);
+    /* A scheduling point of the harness itself (between two operations of an endpoint). */
+    void (*point)(void);
+};
+
+#endif

@@ -1,0 +1,523 @@
+/* schedrt.c - the scheduler of `--mode sched`: one scheduled thread runs at a time, and at every
+ * scheduling point a seeded strategy chooses who runs next.
+ *
+ * Handing over: each thread has a futex word (its baton). The running thread sets the chosen
+ * thread's baton, wakes it, and sleeps on its own until it is chosen again, so exactly one
+ * scheduled thread is ever running, and the scheduler's state is only touched by it.
+ *
+ * Strategies. random: uniform among the threads that can run. pct (Burckhardt et al., ASPLOS
+ * 2010): distinct random priorities for the n threads, the highest runnable one runs; at d - 1
+ * random steps out of the expected k the running thread drops below every other. A bug that needs
+ * d ordering constraints is found by one schedule with probability >= 1 / (n k^(d-1)).
+ *
+ * Spinning and time. A thread that calls sched_yield(), or keeps reading memory nobody writes
+ * (SPIN_LIMIT loads in a row), is "yielding": the others run first until somebody writes. Time is
+ * virtual: it starts at a fixed value, moves 10 ns per scheduling point, and jumps to the next
+ * deadline when every thread sleeps or waits with a timeout; when every runnable thread yields,
+ * it moves YIELD_NS. So timeouts and sleeps are deterministic and no wall-clock time is spent
+ * waiting.
+ *
+ * Ends. Every thread ended: finished. Every thread blocked without a deadline: an exact deadlock,
+ * reported with what each thread was blocked in. More than max_steps points: livelock. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "schedapi.h"
+#include "schedrt.h"
+
+#define VTIME_START 1000000000000LL /* 1000 s: far from 0, the same in every run */
+#define STEP_NS     10
+#define YIELD_NS    1000
+#define SPIN_LIMIT  16
+
+enum tstate { T_NONE = 0, T_RUNNABLE, T_BLOCKED, T_DONE };
+
+struct sthread {
+    _Alignas(64) _Atomic uint32_t baton; /* 1: this thread runs */
+    int state;
+    const void *key; /* blocked on */
+    int64_t wake_at; /* deadline of a block or sleep (0: none) */
+    int timed_out;
+    int yielded;
+    unsigned spin;
+    uint64_t prio;    /* pct */
+    const char *what; /* the call it is blocked in */
+    const void *pc;
+};
+
+static struct {
+    int active;
+    struct st_sched_cfg cfg;
+    struct st_sched_report *rep;
+    uint32_t n;
+    _Atomic uint32_t registered;
+    _Atomic uint32_t status; /* enum st_sched_status; futex word for the thread in run() */
+    struct sthread t[ST_SCHED_MAX_THREADS];
+    int cur;
+    uint64_t steps, switches, rng, hash;
+    int64_t vtime;
+    uint64_t change[16]; /* pct change points, ascending */
+    uint32_t nchange, next_change;
+    /* address -> (object, offset): the 4 KiB pages in order of first use */
+    uintptr_t pages[512];
+    uint32_t npages;
+} S;
+
+static _Thread_local int me = -1;
+static _Thread_local int busy; /* inside the runtime: its own copies are not points */
+
+/* ---- small helpers --------------------------------------------------------------------------- */
+
+long sr_real_syscall6(long n, long a, long b, long c, long d, long e, long f)
+{
+    static long (*real)(long, ...);
+    if (real == NULL) *(void **)&real = dlsym(RTLD_NEXT, "syscall");
+    return real(n, a, b, c, d, e, f);
+}
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t val)
+{
+    sr_real_syscall6(SYS_futex, (long)w, FUTEX_WAIT_PRIVATE, (long)val, 0, 0, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *w)
+{
+    sr_real_syscall6(SYS_futex, (long)w, FUTEX_WAKE_PRIVATE, INT_MAX, 0, 0, 0);
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t rnd(void)
+{
+    S.rng += 0x9e3779b97f4a7c15ull;
+    return mix(S.rng);
+}
+
+/* The text of the main executable (the harness): its own copies are not the protocol's. */
+static uintptr_t exe_lo, exe_hi;
+
+static int find_exe(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    (void)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+            exe_lo = info->dlpi_addr + ph->p_vaddr;
+            exe_hi = exe_lo + ph->p_memsz;
+        }
+    }
+    return 1; /* the first object is the executable */
+}
+
+int sr_from_harness(const void *pc)
+{
+    return (uintptr_t)pc >= exe_lo && (uintptr_t)pc < exe_hi;
+}
+
+int sr_active(void)
+{
+    return me >= 0 && S.active && !busy;
+}
+
+int64_t sr_now(void)
+{
+    return S.vtime;
+}
+
+static void locate(const volatile void *addr, uint32_t *obj, uint32_t *off)
+{
+    uintptr_t a = (uintptr_t)addr, page = a & ~(uintptr_t)4095;
+    *off = (uint32_t)(a - page);
+    for (uint32_t i = 0; i < S.npages; i++)
+        if (S.pages[i] == page) {
+            *obj = i + 1;
+            return;
+        }
+    if (S.npages < sizeof(S.pages) / sizeof(S.pages[0])) S.pages[S.npages++] = page;
+    *obj = S.npages;
+}
+
+static void record(int op, const volatile void *addr, uint64_t value, const void *pc)
+{
+    struct st_sched_report *r = S.rep;
+    uint32_t obj = 0, off = 0;
+    if (addr != NULL) locate(addr, &obj, &off);
+    if (value >= (1ull << 40)) value = UINT64_MAX; /* a pointer: differs from run to run */
+    S.hash = mix(S.hash ^ ((uint64_t)me << 56) ^ ((uint64_t)op << 48) ^ ((uint64_t)obj << 32) ^
+                 off ^ mix(value));
+    if (r == NULL) return;
+    struct st_sched_event *e = &r->trace[r->nevents % ST_SCHED_TRACE];
+    e->step = S.steps;
+    e->thread = (uint32_t)me;
+    e->op = (uint32_t)op;
+    e->value = value;
+    e->object = obj;
+    e->offset = off;
+    e->pc = (uint64_t)(uintptr_t)pc;
+    memset(&e->at, 0, sizeof(e->at));
+    e->where[0] = '\0';
+    r->nevents++;
+}
+
+/* ---- choosing
+ * ------------------------------------------------------------------------------------ */
+
+static void wake_due(void)
+{
+    for (uint32_t i = 0; i < S.n; i++) {
+        struct sthread *t = &S.t[i];
+        if (t->state == T_BLOCKED && t->wake_at && t->wake_at <= S.vtime) {
+            t->state = T_RUNNABLE;
+            t->timed_out = 1;
+            t->key = NULL;
+        }
+    }
+}
+
+static void finish(uint32_t status);
+
+/* The next thread to run, or -1 when none can (the schedule ended: status set). */
+static int choose(void)
+{
+    for (;;) {
+        wake_due();
+        int cand[ST_SCHED_MAX_THREADS], nc = 0, ny = 0;
+        for (uint32_t i = 0; i < S.n; i++)
+            if (S.t[i].state == T_RUNNABLE) {
+                cand[nc++] = (int)i;
+                ny += S.t[i].yielded != 0;
+            }
+        if (nc == 0) {
+            int64_t next = 0, done = 0;
+            for (uint32_t i = 0; i < S.n; i++) {
+                if (S.t[i].state == T_DONE) done++;
+                if (S.t[i].state == T_BLOCKED && S.t[i].wake_at &&
+                    (next == 0 || S.t[i].wake_at < next))
+                    next = S.t[i].wake_at;
+            }
+            if (done == S.n) {
+                finish(ST_SCHED_FINISHED);
+                return -1;
+            }
+            if (next == 0) {
+                finish(ST_SCHED_DEADLOCK);
+                return -1;
+            }
+            S.vtime = next; /* everybody waits: time jumps to the first deadline */
+            continue;
+        }
+        if (ny == nc) { /* every runnable thread spins: let time pass, try them all again */
+            for (int k = 0; k < nc; k++) {
+                S.t[cand[k]].yielded = 0;
+                S.t[cand[k]].spin = 0;
+            }
+            S.vtime += YIELD_NS;
+            wake_due();
+            continue;
+        }
+        int pick = -1;
+        if (S.cfg.strategy == ST_SCHED_RANDOM) {
+            uint64_t r = rnd() % (uint64_t)(nc - ny);
+            for (int k = 0; k < nc; k++)
+                if (!S.t[cand[k]].yielded && r-- == 0) {
+                    pick = cand[k];
+                    break;
+                }
+        } else {
+            for (int k = 0; k < nc; k++)
+                if (!S.t[cand[k]].yielded && (pick < 0 || S.t[cand[k]].prio > S.t[pick].prio))
+                    pick = cand[k];
+        }
+        return pick;
+    }
+}
+
+/* Runs `next` and waits until this thread is chosen again. */
+static void hand_over(int next)
+{
+    int self = me;
+    if (next == self) return;
+    S.switches++;
+    S.cur = next;
+    atomic_store_explicit(&S.t[self].baton, 0, memory_order_relaxed);
+    atomic_store_explicit(&S.t[next].baton, 1, memory_order_release);
+    futex_wake(&S.t[next].baton);
+    while (atomic_load_explicit(&S.t[self].baton, memory_order_acquire) == 0)
+        futex_wait(&S.t[self].baton, 0);
+}
+
+/* The schedule ended and this thread cannot go on: park it for good (the process exits). */
+static void park(void)
+{
+    atomic_store(&S.t[me].baton, 0);
+    for (;;)
+        futex_wait(&S.t[me].baton, 0);
+}
+
+static void pct_step(void)
+{
+    while (S.next_change < S.nchange && S.change[S.next_change] <= S.steps) {
+        /* below every initial priority, and below the previous change points */
+        S.t[me].prio = S.nchange - S.next_change;
+        S.next_change++;
+    }
+}
+
+void sr_point(int op, const volatile void *addr, uint64_t value, const void *pc)
+{
+    if (!sr_active()) return;
+    busy = 1;
+    struct sthread *t = &S.t[me];
+    S.steps++;
+    S.vtime += STEP_NS;
+    if (S.cfg.max_steps && S.steps > S.cfg.max_steps) {
+        finish(ST_SCHED_LIVELOCK);
+        park();
+    }
+    if (op == SR_OP_LOAD || op == SR_OP_READ || op == SR_OP_FENCE) {
+        if (++t->spin >= SPIN_LIMIT) t->yielded = 1;
+    } else if (op == SR_OP_YIELD) {
+        t->yielded = 1;
+    } else if (op != SR_OP_SLEEP && op != SR_OP_WAIT) { /* a write: others may move now */
+        for (uint32_t i = 0; i < S.n; i++) {
+            S.t[i].yielded = 0;
+            S.t[i].spin = 0;
+        }
+    }
+    if (S.cfg.strategy == ST_SCHED_PCT) pct_step();
+    int next = choose();
+    if (next < 0) park();
+    hand_over(next);
+    record(op, addr, value, pc);
+    busy = 0;
+}
+
+int sr_block(const void *key, int64_t deadline_ns, const char *what, const void *pc)
+{
+    busy = 1;
+    struct sthread *t = &S.t[me];
+    S.steps++;
+    t->state = T_BLOCKED;
+    t->key = key;
+    t->wake_at = deadline_ns;
+    t->timed_out = 0;
+    t->what = what;
+    t->pc = pc;
+    t->yielded = 0;
+    t->spin = 0;
+    int next = choose();
+    if (next < 0) park();
+    hand_over(next);
+    t->wake_at = 0;
+    t->what = NULL;
+    record(SR_OP_WAIT, key, t->timed_out ? 1 : 0, pc);
+    busy = 0;
+    return t->timed_out ? -1 : 0;
+}
+
+int sr_wake(const void *key, int n)
+{
+    int woken = 0;
+    for (uint32_t i = 0; i < S.n && (n < 0 || woken < n); i++) {
+        struct sthread *t = &S.t[i];
+        if (t->state == T_BLOCKED && t->key == key) {
+            t->state = T_RUNNABLE;
+            t->key = NULL;
+            t->timed_out = 0;
+            woken++;
+        }
+    }
+    return woken;
+}
+
+void sr_sleep_until(int64_t when, const void *pc)
+{
+    if (when <= S.vtime) {
+        sr_point(SR_OP_YIELD, NULL, 0, pc);
+        return;
+    }
+    static const char sleep_key = 0;
+    sr_block(&sleep_key, when, "a sleep", pc);
+}
+
+/* ---- the report
+ * ------------------------------------------------------------------------------------ */
+
+/* pc as a module of the report's table + offset; where = the dynamic symbol, if any */
+static void place(const void *pc, struct st_sched_pc *at, char *where, size_t cap)
+{
+    struct st_sched_report *r = S.rep;
+    Dl_info di;
+    memset(at, 0, sizeof(*at));
+    where[0] = '\0';
+    if (pc == NULL || !dladdr(pc, &di) || di.dli_fname == NULL) return;
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < ST_SCHED_MODULES && r->modules[i][0]; i++)
+        if (strcmp(r->modules[i], di.dli_fname) == 0) m = i + 1;
+    for (uint32_t i = 0; m == 0 && i < ST_SCHED_MODULES; i++)
+        if (r->modules[i][0] == '\0') {
+            snprintf(r->modules[i], sizeof(r->modules[i]), "%s", di.dli_fname);
+            m = i + 1;
+        }
+    at->module = m;
+    at->offset = (uint64_t)((uintptr_t)pc - (uintptr_t)di.dli_fbase);
+    if (di.dli_sname != NULL)
+        snprintf(where, cap, "%s+0x%lx", di.dli_sname,
+                 (unsigned long)((uintptr_t)pc - (uintptr_t)di.dli_saddr));
+}
+
+static void finish(uint32_t status)
+{
+    struct st_sched_report *r = S.rep;
+    if (r != NULL) {
+        r->steps = S.steps;
+        r->switches = S.switches;
+        r->trace_hash = S.hash;
+        r->vtime_ns = S.vtime - VTIME_START;
+        uint64_t from = r->nevents > ST_SCHED_TRACE ? r->nevents - ST_SCHED_TRACE : 0;
+        for (uint64_t i = from; i < r->nevents; i++) {
+            struct st_sched_event *e = &r->trace[i % ST_SCHED_TRACE];
+            place((const void *)(uintptr_t)e->pc, &e->at, e->where, sizeof(e->where));
+        }
+        if (status == ST_SCHED_DEADLOCK) {
+            for (uint32_t i = 0; i < S.n; i++) {
+                struct sthread *t = &S.t[i];
+                struct st_sched_blocked *b = &r->blocked[i];
+                if (t->state != T_BLOCKED) continue;
+                b->blocked = 1;
+                snprintf(b->what, sizeof(b->what), "%s", t->what ? t->what : "?");
+                if (t->key) locate(t->key, &b->object, &b->offset);
+                place(t->pc, &b->at, b->where, sizeof(b->where));
+            }
+        } else if (status == ST_SCHED_LIVELOCK) {
+            snprintf(r->text, sizeof(r->text),
+                     "the schedule did not end within %llu scheduling points (a livelock, or "
+                     "raise the limit)",
+                     (unsigned long long)S.cfg.max_steps);
+        }
+        r->status = status;
+    }
+    S.active = 0;
+    atomic_store(&S.status, status);
+    futex_wake(&S.status);
+}
+
+/* ---- the entry points of the harness
+ * ------------------------------------------------------------- */
+
+SR_EXPORT int ipcproof_sched_begin(const struct st_sched_cfg *cfg, struct st_sched_report *rep)
+{
+    if (cfg->nthreads == 0 || cfg->nthreads > ST_SCHED_MAX_THREADS) return -EINVAL;
+    memset(&S, 0, sizeof(S));
+    S.cfg = *cfg;
+    S.rep = rep;
+    S.n = cfg->nthreads;
+    S.vtime = VTIME_START;
+    S.rng = mix(cfg->seed ^ mix(cfg->schedule ^ 0x7363686564ull));
+    S.hash = mix(cfg->seed ^ cfg->schedule);
+    S.cur = -1;
+    if (rep != NULL) {
+        memset(rep, 0, sizeof(*rep));
+        rep->nthreads = S.n;
+    }
+    /* pct: a random permutation of the priorities d .. d + n - 1, and d - 1 change points */
+    uint32_t d = cfg->depth ? cfg->depth : 1;
+    if (d > 16) d = 16;
+    uint64_t order[ST_SCHED_MAX_THREADS];
+    for (uint32_t i = 0; i < S.n; i++)
+        order[i] = d + i;
+    for (uint32_t i = S.n; i > 1; i--) {
+        uint32_t j = (uint32_t)(rnd() % i);
+        uint64_t x = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = x;
+    }
+    for (uint32_t i = 0; i < S.n; i++)
+        S.t[i].prio = order[i];
+    uint64_t k = cfg->steps_hint ? cfg->steps_hint : 1000;
+    S.nchange = d - 1;
+    for (uint32_t i = 0; i < S.nchange; i++)
+        S.change[i] = 1 + rnd() % k;
+    for (uint32_t i = 1; i < S.nchange; i++) /* ascending */
+        for (uint32_t j = i; j > 0 && S.change[j] < S.change[j - 1]; j--) {
+            uint64_t x = S.change[j];
+            S.change[j] = S.change[j - 1];
+            S.change[j - 1] = x;
+        }
+    if (exe_hi == 0) dl_iterate_phdr(find_exe, NULL);
+    S.active = 1;
+    return 0;
+}
+
+SR_EXPORT void ipcproof_sched_enter(uint32_t index, const char *name)
+{
+    if (index >= S.n) return;
+    busy = 1;
+    me = (int)index;
+    S.t[index].state = T_RUNNABLE;
+    if (S.rep != NULL) snprintf(S.rep->names[index], sizeof(S.rep->names[index]), "%s", name);
+    atomic_fetch_add(&S.registered, 1);
+    futex_wake(&S.registered);
+    while (atomic_load_explicit(&S.t[index].baton, memory_order_acquire) == 0)
+        futex_wait(&S.t[index].baton, 0);
+    record(SR_OP_HARNESS, NULL, 0, __builtin_return_address(0));
+    busy = 0;
+}
+
+SR_EXPORT void ipcproof_sched_leave(void)
+{
+    if (!sr_active()) return;
+    busy = 1;
+    S.t[me].state = T_DONE;
+    S.steps++;
+    int next = choose();
+    if (next >= 0) {
+        S.switches++;
+        S.cur = next;
+        atomic_store_explicit(&S.t[next].baton, 1, memory_order_release);
+        futex_wake(&S.t[next].baton);
+    }
+    me = -1;
+    busy = 0;
+}
+
+SR_EXPORT int ipcproof_sched_run(void)
+{
+    uint32_t r;
+    while ((r = atomic_load(&S.registered)) < S.n)
+        sr_real_syscall6(SYS_futex, (long)&S.registered, FUTEX_WAIT_PRIVATE, (long)r, 0, 0, 0);
+    int first = choose();
+    if (first >= 0) {
+        S.cur = first;
+        atomic_store_explicit(&S.t[first].baton, 1, memory_order_release);
+        futex_wake(&S.t[first].baton);
+    }
+    uint32_t st;
+    while ((st = atomic_load(&S.status)) == ST_SCHED_RUNNING)
+        sr_real_syscall6(SYS_futex, (long)&S.status, FUTEX_WAIT_PRIVATE, (long)st, 0, 0, 0);
+    return (int)st;
+}
+
+SR_EXPORT void ipcproof_sched_point(void)
+{
+    sr_point(SR_OP_HARNESS, NULL, 0, __builtin_return_address(0));
+}

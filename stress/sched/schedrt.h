@@ -1,0 +1,56 @@
+/* schedrt.h - inside libipcproof-sched.so: the scheduler core (schedrt.c) as the instrumentation
+ * callbacks (tsancb.c) and the libc interposers (interpose.c) use it.
+ *
+ * Only a thread registered with ipcproof_sched_enter() is scheduled ("a scheduled thread");
+ * every other thread, and every process not running a schedule, goes straight through. */
+#ifndef IPCP_SCHED_SCHEDRT_H
+#define IPCP_SCHED_SCHEDRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SR_EXPORT __attribute__((visibility("default")))
+
+enum sr_op {
+    SR_OP_LOAD,    /* atomic load */
+    SR_OP_STORE,   /* atomic store */
+    SR_OP_RMW,     /* atomic exchange / fetch_op */
+    SR_OP_CAS,     /* atomic compare-exchange */
+    SR_OP_FENCE,   /* atomic_thread_fence */
+    SR_OP_READ,    /* plain read (--plain-points) */
+    SR_OP_WRITE,   /* plain write (--plain-points) */
+    SR_OP_COPY,    /* memcpy / memmove / memset */
+    SR_OP_YIELD,   /* sched_yield, or a spin that read the same memory again and again */
+    SR_OP_SLEEP,   /* nanosleep & co: value = ns */
+    SR_OP_WAIT,    /* a blocking wait (futex, mutex, condvar, semaphore): value = timeout ns */
+    SR_OP_WAKE,    /* futex wake, unlock, post, signal: value = how many were woken */
+    SR_OP_HARNESS, /* a point the harness itself asked for (inside a critical section) */
+    SR_OP_N
+};
+
+/* pc is in the main executable (the ipcproof harness), not in the protocol's code. */
+int sr_from_harness(const void *pc);
+
+/* This thread is scheduled. */
+int sr_active(void);
+
+/* A scheduling point before an operation: returns when this thread may perform it. */
+void sr_point(int op, const volatile void *addr, uint64_t value, const void *pc);
+
+/* Blocks this thread on key until sr_wake(key) or the virtual deadline (0 = none). Returns 0
+ * when woken, -1 when the deadline passed. `what` names the call for a deadlock report. */
+int sr_block(const void *key, int64_t deadline_ns, const char *what, const void *pc);
+
+/* Wakes up to n threads blocked on key (n < 0: all), lowest index first. Returns how many. */
+int sr_wake(const void *key, int n);
+
+/* Virtual sleep until t (virtual ns). */
+void sr_sleep_until(int64_t t, const void *pc);
+
+/* Virtual time in ns (CLOCK_MONOTONIC of the scheduled threads). */
+int64_t sr_now(void);
+
+/* The real libc functions (resolved with dlsym(RTLD_NEXT) once). */
+long sr_real_syscall6(long n, long a, long b, long c, long d, long e, long f);
+
+#endif

@@ -1,0 +1,70 @@
+# sched.cmake - ctest cases of `--mode sched` (included by stress/stress.cmake): the example
+# plugins and the checker's harness, built with clang-14 -fsanitize=thread (the build a user gives
+# the TSan cases too), run under the scheduler runtime of this (sanitizer-free) build.
+if(NOT IPCP_HAVE_SCHED)
+  return()
+endif()
+find_program(IPCP_CLANG14 NAMES clang-14)
+if(NOT IPCP_CLANG14)
+  message(STATUS "sched tests: no clang-14, skipped")
+  return()
+endif()
+
+set(_ipcp_tsan_plugins ${CMAKE_CURRENT_BINARY_DIR}/plugins/tsan)
+file(MAKE_DIRECTORY ${_ipcp_tsan_plugins})
+set(_ipcp_sched_outputs)
+foreach(src IN LISTS IPCP_EXAMPLE_PLUGINS ITEMS ${CMAKE_CURRENT_SOURCE_DIR}/tests/harness.c)
+  get_filename_component(name ${src} NAME_WE)
+  set(out ${_ipcp_tsan_plugins}/${name}.so)
+  add_custom_command(OUTPUT ${out}
+    COMMAND ${IPCP_CLANG14} -shared -fPIC -O1 -g -fsanitize=thread -D_GNU_SOURCE
+            -I${PROJECT_SOURCE_DIR}/core/include ${src} -o ${out} -lpthread -lrt
+    DEPENDS ${src} ${PROJECT_SOURCE_DIR}/core/include/ipcproof/plugin.h
+    COMMENT "TSan build of ${name} for the sched tests" VERBATIM)
+  list(APPEND _ipcp_sched_outputs ${out})
+endforeach()
+add_custom_target(sched_plugins ALL DEPENDS ${_ipcp_sched_outputs})
+
+set(T ${_ipcp_tsan_plugins})
+# every broken example whose bug is an interleaving is found, in the first schedules
+ipcp_stress_test(NAME stress.sched.broken_ring_early_publish RC 1 KINDS torn
+  ARGS stress --plugin ${T}/broken_ring_early_publish.so --mode sched --schedules 200 --seed 1)
+ipcp_stress_test(NAME stress.sched.broken_two_tokens RC 1 KINDS exclusion
+  ARGS stress --plugin ${T}/broken_two_tokens.so --kind lock --mode sched --schedules 200 --seed 1)
+ipcp_stress_test(NAME stress.sched.broken_pipe_bigwrites RC 1 KINDS torn
+  ARGS stress --plugin ${T}/broken_pipe_bigwrites.so --mode sched --producers 2
+  --min-size 4097 --max-size 32768 --schedules 200 --seed 1 --strategy random)
+# the good ones pass many schedules
+foreach(good good_ring good_pipe)
+  ipcp_stress_test(NAME stress.sched.${good} RC 0 JSON_GE "sched.schedules_run=300"
+    ARGS stress --plugin ${T}/${good}.so --mode sched --schedules 300 --seed 1)
+endforeach()
+foreach(good good_robust_mutex good_asm_spinlock)
+  ipcp_stress_test(NAME stress.sched.${good} RC 0 JSON_GE "sched.schedules_run=300"
+    ARGS stress --plugin ${T}/${good}.so --kind lock --workers 3 --mode sched --schedules 300
+    --seed 1)
+endforeach()
+ipcp_stress_test(NAME stress.sched.good_ring_random RC 0
+  ARGS stress --plugin ${T}/good_ring.so --mode sched --strategy random --schedules 100 --seed 2)
+# the checker through the scheduler: a planted bug, and an exact deadlock
+ipcp_stress_test(NAME stress.sched.harness_ok RC 0
+  ARGS stress --plugin ${T}/harness.so --kind channel --mode sched --schedules 200 --seed 1)
+ipcp_stress_test(NAME stress.sched.harness_duplicate RC 1 KINDS duplicate
+  ARGS stress --plugin ${T}/harness.so --kind channel --mode sched --schedules 20 --seed 1
+  --opt bug=duplast)
+ipcp_stress_test(NAME stress.sched.exact_deadlock RC 1 KINDS deadlock
+  DETAIL "every thread is blocked and no timer is pending: consumer 0 in pause\\(\\) at hang harness.c"
+  MAX_SECONDS 30
+  ARGS stress --plugin ${T}/harness.so --kind channel --mode sched --schedules 5 --seed 1
+  --opt bug=hang,after=5)
+# the same seed and schedule: the same interleaving, byte for byte
+add_test(NAME stress.sched.replay_identical
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/sched_replay.sh
+          $<TARGET_FILE:ipcproof_cli> ${T}/broken_ring_early_publish.so)
+set_tests_properties(stress.sched.replay_identical PROPERTIES TIMEOUT 300
+  ENVIRONMENT "${_ipcp_env}")
+# options that only make sense together
+ipcp_stress_test(NAME stress.sched.needs_mode RC 2 NO_JSON STDERR "--schedules goes with --mode sched"
+  ARGS stress --plugin ${T}/good_ring.so --schedules 5)
+ipcp_stress_test(NAME stress.sched.no_duration RC 2 NO_JSON STDERR "--duration does not apply"
+  ARGS stress --plugin ${T}/good_ring.so --mode sched --duration 1)
