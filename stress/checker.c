@@ -423,7 +423,7 @@ static void check_starvation(const struct st_case *cs, const struct st_outcome *
                              struct st_report *rep)
 {
     if (o->crash_ns || o->watchdog_killed) return; /* already explained */
-    if (cs->cfg->mode == ST_MODE_SCHED) return; /* the scheduler finds deadlocks exactly */
+    if (cs->cfg->mode == ST_MODE_SCHED) return;    /* the scheduler finds deadlocks exactly */
     double limit = secs / 5;
     if (limit < ST_STARVE_MIN_MS / 1000.0) limit = ST_STARVE_MIN_MS / 1000.0;
     if (cs->is_chan) {

@@ -99,7 +99,9 @@ static const char usage_text[] =
     "  --schedules N                how many schedules (100); stops at the first failing one\n"
     "  --schedule I                 only schedule I (the rerun line of a failure)\n"
     "  --sched-steps K              pct's expected length of a schedule (1000)\n"
-    "  --plain-points               plain reads and writes are scheduling points too\n";
+    "  --plain-points               plain reads and writes are scheduling points too\n"
+    "  --memory tso|sc              tso (default): a store buffer per thread (x86-TSO);\n"
+    "                               sc: sequential consistency\n";
 
 void st_usage(FILE *out)
 {

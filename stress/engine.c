@@ -560,7 +560,7 @@ static int adopt(struct sup *S, const struct st_hmsg *m)
     return 0;
 }
 
-/* ---- sanitizer reports ------------------------------------------------------------------ */
+/* ---- sanitizer reports ---------------------------------------------------------------------- */
 
 /* The reports the sanitizers printed into the captured output, as frames of the `race` and
  * `crash` violations they explain. */

@@ -78,9 +78,9 @@ static const char *role_word(int role)
     return role == ST_ROLE_PRODUCER ? "producer" : role == ST_ROLE_CONSUMER ? "consumer" : "worker";
 }
 
-static const char *const sched_ops[] = {"load", "store", "rmw",    "cas",   "fence",
-                                        "read", "write", "copy",   "yield", "sleep",
-                                        "wait", "wake",  "harness"};
+static const char *const sched_ops[] = {"load", "store", "rmw",     "cas",   "fence",
+                                        "read", "write", "copy",    "yield", "sleep",
+                                        "wait", "wake",  "harness", "flush"};
 
 /* "step 812  producer 0  store m2+0x40 = 5  at push+0x3c (ring.so)" */
 void st_sched_event_line(const struct st_sched_report *sr, const struct st_sched_event *e,
@@ -92,7 +92,8 @@ void st_sched_event_line(const struct st_sched_report *sr, const struct st_sched
     if (e->object) snprintf(obj, sizeof(obj), " m%u+0x%x", e->object, e->offset);
     if (e->value == UINT64_MAX)
         snprintf(val, sizeof(val), " = (pointer)");
-    else if (e->op == 1 || e->op == 2 || e->op == 3 || e->op == 7 || e->op == 9 || e->op == 10)
+    else if (e->op == 1 || e->op == 2 || e->op == 3 || e->op == 7 || e->op == 9 || e->op == 10 ||
+             e->op == 13)
         snprintf(val, sizeof(val), " %s %llu",
                  e->op == 7    ? "bytes"
                  : e->op == 9  ? "ns"
@@ -222,14 +223,15 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
     if (!r->sandboxed) fprintf(o, "  leak check: /dev/shm diff by name (no private namespace)\n");
     if (c->opt && *c->opt) fprintf(o, "  options: %s\n", c->opt);
     if (c->mode == ST_MODE_SCHED && r->sched != NULL) {
-        fprintf(o,
-                "  sched: %s, %llu schedule%s run (%llu scheduling points); the last, #%llu: %llu "
-                "points, %llu switches, trace %016llx\n",
-                c->strategy == ST_SCHED_RANDOM ? "random" : "pct",
-                (unsigned long long)r->schedules_run, r->schedules_run == 1 ? "" : "s",
-                (unsigned long long)r->sched_steps_total, (unsigned long long)r->schedule,
-                (unsigned long long)r->sched->steps, (unsigned long long)r->sched->switches,
-                (unsigned long long)r->sched->trace_hash);
+        fprintf(
+            o,
+            "  sched: %s, %s, %llu schedule%s run (%llu scheduling points); the last, #%llu: %llu "
+            "points, %llu switches, trace %016llx\n",
+            c->strategy == ST_SCHED_RANDOM ? "random" : "pct", c->memory_sc ? "sc" : "tso",
+            (unsigned long long)r->schedules_run, r->schedules_run == 1 ? "" : "s",
+            (unsigned long long)r->sched_steps_total, (unsigned long long)r->schedule,
+            (unsigned long long)r->sched->steps, (unsigned long long)r->sched->switches,
+            (unsigned long long)r->sched->trace_hash);
         if (c->strategy == ST_SCHED_PCT && r->sched_k && c->depth >= 1) {
             /* PCT's guarantee: one schedule finds a given depth-d bug with p >= 1/(n k^(d-1)) */
             double p = 1.0 / r->sched->nthreads;
@@ -372,6 +374,7 @@ int st_report_json(const struct st_config *c, const struct st_report *r, const c
         json_object_set_new(sj, "strategy",
                             json_string(c->strategy == ST_SCHED_RANDOM ? "random" : "pct"));
         json_object_set_new(sj, "depth", json_integer(c->depth));
+        json_object_set_new(sj, "memory", json_string(c->memory_sc ? "sc" : "tso"));
         json_object_set_new(sj, "schedules_run", json_integer((json_int_t)r->schedules_run));
         json_object_set_new(sj, "schedule", json_integer((json_int_t)r->schedule));
         json_object_set_new(sj, "steps", json_integer((json_int_t)sr->steps));

@@ -109,6 +109,7 @@ struct st_config {
     int one_schedule;        /* --schedule was given */
     uint64_t sched_steps;    /* --sched-steps: pct's k; 0 = estimated */
     int plain_points;        /* --plain-points */
+    int memory_sc;           /* --memory sc (default tso: a store buffer per thread) */
     const char *sched_out;   /* --sched-out FILE: where a failing schedule is saved */
 };
 

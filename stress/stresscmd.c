@@ -61,6 +61,7 @@ enum {
     O_SCHEDULE,
     O_SCHEDSTEPS,
     O_PLAINPOINTS,
+    O_MEMORY,
     O_HELP,
 };
 
@@ -101,6 +102,7 @@ static const struct option stress_opts[] = {
     {"schedule", required_argument, NULL, O_SCHEDULE},
     {"sched-steps", required_argument, NULL, O_SCHEDSTEPS},
     {"plain-points", no_argument, NULL, O_PLAINPOINTS},
+    {"memory", required_argument, NULL, O_MEMORY},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -280,6 +282,15 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
         case O_PLAINPOINTS:
             c->plain_points = 1;
             sched_opt = "--plain-points";
+            break;
+        case O_MEMORY:
+            if (strcmp(a, "sc") == 0)
+                c->memory_sc = 1;
+            else if (strcmp(a, "tso") == 0)
+                c->memory_sc = 0;
+            else
+                st_cli_die(C, "--memory: '%s' is not tso or sc", a);
+            sched_opt = opt;
             break;
         case O_HELP:
             st_usage(stdout);

@@ -496,6 +496,7 @@ static void run_locker(struct st_worker *w, void *h)
          * happens-before that the lock under test is supposed to provide, or ThreadSanitizer
          * could not tell a lock without ordering from a correct one. The RMW still sees every
          * overlap. */
+        if (sched_mode(cs)) rt.point(); /* entering: another thread may run first */
         uint32_t prev = atomic_exchange_explicit(&sh->owner, me, memory_order_relaxed);
         uint32_t died = atomic_load_explicit(&sh->cs_victim, memory_order_relaxed);
         if (r == 1) {
@@ -702,7 +703,7 @@ int st_thread_child(struct st_case *cs)
     return 0;
 }
 
-/* ---- sched mode ------------------------------------------------------------------------------ */
+/* ---- sched mode ----------------------------------------------------------------------------- */
 
 struct sched_arg {
     struct st_worker *w;
@@ -752,6 +753,7 @@ int st_sched_child(struct st_case *cs)
         .max_steps = 2000000,
         .plain_points = (uint32_t)c->plain_points,
         .nthreads = cs->nworkers,
+        .tso = !c->memory_sc,
     };
     if (rt.begin(&sc, cs->sched_rep) < 0) return ST_EXIT_SETUP;
     sched_sh = cs->sh;

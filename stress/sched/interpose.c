@@ -69,8 +69,7 @@ static int64_t abs_realtime(const struct timespec *t)
     return ts_ns(t) - REALTIME_OFF;
 }
 
-/* ---- time -------------------------------------------------------------------------------------
- */
+/* ---- time ----------------------------------------------------------------------------------- */
 
 SR_EXPORT int clock_gettime(clockid_t clk, struct timespec *ts)
 {
@@ -142,6 +141,7 @@ SR_EXPORT int sched_yield(void)
         resolve_sched_yield();
         return real_sched_yield();
     }
+    sr_drain(); /* a system call */
     sr_point(SR_OP_YIELD, NULL, 0, PC);
     return 0;
 }
@@ -159,13 +159,13 @@ SR_EXPORT int pause(void)
     return -1;
 }
 
-/* ---- futex --------------------------------------------------------------------------------------
- */
+/* ---- futex ---------------------------------------------------------------------------------- */
 
 static long futex(uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts, const void *pc)
 {
     int cmd = op & FUTEX_CMD_MASK;
     if (cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET) {
+        sr_drain();
         sr_point(SR_OP_WAIT, uaddr, val, pc);
         if (__atomic_load_n(uaddr, __ATOMIC_SEQ_CST) != val) {
             errno = EAGAIN;
@@ -186,6 +186,7 @@ static long futex(uint32_t *uaddr, int op, uint32_t val, const struct timespec *
         return 0;
     }
     if (cmd == FUTEX_WAKE || cmd == FUTEX_WAKE_BITSET) {
+        sr_drain();
         sr_point(SR_OP_WAKE, uaddr, val, pc);
         return sr_wake(uaddr, val > (uint32_t)INT32_MAX ? -1 : (int)val);
     }
@@ -205,12 +206,12 @@ SR_EXPORT long syscall(long n, ...)
     return sr_real_syscall6(n, a, b, c, d, e, f);
 }
 
-/* ---- mutexes, condition variables, semaphores
- * ------------------------------------------------------- */
+/* ---- mutexes, condition variables, semaphores ----------------------------------------------- */
 
 static int mutex_lock(pthread_mutex_t *m, int64_t deadline, const void *pc)
 {
     resolve_pthread_mutex_trylock();
+    sr_drain(); /* a locked instruction */
     sr_point(SR_OP_WAIT, m, 0, pc);
     for (;;) {
         int r = real_pthread_mutex_trylock(m);
@@ -249,6 +250,7 @@ SR_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
     resolve_pthread_mutex_unlock();
     if (!sr_active()) return real_pthread_mutex_unlock(m);
+    sr_drain();
     sr_point(SR_OP_WAKE, m, 0, PC);
     int r = real_pthread_mutex_unlock(m);
     sr_wake(m, -1);
@@ -258,6 +260,7 @@ SR_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, int64_t deadline, const void *pc)
 {
     resolve_pthread_mutex_unlock();
+    sr_drain();
     sr_point(SR_OP_WAKE, m, 0, pc);
     int r = real_pthread_mutex_unlock(m);
     if (r != 0) return r;
@@ -294,6 +297,7 @@ SR_EXPORT int pthread_cond_signal(pthread_cond_t *c)
         resolve_pthread_cond_signal();
         return real_pthread_cond_signal(c);
     }
+    sr_drain();
     sr_point(SR_OP_WAKE, c, 1, PC);
     sr_wake(c, 1);
     return 0;
@@ -305,6 +309,7 @@ SR_EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
         resolve_pthread_cond_broadcast();
         return real_pthread_cond_broadcast(c);
     }
+    sr_drain();
     sr_point(SR_OP_WAKE, c, 0, PC);
     sr_wake(c, -1);
     return 0;
@@ -313,6 +318,7 @@ SR_EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
 static int sem_wait_until(sem_t *s, int64_t deadline, const void *pc)
 {
     resolve_sem_trywait();
+    sr_drain();
     sr_point(SR_OP_WAIT, s, 0, pc);
     for (;;) {
         if (real_sem_trywait(s) == 0) return 0;
@@ -354,14 +360,14 @@ SR_EXPORT int sem_post(sem_t *s)
 {
     resolve_sem_post();
     if (!sr_active()) return real_sem_post(s);
+    sr_drain();
     sr_point(SR_OP_WAKE, s, 0, PC);
     int r = real_sem_post(s);
     sr_wake(s, 1);
     return r;
 }
 
-/* ---- copies
- * -------------------------------------------------------------------------------------- */
+/* ---- copies --------------------------------------------------------------------------------- */
 
 static void *(*real_memcpy)(void *, const void *, size_t);
 static void *(*real_memmove)(void *, const void *, size_t);
@@ -391,19 +397,30 @@ static void *slow_move(void *d, const void *s, size_t n)
 
 SR_EXPORT void *memcpy(void *d, const void *s, size_t n)
 {
-    if (n && sr_active() && !sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+    if (n && sr_active()) {
+        sr_drain_overlap(d, n);
+        sr_drain_overlap(s, n);
+        if (!sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+    }
     return real_memcpy ? real_memcpy(d, s, n) : slow_move(d, s, n);
 }
 
 SR_EXPORT void *memmove(void *d, const void *s, size_t n)
 {
-    if (n && sr_active() && !sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+    if (n && sr_active()) {
+        sr_drain_overlap(d, n);
+        sr_drain_overlap(s, n);
+        if (!sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+    }
     return real_memmove ? real_memmove(d, s, n) : slow_move(d, s, n);
 }
 
 SR_EXPORT void *memset(void *d, int c, size_t n)
 {
-    if (n && sr_active() && !sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+    if (n && sr_active()) {
+        sr_drain_overlap(d, n);
+        if (!sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+    }
     if (real_memset) return real_memset(d, c, n);
     volatile unsigned char *dd = d;
     for (size_t i = 0; i < n; i++)
@@ -422,12 +439,7 @@ SR_EXPORT unsigned int sleep(unsigned int s)
     return 0;
 }
 
-/* ---- pipes and sockets: poll, read, write -------------------------------------------------------
- * One scheduled thread runs at a time, so a wait for data must let the writer run: poll() with
- * a timeout becomes a scheduler wait woken by any write of another scheduled thread (or its
- * virtual deadline), and a read of an empty blocking fd waits the same way. The kernel still
- * moves the bytes; a write (which may be partial, as the kernel may make it) is a scheduling
- * point. Writes and reads of fds no scheduled thread waits on cost one poll(0) more. */
+/* ---- pipes and sockets: poll, read, write --------------------------------------------------- */
 
 #include <fcntl.h>
 #include <poll.h>
@@ -442,6 +454,7 @@ SR_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
     resolve_poll();
     if (!sr_active()) return real_poll(fds, n, timeout);
+    sr_drain();
     sr_point(SR_OP_WAIT, fds, (uint64_t)timeout, PC);
     int64_t deadline = timeout > 0 ? sr_now() + (int64_t)timeout * 1000000 : 0;
     for (;;) {
@@ -455,6 +468,7 @@ SR_EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
     resolve_read();
     if (!sr_active()) return real_read(fd, buf, len);
+    sr_drain();
     sr_point(SR_OP_READ, NULL, len, PC);
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && !(fl & O_NONBLOCK)) {
@@ -474,6 +488,7 @@ SR_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
     resolve_write();
     if (!sr_active()) return real_write(fd, buf, len);
+    sr_drain();
     sr_point(SR_OP_WRITE, NULL, len, PC);
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && !(fl & O_NONBLOCK) && fd > 2) {

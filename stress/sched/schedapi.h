@@ -40,6 +40,8 @@ struct st_sched_cfg {
     uint64_t max_steps;    /* livelock limit */
     uint32_t plain_points; /* plain reads and writes are scheduling points too */
     uint32_t nthreads;
+    uint32_t tso; /* x86-TSO: atomic stores below seq_cst go through a store buffer */
+    uint32_t unused;
 };
 
 #define ST_SCHED_MODULES 8

@@ -41,6 +41,7 @@
 #define STEP_NS     10
 #define YIELD_NS    1000
 #define SPIN_LIMIT  16
+#define SB_MAX      16 /* store buffer entries per thread */
 
 enum tstate { T_NONE = 0, T_RUNNABLE, T_BLOCKED, T_DONE };
 
@@ -55,6 +56,13 @@ struct sthread {
     uint64_t prio;    /* pct */
     const char *what; /* the call it is blocked in */
     const void *pc;
+    struct {
+        volatile void *addr;
+        int size;
+        uint64_t value;
+        const void *pc;
+    } sb[SB_MAX]; /* --memory tso: stores not yet visible to the others, oldest first */
+    int sb_n;
 };
 
 static struct {
@@ -75,10 +83,13 @@ static struct {
     uint32_t npages;
 } S;
 
-static _Thread_local int me = -1;
-static _Thread_local int busy; /* inside the runtime: its own copies are not points */
+/* volatile: the runtime's own calls of memcpy/memset (made by the compiler too) come back to
+ * this library's interposers, which read these; a compiler that takes those calls for libc's
+ * may not drop or move a store around them */
+static _Thread_local volatile int me = -1;
+static _Thread_local volatile int busy; /* inside the runtime: its own copies are not points */
 
-/* ---- small helpers --------------------------------------------------------------------------- */
+/* ---- small helpers -------------------------------------------------------------------------- */
 
 long sr_real_syscall6(long n, long a, long b, long c, long d, long e, long f)
 {
@@ -178,8 +189,113 @@ static void record(int op, const volatile void *addr, uint64_t value, const void
     r->nevents++;
 }
 
-/* ---- choosing
- * ------------------------------------------------------------------------------------ */
+/* ---- the store buffer (--memory tso) ------------------------------------------------------ */
+
+static void mem_store(volatile void *a, int size, uint64_t v)
+{
+    switch (size) {
+    case 1:
+        __atomic_store_n((volatile uint8_t *)a, (uint8_t)v, __ATOMIC_SEQ_CST);
+        break;
+    case 2:
+        __atomic_store_n((volatile uint16_t *)a, (uint16_t)v, __ATOMIC_SEQ_CST);
+        break;
+    case 4:
+        __atomic_store_n((volatile uint32_t *)a, (uint32_t)v, __ATOMIC_SEQ_CST);
+        break;
+    default:
+        __atomic_store_n((volatile uint64_t *)a, v, __ATOMIC_SEQ_CST);
+    }
+}
+
+/* The oldest buffered store of thread i becomes visible. */
+static void flush_one(int i)
+{
+    struct sthread *t = &S.t[i];
+    if (t->sb_n == 0) return;
+    mem_store(t->sb[0].addr, t->sb[0].size, t->sb[0].value);
+    int self = me;
+    me = i; /* the event is the flushed thread's */
+    record(SR_OP_FLUSH, t->sb[0].addr, t->sb[0].value, t->sb[0].pc);
+    me = self;
+    t->sb_n--;
+    for (int k = 0; k < t->sb_n; k++)
+        t->sb[k] = t->sb[k + 1];
+}
+
+static void drain_thread(int i)
+{
+    while (S.t[i].sb_n > 0)
+        flush_one(i);
+}
+
+int sr_tso(void)
+{
+    return sr_active() && S.cfg.tso;
+}
+
+void sr_drain(void)
+{
+    if (me >= 0 && S.active) {
+        int was = busy;
+        busy = 1;
+        drain_thread(me);
+        busy = was;
+    }
+}
+
+void sr_store(volatile void *a, int size, uint64_t v, int seq_cst)
+{
+    if (!sr_tso() || seq_cst) {
+        sr_drain();
+        mem_store(a, size, v);
+        return;
+    }
+    struct sthread *t = &S.t[me];
+    busy = 1;
+    if (t->sb_n == SB_MAX) flush_one(me);
+    t->sb[t->sb_n].addr = a;
+    t->sb[t->sb_n].size = size;
+    t->sb[t->sb_n].value = v;
+    t->sb[t->sb_n].pc = __builtin_return_address(0);
+    t->sb_n++;
+    busy = 0;
+}
+
+int sr_forward(const volatile void *a, int size, uint64_t *v)
+{
+    if (!sr_tso()) return 0;
+    struct sthread *t = &S.t[me];
+    for (int k = t->sb_n - 1; k >= 0; k--)
+        if (t->sb[k].addr == a && t->sb[k].size == size) {
+            *v = t->sb[k].value;
+            return 1;
+        }
+    return 0;
+}
+
+void sr_drain_overlap(const volatile void *a, size_t n)
+{
+    if (!sr_tso() || S.t[me].sb_n == 0) return;
+    uintptr_t lo = (uintptr_t)a, hi = lo + n;
+    struct sthread *t = &S.t[me];
+    for (int k = 0; k < t->sb_n; k++) {
+        uintptr_t b = (uintptr_t)t->sb[k].addr;
+        if (b < hi && b + (uintptr_t)t->sb[k].size > lo) {
+            sr_drain();
+            return;
+        }
+    }
+}
+
+/* A choice of the scheduler: now and then, a buffered store of some thread becomes visible. */
+static void maybe_flush(void)
+{
+    for (uint32_t i = 0; i < S.n; i++)
+        if (S.t[i].sb_n > 0 && rnd() % 4 == 0) flush_one((int)i);
+}
+
+/* ---- choosing ------------------------------------------------------------------------------- */
 
 static void wake_due(void)
 {
@@ -207,6 +323,9 @@ static int choose(void)
                 ny += S.t[i].yielded != 0;
             }
         if (nc == 0) {
+            /* nobody can run: what is still buffered becomes visible first */
+            for (uint32_t i = 0; i < S.n; i++)
+                drain_thread((int)i);
             int64_t next = 0, done = 0;
             for (uint32_t i = 0; i < S.n; i++) {
                 if (S.t[i].state == T_DONE) done++;
@@ -304,6 +423,7 @@ void sr_point(int op, const volatile void *addr, uint64_t value, const void *pc)
         }
     }
     if (S.cfg.strategy == ST_SCHED_PCT) pct_step();
+    if (S.cfg.tso) maybe_flush();
     int next = choose();
     if (next < 0) park();
     hand_over(next);
@@ -315,6 +435,7 @@ int sr_block(const void *key, int64_t deadline_ns, const char *what, const void 
 {
     busy = 1;
     struct sthread *t = &S.t[me];
+    drain_thread(me); /* a system call: the store buffer drains */
     S.steps++;
     t->state = T_BLOCKED;
     t->key = key;
@@ -359,8 +480,7 @@ void sr_sleep_until(int64_t when, const void *pc)
     sr_block(&sleep_key, when, "a sleep", pc);
 }
 
-/* ---- the report
- * ------------------------------------------------------------------------------------ */
+/* ---- the report ----------------------------------------------------------------------------- */
 
 /* pc as a module of the report's table + offset; where = the dynamic symbol, if any */
 static void place(const void *pc, struct st_sched_pc *at, char *where, size_t cap)
@@ -409,10 +529,16 @@ static void finish(uint32_t status)
                 place(t->pc, &b->at, b->where, sizeof(b->where));
             }
         } else if (status == ST_SCHED_LIVELOCK) {
-            snprintf(r->text, sizeof(r->text),
-                     "the schedule did not end within %llu scheduling points (a livelock, or "
-                     "raise the limit)",
-                     (unsigned long long)S.cfg.max_steps);
+            static const char *const st[] = {"?", "runnable", "blocked", "done"};
+            size_t len = (size_t)snprintf(r->text, sizeof(r->text),
+                                          "the schedule did not end within %llu scheduling "
+                                          "points (a livelock, or raise the limit):",
+                                          (unsigned long long)S.cfg.max_steps);
+            for (uint32_t i = 0; i < S.n && len < sizeof(r->text); i++)
+                len += (size_t)snprintf(r->text + len, sizeof(r->text) - len,
+                                        " %s %s%s, %d buffered store%s;", r->names[i],
+                                        st[S.t[i].state & 3], S.t[i].yielded ? " (spinning)" : "",
+                                        S.t[i].sb_n, S.t[i].sb_n == 1 ? "" : "s");
         }
         r->status = status;
     }
@@ -421,8 +547,7 @@ static void finish(uint32_t status)
     futex_wake(&S.status);
 }
 
-/* ---- the entry points of the harness
- * ------------------------------------------------------------- */
+/* ---- the entry points of the harness -------------------------------------------------------- */
 
 SR_EXPORT int ipcproof_sched_begin(const struct st_sched_cfg *cfg, struct st_sched_report *rep)
 {
@@ -487,6 +612,7 @@ SR_EXPORT void ipcproof_sched_leave(void)
 {
     if (!sr_active()) return;
     busy = 1;
+    drain_thread(me);
     S.t[me].state = T_DONE;
     S.steps++;
     int next = choose();
@@ -517,6 +643,9 @@ SR_EXPORT int ipcproof_sched_run(void)
     return (int)st;
 }
 
+/* A point of the harness's own (entering and inside a critical section): it does not drain the
+ * store buffer, so another thread may run while this one's stores are still invisible, as on a
+ * real machine between the last load of lock() and what follows. */
 SR_EXPORT void ipcproof_sched_point(void)
 {
     sr_point(SR_OP_HARNESS, NULL, 0, __builtin_return_address(0));

@@ -25,6 +25,7 @@ enum sr_op {
     SR_OP_WAIT,    /* a blocking wait (futex, mutex, condvar, semaphore): value = timeout ns */
     SR_OP_WAKE,    /* futex wake, unlock, post, signal: value = how many were woken */
     SR_OP_HARNESS, /* a point the harness itself asked for (inside a critical section) */
+    SR_OP_FLUSH,   /* a buffered store became visible to the other threads */
     SR_OP_N
 };
 
@@ -46,6 +47,20 @@ int sr_wake(const void *key, int n);
 
 /* Virtual sleep until t (virtual ns). */
 void sr_sleep_until(int64_t t, const void *pc);
+
+/* The store buffer of --memory tso (x86-TSO): an atomic store below seq_cst is buffered, and
+ * becomes visible to the other threads when the scheduler flushes it (one of its choices), or at
+ * a fence, a locked read-modify-write, a blocking call or the thread's end. The thread's own
+ * loads see its buffered stores. */
+int sr_tso(void); /* this thread is scheduled and the memory model is TSO */
+/* Stores v (size 1, 2, 4 or 8 bytes) at a: buffered under TSO below seq_cst, else directly. */
+void sr_store(volatile void *a, int size, uint64_t v, int seq_cst);
+/* The value of this thread's newest buffered store to exactly a (1), or 0 when none. */
+int sr_forward(const volatile void *a, int size, uint64_t *v);
+/* Makes every buffered store of this thread visible, oldest first. */
+void sr_drain(void);
+/* Drains when a buffered store overlaps [a, a + n): the thread's own plain accesses see them. */
+void sr_drain_overlap(const volatile void *a, size_t n);
 
 /* Virtual time in ns (CLOCK_MONOTONIC of the scheduled threads). */
 int64_t sr_now(void);

@@ -34,6 +34,16 @@ ipcp_stress_test(NAME stress.sched.broken_two_tokens RC 1 KINDS exclusion
 ipcp_stress_test(NAME stress.sched.broken_pipe_bigwrites RC 1 KINDS torn
   ARGS stress --plugin ${T}/broken_pipe_bigwrites.so --mode sched --producers 2
   --min-size 4097 --max-size 32768 --schedules 200 --seed 1 --strategy random)
+# a store-load reordering: found under the x86-TSO store buffer (the default), never under
+# sequential consistency, and gone once the lock uses seq_cst
+ipcp_stress_test(NAME stress.sched.broken_peterson_tso RC 1 KINDS exclusion
+  ARGS stress --plugin ${T}/broken_peterson.so --kind lock --mode sched --schedules 300 --seed 1)
+ipcp_stress_test(NAME stress.sched.broken_peterson_sc_misses_it RC 0
+  ARGS stress --plugin ${T}/broken_peterson.so --kind lock --mode sched --memory sc
+  --schedules 300 --seed 1)
+ipcp_stress_test(NAME stress.sched.peterson_seq_cst RC 0
+  ARGS stress --plugin ${T}/broken_peterson.so --kind lock --mode sched --schedules 300 --seed 1
+  --opt seq_cst=1)
 # the good ones pass many schedules
 foreach(good good_ring good_pipe)
   ipcp_stress_test(NAME stress.sched.${good} RC 0 JSON_GE "sched.schedules_run=300"
