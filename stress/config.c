@@ -116,6 +116,8 @@ void st_config_repro(const struct st_config *c, char *buf, size_t cap)
     if (c->watchdog > 0) append(buf, cap, " --watchdog %g", c->watchdog);
     if (c->stall > 0) append(buf, cap, " --stall %g", c->stall);
     if (c->no_sandbox) append(buf, cap, " --no-sandbox");
+    if (c->crash_point) append(buf, cap, " --crash-point %" PRIu64, c->crash_point);
+    if (c->crash_points) append(buf, cap, " --crash-points");
     static const char *const kp[] = {"any", "send-blocked", "recv-blocked"};
     if ((c->faults & ST_FAULT_KILL) && c->kill_point != ST_KP_ANY)
         append(buf, cap, " --kill-point %s", kp[c->kill_point]);

@@ -186,6 +186,14 @@ static void choose_faults(struct st_case *cs, const struct st_config *c, struct 
             cs->kill_in_cs = (cs->proto_flags & IPCP_LOCK_ROBUST) != 0;
         }
     }
+    if (c->crash_point) {
+        /* the victim's third operation (the lock has been used before; the channel carries a
+         * few messages), from the seed for which endpoint */
+        cs->kill_victim =
+            pick(&rng, 0, cs->is_chan ? cs->producers + cs->consumers : cs->nworkers) + 1;
+        cs->kill_at = 2;
+        cs->kill_in_cs = 0;
+    }
     if (c->faults & ST_FAULT_SIGNALS)
         cs->signal_us = c->signal_us ? c->signal_us : 200 + (unsigned)(st_rand(&rng) % 800);
     rep->signal_us = cs->signal_us;
@@ -235,6 +243,12 @@ static void reap_some(struct sup *S)
         o->reaped[i] = 1;
         o->status[i] = st;
         if (ended_ok(S, i, st)) continue;
+        if (S->cs.cfg->crash_point && S->cs.kill_victim == i + 1 && WIFSIGNALED(st) &&
+            WTERMSIG(st) == SIGKILL) { /* it died at its crash point, as asked */
+            o->killed_by_fault = i + 1;
+            atomic_store(&S->cs.sh->killed, i + 1);
+            atomic_store(&S->cs.sh->quiet, 0); /* the others may go on */
+        }
         mark_dead(S, i);
         int on_purpose = o->watchdog_killed || o->killed_by_fault == i + 1 ||
                          (!S->cs.is_chan && S->cs.kill_victim == i + 1);
@@ -366,7 +380,7 @@ static void run_loop(struct sup *S)
     int64_t last_change = t_begin, last_progress_print = t_begin;
     uint64_t mark = progress_mark(cs);
     int started = 0, stopped = 0, host_noted = 0;
-    int kill_pending = cs->kill_victim != 0 && cs->is_chan;
+    int kill_pending = cs->kill_victim != 0 && cs->is_chan && !c->crash_point;
 
     for (;;) {
         reap_some(S);
@@ -663,7 +677,7 @@ static void after_run_notes(struct sup *S)
                      "--fault short-io injected nothing: the protocol made no read, write, send "
                      "or recv call during the run (shared memory or message queues)");
     }
-    if (!cs->is_chan && cs->kill_victim) {
+    if (!cs->is_chan && cs->kill_victim && !c->crash_point) {
         uint32_t v = cs->kill_victim - 1;
         char nm[48];
         if (v < S->o.nproc && S->o.reaped[v] && WIFSIGNALED(S->o.status[v]))
@@ -820,6 +834,11 @@ static int run_once(const struct st_config *c, struct st_report *rep, int verify
     snprintf(rep->proto_name, sizeof(rep->proto_name), "%s", chan ? m.chan_name : m.lock_name);
     rep->proto_flags = chan ? m.chan_flags : m.lock_flags;
     if (check_sizes(c, chan, rep) < 0) goto finish;
+    if (c->crash_point && !chan && !(rep->proto_flags & IPCP_LOCK_ROBUST)) {
+        setup_error(rep, "crash points kill a holder inside lock() or unlock(): only a lock that "
+                         "claims IPCP_LOCK_ROBUST has to survive that");
+        goto finish;
+    }
     lay_out(cs, c, chan, rep->proto_flags);
     choose_faults(cs, c, rep);
     if ((c->faults & ST_FAULT_SHORTIO) && cs->faults_arm == NULL) {
@@ -857,6 +876,15 @@ static int run_once(const struct st_config *c, struct st_report *rep, int verify
         if (cs->sched_rep != NULL) sched_outcome(S);
         st_check_case(cs, &S->o, rep);
         after_run_notes(S);
+    }
+    if (c->crash_point && cs->kill_victim && cs->sh != NULL) {
+        rep->crash_point = c->crash_point;
+        uint64_t seen = atomic_load(&cs->slots[cs->kill_victim - 1].crash_seen);
+        if (seen)
+            rep->crash_points_all = seen; /* it lived: the point is past its operation */
+        else if (S->o.killed_by_fault == cs->kill_victim)
+            st_report_note(rep, "crash point %" PRIu64 ": %s died there", c->crash_point,
+                           st_endpoint_name(cs, cs->kill_victim - 1, (char[48]){0}, 48));
     }
     if (cs->sched_rep != NULL && rep->status != 2) {
         if (rep->nv && cs->sched_rep->status != ST_SCHED_DEADLOCK) st_symbolize(cs->sched_rep);
@@ -944,11 +972,13 @@ static int run_schedules(const struct st_config *c, struct st_report *rep)
      * (which runs with 1000); the rerun line names it, so that a replay is the same schedule */
     struct st_config cc = *c;
     if (cc.sched_steps == 0) cc.sched_steps = 1000;
+    char notes[sizeof(rep->notes)];
+    memcpy(notes, rep->notes, sizeof(notes)); /* the sandbox's, not the previous run's */
     int st = 0;
     for (uint64_t i = 0; i < n && !interrupted; i++) {
         memset(tmp, 0, sizeof(*tmp));
         tmp->sandboxed = rep->sandboxed;
-        memcpy(tmp->notes, rep->notes, sizeof(tmp->notes));
+        memcpy(tmp->notes, notes, sizeof(tmp->notes));
         st = run_once(&cc, tmp, !c->no_verify, first + i);
         if (tmp->sched) steps += tmp->sched->steps;
         st_report_free(rep);
@@ -965,8 +995,42 @@ static int run_schedules(const struct st_config *c, struct st_report *rep)
     return st;
 }
 
+/* --crash-points: the victim dies at point 1 of its operation, then 2, ... one run each, until a
+ * run fails or the victim lives through the whole operation (every point was tried). */
+static int run_crash_points(const struct st_config *c, struct st_report *rep)
+{
+    struct st_report *tmp = calloc(1, sizeof(*tmp));
+    if (tmp == NULL) {
+        setup_error(rep, "out of memory");
+        return 2;
+    }
+    struct st_config cc = *c;
+    char notes[sizeof(rep->notes)];
+    memcpy(notes, rep->notes, sizeof(notes)); /* the sandbox's, not the previous run's */
+    int st = 0;
+    for (uint64_t n = 1; n <= 500 && !interrupted; n++) {
+        memset(tmp, 0, sizeof(*tmp));
+        tmp->sandboxed = rep->sandboxed;
+        memcpy(tmp->notes, notes, sizeof(tmp->notes));
+        cc.crash_point = n;
+        st = run_once(&cc, tmp, !c->no_verify, 0);
+        st_report_free(rep);
+        *rep = *tmp;
+        memset(tmp, 0, sizeof(*tmp));
+        if (st != 0 || rep->nv || rep->crash_points_all) break;
+    }
+    if (rep->crash_points_all && !rep->nv && st == 0)
+        st_report_note(rep,
+                       "crash points: the victim died at each of the %" PRIu64
+                       " scheduling points of its operation in turn, and every run passed",
+                       rep->crash_points_all);
+    free(tmp);
+    return st;
+}
+
 int st_run_case(const struct st_config *c, struct st_report *rep)
 {
+    if (c->crash_points) return run_crash_points(c, rep);
     if (c->mode == ST_MODE_SCHED) return run_schedules(c, rep);
     if (!c->overhead) return run_once(c, rep, !c->no_verify, 0);
     /* verified and unverified runs alternate, OVERHEAD_ROUNDS of each, and the medians are

@@ -28,10 +28,17 @@ const char *st_vkind_name(int kind)
 }
 
 static const char *const phase_names[ST_PH_NPHASES] = {
-    [ST_PH_START] = "start",         [ST_PH_OPEN] = "open()",     [ST_PH_BARRIER] = "start barrier",
-    [ST_PH_SEND] = "send()",         [ST_PH_RECV] = "recv()",     [ST_PH_LOCK] = "lock()",
-    [ST_PH_CS] = "critical section", [ST_PH_UNLOCK] = "unlock()", [ST_PH_CLOSE] = "close()",
+    [ST_PH_START] = "start",
+    [ST_PH_OPEN] = "open()",
+    [ST_PH_BARRIER] = "start barrier",
+    [ST_PH_SEND] = "send()",
+    [ST_PH_RECV] = "recv()",
+    [ST_PH_LOCK] = "lock()",
+    [ST_PH_CS] = "critical section",
+    [ST_PH_UNLOCK] = "unlock()",
+    [ST_PH_CLOSE] = "close()",
     [ST_PH_DONE] = "done",
+    [ST_PH_QUIET] = "a wait for the crash-point victim",
 };
 
 const char *st_phase_name(int phase)
@@ -396,6 +403,12 @@ int st_report_json(const struct st_config *c, const struct st_report *r, const c
         json_object_set_new(root, "sched", sj);
     }
     if (r->na[0]) json_object_set_new(root, "not_applicable", json_string(r->na));
+    if (r->crash_point) {
+        json_object_set_new(root, "crash_point", json_integer((json_int_t)r->crash_point));
+        if (r->crash_points_all)
+            json_object_set_new(root, "crash_points_in_operation",
+                                json_integer((json_int_t)r->crash_points_all));
+    }
     if (r->setup_failure[0])
         json_object_set_new(root, "setup_failure", json_string(r->setup_failure));
     if (r->output && r->output[0] && (r->status == 2 || r->nv)) {

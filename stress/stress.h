@@ -110,6 +110,9 @@ struct st_config {
     uint64_t sched_steps;    /* --sched-steps: pct's k; 0 = estimated */
     int plain_points;        /* --plain-points */
     int memory_sc;           /* --memory sc (default tso: a store buffer per thread) */
+    /* --crash-point N / --crash-points (process mode, the scheduler runtime preloaded) */
+    uint64_t crash_point; /* the victim dies at the N-th scheduling point of one operation */
+    int crash_points;     /* try every point of that operation, one run each */
     const char *sched_out;   /* --sched-out FILE: where a failing schedule is saved */
 };
 
@@ -150,6 +153,7 @@ enum st_phase {
     ST_PH_UNLOCK,
     ST_PH_CLOSE,
     ST_PH_DONE,
+    ST_PH_QUIET, /* waiting while a crash-point victim runs its operation alone */
     ST_PH_NPHASES
 };
 const char *st_phase_name(int phase);
@@ -192,6 +196,9 @@ struct st_slot {
     _Atomic uint64_t gap_at;    /* the op count at which it ended */
     _Atomic uint32_t quota_met; /* the endpoint finished its own quota */
     _Atomic int64_t end_ns;     /* when it left its loop */
+    _Atomic int32_t pid;        /* the worker's process */
+    _Atomic uint64_t crash_seen; /* --crash-point: the victim lived through its operation, which
+                                    had this many points (0: it died, or was not the victim) */
     _Atomic uint64_t vcount[ST_V_NKINDS];
     struct st_vfirst vfirst[ST_V_NKINDS];
     uint64_t hist[ST_HIST_BUCKETS]; /* latency, written by this worker only */
@@ -205,6 +212,9 @@ struct st_shared {
     _Atomic int64_t start_ns;
     _Atomic uint32_t killed;    /* index + 1 of the endpoint killed by --fault kill */
     _Atomic uint32_t cs_victim; /* locks: index + 1 of a worker that died inside the CS */
+    _Atomic uint32_t crash_victim; /* --crash-point: index + 1 of the worker armed to die */
+    _Atomic uint32_t quiet; /* locks, --crash-point: index + 1 of the victim the others wait
+                               for, outside lock(), so that its operation takes one path */
     _Atomic int64_t kill_ns;
     _Atomic uint64_t signals;   /* --fault signals: SIGALRMs handled by workers */
     _Atomic uint64_t io_faults; /* --fault short-io: faults the interposer injected */
@@ -416,6 +426,9 @@ struct st_report {
     uint64_t schedule;             /* the one reported: the first that failed, or the last */
     uint64_t sched_steps_total;    /* scheduling points over every schedule */
     uint64_t sched_k;              /* pct's k as used */
+    /* --crash-point(s) */
+    uint64_t crash_point;      /* the last point tried */
+    uint64_t crash_points_all; /* the victim's operation had this many (known once past them) */
     struct st_sched_report *sched; /* a copy of the reported schedule's runtime report */
 };
 

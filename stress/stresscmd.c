@@ -62,6 +62,8 @@ enum {
     O_SCHEDSTEPS,
     O_PLAINPOINTS,
     O_MEMORY,
+    O_CRASHPOINT,
+    O_CRASHPOINTS,
     O_HELP,
 };
 
@@ -103,6 +105,8 @@ static const struct option stress_opts[] = {
     {"sched-steps", required_argument, NULL, O_SCHEDSTEPS},
     {"plain-points", no_argument, NULL, O_PLAINPOINTS},
     {"memory", required_argument, NULL, O_MEMORY},
+    {"crash-point", required_argument, NULL, O_CRASHPOINT},
+    {"crash-points", no_argument, NULL, O_CRASHPOINTS},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -283,6 +287,12 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
             c->plain_points = 1;
             sched_opt = "--plain-points";
             break;
+        case O_CRASHPOINT:
+            c->crash_point = st_cli_u64(C, opt, a, 1, 100000);
+            break;
+        case O_CRASHPOINTS:
+            c->crash_points = 1;
+            break;
         case O_MEMORY:
             if (strcmp(a, "sc") == 0)
                 c->memory_sc = 1;
@@ -320,6 +330,13 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
     }
     if (c->messages == 0 && c->duration <= 0) c->messages = ST_DEFAULT_MSGS;
     if (!seed_set) c->seed = ((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16)) & 0xffffffffu;
+    if ((c->crash_point || c->crash_points) && c->mode != ST_MODE_PROCESS)
+        st_cli_die(C, "--crash-point%s needs --mode process (the victim's process dies)",
+                   c->crash_points ? "s" : "");
+    if ((c->crash_point || c->crash_points) && (c->faults & ST_FAULT_KILL))
+        st_cli_die(C, "--crash-point and --fault kill are two ways to kill: choose one");
+    if (c->crash_point && c->crash_points)
+        st_cli_die(C, "--crash-point N tries one point, --crash-points all of them: choose one");
     if (c->kill_point != ST_KP_ANY && !(c->faults & ST_FAULT_KILL))
         st_cli_die(C, "--kill-point goes with --fault kill");
     if (c->mode == ST_MODE_THREAD && (c->faults & ST_FAULT_KILL))
@@ -341,7 +358,8 @@ static void check_plugin_build(const struct st_config *c)
             "build of ipcproof) or without -fsanitize (for this one), or give validate "
             "--plugin-src",
             c->plugin);
-    if (k == ST_TSAN_CLANG && !st_is_tsan_build() && c->mode != ST_MODE_SCHED)
+    if (k == ST_TSAN_CLANG && !st_is_tsan_build() && c->mode != ST_MODE_SCHED && !c->crash_point &&
+        !c->crash_points)
         st_cli_die("stress",
                    "%s is a ThreadSanitizer build: run it with the TSan build of ipcproof (the "
                    "tsan preset's stress/ipcproof), or build it without -fsanitize=thread",
@@ -415,10 +433,11 @@ int st_stress_main(int argc, char **argv)
         ensure_preload(argv - 1, st_faults_lib(), "ipcproof_faults_arm",
                        "--fault short-io needs libipcproof-faults.so next to the ipcproof binary "
                        "or in its libdir (or IPCPROOF_FAULTS_LIB=path)");
-    if (c.mode == ST_MODE_SCHED) {
+    if (c.mode == ST_MODE_SCHED || c.crash_point || c.crash_points) {
         if (st_build_sanitizers()[0])
             st_cli_die("stress",
-                       "--mode sched needs a build of ipcproof without sanitizers (this one is "
+                       "--mode sched and crash points need a build of ipcproof without "
+                       "sanitizers (this one is "
                        "built with %s, whose runtime owns the instrumentation callbacks): use the "
                        "default preset's stress/ipcproof",
                        st_build_sanitizers());
@@ -461,6 +480,10 @@ int st_stress_main(int argc, char **argv)
         c.one_schedule = 1; /* the rerun line replays exactly the failing schedule */
         c.first_schedule = rep->schedule;
         if (c.strategy == ST_SCHED_PCT) c.sched_steps = rep->sched_k;
+    }
+    if (c.crash_points && (rep->nv || status == 2) && rep->crash_point) {
+        c.crash_points = 0; /* the rerun line kills at the point that failed */
+        c.crash_point = rep->crash_point;
     }
     char repro[4096];
     st_config_repro(&c, repro, sizeof(repro));

@@ -18,10 +18,11 @@
 struct vcase {
     const struct vdef *def;
     char name[96];
-    char args[320]; /* the case's stress arguments (the 1:1 variant after a fallback) */
-    int na;         /* the protocol refused the configuration, or the fault had nothing to hit */
-    int fallback;   /* runs with 1 producer and 1 consumer: the protocol refused more */
-    int mode; /* enum st_mode */
+    char args[320];  /* the case's stress arguments (the 1:1 variant after a fallback) */
+    int na;          /* the protocol refused the configuration, or the fault had nothing to hit */
+    int fallback;    /* runs with 1 producer and 1 consumer: the protocol refused more */
+    int mode;        /* enum st_mode */
+    int crashpts;    /* --crash-points (process mode, run by the sched build) */
     int rec_is_fail; /* the recorded run (violations, detail, repro, log) failed */
     char na_why[256];
     unsigned runs, fails, errors, kills, kills_failed;

@@ -20,6 +20,7 @@
 #define VC_SIGNALS 0x40u  /* a signal storm: denser in every round */
 #define VC_KILL    0x80u  /* count the kills and how many went wrong */
 #define VC_SCHED   0x100u /* --mode sched: schedules, not seconds */
+#define VC_CRASHPT 0x200u /* --crash-points: the runtime of sched mode, in process mode */
 
 struct vdef {
     const char *name;
@@ -75,6 +76,8 @@ static const struct vdef battery[] = {
     {"lock: kill of a holder, 2 workers", VC_LOCK | VC_ROBUST | VC_KILL,
      "--workers 2 --fault kill"},
     {"lock: kill of a non-holder", VC_LOCK | VC_FRAGILE | VC_KILL, "--workers 4 --fault kill"},
+    {"lock: a holder dies at every point of lock()/unlock()", VC_LOCK | VC_ROBUST | VC_CRASHPT,
+     "--workers 3 --crash-points --messages 200"},
     {"lock: fault signals", VC_LOCK | VC_SIGNALS, "--workers 4 --fault signals"},
     {"lock: fault short-io", VC_LOCK, "--workers 4 --fault short-io"},
 };
@@ -97,7 +100,8 @@ static void build(struct vstate *v)
         c->mode = d->flags & VC_SCHED    ? ST_MODE_SCHED
                   : d->flags & VC_THREAD ? ST_MODE_THREAD
                                          : ST_MODE_PROCESS;
-        if (c->mode == ST_MODE_SCHED && v->sched_na[0]) {
+        c->crashpts = (d->flags & VC_CRASHPT) != 0;
+        if ((c->mode == ST_MODE_SCHED || c->crashpts) && v->sched_na[0]) {
             c->na = 1;
             snprintf(c->na_why, sizeof(c->na_why), "%s", v->sched_na);
         }
@@ -152,7 +156,8 @@ static void run_stress(struct vstate *v, struct vcase *c, unsigned round, double
     int n = 0;
     const char *bin, *so;
     int tsan;
-    vt_binary_for(v, c->mode, &bin, &so, &tsan);
+    /* crash points need what sched mode needs: the runtime and the TSan build of the plugin */
+    vt_binary_for(v, c->crashpts ? ST_MODE_SCHED : c->mode, &bin, &so, &tsan);
     char durs[32], seeds[32], msgs[32], stall[32], period[32], pause[32];
     snprintf(durs, sizeof(durs), "%.2f", dur);
     snprintf(seeds, sizeof(seeds), "%" PRIu64, seed);
@@ -183,7 +188,8 @@ static void run_stress(struct vstate *v, struct vcase *c, unsigned round, double
         argv[n++] = "--lock-pause";
         argv[n++] = pause;
     }
-    if (c->mode == ST_MODE_SCHED) { /* schedules instead of seconds: ~100 a second */
+    if (c->crashpts) { /* one run per point: the count, not the time, bounds it */
+    } else if (c->mode == ST_MODE_SCHED) { /* schedules instead of seconds: ~100 a second */
         snprintf(durs, sizeof(durs), "%u", (unsigned)(dur * 80 > 10 ? dur * 80 : 10));
         argv[n++] = "--schedules";
         argv[n++] = durs;

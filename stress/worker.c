@@ -179,6 +179,86 @@ static int sched_mode(const struct st_case *cs)
     return cs->cfg->mode == ST_MODE_SCHED;
 }
 
+/* --crash-point: the runtime counts the victim's scheduling points during one operation and
+ * SIGKILLs it at the chosen one (schedrt.c); the harness arms it around that operation. */
+static void (*crash_arm)(uint64_t n);
+static uint64_t (*crash_disarm)(void);
+
+static int crash_victim(const struct st_case *cs, uint32_t index)
+{
+    return cs->cfg->crash_point && cs->kill_victim == index + 1;
+}
+
+static void crash_begin(struct st_case *cs, struct st_slot *s, uint32_t index)
+{
+    if (crash_arm == NULL) {
+        *(void **)&crash_arm = dlsym(RTLD_DEFAULT, "ipcproof_sched_crash_arm");
+        *(void **)&crash_disarm = dlsym(RTLD_DEFAULT, "ipcproof_sched_crash_disarm");
+    }
+    if (crash_arm == NULL || crash_disarm == NULL) {
+        record_err(s, -ENOSYS, ST_PH_START, 0);
+        return;
+    }
+    atomic_store_explicit(&cs->sh->crash_victim, index + 1, memory_order_relaxed);
+    atomic_store_explicit(&cs->sh->kill_ns, now_ns(), memory_order_relaxed);
+    crash_arm(cs->cfg->crash_point);
+}
+
+/* It lived through the operation: the chosen point was past its end. */
+static void crash_end(struct st_case *cs, struct st_slot *s)
+{
+    if (crash_disarm == NULL) return;
+    uint64_t seen = crash_disarm();
+    atomic_store_explicit(&s->crash_seen, seen ? seen : 1, memory_order_release);
+    atomic_store_explicit(&cs->sh->crash_victim, 0, memory_order_relaxed);
+}
+
+static void delay_us(unsigned us);
+
+/* Locks: the crash-point victim runs its operation alone (the others wait outside lock()), so
+ * that the points it counts are those of one path, the same in every run. The supervisor lifts
+ * the wait when the victim dies. */
+static void quiet_wait(struct st_case *cs, struct st_slot *s, uint32_t me, uint64_t n)
+{
+    uint32_t q;
+    while ((q = atomic_load_explicit(&cs->sh->quiet, memory_order_acquire)) != 0 && q != me &&
+           !aborted(cs)) {
+        set_phase(s, ST_PH_QUIET, n);
+        delay_us(200);
+    }
+}
+
+static void quiet_begin(struct st_case *cs, uint32_t me)
+{
+    atomic_store_explicit(&cs->sh->quiet, me, memory_order_release);
+    for (int64_t give_up = now_ns() + 2000000000LL; now_ns() < give_up && !aborted(cs);) {
+        uint32_t busy = 0;
+        for (uint32_t i = 0; i < cs->nworkers; i++) {
+            if (i + 1 == me) continue;
+            uint32_t ph = atomic_load_explicit(&cs->slots[i].phase, memory_order_acquire);
+            busy += ph == ST_PH_LOCK || ph == ST_PH_CS || ph == ST_PH_UNLOCK;
+        }
+        if (busy == 0) return;
+        delay_us(200);
+    }
+}
+
+/* The process of worker i has ended (a zombie counts: it is not running). */
+static int worker_dead(const struct st_case *cs, uint32_t i)
+{
+    if (i >= cs->nworkers) return 0;
+    int pid = atomic_load_explicit(&cs->slots[i].pid, memory_order_relaxed);
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = pid > 0 ? fopen(path, "re") : NULL;
+    if (f == NULL) return 1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *r = strrchr(buf, ')');
+    return r == NULL || r[1] == '\0' || r[2] == 'Z' || r[2] == 'X';
+}
+
 static int stopped(const struct st_case *cs)
 {
     /* in sched mode only the counts end a run: the supervisor's clock must not change it */
@@ -296,9 +376,12 @@ static void run_producer(struct st_worker *w, void *ep)
         st_payload_restore(&undo);
         const void *msg =
             st_payload_prepare(&cs->pl, arena, w->rindex, seq, &len, cs->verify, now_ns(), &undo);
+        int crash_now = crash_victim(cs, w->index) && seq == cs->kill_at;
+        if (crash_now) crash_begin(cs, s, w->index); /* this send(), retries included */
         for (;;) {
             set_phase(s, ST_PH_SEND, seq);
             int r = cs->chan->send(ep, msg, len, ST_OP_TIMEOUT_MS);
+            if (crash_now && (r == 0 || !retryable(r))) crash_end(cs, s);
             if (r == 0) {
                 /* release: the record "seqs [0, seq] sent" is published after the send
                  * returned; consumers and the checker read it with acquire */
@@ -387,7 +470,11 @@ static void run_consumer(struct st_worker *w, void *ep)
     uint64_t n = 0;
     while (!aborted(cs)) {
         set_phase(s, ST_PH_RECV, n);
+        int crash_now = crash_victim(cs, w->index) && n == cs->kill_at &&
+                        atomic_load_explicit(&s->crash_seen, memory_order_relaxed) == 0;
+        if (crash_now) crash_begin(cs, s, w->index);
         ssize_t r = cs->chan->recv(ep, buf, cap, CONSUMER_TIMEOUT_MS);
+        if (crash_now) crash_end(cs, s);
         if (r >= 0) {
             n++;
             take_message(w, buf, (size_t)r, last);
@@ -469,7 +556,9 @@ static void run_locker(struct st_worker *w, void *h)
     struct st_shared *sh = cs->sh;
     const uint32_t me = w->index + 1;
     const int robust = (cs->lock->flags & IPCP_LOCK_ROBUST) != 0;
-    const int victim = cs->kill_victim == me;
+    const int victim = cs->kill_victim == me && !c->crash_point;
+    const int crasher = crash_victim(cs, w->index);
+    int armed = 0;
     uint64_t rng = st_mix64(c->seed ^ 0x6c6f636bull ^ ((uint64_t)me << 32));
     uint64_t limit = c->messages ? c->messages : UINT64_MAX;
     struct waitmark wm;
@@ -478,7 +567,13 @@ static void run_locker(struct st_worker *w, void *h)
     /* while a holder's death has not been answered by a lock() returning 1, nobody leaves: the
      * lock must be handed on (or the watchdog reports the deadlock) */
     for (; (n < limit && !stopped(cs)) || orphaned(cs);) {
+        if (!crasher) quiet_wait(cs, s, me, n);
         int64_t t0 = now_ns();
+        if (crasher && n == cs->kill_at && !armed) { /* from here to the end of its unlock() */
+            quiet_begin(cs, me);
+            crash_begin(cs, s, w->index);
+            armed = 1;
+        }
         set_phase(s, ST_PH_LOCK, n);
         int r = cs->lock->lock(h, ST_OP_TIMEOUT_MS);
         if (retryable(r)) {
@@ -499,10 +594,21 @@ static void run_locker(struct st_worker *w, void *h)
         if (sched_mode(cs)) rt.point(); /* entering: another thread may run first */
         uint32_t prev = atomic_exchange_explicit(&sh->owner, me, memory_order_relaxed);
         uint32_t died = atomic_load_explicit(&sh->cs_victim, memory_order_relaxed);
+        uint32_t crashed = atomic_load_explicit(&sh->crash_victim, memory_order_relaxed);
+        if (crashed != 0 && crashed != me && worker_dead(cs, crashed - 1)) {
+            died = crashed; /* the crash-point victim died: maybe holding the lock, maybe not */
+            if (prev == crashed || r == 1)
+                atomic_store_explicit(&sh->crash_victim, 0, memory_order_relaxed);
+        } else if (crashed != 0) {
+            crashed = 0;
+        }
         if (r == 1) {
             atomic_fetch_add_explicit(&s->recovered, 1, memory_order_relaxed);
             if (died == 0) add_violation(s, ST_V_ERROR, 0, n, 1, prev);
             atomic_store_explicit(&sh->cs_victim, 0, memory_order_relaxed);
+        } else if (prev != 0 && crashed != 0 && prev == crashed) {
+            /* it died inside the critical section; a robust lock must say so with 1 */
+            if (robust) add_violation(s, ST_V_ERROR, prev - 1, n, 0, prev);
         } else if (prev != 0) {
             if (died != 0 && prev == died) {
                 /* the holder died inside the critical section and the lock handed it on
@@ -530,6 +636,11 @@ static void run_locker(struct st_worker *w, void *h)
             add_violation(s, ST_V_EXCLUSION, expect ? expect - 1 : UINT32_MAX, n, 1, 0);
         set_phase(s, ST_PH_UNLOCK, n);
         r = cs->lock->unlock(h);
+        if (armed == 1) {
+            crash_end(cs, s);
+            atomic_store_explicit(&sh->quiet, 0, memory_order_release);
+            armed = 2;
+        }
         if (r < 0) {
             record_err(s, r, ST_PH_UNLOCK, n);
             goto out;
@@ -583,6 +694,7 @@ int st_worker_main(struct st_worker *w)
     void *ep = NULL;
     int r;
     tl_slot = s;
+    atomic_store_explicit(&s->pid, (int32_t)getpid(), memory_order_relaxed);
     set_phase(s, ST_PH_OPEN, 0);
     if (cs->chan != NULL) {
         int role = w->role == ST_ROLE_PRODUCER ? IPCP_ROLE_PRODUCER : IPCP_ROLE_CONSUMER;

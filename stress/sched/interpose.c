@@ -101,6 +101,7 @@ SR_EXPORT int gettimeofday(struct timeval *tv, void *tz)
 SR_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
 {
     if (!sr_active()) {
+        sr_crash_point();
         resolve_nanosleep();
         return real_nanosleep(req, rem);
     }
@@ -113,6 +114,7 @@ SR_EXPORT int clock_nanosleep(clockid_t clk, int flags, const struct timespec *r
                               struct timespec *rem)
 {
     if (!sr_active()) {
+        sr_crash_point();
         resolve_clock_nanosleep();
         return real_clock_nanosleep(clk, flags, req, rem);
     }
@@ -128,6 +130,7 @@ SR_EXPORT int clock_nanosleep(clockid_t clk, int flags, const struct timespec *r
 SR_EXPORT int usleep(useconds_t us)
 {
     if (!sr_active()) {
+        sr_crash_point();
         resolve_usleep();
         return real_usleep(us);
     }
@@ -138,6 +141,7 @@ SR_EXPORT int usleep(useconds_t us)
 SR_EXPORT int sched_yield(void)
 {
     if (!sr_active()) {
+        sr_crash_point();
         resolve_sched_yield();
         return real_sched_yield();
     }
@@ -203,6 +207,7 @@ SR_EXPORT long syscall(long n, ...)
     va_end(ap);
     if (n == SYS_futex && sr_active())
         return futex((uint32_t *)a, (int)b, (uint32_t)c, (const struct timespec *)d, PC);
+    if (n == SYS_futex) sr_crash_point();
     return sr_real_syscall6(n, a, b, c, d, e, f);
 }
 
@@ -223,6 +228,7 @@ static int mutex_lock(pthread_mutex_t *m, int64_t deadline, const void *pc)
 SR_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 {
     if (!sr_active()) {
+        sr_crash_point();
         resolve_pthread_mutex_lock();
         return real_pthread_mutex_lock(m);
     }
@@ -232,6 +238,7 @@ SR_EXPORT int pthread_mutex_lock(pthread_mutex_t *m)
 SR_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abs)
 {
     if (!sr_active()) {
+        sr_crash_point();
         resolve_pthread_mutex_timedlock();
         return real_pthread_mutex_timedlock(m, abs);
     }
@@ -242,14 +249,17 @@ SR_EXPORT int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec 
 SR_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 {
     resolve_pthread_mutex_trylock();
-    if (sr_active()) sr_point(SR_OP_CAS, m, 0, PC);
+    sr_point(SR_OP_CAS, m, 0, PC); /* a crash point too when not scheduled */
     return real_pthread_mutex_trylock(m);
 }
 
 SR_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
 {
     resolve_pthread_mutex_unlock();
-    if (!sr_active()) return real_pthread_mutex_unlock(m);
+    if (!sr_active()) {
+        sr_crash_point();
+        return real_pthread_mutex_unlock(m);
+    }
     sr_drain();
     sr_point(SR_OP_WAKE, m, 0, PC);
     int r = real_pthread_mutex_unlock(m);
@@ -274,6 +284,7 @@ static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, int64_t deadline, co
 SR_EXPORT int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m)
 {
     if (!sr_active()) {
+        sr_crash_point();
         resolve_pthread_cond_wait();
         return real_pthread_cond_wait(c, m);
     }
@@ -284,6 +295,7 @@ SR_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
                                      const struct timespec *abs)
 {
     if (!sr_active()) {
+        sr_crash_point();
         resolve_pthread_cond_timedwait();
         return real_pthread_cond_timedwait(c, m, abs);
     }
@@ -294,6 +306,7 @@ SR_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
 SR_EXPORT int pthread_cond_signal(pthread_cond_t *c)
 {
     if (!sr_active()) {
+        sr_crash_point();
         resolve_pthread_cond_signal();
         return real_pthread_cond_signal(c);
     }
@@ -306,6 +319,7 @@ SR_EXPORT int pthread_cond_signal(pthread_cond_t *c)
 SR_EXPORT int pthread_cond_broadcast(pthread_cond_t *c)
 {
     if (!sr_active()) {
+        sr_crash_point();
         resolve_pthread_cond_broadcast();
         return real_pthread_cond_broadcast(c);
     }
@@ -333,6 +347,7 @@ static int sem_wait_until(sem_t *s, int64_t deadline, const void *pc)
 SR_EXPORT int sem_wait(sem_t *s)
 {
     if (!sr_active()) {
+        sr_crash_point();
         resolve_sem_wait();
         return real_sem_wait(s);
     }
@@ -342,6 +357,7 @@ SR_EXPORT int sem_wait(sem_t *s)
 SR_EXPORT int sem_timedwait(sem_t *s, const struct timespec *abs)
 {
     if (!sr_active()) {
+        sr_crash_point();
         resolve_sem_timedwait();
         return real_sem_timedwait(s, abs);
     }
@@ -352,14 +368,17 @@ SR_EXPORT int sem_timedwait(sem_t *s, const struct timespec *abs)
 SR_EXPORT int sem_trywait(sem_t *s)
 {
     resolve_sem_trywait();
-    if (sr_active()) sr_point(SR_OP_CAS, s, 0, PC);
+    sr_point(SR_OP_CAS, s, 0, PC);
     return real_sem_trywait(s);
 }
 
 SR_EXPORT int sem_post(sem_t *s)
 {
     resolve_sem_post();
-    if (!sr_active()) return real_sem_post(s);
+    if (!sr_active()) {
+        sr_crash_point();
+        return real_sem_post(s);
+    }
     sr_drain();
     sr_point(SR_OP_WAKE, s, 0, PC);
     int r = real_sem_post(s);
@@ -401,6 +420,8 @@ SR_EXPORT void *memcpy(void *d, const void *s, size_t n)
         sr_drain_overlap(d, n);
         sr_drain_overlap(s, n);
         if (!sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+    } else if (n && !sr_from_harness(PC)) {
+        sr_crash_point();
     }
     return real_memcpy ? real_memcpy(d, s, n) : slow_move(d, s, n);
 }
@@ -411,6 +432,8 @@ SR_EXPORT void *memmove(void *d, const void *s, size_t n)
         sr_drain_overlap(d, n);
         sr_drain_overlap(s, n);
         if (!sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+    } else if (n && !sr_from_harness(PC)) {
+        sr_crash_point();
     }
     return real_memmove ? real_memmove(d, s, n) : slow_move(d, s, n);
 }
@@ -420,6 +443,8 @@ SR_EXPORT void *memset(void *d, int c, size_t n)
     if (n && sr_active()) {
         sr_drain_overlap(d, n);
         if (!sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+    } else if (n && !sr_from_harness(PC)) {
+        sr_crash_point();
     }
     if (real_memset) return real_memset(d, c, n);
     volatile unsigned char *dd = d;
@@ -453,7 +478,10 @@ static const char fd_key = 0; /* every fd wait: woken by any write (a spurious w
 SR_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
     resolve_poll();
-    if (!sr_active()) return real_poll(fds, n, timeout);
+    if (!sr_active()) {
+        sr_crash_point();
+        return real_poll(fds, n, timeout);
+    }
     sr_drain();
     sr_point(SR_OP_WAIT, fds, (uint64_t)timeout, PC);
     int64_t deadline = timeout > 0 ? sr_now() + (int64_t)timeout * 1000000 : 0;
@@ -467,7 +495,10 @@ SR_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 SR_EXPORT ssize_t read(int fd, void *buf, size_t len)
 {
     resolve_read();
-    if (!sr_active()) return real_read(fd, buf, len);
+    if (!sr_active()) {
+        sr_crash_point();
+        return real_read(fd, buf, len);
+    }
     sr_drain();
     sr_point(SR_OP_READ, NULL, len, PC);
     int fl = fcntl(fd, F_GETFL);
@@ -487,7 +518,10 @@ SR_EXPORT ssize_t read(int fd, void *buf, size_t len)
 SR_EXPORT ssize_t write(int fd, const void *buf, size_t len)
 {
     resolve_write();
-    if (!sr_active()) return real_write(fd, buf, len);
+    if (!sr_active()) {
+        sr_crash_point();
+        return real_write(fd, buf, len);
+    }
     sr_drain();
     sr_point(SR_OP_WRITE, NULL, len, PC);
     int fl = fcntl(fd, F_GETFL);

@@ -27,6 +27,7 @@
 #include <link.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -401,8 +402,37 @@ static void pct_step(void)
     }
 }
 
+/* ---- crash points (process mode) --------------------------------------------------------- */
+
+/* Armed in the victim's thread: the number of scheduling points left before it dies. */
+static _Thread_local volatile uint64_t crash_left, crash_seen;
+
+void sr_crash_point(void)
+{
+    if (crash_left == 0) return;
+    crash_seen++;
+    if (--crash_left == 0) raise(SIGKILL); /* before the operation of this point */
+}
+
+/* Counts the scheduling points of this thread from now on, and SIGKILLs the process at the
+ * n-th (1-based), before its operation happens. */
+SR_EXPORT void ipcproof_sched_crash_arm(uint64_t n)
+{
+    if (exe_hi == 0) dl_iterate_phdr(find_exe, NULL); /* the harness's copies do not count */
+    crash_seen = 0;
+    crash_left = n;
+}
+
+/* Stops counting; returns how many points were seen (fewer than n: it never died). */
+SR_EXPORT uint64_t ipcproof_sched_crash_disarm(void)
+{
+    crash_left = 0;
+    return crash_seen;
+}
+
 void sr_point(int op, const volatile void *addr, uint64_t value, const void *pc)
 {
+    if (crash_left) sr_crash_point();
     if (!sr_active()) return;
     busy = 1;
     struct sthread *t = &S.t[me];

@@ -32,6 +32,10 @@ enum sr_op {
 /* pc is in the main executable (the ipcproof harness), not in the protocol's code. */
 int sr_from_harness(const void *pc);
 
+/* --crash-point in process mode: counts a scheduling point of this thread when armed, and dies
+ * at the chosen one. Called where a scheduled thread would have a point, scheduled or not. */
+void sr_crash_point(void);
+
 /* This thread is scheduled. */
 int sr_active(void);
 

@@ -78,3 +78,24 @@ ipcp_stress_test(NAME stress.sched.needs_mode RC 2 NO_JSON STDERR "--schedules g
   ARGS stress --plugin ${T}/good_ring.so --schedules 5)
 ipcp_stress_test(NAME stress.sched.no_duration RC 2 NO_JSON STDERR "--duration does not apply"
   ARGS stress --plugin ${T}/good_ring.so --mode sched --duration 1)
+
+# crash points: a holder dies at every scheduling point of its lock() and unlock() in turn (the
+# others wait outside lock() meanwhile, so the points are those of one path): a death between
+# taking the lock and recording the owner is found every time, with every seed
+foreach(seed 1 2 3)
+  ipcp_stress_test(NAME stress.crash.owner_after_cas_seed${seed} RC 1 KINDS deadlock
+    JSON_EQ "crash_point=2"
+    ARGS stress --plugin ${T}/broken_robust_owner_after_cas.so --kind lock --workers 3
+    --crash-points --seed ${seed} --stall 2)
+endforeach()
+ipcp_stress_test(NAME stress.crash.owner_after_cas_fixed RC 0
+  JSON_GE "crash_points_in_operation=2"
+  ARGS stress --plugin ${T}/broken_robust_owner_after_cas.so --kind lock --workers 3
+  --crash-points --seed 1 --stall 2 --opt fixed=1)
+ipcp_stress_test(NAME stress.crash.good_robust_mutex RC 0 JSON_GE "crash_points_in_operation=2"
+  ARGS stress --plugin ${T}/good_robust_mutex.so --kind lock --workers 3 --crash-points --seed 1
+  --stall 2)
+ipcp_stress_test(NAME stress.crash.channel RC 0 JSON_GE "crash_points_in_operation=2"
+  ARGS stress --plugin ${T}/good_pipe.so --crash-points --messages 200 --seed 1 --stall 2)
+ipcp_stress_test(NAME stress.crash.needs_robust RC 2 DETAIL "IPCP_LOCK_ROBUST"
+  ARGS stress --plugin ${T}/good_asm_spinlock.so --kind lock --crash-points --seed 1)
