@@ -99,3 +99,6 @@ ipcp_stress_test(NAME stress.crash.channel RC 0 JSON_GE "crash_points_in_operati
   ARGS stress --plugin ${T}/good_pipe.so --crash-points --messages 200 --seed 1 --stall 2)
 ipcp_stress_test(NAME stress.crash.needs_robust RC 2 DETAIL "IPCP_LOCK_ROBUST"
   ARGS stress --plugin ${T}/good_asm_spinlock.so --kind lock --crash-points --seed 1)
+ipcp_stress_test(NAME stress.crash.broken_robust_lie RC 1 KINDS deadlock
+  ARGS stress --plugin ${T}/broken_robust_lie.so --kind lock --workers 3 --crash-points --seed 1
+  --stall 2)
