@@ -104,7 +104,9 @@ static const char usage_text[] =
     "  --sched-steps K              pct's expected length of a schedule (1000)\n"
     "  --plain-points               plain reads and writes are scheduling points too\n"
     "  --memory tso|sc              tso (default): a store buffer per thread (x86-TSO);\n"
-    "                               sc: sequential consistency\n";
+    "                               sc: sequential consistency\n"
+    "  --lost-wakeups               a futex waiter asleep on a word that changed while nobody\n"
+    "                               can run is a violation (its wake-up was lost)\n";
 
 void st_usage(FILE *out)
 {

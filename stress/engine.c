@@ -724,7 +724,7 @@ static void sched_outcome(struct sup *S)
 {
     struct st_sched_report *sr = S->cs.sched_rep;
     struct st_report *rep = S->rep;
-    if (sr->status == ST_SCHED_DEADLOCK) {
+    if (sr->status == ST_SCHED_DEADLOCK || sr->status == ST_SCHED_LOSTWAKE) {
         st_symbolize(sr);
         char text[1024] = "";
         size_t len = 0;
@@ -735,10 +735,17 @@ static void sched_outcome(struct sup *S)
                                     "%s%.24s in %.32s at %.160s (on m%u+0x%x)", len ? "; " : "",
                                     sr->names[i], b->what, b->where, b->object, b->offset);
         }
-        st_report_add(rep, ST_V_DEADLOCK, 1,
-                      "schedule %" PRIu64 ", step %" PRIu64
-                      ": every thread is blocked and no timer is pending: %s",
-                      S->cs.schedule, sr->steps, text);
+        if (sr->status == ST_SCHED_DEADLOCK)
+            st_report_add(rep, ST_V_DEADLOCK, 1,
+                          "schedule %" PRIu64 ", step %" PRIu64
+                          ": every thread is blocked and no timer is pending: %s",
+                          S->cs.schedule, sr->steps, text);
+        else
+            st_report_add(rep, ST_V_DEADLOCK, 1,
+                          "schedule %" PRIu64 ", step %" PRIu64
+                          ": a lost wake-up: nobody can run, and a futex waiter sleeps on a word "
+                          "that has changed since (only its timeout will wake it): %s",
+                          S->cs.schedule, sr->steps, text);
     } else if (sr->status == ST_SCHED_LIVELOCK)
         st_report_add(rep, ST_V_DEADLOCK, 1, "schedule %" PRIu64 ": %s", S->cs.schedule, sr->text);
     else if (sr->status != ST_SCHED_FINISHED && S->o.nproc && !S->o.watchdog_killed)
@@ -887,7 +894,9 @@ static int run_once(const struct st_config *c, struct st_report *rep, int verify
                            st_endpoint_name(cs, cs->kill_victim - 1, (char[48]){0}, 48));
     }
     if (cs->sched_rep != NULL && rep->status != 2) {
-        if (rep->nv && cs->sched_rep->status != ST_SCHED_DEADLOCK) st_symbolize(cs->sched_rep);
+        if (rep->nv && cs->sched_rep->status != ST_SCHED_DEADLOCK &&
+            cs->sched_rep->status != ST_SCHED_LOSTWAKE)
+            st_symbolize(cs->sched_rep);
         free(rep->sched);
         rep->sched = malloc(sizeof(*rep->sched));
         if (rep->sched != NULL) memcpy(rep->sched, cs->sched_rep, sizeof(*rep->sched));

@@ -85,32 +85,6 @@ static const char *role_word(int role)
     return role == ST_ROLE_PRODUCER ? "producer" : role == ST_ROLE_CONSUMER ? "consumer" : "worker";
 }
 
-static const char *const sched_ops[] = {"load", "store", "rmw",     "cas",   "fence",
-                                        "read", "write", "copy",    "yield", "sleep",
-                                        "wait", "wake",  "harness", "flush"};
-
-/* "step 812  producer 0  store m2+0x40 = 5  at push+0x3c (ring.so)" */
-void st_sched_event_line(const struct st_sched_report *sr, const struct st_sched_event *e,
-                         char *buf, size_t cap)
-{
-    const char *op = e->op < sizeof(sched_ops) / sizeof(sched_ops[0]) ? sched_ops[e->op] : "?";
-    const char *who = e->thread < ST_SCHED_MAX_THREADS ? sr->names[e->thread] : "?";
-    char obj[48] = "", val[40] = "";
-    if (e->object) snprintf(obj, sizeof(obj), " m%u+0x%x", e->object, e->offset);
-    if (e->value == UINT64_MAX)
-        snprintf(val, sizeof(val), " = (pointer)");
-    else if (e->op == 1 || e->op == 2 || e->op == 3 || e->op == 7 || e->op == 9 || e->op == 10 ||
-             e->op == 13)
-        snprintf(val, sizeof(val), " %s %llu",
-                 e->op == 7    ? "bytes"
-                 : e->op == 9  ? "ns"
-                 : e->op == 10 ? "timed-out"
-                               : "=",
-                 (unsigned long long)e->value);
-    snprintf(buf, cap, "step %-7llu %-12.24s %-7s%s%s  at %.96s", (unsigned long long)e->step, who,
-             op, obj, val, e->where);
-}
-
 /* The last scheduling decisions of a failing schedule. */
 static void print_trace(FILE *o, const struct st_report *r, unsigned max)
 {
@@ -206,7 +180,13 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
                     ? (r->proto_flags & IPCP_LOCK_FAIR ? ", robust, fair" : ", robust")
                     : (r->proto_flags & IPCP_LOCK_FAIR ? ", fair" : ""),
                 st_mode_name(c->mode), c->workers, fl, c->seed);
-    if (r->chan)
+    if (c->mode == ST_MODE_SCHED) /* the counts are the last schedule's; its time is virtual */
+        fprintf(o,
+                "  last schedule: %" PRIu64 " %s, %" PRIu64 " %s (virtual time: no rates); %" PRIu64
+                " retried calls\n",
+                r->chan ? r->sent : r->received, r->chan ? "sent" : "acquisitions",
+                r->chan ? r->received : r->counter, r->chan ? "received" : "counter", r->retries);
+    else if (r->chan)
         fprintf(o,
                 "  sent %" PRIu64 ", received %" PRIu64 " in %.3f s: %s msgs/s, %s B/s; %" PRIu64
                 " retried calls\n",
@@ -218,8 +198,9 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
                 " recoveries; %" PRIu64 " retried calls\n",
                 r->received, r->seconds, human(r->msgs_per_s, a, sizeof(a)), r->counter,
                 r->recovered, r->retries);
-    fprintf(o, "  %s: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
-            r->chan ? "latency send->recv" : "lock wait", dur(st_hist_pct(r->hist, 50), d1, 32),
+    fprintf(o, "  %s%s: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
+            r->chan ? "latency send->recv" : "lock wait",
+            c->mode == ST_MODE_SCHED ? " (virtual)" : "", dur(st_hist_pct(r->hist, 50), d1, 32),
             dur(st_hist_pct(r->hist, 90), d2, 32), dur(st_hist_pct(r->hist, 99), d3, 32),
             dur(st_hist_pct(r->hist, 99.9), d4, 32), dur(st_hist_pct(r->hist, 100), d5, 32));
     if (r->has_overhead)

@@ -18,7 +18,8 @@ set(IPCP_PLAIN_BIN "${PROJECT_SOURCE_DIR}/build/default/stress/ipcproof" CACHE S
 file(RELATIVE_PATH _ipcp_bin_to_lib ${CMAKE_INSTALL_FULL_BINDIR} ${CMAKE_INSTALL_FULL_LIBDIR})
 
 # The executable is named ipcproof; the target has another name because the library is ipcproof.
-add_executable(ipcproof_cli ${IPCP_STRESS_SOURCES} ${IPCP_STRESS_PROTOS})
+add_executable(ipcproof_cli ${IPCP_STRESS_SOURCES} ${IPCP_STRESS_PROTOS}
+                            ${CMAKE_CURRENT_SOURCE_DIR}/sched/schedfmt.c)
 set_target_properties(ipcproof_cli PROPERTIES OUTPUT_NAME ipcproof)
 target_include_directories(ipcproof_cli PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
                                                ${PROJECT_SOURCE_DIR}/core/src)

@@ -110,10 +110,11 @@ struct st_config {
     uint64_t sched_steps;    /* --sched-steps: pct's k; 0 = estimated */
     int plain_points;        /* --plain-points */
     int memory_sc;           /* --memory sc (default tso: a store buffer per thread) */
+    int lost_wakeups;        /* --lost-wakeups: a futex waiter asleep on a changed word fails */
     /* --crash-point N / --crash-points (process mode, the scheduler runtime preloaded) */
-    uint64_t crash_point; /* the victim dies at the N-th scheduling point of one operation */
-    int crash_points;     /* try every point of that operation, one run each */
-    const char *sched_out;   /* --sched-out FILE: where a failing schedule is saved */
+    uint64_t crash_point;  /* the victim dies at the N-th scheduling point of one operation */
+    int crash_points;      /* try every point of that operation, one run each */
+    const char *sched_out; /* --sched-out FILE: where a failing schedule is saved */
 };
 
 void st_config_defaults(struct st_config *c);
@@ -183,20 +184,20 @@ struct st_slot {
     _Atomic uint64_t ops;
     _Atomic uint64_t unique; /* consumer: messages that were new (first delivery) */
     _Atomic uint64_t bytes;
-    _Atomic uint64_t retries;   /* -ETIMEDOUT / -EINTR / -EAGAIN returns that were retried */
-    _Atomic int64_t last_ns;    /* when the last op completed */
-    _Atomic int32_t err;        /* first unexpected error (negative), 0 = none */
-    _Atomic uint32_t err_op;    /* phase of that error */
-    _Atomic uint64_t err_seq;   /* seq / acquisition of that error */
-    _Atomic int64_t err_ns;     /* when it happened */
-    _Atomic uint64_t recovered; /* locker: lock() returned 1 */
-    _Atomic uint32_t crash_sig; /* a fatal signal (SIGSEGV, ...) hit this worker */
-    _Atomic uint64_t timeouts;  /* retried returns that were -ETIMEDOUT or -EAGAIN */
-    _Atomic int64_t max_gap_ns; /* longest wait for one op that ended in timeouts (starvation) */
-    _Atomic uint64_t gap_at;    /* the op count at which it ended */
-    _Atomic uint32_t quota_met; /* the endpoint finished its own quota */
-    _Atomic int64_t end_ns;     /* when it left its loop */
-    _Atomic int32_t pid;        /* the worker's process */
+    _Atomic uint64_t retries;    /* -ETIMEDOUT / -EINTR / -EAGAIN returns that were retried */
+    _Atomic int64_t last_ns;     /* when the last op completed */
+    _Atomic int32_t err;         /* first unexpected error (negative), 0 = none */
+    _Atomic uint32_t err_op;     /* phase of that error */
+    _Atomic uint64_t err_seq;    /* seq / acquisition of that error */
+    _Atomic int64_t err_ns;      /* when it happened */
+    _Atomic uint64_t recovered;  /* locker: lock() returned 1 */
+    _Atomic uint32_t crash_sig;  /* a fatal signal (SIGSEGV, ...) hit this worker */
+    _Atomic uint64_t timeouts;   /* retried returns that were -ETIMEDOUT or -EAGAIN */
+    _Atomic int64_t max_gap_ns;  /* longest wait for one op that ended in timeouts (starvation) */
+    _Atomic uint64_t gap_at;     /* the op count at which it ended */
+    _Atomic uint32_t quota_met;  /* the endpoint finished its own quota */
+    _Atomic int64_t end_ns;      /* when it left its loop */
+    _Atomic int32_t pid;         /* the worker's process */
     _Atomic uint64_t crash_seen; /* --crash-point: the victim lived through its operation, which
                                     had this many points (0: it died, or was not the victim) */
     _Atomic uint64_t vcount[ST_V_NKINDS];
@@ -210,11 +211,11 @@ struct st_shared {
     _Atomic uint32_t abort_run;       /* everybody: leave now (supervisor gave up) */
     _Atomic uint32_t producers_ended; /* producers done or dead */
     _Atomic int64_t start_ns;
-    _Atomic uint32_t killed;    /* index + 1 of the endpoint killed by --fault kill */
-    _Atomic uint32_t cs_victim; /* locks: index + 1 of a worker that died inside the CS */
+    _Atomic uint32_t killed;       /* index + 1 of the endpoint killed by --fault kill */
+    _Atomic uint32_t cs_victim;    /* locks: index + 1 of a worker that died inside the CS */
     _Atomic uint32_t crash_victim; /* --crash-point: index + 1 of the worker armed to die */
-    _Atomic uint32_t quiet; /* locks, --crash-point: index + 1 of the victim the others wait
-                               for, outside lock(), so that its operation takes one path */
+    _Atomic uint32_t quiet;        /* locks, --crash-point: index + 1 of the victim the others wait
+                                      for, outside lock(), so that its operation takes one path */
     _Atomic int64_t kill_ns;
     _Atomic uint64_t signals;   /* --fault signals: SIGALRMs handled by workers */
     _Atomic uint64_t io_faults; /* --fault short-io: faults the interposer injected */
@@ -299,7 +300,7 @@ struct st_case {
     uint64_t (*faults_count)(void); /* faults injected into the calling thread so far */
     unsigned fault_rate_ppm;
     /* sched mode */
-    uint64_t schedule;                  /* this schedule's number */
+    uint64_t schedule;                 /* this schedule's number */
     struct st_sched_report *sched_rep; /* shared mapping: what the runtime reports */
 };
 
@@ -422,13 +423,13 @@ struct st_report {
     char *output;       /* the protocol processes' output (failing cases), malloc()ed */
     uint64_t output_dropped;
     /* sched mode */
-    uint64_t schedules_run;        /* schedules that ran */
-    uint64_t schedule;             /* the one reported: the first that failed, or the last */
-    uint64_t sched_steps_total;    /* scheduling points over every schedule */
-    uint64_t sched_k;              /* pct's k as used */
+    uint64_t schedules_run;     /* schedules that ran */
+    uint64_t schedule;          /* the one reported: the first that failed, or the last */
+    uint64_t sched_steps_total; /* scheduling points over every schedule */
+    uint64_t sched_k;           /* pct's k as used */
     /* --crash-point(s) */
-    uint64_t crash_point;      /* the last point tried */
-    uint64_t crash_points_all; /* the victim's operation had this many (known once past them) */
+    uint64_t crash_point;          /* the last point tried */
+    uint64_t crash_points_all;     /* the victim's operation had this many (known once past them) */
     struct st_sched_report *sched; /* a copy of the reported schedule's runtime report */
 };
 
@@ -437,9 +438,6 @@ void st_report_add(struct st_report *r, int kind, uint64_t count, const char *fm
 void st_report_note(struct st_report *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void st_report_print(const struct st_config *c, const struct st_report *r, const char *repro);
-/* One line of a schedule's trace. */
-void st_sched_event_line(const struct st_sched_report *sr, const struct st_sched_event *e,
-                         char *buf, size_t cap);
 /* Writes the JSON report to out (opened before the run); returns 0 or -1 (message on stderr). */
 int st_report_json(const struct st_config *c, const struct st_report *r, const char *repro,
                    FILE *out);

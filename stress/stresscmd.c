@@ -64,6 +64,7 @@ enum {
     O_MEMORY,
     O_CRASHPOINT,
     O_CRASHPOINTS,
+    O_LOSTWAKEUPS,
     O_HELP,
 };
 
@@ -107,6 +108,7 @@ static const struct option stress_opts[] = {
     {"memory", required_argument, NULL, O_MEMORY},
     {"crash-point", required_argument, NULL, O_CRASHPOINT},
     {"crash-points", no_argument, NULL, O_CRASHPOINTS},
+    {"lost-wakeups", no_argument, NULL, O_LOSTWAKEUPS},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -292,6 +294,10 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
             break;
         case O_CRASHPOINTS:
             c->crash_points = 1;
+            break;
+        case O_LOSTWAKEUPS:
+            c->lost_wakeups = 1;
+            sched_opt = "--lost-wakeups";
             break;
         case O_MEMORY:
             if (strcmp(a, "sc") == 0)

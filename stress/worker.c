@@ -866,6 +866,7 @@ int st_sched_child(struct st_case *cs)
         .plain_points = (uint32_t)c->plain_points,
         .nthreads = cs->nworkers,
         .tso = !c->memory_sc,
+        .lost_wakeups = (uint32_t)c->lost_wakeups,
     };
     if (rt.begin(&sc, cs->sched_rep) < 0) return ST_EXIT_SETUP;
     sched_sh = cs->sh;

@@ -29,7 +29,7 @@
 #include "schedrt.h"
 
 #define PC           __builtin_return_address(0)
-#define REALTIME_OFF 1700000000000000000LL /* the virtual epoch of CLOCK_REALTIME */
+#define REALTIME_OFF SR_REALTIME_OFF
 
 #define REAL(ret, name, args)                                                                      \
     static ret(*real_##name) args;                                                                 \
@@ -165,39 +165,6 @@ SR_EXPORT int pause(void)
 
 /* ---- futex ---------------------------------------------------------------------------------- */
 
-static long futex(uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts, const void *pc)
-{
-    int cmd = op & FUTEX_CMD_MASK;
-    if (cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET) {
-        sr_drain();
-        sr_point(SR_OP_WAIT, uaddr, val, pc);
-        if (__atomic_load_n(uaddr, __ATOMIC_SEQ_CST) != val) {
-            errno = EAGAIN;
-            return -1;
-        }
-        int64_t deadline = 0;
-        if (ts != NULL) {
-            if (cmd == FUTEX_WAIT)
-                deadline = sr_now() + ts_ns(ts);
-            else
-                deadline = (op & FUTEX_CLOCK_REALTIME) ? abs_realtime(ts) : ts_ns(ts);
-            if (deadline <= sr_now()) deadline = sr_now() + 1;
-        }
-        if (sr_block(uaddr, deadline, "a futex wait", pc) < 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        return 0;
-    }
-    if (cmd == FUTEX_WAKE || cmd == FUTEX_WAKE_BITSET) {
-        sr_drain();
-        sr_point(SR_OP_WAKE, uaddr, val, pc);
-        return sr_wake(uaddr, val > (uint32_t)INT32_MAX ? -1 : (int)val);
-    }
-    errno = ENOSYS; /* requeue, PI futexes: not modelled */
-    return -1;
-}
-
 SR_EXPORT long syscall(long n, ...)
 {
     va_list ap;
@@ -206,7 +173,7 @@ SR_EXPORT long syscall(long n, ...)
     long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
     va_end(ap);
     if (n == SYS_futex && sr_active())
-        return futex((uint32_t *)a, (int)b, (uint32_t)c, (const struct timespec *)d, PC);
+        return sr_futex((uint32_t *)a, (int)b, (uint32_t)c, (const struct timespec *)d, PC);
     if (n == SYS_futex) sr_crash_point();
     return sr_real_syscall6(n, a, b, c, d, e, f);
 }

@@ -16,6 +16,7 @@
 #ifndef IPCP_STRESS_SCHEDAPI_H
 #define IPCP_STRESS_SCHEDAPI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define ST_SCHED_MAX_THREADS 64
@@ -29,6 +30,7 @@ enum st_sched_status {
     ST_SCHED_FINISHED, /* every thread ended */
     ST_SCHED_DEADLOCK, /* every thread blocked, no timer pending */
     ST_SCHED_LIVELOCK, /* the step limit was reached */
+    ST_SCHED_LOSTWAKE, /* a futex waiter sleeps on a word that changed, and nobody can run */
 };
 
 struct st_sched_cfg {
@@ -40,8 +42,15 @@ struct st_sched_cfg {
     uint64_t max_steps;    /* livelock limit */
     uint32_t plain_points; /* plain reads and writes are scheduling points too */
     uint32_t nthreads;
-    uint32_t tso; /* x86-TSO: atomic stores below seq_cst go through a store buffer */
-    uint32_t unused;
+    uint32_t tso;          /* x86-TSO: atomic stores below seq_cst go through a store buffer */
+    uint32_t lost_wakeups; /* a futex waiter asleep on a changed word is a violation */
+    /* the choices themselves (a fuzzer's bytes): one byte per choice while they last, then the
+     * seed's stream; NULL = the seed's stream from the start */
+    const uint8_t *decisions;
+    uint64_t ndecisions;
+    /* leave the trace's code addresses raw at the end (a fuzz target runs thousands of schedules
+     * and names the places of a failing one only: ipcproof_sched_place_trace) */
+    uint32_t raw_trace;
 };
 
 #define ST_SCHED_MODULES 8
@@ -90,6 +99,11 @@ struct st_sched_report {
     struct st_sched_event trace[ST_SCHED_TRACE];
 };
 
+/* One line of a schedule's trace (schedfmt.c, in ipcproof and in the fuzz targets that run the
+ * scheduler): "step 812  producer  store m2+0x40 = 5  at push+0x3c". */
+void st_sched_event_line(const struct st_sched_report *sr, const struct st_sched_event *e,
+                         char *buf, size_t cap);
+
 /* The runtime's entry points (dlsym'd by name "ipcproof_sched_<field>"). */
 struct st_schedrt {
     /* In the process that will run the threads, before they exist. */
@@ -103,5 +117,13 @@ struct st_schedrt {
     /* A scheduling point of the harness itself (between two operations of an endpoint). */
     void (*point)(void);
 };
+
+/* The same entry points by name, for a program that links the runtime in (the fuzz targets that
+ * run core code under the scheduler), and the naming of a raw trace (cfg.raw_trace). */
+int ipcproof_sched_begin(const struct st_sched_cfg *cfg, struct st_sched_report *rep);
+void ipcproof_sched_enter(uint32_t index, const char *name);
+void ipcproof_sched_leave(void);
+int ipcproof_sched_run(void);
+void ipcproof_sched_place_trace(struct st_sched_report *rep);
 
 #endif

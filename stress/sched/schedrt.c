@@ -1,9 +1,10 @@
 /* schedrt.c - the scheduler of `--mode sched`: one scheduled thread runs at a time, and at every
  * scheduling point a seeded strategy chooses who runs next.
  *
- * Handing over: each thread has a futex word (its baton). The running thread sets the chosen
- * thread's baton, wakes it, and sleeps on its own until it is chosen again, so exactly one
- * scheduled thread is ever running, and the scheduler's state is only touched by it.
+ * Handing over: each thread has a futex word (its baton: 0 wait, 1 run, 2 asleep on it). The
+ * running thread gives the chosen thread the baton (waking it only if it sleeps) and polls its
+ * own for a moment, then sleeps on it until it is chosen again, so exactly one scheduled thread
+ * is ever running, and the scheduler's state is only touched by it.
  *
  * Strategies. random: uniform among the threads that can run. pct (Burckhardt et al., ASPLOS
  * 2010): distinct random priorities for the n threads, the highest runnable one runs; at d - 1
@@ -33,21 +34,32 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "schedapi.h"
 #include "schedrt.h"
 
-#define VTIME_START 1000000000000LL /* 1000 s: far from 0, the same in every run */
-#define STEP_NS     10
-#define YIELD_NS    1000
-#define SPIN_LIMIT  16
-#define SB_MAX      16 /* store buffer entries per thread */
+#define VTIME_START  1000000000000LL /* 1000 s: far from 0, the same in every run */
+#define STEP_NS      10
+#define YIELD_NS     1000
+#define SPIN_LIMIT   16
+#define HANDOFF_SPIN 2000 /* polls of the baton before sleeping on it */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+#define SB_MAX 16 /* store buffer entries per thread */
 
 enum tstate { T_NONE = 0, T_RUNNABLE, T_BLOCKED, T_DONE };
 
 struct sthread {
-    _Alignas(64) _Atomic uint32_t baton; /* 1: this thread runs */
+    _Alignas(64) _Atomic uint32_t baton; /* 1: this thread runs; 2: it sleeps on the word */
     int state;
     const void *key; /* blocked on */
     int64_t wake_at; /* deadline of a block or sleep (0: none) */
@@ -57,6 +69,8 @@ struct sthread {
     uint64_t prio;    /* pct */
     const char *what; /* the call it is blocked in */
     const void *pc;
+    const volatile uint32_t *fword; /* a futex wait: the word, and the value it slept on */
+    uint32_t fval;
     struct {
         volatile void *addr;
         int size;
@@ -79,6 +93,7 @@ static struct {
     int64_t vtime;
     uint64_t change[16]; /* pct change points, ascending */
     uint32_t nchange, next_change;
+    uint64_t dpos; /* decisions used */
     /* address -> (object, offset): the 4 KiB pages in order of first use */
     uintptr_t pages[512];
     uint32_t npages;
@@ -117,8 +132,11 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* The next choice: a byte of cfg.decisions while they last (a fuzzer steers the schedule), then
+ * the seed's stream. */
 static uint64_t rnd(void)
 {
+    if (S.dpos < S.cfg.ndecisions) return S.cfg.decisions[S.dpos++];
     S.rng += 0x9e3779b97f4a7c15ull;
     return mix(S.rng);
 }
@@ -327,6 +345,14 @@ static int choose(void)
             /* nobody can run: what is still buffered becomes visible first */
             for (uint32_t i = 0; i < S.n; i++)
                 drain_thread((int)i);
+            /* a futex waiter whose word changed while nobody woke it: its wake-up was lost, and
+             * only its timeout will get it going */
+            for (uint32_t i = 0; S.cfg.lost_wakeups && i < S.n; i++)
+                if (S.t[i].state == T_BLOCKED && S.t[i].fword != NULL &&
+                    __atomic_load_n(S.t[i].fword, __ATOMIC_SEQ_CST) != S.t[i].fval) {
+                    finish(ST_SCHED_LOSTWAKE);
+                    return -1;
+                }
             int64_t next = 0, done = 0;
             for (uint32_t i = 0; i < S.n; i++) {
                 if (S.t[i].state == T_DONE) done++;
@@ -372,6 +398,26 @@ static int choose(void)
 }
 
 /* Runs `next` and waits until this thread is chosen again. */
+/* Thread i runs next. */
+static void baton_give(int i)
+{
+    if (atomic_exchange(&S.t[i].baton, 1) == 2) futex_wake(&S.t[i].baton);
+}
+
+/* Waits until this thread (i) has the baton: polls it for a while (it often comes back within
+ * microseconds, and then no futex call is made on either side), then sleeps on it. */
+static void baton_take(int i)
+{
+    for (int k = 0; k < HANDOFF_SPIN; k++) {
+        if (atomic_load_explicit(&S.t[i].baton, memory_order_acquire) == 1) return;
+        cpu_relax();
+    }
+    uint32_t zero = 0;
+    if (atomic_compare_exchange_strong(&S.t[i].baton, &zero, 2) || zero == 2)
+        while (atomic_load(&S.t[i].baton) == 2)
+            futex_wait(&S.t[i].baton, 2);
+}
+
 static void hand_over(int next)
 {
     int self = me;
@@ -379,10 +425,8 @@ static void hand_over(int next)
     S.switches++;
     S.cur = next;
     atomic_store_explicit(&S.t[self].baton, 0, memory_order_relaxed);
-    atomic_store_explicit(&S.t[next].baton, 1, memory_order_release);
-    futex_wake(&S.t[next].baton);
-    while (atomic_load_explicit(&S.t[self].baton, memory_order_acquire) == 0)
-        futex_wait(&S.t[self].baton, 0);
+    baton_give(next);
+    baton_take(self);
 }
 
 /* The schedule ended and this thread cannot go on: park it for good (the process exits). */
@@ -480,7 +524,8 @@ int sr_block(const void *key, int64_t deadline_ns, const char *what, const void 
     hand_over(next);
     t->wake_at = 0;
     t->what = NULL;
-    record(SR_OP_WAIT, key, t->timed_out ? 1 : 0, pc);
+    t->fword = NULL;
+    record(SR_OP_WOKE, key, t->timed_out ? 1 : 0, pc);
     busy = 0;
     return t->timed_out ? -1 : 0;
 }
@@ -500,6 +545,46 @@ int sr_wake(const void *key, int n)
     return woken;
 }
 
+static int64_t ts_ns(const struct timespec *t)
+{
+    return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+long sr_futex(uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts, const void *pc)
+{
+    int cmd = op & FUTEX_CMD_MASK;
+    if (cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET) {
+        sr_drain();
+        sr_point(SR_OP_WAIT, uaddr, val, pc);
+        if (__atomic_load_n(uaddr, __ATOMIC_SEQ_CST) != val) {
+            errno = EAGAIN;
+            return -1;
+        }
+        int64_t deadline = 0;
+        if (ts != NULL) {
+            if (cmd == FUTEX_WAIT)
+                deadline = sr_now() + ts_ns(ts);
+            else
+                deadline = (op & FUTEX_CLOCK_REALTIME) ? ts_ns(ts) - SR_REALTIME_OFF : ts_ns(ts);
+            if (deadline <= sr_now()) deadline = sr_now() + 1;
+        }
+        S.t[me].fword = uaddr;
+        S.t[me].fval = val;
+        if (sr_block(uaddr, deadline, "a futex wait", pc) < 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        return 0;
+    }
+    if (cmd == FUTEX_WAKE || cmd == FUTEX_WAKE_BITSET) {
+        sr_drain();
+        sr_point(SR_OP_WAKE, uaddr, val, pc);
+        return sr_wake(uaddr, val > (uint32_t)INT32_MAX ? -1 : (int)val);
+    }
+    errno = ENOSYS; /* requeue, PI futexes: not modelled */
+    return -1;
+}
+
 void sr_sleep_until(int64_t when, const void *pc)
 {
     if (when <= S.vtime) {
@@ -513,9 +598,9 @@ void sr_sleep_until(int64_t when, const void *pc)
 /* ---- the report ----------------------------------------------------------------------------- */
 
 /* pc as a module of the report's table + offset; where = the dynamic symbol, if any */
-static void place(const void *pc, struct st_sched_pc *at, char *where, size_t cap)
+static void place(struct st_sched_report *r, const void *pc, struct st_sched_pc *at, char *where,
+                  size_t cap)
 {
-    struct st_sched_report *r = S.rep;
     Dl_info di;
     memset(at, 0, sizeof(*at));
     where[0] = '\0';
@@ -535,6 +620,16 @@ static void place(const void *pc, struct st_sched_pc *at, char *where, size_t ca
                  (unsigned long)((uintptr_t)pc - (uintptr_t)di.dli_saddr));
 }
 
+/* Names the code places of the trace's events (module + offset, and the symbol if any). */
+SR_EXPORT void ipcproof_sched_place_trace(struct st_sched_report *r)
+{
+    uint64_t from = r->nevents > ST_SCHED_TRACE ? r->nevents - ST_SCHED_TRACE : 0;
+    for (uint64_t i = from; i < r->nevents; i++) {
+        struct st_sched_event *e = &r->trace[i % ST_SCHED_TRACE];
+        place(r, (const void *)(uintptr_t)e->pc, &e->at, e->where, sizeof(e->where));
+    }
+}
+
 static void finish(uint32_t status)
 {
     struct st_sched_report *r = S.rep;
@@ -543,12 +638,8 @@ static void finish(uint32_t status)
         r->switches = S.switches;
         r->trace_hash = S.hash;
         r->vtime_ns = S.vtime - VTIME_START;
-        uint64_t from = r->nevents > ST_SCHED_TRACE ? r->nevents - ST_SCHED_TRACE : 0;
-        for (uint64_t i = from; i < r->nevents; i++) {
-            struct st_sched_event *e = &r->trace[i % ST_SCHED_TRACE];
-            place((const void *)(uintptr_t)e->pc, &e->at, e->where, sizeof(e->where));
-        }
-        if (status == ST_SCHED_DEADLOCK) {
+        if (!S.cfg.raw_trace) ipcproof_sched_place_trace(r);
+        if (status == ST_SCHED_DEADLOCK || status == ST_SCHED_LOSTWAKE) {
             for (uint32_t i = 0; i < S.n; i++) {
                 struct sthread *t = &S.t[i];
                 struct st_sched_blocked *b = &r->blocked[i];
@@ -556,7 +647,7 @@ static void finish(uint32_t status)
                 b->blocked = 1;
                 snprintf(b->what, sizeof(b->what), "%s", t->what ? t->what : "?");
                 if (t->key) locate(t->key, &b->object, &b->offset);
-                place(t->pc, &b->at, b->where, sizeof(b->where));
+                place(r, t->pc, &b->at, b->where, sizeof(b->where));
             }
         } else if (status == ST_SCHED_LIVELOCK) {
             static const char *const st[] = {"?", "runnable", "blocked", "done"};
@@ -632,8 +723,7 @@ SR_EXPORT void ipcproof_sched_enter(uint32_t index, const char *name)
     if (S.rep != NULL) snprintf(S.rep->names[index], sizeof(S.rep->names[index]), "%s", name);
     atomic_fetch_add(&S.registered, 1);
     futex_wake(&S.registered);
-    while (atomic_load_explicit(&S.t[index].baton, memory_order_acquire) == 0)
-        futex_wait(&S.t[index].baton, 0);
+    baton_take((int)index);
     record(SR_OP_HARNESS, NULL, 0, __builtin_return_address(0));
     busy = 0;
 }
@@ -649,8 +739,7 @@ SR_EXPORT void ipcproof_sched_leave(void)
     if (next >= 0) {
         S.switches++;
         S.cur = next;
-        atomic_store_explicit(&S.t[next].baton, 1, memory_order_release);
-        futex_wake(&S.t[next].baton);
+        baton_give(next);
     }
     me = -1;
     busy = 0;
@@ -664,8 +753,7 @@ SR_EXPORT int ipcproof_sched_run(void)
     int first = choose();
     if (first >= 0) {
         S.cur = first;
-        atomic_store_explicit(&S.t[first].baton, 1, memory_order_release);
-        futex_wake(&S.t[first].baton);
+        baton_give(first);
     }
     uint32_t st;
     while ((st = atomic_load(&S.status)) == ST_SCHED_RUNNING)

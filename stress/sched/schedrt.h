@@ -26,6 +26,7 @@ enum sr_op {
     SR_OP_WAKE,    /* futex wake, unlock, post, signal: value = how many were woken */
     SR_OP_HARNESS, /* a point the harness itself asked for (inside a critical section) */
     SR_OP_FLUSH,   /* a buffered store became visible to the other threads */
+    SR_OP_WOKE,    /* the end of a blocking wait: value = 1 when its timeout expired */
     SR_OP_N
 };
 
@@ -48,6 +49,14 @@ int sr_block(const void *key, int64_t deadline_ns, const char *what, const void 
 
 /* Wakes up to n threads blocked on key (n < 0: all), lowest index first. Returns how many. */
 int sr_wake(const void *key, int n);
+
+/* The virtual epoch of CLOCK_REALTIME. */
+#define SR_REALTIME_OFF 1700000000000000000LL
+
+/* A futex call of a scheduled thread (FUTEX_WAIT[_BITSET], FUTEX_WAKE[_BITSET]): the syscall's
+ * return value, -1 with errno. Other operations: -1, ENOSYS. */
+struct timespec;
+long sr_futex(uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts, const void *pc);
 
 /* Virtual sleep until t (virtual ns). */
 void sr_sleep_until(int64_t t, const void *pc);

@@ -18,6 +18,10 @@
 
 #include "schedrt.h"
 
+#ifdef __clang__ /* the 128-bit callbacks are what the instrumentation calls, lock-free or not */
+#pragma clang diagnostic ignored "-Watomic-alignment"
+#endif
+
 typedef int tsan_mo; /* relaxed 0, consume, acquire, release, acq_rel, seq_cst 5 */
 #define MO_SEQ_CST 5
 

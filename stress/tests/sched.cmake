@@ -44,6 +44,16 @@ ipcp_stress_test(NAME stress.sched.broken_peterson_sc_misses_it RC 0
 ipcp_stress_test(NAME stress.sched.peterson_seq_cst RC 0
   ARGS stress --plugin ${T}/broken_peterson.so --kind lock --mode sched --schedules 300 --seed 1
   --opt seq_cst=1)
+# a lost wake-up (the publisher clears the sleeper's flag): only latency in real time, so it
+# passes unless --lost-wakeups asks for it; then the random strategy finds it (pct, with its
+# few priority changes, needs far more schedules for this one)
+ipcp_stress_test(NAME stress.sched.broken_ring_lost_wakeup RC 1 KINDS deadlock
+  DETAIL "a lost wake-up.*consumer 0 in a futex wait"
+  ARGS stress --plugin ${T}/broken_ring_lost_wakeup.so --mode sched --strategy random
+  --lost-wakeups --schedules 1000 --seed 1)
+ipcp_stress_test(NAME stress.sched.broken_ring_lost_wakeup_unasked RC 0
+  ARGS stress --plugin ${T}/broken_ring_lost_wakeup.so --mode sched --strategy random
+  --schedules 300 --seed 1)
 # the good ones pass many schedules
 foreach(good good_ring good_pipe)
   ipcp_stress_test(NAME stress.sched.${good} RC 0 JSON_GE "sched.schedules_run=300"

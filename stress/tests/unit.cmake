@@ -30,5 +30,5 @@ endfunction()
 
 ipcp_stress_unit_test(elfinfo elfinfo spawn)
 ipcp_stress_unit_test(plugbuild plugbuild elfinfo spawn)
-ipcp_stress_unit_test(checker checker report payload config spawn)
+ipcp_stress_unit_test(checker checker report payload config spawn sched/schedfmt)
 target_link_libraries(stress_checker_test PRIVATE ipcproof PkgConfig::XXHASH PkgConfig::JANSSON)
