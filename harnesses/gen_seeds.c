@@ -877,55 +877,64 @@ static void gen_ring_hostile(void)
     emit(&b, "second-attach-and-bad-header");
 }
 
-/* ---- ring_schedule ------------------------------------------------------------------------- */
+/* ---- ring_sched ---------------------------------------------------------------------------- */
 
-static void rs_start(struct buf *b, int cap256, const uint8_t *lens, int n)
+/* Byte 0: mode (bit 0 capacity 256, bits 1-2 spin index, bit 3 sequential consistency); byte 1:
+ * count - 1; the lengths; then decisions: with both threads able to run, an even byte runs the
+ * producer, an odd one the consumer (a byte is also spent, now and then, on whether a buffered
+ * store becomes visible). */
+static void rsc_start(struct buf *b, uint8_t mode, const uint8_t *lens, int n)
 {
     b->n = 0;
-    put8(b, (uint8_t)(cap256 ? 1 : 0));
+    put8(b, mode);
     put8(b, (uint8_t)(n - 1));
     for (int i = 0; i < n; i++)
         put8(b, lens[i]);
 }
 
-static void rs_steps(struct buf *b, uint8_t who, int count)
+static void rsc_run(struct buf *b, uint8_t who, int count)
 {
     for (int i = 0; i < count; i++)
         put8(b, who);
 }
 
-static void gen_ring_schedule(void)
+static void gen_ring_sched(void)
 {
     static struct buf b;
     static const uint8_t few[] = {10, 0, 50};
-    rs_start(&b, 0, few, 3);
-    for (int i = 0; i < 40; i++)
+    rsc_start(&b, 0, few, 3);
+    for (int i = 0; i < 60; i++)
         put8(&b, (uint8_t)(i & 1));
     emit(&b, "alternating-three-messages");
 
     static const uint8_t full[] = {112, 112, 48, 48, 48};
-    rs_start(&b, 0, full, 5);
-    rs_steps(&b, 0, 30); /* the producer fills the ring and goes to sleep on head */
-    rs_steps(&b, 1, 30); /* the consumer drains it and wakes the producer */
+    rsc_start(&b, 0, full, 5);
+    rsc_run(&b, 0, 80); /* the producer fills the ring and goes to sleep on head */
+    rsc_run(&b, 1, 80); /* the consumer drains it and wakes the producer */
     emit(&b, "producer-sleeps-on-full-ring");
 
     static const uint8_t one[] = {20, 20};
-    rs_start(&b, 0, one, 2);
-    rs_steps(&b, 1, 12); /* the consumer finds nothing and sleeps on tail */
-    rs_steps(&b, 0, 12); /* the producer publishes and wakes it */
+    rsc_start(&b, 2 << 1, one, 2); /* spin 4 */
+    rsc_run(&b, 1, 40);            /* the consumer polls, finds nothing and sleeps on tail */
+    rsc_run(&b, 0, 40);            /* the producer publishes and wakes it */
     emit(&b, "consumer-sleeps-on-empty-ring");
 
     static const uint8_t wrap[] = {100, 40, 60, 7, 90, 33, 0, 112, 50, 70, 100, 40, 60, 7};
-    rs_start(&b, 0, wrap, 14);
-    for (int i = 0; i < 200; i++)
+    rsc_start(&b, 0, wrap, 14);
+    for (int i = 0; i < 400; i++)
         put8(&b, (uint8_t)((i / 3) & 1));
     emit(&b, "wrap-around-with-pads");
 
     static const uint8_t big[] = {240, 200, 16, 31, 239};
-    rs_start(&b, 1, big, 5);
-    for (int i = 0; i < 120; i++)
-        put8(&b, (uint8_t)((i % 5) == 0 ? 3 : (i / 7) & 1));
-    emit(&b, "capacity-256-slices-expire");
+    rsc_start(&b, 1 | (3 << 1), big, 5); /* capacity 256, spin 32 */
+    for (int i = 0; i < 300; i++)
+        put8(&b, (uint8_t)((i / 7) & 1));
+    emit(&b, "capacity-256-spin-32");
+
+    rsc_start(&b, 8, few, 3); /* sequential consistency: no store buffer */
+    for (int i = 0; i < 60; i++)
+        put8(&b, (uint8_t)((i / 2) & 1));
+    emit(&b, "sequentially-consistent");
 }
 
 /* ---- lock_schedule -------------------------------------------------------------------------- */
@@ -1037,7 +1046,7 @@ static const struct {
 } targets[] = {
     {"frame_decode", gen_frame_decode},       {"chunk_reassembly", gen_chunk_reassembly},
     {"frame_roundtrip", gen_frame_roundtrip}, {"ring_model", gen_ring_model},
-    {"ring_hostile", gen_ring_hostile},       {"ring_schedule", gen_ring_schedule},
+    {"ring_hostile", gen_ring_hostile},       {"ring_sched", gen_ring_sched},
     {"lock_schedule", gen_lock_schedule},
 };
 

@@ -252,7 +252,14 @@ static void prod_publish(struct ipcp_ring *r)
     ipcp_store_seqcst32(&s->tail, r->p.tail);
     /* The flag is the sleeper's alone: clearing it here could erase a newer announcement made
      * after our load, and the wake of the next publish would then be skipped. */
+#ifdef IPCP_RING_REVERT_WAKE_FIX /* only the fuzz target's revert check builds this */
+    if (ipcp_load_seqcst32(&s->cons_sleeps)) {
+        ipcp_store_relaxed32(&s->cons_sleeps, 0);
+        futex_wake(&s->tail);
+    }
+#else
     if (ipcp_load_seqcst32(&s->cons_sleeps)) futex_wake(&s->tail);
+#endif
 }
 
 /* Reads the consumer's head once: it must be aligned and lie in [head_seen, tail]. */
@@ -467,7 +474,14 @@ static void cons_publish(struct ipcp_ring *r)
      * producer, acquire-loading head, reuses the space; seq_cst also orders it before the load
      * of prod_sleeps (ring_wait). */
     ipcp_store_seqcst32(&s->head, r->c.head);
+#ifdef IPCP_RING_REVERT_WAKE_FIX
+    if (ipcp_load_seqcst32(&s->prod_sleeps)) {
+        ipcp_store_relaxed32(&s->prod_sleeps, 0);
+        futex_wake(&s->head);
+    }
+#else
     if (ipcp_load_seqcst32(&s->prod_sleeps)) futex_wake(&s->head); /* the flag is not ours */
+#endif
 }
 
 static void cons_consume(struct ipcp_ring *r, uint32_t rsz)
