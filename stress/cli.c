@@ -97,7 +97,9 @@ static const char usage_text[] =
     "                               scheduling point of its third operation (docs/sched.md)\n"
     "  --crash-points               N = 1, 2, ... until every point of it was tried\n"
     "sched options (--mode sched, a plugin built with clang-14 -fsanitize=thread):\n"
-    "  --strategy pct|random        pct (default): priorities and d-1 change points\n"
+    "  --strategy pct|random|dfs    pct (default): priorities and d-1 change points;\n"
+    "                               dfs: every schedule with at most --preemptions B (2),\n"
+    "                               up to --schedules (10000 for dfs)\n"
     "  --depth D                    pct's bug depth (3)\n"
     "  --schedules N                how many schedules (100); stops at the first failing one\n"
     "  --schedule I                 only schedule I (the rerun line of a failure)\n"
@@ -106,7 +108,9 @@ static const char usage_text[] =
     "  --memory tso|sc              tso (default): a store buffer per thread (x86-TSO);\n"
     "                               sc: sequential consistency\n"
     "  --lost-wakeups               a futex waiter asleep on a word that changed while nobody\n"
-    "                               can run is a violation (its wake-up was lost)\n";
+    "                               can run is a violation (its wake-up was lost)\n"
+    "  --choices P:A,...|none       dfs: only the schedule taking alternative A at branching\n"
+    "                               point P (the rerun line of a failure)\n";
 
 void st_usage(FILE *out)
 {

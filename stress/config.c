@@ -6,6 +6,11 @@
 
 #include "stress.h"
 
+const char *st_strategy_name(unsigned strategy)
+{
+    return strategy == ST_SCHED_RANDOM ? "random" : strategy == ST_SCHED_DFS ? "dfs" : "pct";
+}
+
 const char *st_mode_name(int mode)
 {
     return mode == ST_MODE_THREAD ? "thread" : mode == ST_MODE_SCHED ? "sched" : "process";
@@ -24,6 +29,7 @@ void st_config_defaults(struct st_config *c)
     c->opt = "";
     c->progress = -1;
     c->strategy = ST_SCHED_PCT;
+    c->preemptions = 2;
     c->depth = 3;
     c->schedules = 100;
 }
@@ -76,8 +82,13 @@ void st_config_repro(const struct st_config *c, char *buf, size_t cap)
     if (c->kind == ST_KIND_CHANNEL) append(buf, cap, " --kind channel");
     append(buf, cap, " --mode %s", st_mode_name(c->mode));
     if (c->mode == ST_MODE_SCHED) {
-        append(buf, cap, " --strategy %s", c->strategy == ST_SCHED_RANDOM ? "random" : "pct");
+        append(buf, cap, " --strategy %s", st_strategy_name(c->strategy));
         if (c->strategy == ST_SCHED_PCT) append(buf, cap, " --depth %u", c->depth);
+        if (c->strategy == ST_SCHED_DFS) append(buf, cap, " --preemptions %u", c->preemptions);
+        if (c->strategy == ST_SCHED_DFS && c->choices_arg) {
+            append(buf, cap, " --choices");
+            append_arg(buf, cap, c->choices_arg);
+        }
         if (c->one_schedule)
             append(buf, cap, " --schedule %" PRIu64, c->first_schedule);
         else

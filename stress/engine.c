@@ -753,7 +753,7 @@ static void sched_outcome(struct sup *S)
                        S->cs.schedule);
 }
 
-static int run_once(const struct st_config *c, struct st_report *rep, int verify, uint64_t schedule)
+int st_run_once(const struct st_config *c, struct st_report *rep, int verify, uint64_t schedule)
 {
     static unsigned case_no;
     struct sup *S = calloc(1, sizeof(*S));
@@ -886,6 +886,7 @@ static int run_once(const struct st_config *c, struct st_report *rep, int verify
     }
     if (c->crash_point && cs->kill_victim && cs->sh != NULL) {
         rep->crash_point = c->crash_point;
+        rep->crash_not_alone = atomic_load(&cs->sh->quiet_late) != 0;
         uint64_t seen = atomic_load(&cs->slots[cs->kill_victim - 1].crash_seen);
         if (seen)
             rep->crash_points_all = seen; /* it lived: the point is past its operation */
@@ -944,140 +945,17 @@ out:
     return rep->status;
 }
 
-#define OVERHEAD_ROUNDS 3
-
-static double median(double *v, int n)
-{
-    for (int i = 1; i < n; i++) /* insertion sort: n is 3 */
-        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-            double t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-    return v[n / 2];
-}
-
 void st_report_free(struct st_report *rep)
 {
     free(rep->output);
     rep->output = NULL;
     free(rep->sched);
     rep->sched = NULL;
+    free(rep->dfs_path);
+    rep->dfs_path = NULL;
 }
 
-/* Sched mode: schedule after schedule (each a whole case: create, threads, check, destroy) until
- * one fails or --schedules ran; the report is that of the first failing schedule, or of the
- * last one. */
-static int run_schedules(const struct st_config *c, struct st_report *rep)
+int st_interrupted(void)
 {
-    uint64_t first = c->one_schedule ? c->first_schedule : 0;
-    uint64_t n = c->one_schedule ? 1 : c->schedules, steps = 0;
-    struct st_report *tmp = calloc(1, sizeof(*tmp));
-    if (tmp == NULL) {
-        setup_error(rep, "out of memory");
-        return 2;
-    }
-    /* pct's k, the expected length of a schedule: as given, else that of the first schedule
-     * (which runs with 1000); the rerun line names it, so that a replay is the same schedule */
-    struct st_config cc = *c;
-    if (cc.sched_steps == 0) cc.sched_steps = 1000;
-    char notes[sizeof(rep->notes)];
-    memcpy(notes, rep->notes, sizeof(notes)); /* the sandbox's, not the previous run's */
-    int st = 0;
-    for (uint64_t i = 0; i < n && !interrupted; i++) {
-        memset(tmp, 0, sizeof(*tmp));
-        tmp->sandboxed = rep->sandboxed;
-        memcpy(tmp->notes, notes, sizeof(tmp->notes));
-        st = run_once(&cc, tmp, !c->no_verify, first + i);
-        if (tmp->sched) steps += tmp->sched->steps;
-        st_report_free(rep);
-        *rep = *tmp; /* takes over its malloc()ed parts */
-        memset(tmp, 0, sizeof(*tmp));
-        rep->schedules_run = i + 1;
-        rep->sched_steps_total = steps;
-        rep->sched_k = cc.sched_steps;
-        if (st != 0 || rep->nv) break;
-        if (i == 0 && c->sched_steps == 0 && rep->sched && rep->sched->steps > 100)
-            cc.sched_steps = rep->sched->steps;
-    }
-    free(tmp);
-    return st;
-}
-
-/* --crash-points: the victim dies at point 1 of its operation, then 2, ... one run each, until a
- * run fails or the victim lives through the whole operation (every point was tried). */
-static int run_crash_points(const struct st_config *c, struct st_report *rep)
-{
-    struct st_report *tmp = calloc(1, sizeof(*tmp));
-    if (tmp == NULL) {
-        setup_error(rep, "out of memory");
-        return 2;
-    }
-    struct st_config cc = *c;
-    char notes[sizeof(rep->notes)];
-    memcpy(notes, rep->notes, sizeof(notes)); /* the sandbox's, not the previous run's */
-    int st = 0;
-    for (uint64_t n = 1; n <= 500 && !interrupted; n++) {
-        memset(tmp, 0, sizeof(*tmp));
-        tmp->sandboxed = rep->sandboxed;
-        memcpy(tmp->notes, notes, sizeof(tmp->notes));
-        cc.crash_point = n;
-        st = run_once(&cc, tmp, !c->no_verify, 0);
-        st_report_free(rep);
-        *rep = *tmp;
-        memset(tmp, 0, sizeof(*tmp));
-        if (st != 0 || rep->nv || rep->crash_points_all) break;
-    }
-    if (rep->crash_points_all && !rep->nv && st == 0)
-        st_report_note(rep,
-                       "crash points: the victim died at each of the %" PRIu64
-                       " scheduling points of its operation in turn, and every run passed",
-                       rep->crash_points_all);
-    free(tmp);
-    return st;
-}
-
-int st_run_case(const struct st_config *c, struct st_report *rep)
-{
-    if (c->crash_points) return run_crash_points(c, rep);
-    if (c->mode == ST_MODE_SCHED) return run_schedules(c, rep);
-    if (!c->overhead) return run_once(c, rep, !c->no_verify, 0);
-    /* verified and unverified runs alternate, OVERHEAD_ROUNDS of each, and the medians are
-     * compared: on a loaded machine one run of each says little */
-    struct st_report *tmp = calloc(1, sizeof(*tmp));
-    double ver[OVERHEAD_ROUNDS], unv[OVERHEAD_ROUNDS];
-    if (tmp == NULL) {
-        setup_error(rep, "out of memory");
-        return 2;
-    }
-    int st = run_once(c, rep, 1, 0);
-    ver[0] = rep->msgs_per_s;
-    for (int k = 0; k < OVERHEAD_ROUNDS * 2 - 1 && st != 2 && rep->chan; k++) {
-        int verify = k % 2 == 1;
-        memset(tmp, 0, sizeof(*tmp));
-        tmp->sandboxed = rep->sandboxed;
-        int st2 = run_once(c, tmp, verify, 0);
-        if (st2 == 2) {
-            st_report_note(rep, "%s run failed: %s", verify ? "verified" : "unverified",
-                           tmp->error);
-            st = 2;
-            st_report_free(tmp);
-            break;
-        }
-        if (verify)
-            ver[k / 2 + 1] = tmp->msgs_per_s;
-        else
-            unv[k / 2] = tmp->msgs_per_s;
-        for (int i = 0; i < tmp->nv; i++) /* every run still sees crashes, leaks, ... */
-            st_report_add(rep, tmp->v[i].kind, tmp->v[i].count, "(%s run) %s",
-                          verify ? "verified" : "unverified", tmp->v[i].detail);
-        st_report_free(tmp);
-    }
-    if (st != 2 && rep->chan) {
-        rep->has_overhead = 1;
-        rep->verified_mps = median(ver, OVERHEAD_ROUNDS);
-        rep->unverified_mps = median(unv, OVERHEAD_ROUNDS);
-    }
-    free(tmp);
-    return rep->status;
+    return interrupted;
 }

@@ -8,6 +8,8 @@
 
 #include "stress.h"
 
+_Static_assert(ST_SCHED_CHOICES == 8192, "the dfs line of st_report_print names it");
+
 static const char *const vkind_names[ST_V_NKINDS] = {
     [ST_V_LOSS] = "loss",
     [ST_V_DUPLICATE] = "duplicate",
@@ -215,11 +217,30 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
             o,
             "  sched: %s, %s, %llu schedule%s run (%llu scheduling points); the last, #%llu: %llu "
             "points, %llu switches, trace %016llx\n",
-            c->strategy == ST_SCHED_RANDOM ? "random" : "pct", c->memory_sc ? "sc" : "tso",
+            st_strategy_name(c->strategy), c->memory_sc ? "sc" : "tso",
             (unsigned long long)r->schedules_run, r->schedules_run == 1 ? "" : "s",
             (unsigned long long)r->sched_steps_total, (unsigned long long)r->schedule,
             (unsigned long long)r->sched->steps, (unsigned long long)r->sched->switches,
             (unsigned long long)r->sched->trace_hash);
+        if (c->strategy == ST_SCHED_DFS && c->choices_arg == NULL) {
+            if (r->dfs_exhausted)
+                fprintf(o,
+                        "  dfs: every schedule with at most %u preemption%s ran (%llu): none "
+                        "is left for this workload\n",
+                        c->preemptions, c->preemptions == 1 ? "" : "s",
+                        (unsigned long long)r->dfs_distinct);
+            else if (r->nv == 0 && r->status != 2)
+                fprintf(o, "  dfs: NOT exhaustive: %s%s\n",
+                        r->dfs_diverged    ? "the runs are not deterministic (see notes)"
+                        : r->dfs_truncated ? "schedules have more branching points than dfs "
+                                             "explores (8192): fewer --messages or --workers"
+                                           : "--schedules ran out before the tree did",
+                        r->dfs_complete >= 0 && !r->dfs_diverged && !r->dfs_truncated
+                            ? (r->dfs_complete == 0 ? " (every schedule without a preemption ran)"
+                                                    : " (the passes of fewer preemptions are "
+                                                      "complete)")
+                            : "");
+        }
         if (c->strategy == ST_SCHED_PCT && r->sched_k && c->depth >= 1) {
             /* PCT's guarantee: one schedule finds a given depth-d bug with p >= 1/(n k^(d-1)) */
             double p = 1.0 / r->sched->nthreads;
@@ -359,8 +380,14 @@ int st_report_json(const struct st_config *c, const struct st_report *r, const c
     if (c->mode == ST_MODE_SCHED && r->sched != NULL) {
         const struct st_sched_report *sr = r->sched;
         json_t *sj = json_object();
-        json_object_set_new(sj, "strategy",
-                            json_string(c->strategy == ST_SCHED_RANDOM ? "random" : "pct"));
+        json_object_set_new(sj, "strategy", json_string(st_strategy_name(c->strategy)));
+        if (c->strategy == ST_SCHED_DFS) {
+            json_object_set_new(sj, "preemptions", json_integer(c->preemptions));
+            json_object_set_new(sj, "exhausted", json_boolean(r->dfs_exhausted));
+            json_object_set_new(sj, "complete_bound", json_integer(r->dfs_complete));
+            json_object_set_new(sj, "distinct", json_integer((json_int_t)r->dfs_distinct));
+            if (r->dfs_path) json_object_set_new(sj, "choices", json_string(r->dfs_path));
+        }
         json_object_set_new(sj, "depth", json_integer(c->depth));
         json_object_set_new(sj, "memory", json_string(c->memory_sc ? "sc" : "tso"));
         json_object_set_new(sj, "schedules_run", json_integer((json_int_t)r->schedules_run));

@@ -111,14 +111,22 @@ struct st_config {
     int plain_points;        /* --plain-points */
     int memory_sc;           /* --memory sc (default tso: a store buffer per thread) */
     int lost_wakeups;        /* --lost-wakeups: a futex waiter asleep on a changed word fails */
+    unsigned preemptions;    /* --preemptions: dfs's bound */
+    const uint8_t *choices;  /* dfs: the prefix of the schedule (--choices, or the search's) */
+    uint32_t nchoices;
+    const char *choices_arg; /* --choices as given: one schedule, this one */
     /* --crash-point N / --crash-points (process mode, the scheduler runtime preloaded) */
     uint64_t crash_point;  /* the victim dies at the N-th scheduling point of one operation */
     int crash_points;      /* try every point of that operation, one run each */
     const char *sched_out; /* --sched-out FILE: where a failing schedule is saved */
 };
 
+#define ST_DFS_SCHEDULES 10000 /* --strategy dfs without --schedules: at most this many */
+#define ST_DFS_PATH_MAX  2048  /* the longest --choices text of a rerun line */
+
 void st_config_defaults(struct st_config *c);
-const char *st_mode_name(int mode); /* "process", "thread", "sched" */
+const char *st_mode_name(int mode);              /* "process", "thread", "sched" */
+const char *st_strategy_name(unsigned strategy); /* "pct", "random", "dfs" */
 /* The one-line `ipcproof stress ...` command that reruns the case. */
 void st_config_repro(const struct st_config *c, char *buf, size_t cap);
 
@@ -216,6 +224,7 @@ struct st_shared {
     _Atomic uint32_t crash_victim; /* --crash-point: index + 1 of the worker armed to die */
     _Atomic uint32_t quiet;        /* locks, --crash-point: index + 1 of the victim the others wait
                                       for, outside lock(), so that its operation takes one path */
+    _Atomic uint32_t quiet_late;   /* the others were still inside lock() when the victim went */
     _Atomic int64_t kill_ns;
     _Atomic uint64_t signals;   /* --fault signals: SIGALRMs handled by workers */
     _Atomic uint64_t io_faults; /* --fault short-io: faults the interposer injected */
@@ -427,11 +436,31 @@ struct st_report {
     uint64_t schedule;          /* the one reported: the first that failed, or the last */
     uint64_t sched_steps_total; /* scheduling points over every schedule */
     uint64_t sched_k;           /* pct's k as used */
+    int dfs_exhausted;          /* dfs: every schedule within the bound ran */
+    int dfs_truncated;          /* dfs: a schedule had more branching points than it explores */
+    int dfs_diverged;           /* dfs: a run did not follow its prefix (not deterministic) */
+    char *dfs_path;             /* dfs: the reported schedule's choices (--choices), malloc()ed */
+    int dfs_complete;           /* dfs: every schedule with at most this many preemptions ran */
+    uint64_t dfs_distinct;      /* dfs: schedules run, not counting a pass's reruns */
     /* --crash-point(s) */
     uint64_t crash_point;          /* the last point tried */
     uint64_t crash_points_all;     /* the victim's operation had this many (known once past them) */
+    int crash_not_alone;           /* the others were in lock() when it went: another path */
     struct st_sched_report *sched; /* a copy of the reported schedule's runtime report */
 };
+
+/* engine.c: one run of the case (one schedule in sched mode: its number); 0, 1 (violations) or
+ * 2 (the run could not be judged), as rep->status. Whether SIGINT or SIGTERM came. */
+int st_run_once(const struct st_config *c, struct st_report *rep, int verify, uint64_t schedule);
+int st_interrupted(void);
+
+/* dfs.c: the depth-first search of --strategy dfs. The next schedule's prefix after the run
+ * that reported sr (1), or 0 when every schedule within `bound` preemptions ran; a prefix as the
+ * --choices text ("POINT:ALT,..." of its non-zero choices, "none"), and back (-1: err says why). */
+int st_dfs_next(const struct st_sched_report *sr, unsigned bound, uint8_t *prefix, uint32_t *plen);
+unsigned st_dfs_cost(const struct st_sched_report *sr);                       /* its preemptions */
+int st_dfs_path(const uint8_t *prefix, uint32_t plen, char *buf, size_t cap); /* -1: too long */
+int st_dfs_parse(const char *s, uint8_t *prefix, uint32_t *plen, char *err, size_t errcap);
 
 void st_report_add(struct st_report *r, int kind, uint64_t count, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

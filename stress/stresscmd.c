@@ -65,6 +65,8 @@ enum {
     O_CRASHPOINT,
     O_CRASHPOINTS,
     O_LOSTWAKEUPS,
+    O_PREEMPTIONS,
+    O_CHOICES,
     O_HELP,
 };
 
@@ -109,6 +111,8 @@ static const struct option stress_opts[] = {
     {"crash-point", required_argument, NULL, O_CRASHPOINT},
     {"crash-points", no_argument, NULL, O_CRASHPOINTS},
     {"lost-wakeups", no_argument, NULL, O_LOSTWAKEUPS},
+    {"preemptions", required_argument, NULL, O_PREEMPTIONS},
+    {"choices", required_argument, NULL, O_CHOICES},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -134,7 +138,7 @@ static unsigned parse_faults(const char *s)
 static void parse_stress(int argc, char **argv, struct st_config *c)
 {
     const char *C = "stress";
-    int seed_set = 0, messages_set = 0;
+    int seed_set = 0, messages_set = 0, preempt_set = 0, schedules_set = 0;
     const char *sched_opt = NULL;
     st_config_defaults(c);
     optind = 1;
@@ -264,8 +268,10 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
                 c->strategy = ST_SCHED_PCT;
             else if (strcmp(a, "random") == 0)
                 c->strategy = ST_SCHED_RANDOM;
+            else if (strcmp(a, "dfs") == 0)
+                c->strategy = ST_SCHED_DFS;
             else
-                st_cli_die(C, "--strategy: '%s' is not pct or random", a);
+                st_cli_die(C, "--strategy: '%s' is not pct, random or dfs", a);
             sched_opt = opt;
             break;
         case O_DEPTH:
@@ -274,6 +280,7 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
             break;
         case O_SCHEDULES:
             c->schedules = st_cli_u64(C, opt, a, 1, 1ull << 40);
+            schedules_set = 1;
             sched_opt = opt;
             break;
         case O_SCHEDULE:
@@ -299,6 +306,21 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
             c->lost_wakeups = 1;
             sched_opt = "--lost-wakeups";
             break;
+        case O_PREEMPTIONS:
+            c->preemptions = (unsigned)st_cli_u64(C, opt, a, 0, 64);
+            preempt_set = 1;
+            sched_opt = opt;
+            break;
+        case O_CHOICES: {
+            static uint8_t prefix[ST_SCHED_CHOICES];
+            char err[160];
+            if (st_dfs_parse(a, prefix, &c->nchoices, err, sizeof(err)) < 0)
+                st_cli_die(C, "--choices: %s", err);
+            c->choices = prefix;
+            c->choices_arg = a;
+            sched_opt = opt;
+            break;
+        }
         case O_MEMORY:
             if (strcmp(a, "sc") == 0)
                 c->memory_sc = 1;
@@ -331,6 +353,13 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
             st_cli_die(C, "--fault does not apply to --mode sched yet: the scheduler explores "
                           "interleavings without them");
         if (!messages_set) c->messages = ST_SCHED_MSGS;
+        if (c->strategy == ST_SCHED_DFS && !schedules_set) c->schedules = ST_DFS_SCHEDULES;
+        if (c->strategy != ST_SCHED_DFS && (preempt_set || c->choices_arg))
+            st_cli_die(C, "%s goes with --strategy dfs",
+                       c->choices_arg ? "--choices" : "--preemptions");
+        if (c->strategy == ST_SCHED_DFS && c->one_schedule && !c->choices_arg)
+            st_cli_die(C, "--schedule I names a pct or random schedule; a dfs schedule is "
+                          "rerun with --choices (its rerun line has them)");
     } else if (sched_opt != NULL) {
         st_cli_die(C, "%s goes with --mode sched", sched_opt);
     }
@@ -486,6 +515,13 @@ int st_stress_main(int argc, char **argv)
         c.one_schedule = 1; /* the rerun line replays exactly the failing schedule */
         c.first_schedule = rep->schedule;
         if (c.strategy == ST_SCHED_PCT) c.sched_steps = rep->sched_k;
+        if (c.strategy == ST_SCHED_DFS && rep->dfs_path != NULL) {
+            c.choices_arg = rep->dfs_path;       /* the schedule's own choices */
+        } else if (c.strategy == ST_SCHED_DFS) { /* too many to write: the search up to it */
+            c.one_schedule = 0;
+            c.choices_arg = NULL;
+            c.schedules = rep->schedule + 1;
+        }
     }
     if (c.crash_points && (rep->nv || status == 2) && rep->crash_point) {
         c.crash_points = 0; /* the rerun line kills at the point that failed */

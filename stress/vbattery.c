@@ -20,6 +20,7 @@
 #define VC_SIGNALS 0x40u  /* a signal storm: denser in every round */
 #define VC_KILL    0x80u  /* count the kills and how many went wrong */
 #define VC_SCHED   0x100u /* --mode sched: schedules, not seconds */
+#define VC_DFS     0x400u /* with --strategy dfs: every schedule within the bound, in turn */
 #define VC_CRASHPT 0x200u /* --crash-points: the runtime of sched mode, in process mode */
 
 struct vdef {
@@ -63,6 +64,8 @@ static const struct vdef battery[] = {
      "--producers 2 --consumers 1"},
     {"sched: 2 producers, 2 consumers, small capacity", VC_CHAN | VC_SCHED | VC_MULTI,
      "--producers 2 --consumers 2 --capacity 2048 --max-size 512"},
+    {"dfs: 1 producer, 1 consumer, 3 messages, <= 2 preemptions", VC_CHAN | VC_SCHED | VC_DFS,
+     "--producers 1 --consumers 1 --messages 3 --preemptions 2"},
     {"lock: 2 workers", VC_LOCK, "--workers 2"},
     {"lock: 4 workers", VC_LOCK, "--workers 4"},
     {"lock: 8 workers", VC_LOCK, "--workers 8"},
@@ -70,6 +73,8 @@ static const struct vdef battery[] = {
     {"lock threads: 4 workers", VC_LOCK | VC_THREAD, "--workers 4"},
     {"lock sched: 2 workers", VC_LOCK | VC_SCHED, "--workers 2"},
     {"lock sched: 3 workers", VC_LOCK | VC_SCHED, "--workers 3"},
+    {"lock dfs: 2 workers, 3 each, <= 2 preemptions", VC_LOCK | VC_SCHED | VC_DFS,
+     "--workers 2 --messages 3 --preemptions 2"},
     /* a robust lock loses a holder inside its critical section and must hand the lock on; any
      * other lock loses a contender outside it, which it must survive */
     {"lock: kill of a holder", VC_LOCK | VC_ROBUST | VC_KILL, "--workers 4 --fault kill"},
@@ -193,7 +198,10 @@ static void run_stress(struct vstate *v, struct vcase *c, unsigned round, double
         snprintf(durs, sizeof(durs), "%u", (unsigned)(dur * 80 > 10 ? dur * 80 : 10));
         argv[n++] = "--schedules";
         argv[n++] = durs;
-        if (round % 2) {
+        if (c->def->flags & VC_DFS) {
+            argv[n++] = "--strategy";
+            argv[n++] = "dfs";
+        } else if (round % 2) {
             argv[n++] = "--strategy";
             argv[n++] = "random";
         }

@@ -217,30 +217,38 @@ static void delay_us(unsigned us);
 
 /* Locks: the crash-point victim runs its operation alone (the others wait outside lock()), so
  * that the points it counts are those of one path, the same in every run. The supervisor lifts
- * the wait when the victim dies. */
+ * the wait when the victim dies. A worker announces that it goes into lock() before it looks at
+ * `quiet`, and the victim sets `quiet` before it looks at the others' phases (both seq_cst):
+ * either the worker sees `quiet` and stays out, or the victim sees it in lock() and waits for it
+ * to leave. (Looking first and announcing after let a worker slip into lock() unseen.) */
 static void quiet_wait(struct st_case *cs, struct st_slot *s, uint32_t me, uint64_t n)
 {
-    uint32_t q;
-    while ((q = atomic_load_explicit(&cs->sh->quiet, memory_order_acquire)) != 0 && q != me &&
-           !aborted(cs)) {
+    for (;;) {
+        set_phase(s, ST_PH_LOCK, n);
+        atomic_thread_fence(memory_order_seq_cst); /* the phase store before the load below */
+        uint32_t q = atomic_load(&cs->sh->quiet);
+        if (q == 0 || q == me || aborted(cs)) return;
         set_phase(s, ST_PH_QUIET, n);
-        delay_us(200);
+        while ((q = atomic_load(&cs->sh->quiet)) != 0 && q != me && !aborted(cs))
+            delay_us(200);
     }
 }
 
 static void quiet_begin(struct st_case *cs, uint32_t me)
 {
-    atomic_store_explicit(&cs->sh->quiet, me, memory_order_release);
+    atomic_store(&cs->sh->quiet, me);
+    atomic_thread_fence(memory_order_seq_cst); /* before the loads of the phases (quiet_wait) */
     for (int64_t give_up = now_ns() + 2000000000LL; now_ns() < give_up && !aborted(cs);) {
         uint32_t busy = 0;
         for (uint32_t i = 0; i < cs->nworkers; i++) {
             if (i + 1 == me) continue;
-            uint32_t ph = atomic_load_explicit(&cs->slots[i].phase, memory_order_acquire);
+            uint32_t ph = atomic_load(&cs->slots[i].phase);
             busy += ph == ST_PH_LOCK || ph == ST_PH_CS || ph == ST_PH_UNLOCK;
         }
         if (busy == 0) return;
         delay_us(200);
     }
+    atomic_store(&cs->sh->quiet_late, 1); /* its points may be those of another path */
 }
 
 /* The process of worker i has ended (a zombie counts: it is not running). */
@@ -867,6 +875,8 @@ int st_sched_child(struct st_case *cs)
         .nthreads = cs->nworkers,
         .tso = !c->memory_sc,
         .lost_wakeups = (uint32_t)c->lost_wakeups,
+        .decisions = c->strategy == ST_SCHED_DFS ? c->choices : NULL,
+        .ndecisions = c->strategy == ST_SCHED_DFS ? c->nchoices : 0,
     };
     if (rt.begin(&sc, cs->sched_rep) < 0) return ST_EXIT_SETUP;
     sched_sh = cs->sh;

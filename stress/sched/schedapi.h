@@ -22,7 +22,7 @@
 #define ST_SCHED_MAX_THREADS 64
 #define ST_SCHED_TRACE       192 /* decisions kept for the report (the last ones) */
 
-enum st_sched_strategy { ST_SCHED_PCT = 0, ST_SCHED_RANDOM = 1 };
+enum st_sched_strategy { ST_SCHED_PCT = 0, ST_SCHED_RANDOM = 1, ST_SCHED_DFS = 2 };
 
 /* How a schedule ended. */
 enum st_sched_status {
@@ -45,7 +45,8 @@ struct st_sched_cfg {
     uint32_t tso;          /* x86-TSO: atomic stores below seq_cst go through a store buffer */
     uint32_t lost_wakeups; /* a futex waiter asleep on a changed word is a violation */
     /* the choices themselves (a fuzzer's bytes): one byte per choice while they last, then the
-     * seed's stream; NULL = the seed's stream from the start */
+     * seed's stream; NULL = the seed's stream from the start. dfs: the index of the alternative
+     * taken at each branching point, in order (0 past the end: go on without a preemption) */
     const uint8_t *decisions;
     uint64_t ndecisions;
     /* leave the trace's code addresses raw at the end (a fuzz target runs thousands of schedules
@@ -84,6 +85,14 @@ struct st_sched_blocked {
     char where[160];
 };
 
+/* dfs: one branching point of a schedule (a choice with two alternatives or more). Alternative 0
+ * lets the running thread go on (or keeps a store buffered); the others are preemptions when
+ * `preempt` is set, and free choices when it is not (the running thread cannot go on). */
+#define ST_SCHED_CHOICES 8192
+struct st_sched_choice {
+    uint8_t taken, nalt, preempt, unused;
+};
+
 struct st_sched_report {
     uint32_t status; /* enum st_sched_status */
     uint32_t nthreads;
@@ -97,6 +106,11 @@ struct st_sched_report {
     char text[2048];                                       /* livelock: why */
     uint64_t nevents; /* events ever recorded; the last ST_SCHED_TRACE are in trace[] */
     struct st_sched_event trace[ST_SCHED_TRACE];
+    /* dfs: the branching points (how many there were; the first ST_SCHED_CHOICES are below), and
+     * whether a prescribed choice did not exist (the run did not follow its prefix) */
+    uint64_t nchoices;
+    uint32_t diverged, unused2;
+    struct st_sched_choice choices[ST_SCHED_CHOICES];
 };
 
 /* One line of a schedule's trace (schedfmt.c, in ipcproof and in the fuzz targets that run the

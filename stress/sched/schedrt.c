@@ -307,11 +307,34 @@ void sr_drain_overlap(const volatile void *a, size_t n)
     }
 }
 
-/* A choice of the scheduler: now and then, a buffered store of some thread becomes visible. */
+/* dfs: the alternative taken at the next branching point (nalt >= 2): the prescribed one, else
+ * 0; recorded for the supervisor, which derives the next schedule's prefix from it. */
+static uint32_t dfs_choice(uint32_t nalt, int preempt)
+{
+    uint64_t k = S.dpos++;
+    uint32_t idx = k < S.cfg.ndecisions ? S.cfg.decisions[k] : 0;
+    if (idx >= nalt) { /* the run is not the one the prefix was taken from */
+        idx = 0;
+        if (S.rep != NULL) S.rep->diverged = 1;
+    }
+    if (S.rep != NULL) {
+        if (k < ST_SCHED_CHOICES)
+            S.rep->choices[k] = (struct st_sched_choice){
+                .taken = (uint8_t)idx, .nalt = (uint8_t)nalt, .preempt = (uint8_t)preempt};
+        S.rep->nchoices = k + 1;
+    }
+    return idx;
+}
+
+/* A choice of the scheduler: now and then, a buffered store of some thread becomes visible
+ * (dfs: a branching point per thread with buffered stores, keeping them buffered first). */
 static void maybe_flush(void)
 {
-    for (uint32_t i = 0; i < S.n; i++)
-        if (S.t[i].sb_n > 0 && rnd() % 4 == 0) flush_one((int)i);
+    for (uint32_t i = 0; i < S.n; i++) {
+        if (S.t[i].sb_n == 0) continue;
+        if (S.cfg.strategy == ST_SCHED_DFS ? dfs_choice(2, 1) == 1 : rnd() % 4 == 0)
+            flush_one((int)i);
+    }
 }
 
 /* ---- choosing ------------------------------------------------------------------------------- */
@@ -372,6 +395,9 @@ static int choose(void)
             continue;
         }
         if (ny == nc) { /* every runnable thread spins: let time pass, try them all again */
+            if (S.cfg.strategy == ST_SCHED_DFS) /* dfs keeps stores buffered: real ones drain */
+                for (uint32_t i = 0; i < S.n; i++)
+                    drain_thread((int)i);
             for (int k = 0; k < nc; k++) {
                 S.t[cand[k]].yielded = 0;
                 S.t[cand[k]].spin = 0;
@@ -381,7 +407,15 @@ static int choose(void)
             continue;
         }
         int pick = -1;
-        if (S.cfg.strategy == ST_SCHED_RANDOM) {
+        if (S.cfg.strategy == ST_SCHED_DFS) {
+            /* the running thread first (going on is not a preemption), then by index */
+            int alt[ST_SCHED_MAX_THREADS], na = 0;
+            int goes_on = me >= 0 && S.t[me].state == T_RUNNABLE && !S.t[me].yielded;
+            if (goes_on) alt[na++] = me;
+            for (int k = 0; k < nc; k++)
+                if (!S.t[cand[k]].yielded && cand[k] != me) alt[na++] = cand[k];
+            pick = alt[na == 1 ? 0 : dfs_choice((uint32_t)na, goes_on)];
+        } else if (S.cfg.strategy == ST_SCHED_RANDOM) {
             uint64_t r = rnd() % (uint64_t)(nc - ny);
             for (int k = 0; k < nc; k++)
                 if (!S.t[cand[k]].yielded && r-- == 0) {
@@ -397,7 +431,6 @@ static int choose(void)
     }
 }
 
-/* Runs `next` and waits until this thread is chosen again. */
 /* Thread i runs next. */
 static void baton_give(int i)
 {
@@ -418,6 +451,7 @@ static void baton_take(int i)
             futex_wait(&S.t[i].baton, 2);
 }
 
+/* Runs `next` and waits until this thread is chosen again. */
 static void hand_over(int next)
 {
     int self = me;
@@ -685,13 +719,14 @@ SR_EXPORT int ipcproof_sched_begin(const struct st_sched_cfg *cfg, struct st_sch
         memset(rep, 0, sizeof(*rep));
         rep->nthreads = S.n;
     }
-    /* pct: a random permutation of the priorities d .. d + n - 1, and d - 1 change points */
-    uint32_t d = cfg->depth ? cfg->depth : 1;
+    /* pct: a random permutation of the priorities d .. d + n - 1, and d - 1 change points (not
+     * for dfs: its decisions are the alternatives of the branching points alone) */
+    uint32_t d = cfg->depth && cfg->strategy != ST_SCHED_DFS ? cfg->depth : 1;
     if (d > 16) d = 16;
     uint64_t order[ST_SCHED_MAX_THREADS];
     for (uint32_t i = 0; i < S.n; i++)
         order[i] = d + i;
-    for (uint32_t i = S.n; i > 1; i--) {
+    for (uint32_t i = S.n; i > 1 && cfg->strategy != ST_SCHED_DFS; i--) {
         uint32_t j = (uint32_t)(rnd() % i);
         uint64_t x = order[i - 1];
         order[i - 1] = order[j];

@@ -83,6 +83,49 @@ add_test(NAME stress.sched.replay_identical
           $<TARGET_FILE:ipcproof_cli> ${T}/broken_ring_early_publish.so)
 set_tests_properties(stress.sched.replay_identical PROPERTIES TIMEOUT 300
   ENVIRONMENT "${_ipcp_env}")
+# dfs: every schedule within a preemption bound, one after the other. The store-load reordering
+# of broken_peterson needs one non-default choice (a store kept buffered past the other's load);
+# the seq_cst variant and a correct robust mutex exhaust their trees and say so.
+ipcp_stress_test(NAME stress.sched.dfs_broken_peterson RC 1 KINDS exclusion
+  ARGS stress --plugin ${T}/broken_peterson.so --kind lock --mode sched --strategy dfs
+  --preemptions 1 --seed 1)
+ipcp_stress_test(NAME stress.sched.dfs_broken_two_tokens RC 1 KINDS exclusion
+  ARGS stress --plugin ${T}/broken_two_tokens.so --kind lock --mode sched --strategy dfs --seed 1)
+ipcp_stress_test(NAME stress.sched.dfs_peterson_seq_cst_exhausted RC 0
+  JSON_EQ "sched.exhausted=ON|sched.strategy=dfs|sched.preemptions=1"
+  JSON_GE "sched.schedules_run=100"
+  ARGS stress --plugin ${T}/broken_peterson.so --kind lock --mode sched --strategy dfs
+  --preemptions 1 --seed 1 --opt seq_cst=1)
+ipcp_stress_test(NAME stress.sched.dfs_good_robust_mutex_exhausted RC 0 JSON_EQ "sched.exhausted=ON"
+  ARGS stress --plugin ${T}/good_robust_mutex.so --kind lock --mode sched --strategy dfs
+  --preemptions 2 --messages 3 --seed 1)
+ipcp_stress_test(NAME stress.sched.dfs_not_exhausted RC 0 JSON_EQ "sched.exhausted=OFF"
+  JSON_GE "sched.schedules_run=10"
+  ARGS stress --plugin ${T}/broken_peterson.so --kind lock --mode sched --strategy dfs
+  --preemptions 1 --seed 1 --opt seq_cst=1 --schedules 10)
+# validate's dfs case (every schedule of a small workload within 2 preemptions) finds it too
+add_test(NAME stress.sched.validate_dfs_case
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/validate_case.sh
+          $<TARGET_FILE:ipcproof_cli> "lock dfs:" fail
+          --plugin-tsan ${T}/broken_peterson.so --plugin $<TARGET_FILE:plugin_broken_peterson>
+          --budget 15 --seed 1)
+set_tests_properties(stress.sched.validate_dfs_case PROPERTIES TIMEOUT 300
+  ENVIRONMENT "${_ipcp_env}")
+# a dfs failure reruns from its --choices, and `ipcproof replay` reproduces it
+add_test(NAME stress.sched.dfs_replay_identical
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/sched_replay.sh
+          $<TARGET_FILE:ipcproof_cli> ${T}/broken_peterson.so --kind lock --strategy dfs
+          --preemptions 1 --seed 1)
+set_tests_properties(stress.sched.dfs_replay_identical PROPERTIES TIMEOUT 300
+  ENVIRONMENT "${_ipcp_env}")
+ipcp_stress_test(NAME stress.sched.dfs_options_need_dfs RC 2 NO_JSON
+  STDERR "--preemptions goes with --strategy dfs"
+  ARGS stress --plugin ${T}/good_ring.so --mode sched --preemptions 1)
+ipcp_stress_test(NAME stress.sched.dfs_bad_choices RC 2 NO_JSON STDERR "--choices: '4:1,2:1'"
+  ARGS stress --plugin ${T}/good_ring.so --mode sched --strategy dfs --choices 4:1,2:1)
+ipcp_stress_test(NAME stress.sched.dfs_schedule_needs_choices RC 2 NO_JSON
+  STDERR "rerun with --choices"
+  ARGS stress --plugin ${T}/good_ring.so --mode sched --strategy dfs --schedule 3)
 # options that only make sense together
 ipcp_stress_test(NAME stress.sched.needs_mode RC 2 NO_JSON STDERR "--schedules goes with --mode sched"
   ARGS stress --plugin ${T}/good_ring.so --schedules 5)

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# sched_replay.sh IPCPROOF PLUGIN.so - a failing schedule, run again from its rerun line, is the
-# same run: the same violations with the same counts and a byte-identical trace.
+# sched_replay.sh IPCPROOF PLUGIN.so [SEARCH ARGS] - a failing schedule, run again from its rerun
+# line, is the same run: the same violations with the same counts and a byte-identical trace.
+# SEARCH ARGS: of the search that finds it (default: --schedules 200 --seed 5).
 set -u
 ipcproof=$1 plugin=$2
+shift 2
+search=("$@")
+[ ${#search[@]} -gt 0 ] || search=(--schedules 200 --seed 5)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-"$ipcproof" stress --plugin "$plugin" --mode sched --schedules 200 --seed 5 \
+"$ipcproof" stress --plugin "$plugin" --mode sched "${search[@]}" \
   --json "$work/search.json" >"$work/search.out" 2>&1
 [ $? -eq 1 ] || { cat "$work/search.out"; fail "the search found nothing"; }
 repro=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['repro'])" "$work/search.json")

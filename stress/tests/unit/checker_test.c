@@ -124,7 +124,8 @@ static void test_exit0_without_done_is_crash(void **state)
     f->slots[2].phase = ST_PH_RECV;
     f->slots[2].cur_seq = 42;
     check(f);
-    assert_true(has(&f->rep, ST_V_CRASH, "consumer 0 (pid 1002) exited with status 0 inside recv() #42"));
+    assert_true(
+        has(&f->rep, ST_V_CRASH, "consumer 0 (pid 1002) exited with status 0 inside recv() #42"));
     free(f);
 }
 
@@ -266,9 +267,9 @@ static void test_scribbled_values_are_bounded(void **state)
     struct fixture *f = channel(100);
     f->slots[2].vcount[ST_V_TORN] = 1;
     f->slots[2].vfirst[ST_V_TORN].b = 0xdeadbeefcafeull; /* was a pointer once: an index now */
-    f->slots[2].crash_sig = 12345;                        /* not a signal */
-    f->slots[0].ops = UINT64_MAX;                         /* past the bitmap */
-    f->sh.killed = 999;                                   /* no such endpoint */
+    f->slots[2].crash_sig = 12345;                       /* not a signal */
+    f->slots[0].ops = UINT64_MAX;                        /* past the bitmap */
+    f->sh.killed = 999;                                  /* no such endpoint */
     f->slots[3].phase = 77;
     check(f);
     assert_true(has(&f->rep, ST_V_TORN, ": corrupt"));
