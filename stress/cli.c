@@ -110,7 +110,9 @@ static const char usage_text[] =
     "  --lost-wakeups               a futex waiter asleep on a word that changed while nobody\n"
     "                               can run is a violation (its wake-up was lost)\n"
     "  --choices P:A,...|none       dfs: only the schedule taking alternative A at branching\n"
-    "                               point P (the rerun line of a failure)\n";
+    "                               point P (the rerun line of a failure)\n"
+    "  --shard I/N                  this job's part of the search, none shared with the other\n"
+    "                               N-1 jobs: schedules I, I+N, ...; dfs: the subtrees of I\n";
 
 void st_usage(FILE *out)
 {

@@ -97,6 +97,8 @@ void st_config_repro(const struct st_config *c, char *buf, size_t cap)
         if (c->plain_points) append(buf, cap, " --plain-points");
         if (c->memory_sc) append(buf, cap, " --memory sc");
         if (c->lost_wakeups) append(buf, cap, " --lost-wakeups");
+        if (c->nshards > 1 && !c->one_schedule && !c->choices_arg)
+            append(buf, cap, " --shard %u/%u", c->shard, c->nshards);
     }
     enum st_kind k = c->kind != ST_KIND_AUTO ? c->kind : c->repro_kind;
     int lock = k == ST_KIND_LOCK ? 1 : k == ST_KIND_CHANNEL ? 0 : -1; /* -1: print both */

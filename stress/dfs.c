@@ -39,6 +39,77 @@ int st_dfs_next(const struct st_sched_report *sr, unsigned bound, uint8_t *prefi
     return 0;
 }
 
+/* --shard I/N: a schedule belongs to the shard its first `depth` choices hash to. */
+static uint64_t key_hash(const uint8_t *prefix, uint32_t plen, uint32_t depth)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (uint32_t k = 0; k < depth; k++) {
+        h ^= k < plen ? prefix[k] : 0;
+        h *= 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+uint32_t st_dfs_shard_depth(uint32_t nshards)
+{
+    uint32_t d = 2;
+    while (nshards > 1 && (1u << (d - 2)) < nshards && d < 24)
+        d++;
+    return d;
+}
+
+int st_dfs_owner(const uint8_t *prefix, uint32_t plen, uint32_t shard, uint32_t nshards)
+{
+    if (nshards <= 1) return 1;
+    uint32_t depth = st_dfs_shard_depth(nshards);
+    if (plen < depth) return -1; /* its subtree spans shards: a run tells more */
+    return key_hash(prefix, plen, depth) % nshards == shard;
+}
+
+int st_dfs_run_owner(const struct st_sched_report *sr, uint32_t shard, uint32_t nshards)
+{
+    if (nshards <= 1) return 1;
+    uint8_t taken[24] = {0}; /* a run with fewer points took 0 at the missing ones */
+    uint32_t depth = st_dfs_shard_depth(nshards);
+    for (uint32_t k = 0; k < depth && k < sr->nchoices && k < ST_SCHED_CHOICES; k++)
+        taken[k] = sr->choices[k].taken;
+    return key_hash(taken, depth, depth) % nshards == shard;
+}
+
+int st_dfs_skip(const struct st_sched_report *sr, unsigned bound, uint32_t nshards, uint8_t *prefix,
+                uint32_t *plen)
+{
+    uint32_t depth = st_dfs_shard_depth(nshards);
+    uint64_t n = sr->nchoices < ST_SCHED_CHOICES ? sr->nchoices : ST_SCHED_CHOICES;
+    uint32_t top = depth < *plen ? depth : *plen; /* positions below: the run's points */
+    if (top > n) top = (uint32_t)n;
+    unsigned used = 0;
+    static unsigned before[ST_SCHED_CHOICES];
+    for (uint32_t k = 0; k < top; k++) {
+        before[k] = used;
+        used += sr->choices[k].preempt && prefix[k] != 0;
+    }
+    for (uint32_t k = top; k-- > 0;) {
+        const struct st_sched_choice *ch = &sr->choices[k];
+        if ((unsigned)prefix[k] + 1 >= ch->nalt) continue;
+        if (ch->preempt && before[k] + 1 > bound) continue;
+        prefix[k]++;
+        *plen = k + 1;
+        return 1;
+    }
+    return 0;
+}
+
+int st_dfs_advance(const struct st_sched_report *sr, unsigned bound, uint32_t shard,
+                   uint32_t nshards, uint8_t *prefix, uint32_t *plen)
+{
+    if (!st_dfs_next(sr, bound, prefix, plen)) return 0;
+    while (st_dfs_owner(prefix, *plen, shard, nshards) == 0)
+        if (!st_dfs_skip(sr, bound, nshards, prefix, plen)) return 0;
+    return 1;
+}
+
 unsigned st_dfs_cost(const struct st_sched_report *sr)
 {
     uint64_t n = sr->nchoices < ST_SCHED_CHOICES ? sr->nchoices : ST_SCHED_CHOICES;

@@ -213,22 +213,23 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
     if (!r->sandboxed) fprintf(o, "  leak check: /dev/shm diff by name (no private namespace)\n");
     if (c->opt && *c->opt) fprintf(o, "  options: %s\n", c->opt);
     if (c->mode == ST_MODE_SCHED && r->sched != NULL) {
-        fprintf(
-            o,
-            "  sched: %s, %s, %llu schedule%s run (%llu scheduling points); the last, #%llu: %llu "
-            "points, %llu switches, trace %016llx\n",
-            st_strategy_name(c->strategy), c->memory_sc ? "sc" : "tso",
-            (unsigned long long)r->schedules_run, r->schedules_run == 1 ? "" : "s",
-            (unsigned long long)r->sched_steps_total, (unsigned long long)r->schedule,
-            (unsigned long long)r->sched->steps, (unsigned long long)r->sched->switches,
-            (unsigned long long)r->sched->trace_hash);
+        char shard[40] = "";
+        if (c->nshards > 1) snprintf(shard, sizeof(shard), ", shard %u/%u", c->shard, c->nshards);
+        fprintf(o,
+                "  sched: %s, %s%s, %llu schedule%s run (%llu scheduling points); the last, #%llu: "
+                "%llu points, %llu switches, trace %016llx\n",
+                st_strategy_name(c->strategy), c->memory_sc ? "sc" : "tso", shard,
+                (unsigned long long)r->schedules_run, r->schedules_run == 1 ? "" : "s",
+                (unsigned long long)r->sched_steps_total, (unsigned long long)r->schedule,
+                (unsigned long long)r->sched->steps, (unsigned long long)r->sched->switches,
+                (unsigned long long)r->sched->trace_hash);
         if (c->strategy == ST_SCHED_DFS && c->choices_arg == NULL) {
             if (r->dfs_exhausted)
                 fprintf(o,
-                        "  dfs: every schedule with at most %u preemption%s ran (%llu): none "
+                        "  dfs: every schedule%s with at most %u preemption%s ran (%llu): none "
                         "is left for this workload\n",
-                        c->preemptions, c->preemptions == 1 ? "" : "s",
-                        (unsigned long long)r->dfs_distinct);
+                        c->nshards > 1 ? " of this shard" : "", c->preemptions,
+                        c->preemptions == 1 ? "" : "s", (unsigned long long)r->dfs_distinct);
             else if (r->nv == 0 && r->status != 2)
                 fprintf(o, "  dfs: NOT exhaustive: %s%s\n",
                         r->dfs_diverged    ? "the runs are not deterministic (see notes)"
@@ -381,6 +382,10 @@ int st_report_json(const struct st_config *c, const struct st_report *r, const c
         const struct st_sched_report *sr = r->sched;
         json_t *sj = json_object();
         json_object_set_new(sj, "strategy", json_string(st_strategy_name(c->strategy)));
+        if (c->nshards > 1) {
+            json_object_set_new(sj, "shard", json_integer(c->shard));
+            json_object_set_new(sj, "shards", json_integer(c->nshards));
+        }
         if (c->strategy == ST_SCHED_DFS) {
             json_object_set_new(sj, "preemptions", json_integer(c->preemptions));
             json_object_set_new(sj, "exhausted", json_boolean(r->dfs_exhausted));

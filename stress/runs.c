@@ -50,7 +50,9 @@ static int run_schedules(const struct st_config *c, struct st_report *rep)
         memset(tmp, 0, sizeof(*tmp));
         tmp->sandboxed = rep->sandboxed;
         memcpy(tmp->notes, notes, sizeof(tmp->notes));
-        st = st_run_once(&cc, tmp, !c->no_verify, first + i);
+        /* --shard I/N: schedules I, I + N, I + 2N, ... (another job runs the others) */
+        uint64_t sched_no = c->nshards > 1 ? c->shard + i * c->nshards : first + i;
+        st = st_run_once(&cc, tmp, !c->no_verify, sched_no);
         if (tmp->sched) steps += tmp->sched->steps;
         st_report_free(rep);
         *rep = *tmp; /* takes over its malloc()ed parts */
@@ -109,7 +111,11 @@ static int run_dfs(const struct st_config *c, struct st_report *rep)
         rep->sched_steps_total = steps;
         rep->dfs_path = path_ok ? strdup(path) : NULL; /* else rerun: the search up to it */
         const struct st_sched_report *sr = rep->sched;
-        if (sr != NULL && (st_dfs_cost(sr) == bound || c->choices_arg)) distinct++;
+        /* a run of this pass's cost is new; with --shard, only this shard's schedules count
+         * (the few runs above the shard depth are made by every shard, to learn the tree) */
+        if (sr != NULL && (st_dfs_cost(sr) == bound || c->choices_arg) &&
+            st_dfs_run_owner(sr, c->shard, c->nshards))
+            distinct++;
         rep->dfs_distinct = distinct;
         rep->dfs_complete = (int)bound - 1; /* the passes before this one are complete */
         if (sr != NULL) {
@@ -123,7 +129,7 @@ static int run_dfs(const struct st_config *c, struct st_report *rep)
                 nalt[k] = sr->choices[k].nalt;
         }
         if (st != 0 || rep->nv || sr == NULL || c->choices_arg) break;
-        if (st_dfs_next(sr, bound, prefix, &plen)) continue;
+        if (st_dfs_advance(sr, bound, c->shard, c->nshards, prefix, &plen)) continue;
         if (bound < c->preemptions) { /* the next pass, from the first schedule */
             bound++;
             plen = 0;

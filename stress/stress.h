@@ -115,6 +115,7 @@ struct st_config {
     const uint8_t *choices;  /* dfs: the prefix of the schedule (--choices, or the search's) */
     uint32_t nchoices;
     const char *choices_arg; /* --choices as given: one schedule, this one */
+    uint32_t shard, nshards; /* --shard I/N: this job's part of the schedules (nshards 0: all) */
     /* --crash-point N / --crash-points (process mode, the scheduler runtime preloaded) */
     uint64_t crash_point;  /* the victim dies at the N-th scheduling point of one operation */
     int crash_points;      /* try every point of that operation, one run each */
@@ -458,7 +459,22 @@ int st_interrupted(void);
  * that reported sr (1), or 0 when every schedule within `bound` preemptions ran; a prefix as the
  * --choices text ("POINT:ALT,..." of its non-zero choices, "none"), and back (-1: err says why). */
 int st_dfs_next(const struct st_sched_report *sr, unsigned bound, uint8_t *prefix, uint32_t *plen);
-unsigned st_dfs_cost(const struct st_sched_report *sr);                       /* its preemptions */
+unsigned st_dfs_cost(const struct st_sched_report *sr); /* its preemptions */
+/* --shard I/N: whether the schedules of a prefix are shard I's (1), another's (0), or not known
+ * yet (-1: shorter than the shard depth, its subtree spans shards: run it to learn more). After
+ * the run that reported sr, st_dfs_skip() moves a prefix that is not ours (known from sr) to the
+ * next subtree (1), or says the pass is over (0). */
+uint32_t st_dfs_shard_depth(uint32_t nshards);
+/* The next prefix shard I of N runs after the run that reported sr (1), or none (0): the next of
+ * the search, moved past the subtrees that are other shards'. A run owned by nobody yet (its
+ * prefix is shorter than the shard depth) is run by every shard that meets it; its schedule is
+ * st_dfs_run_owner()'s. The shards' owned schedules are the whole tree, each once. */
+int st_dfs_advance(const struct st_sched_report *sr, unsigned bound, uint32_t shard,
+                   uint32_t nshards, uint8_t *prefix, uint32_t *plen);
+int st_dfs_run_owner(const struct st_sched_report *sr, uint32_t shard, uint32_t nshards);
+int st_dfs_owner(const uint8_t *prefix, uint32_t plen, uint32_t shard, uint32_t nshards);
+int st_dfs_skip(const struct st_sched_report *sr, unsigned bound, uint32_t nshards, uint8_t *prefix,
+                uint32_t *plen);
 int st_dfs_path(const uint8_t *prefix, uint32_t plen, char *buf, size_t cap); /* -1: too long */
 int st_dfs_parse(const char *s, uint8_t *prefix, uint32_t *plen, char *err, size_t errcap);
 

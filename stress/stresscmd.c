@@ -67,6 +67,7 @@ enum {
     O_LOSTWAKEUPS,
     O_PREEMPTIONS,
     O_CHOICES,
+    O_SHARD,
     O_HELP,
 };
 
@@ -113,6 +114,7 @@ static const struct option stress_opts[] = {
     {"lost-wakeups", no_argument, NULL, O_LOSTWAKEUPS},
     {"preemptions", required_argument, NULL, O_PREEMPTIONS},
     {"choices", required_argument, NULL, O_CHOICES},
+    {"shard", required_argument, NULL, O_SHARD},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -311,6 +313,16 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
             preempt_set = 1;
             sched_opt = opt;
             break;
+        case O_SHARD: {
+            unsigned i, n;
+            char end;
+            if (sscanf(a, "%u/%u%c", &i, &n, &end) != 2 || n < 1 || n > 4096 || i >= n)
+                st_cli_die(C, "--shard: '%s' is not I/N with 0 <= I < N <= 4096", a);
+            c->shard = i;
+            c->nshards = n;
+            sched_opt = opt;
+            break;
+        }
         case O_CHOICES: {
             static uint8_t prefix[ST_SCHED_CHOICES];
             char err[160];
@@ -357,6 +369,8 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
         if (c->strategy != ST_SCHED_DFS && (preempt_set || c->choices_arg))
             st_cli_die(C, "%s goes with --strategy dfs",
                        c->choices_arg ? "--choices" : "--preemptions");
+        if (c->nshards > 1 && (c->one_schedule || c->choices_arg))
+            st_cli_die(C, "--shard splits a search; --schedule and --choices name one schedule");
         if (c->strategy == ST_SCHED_DFS && c->one_schedule && !c->choices_arg)
             st_cli_die(C, "--schedule I names a pct or random schedule; a dfs schedule is "
                           "rerun with --choices (its rerun line has them)");

@@ -111,6 +111,28 @@ add_test(NAME stress.sched.validate_dfs_case
           --budget 15 --seed 1)
 set_tests_properties(stress.sched.validate_dfs_case PROPERTIES TIMEOUT 300
   ENVIRONMENT "${_ipcp_env}")
+# --shard I/N: dfs parts add up to the whole search; pct runs schedules I, I+N, ...
+add_test(NAME stress.sched.dfs_shards_cover
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/dfs_shards.sh $<TARGET_FILE:ipcproof_cli> 3
+          --plugin ${T}/good_robust_mutex.so --kind lock --mode sched --strategy dfs
+          --preemptions 2 --messages 3 --seed 1)
+set_tests_properties(stress.sched.dfs_shards_cover PROPERTIES TIMEOUT 300
+  ENVIRONMENT "${_ipcp_env}")
+ipcp_stress_test(NAME stress.sched.pct_shard RC 0
+  JSON_EQ "sched.schedule=17|sched.shard=1|sched.shards=4|sched.schedules_run=5"
+  ARGS stress --plugin ${T}/good_ring.so --mode sched --shard 1/4 --schedules 5 --seed 1)
+ipcp_stress_test(NAME stress.sched.shard_bad RC 2 NO_JSON STDERR "--shard: '4/4' is not I/N"
+  ARGS stress --plugin ${T}/good_ring.so --mode sched --shard 4/4)
+# ci/sched-explore, the nightly's matrix job, on this build: every strategy, a few schedules
+add_test(NAME ci.sched_explore
+  COMMAND ${PROJECT_SOURCE_DIR}/ci/sched-explore --bin ${CMAKE_BINARY_DIR} --schedules 20
+          --shard 1/2 --seed 7 --out ${CMAKE_CURRENT_BINARY_DIR}/sched-explore)
+set_tests_properties(ci.sched_explore PROPERTIES TIMEOUT 300 DEPENDS sched_plugins
+  ENVIRONMENT "${_ipcp_env}" PASS_REGULAR_EXPRESSION "12 of 12 runs passed")
+add_test(NAME ci.sched_explore_usage
+  COMMAND sh -c "out=$(\"$0\" --shard 3 --bin \"$1\" 2>&1); rc=$?; echo \"$out\"; test $rc -eq 2 && echo \"$out\" | grep -q \"shard '3' is not I/N\""
+          ${PROJECT_SOURCE_DIR}/ci/sched-explore ${CMAKE_BINARY_DIR})
+set_tests_properties(ci.sched_explore_usage PROPERTIES TIMEOUT 60)
 # a dfs failure reruns from its --choices, and `ipcproof replay` reproduces it
 add_test(NAME stress.sched.dfs_replay_identical
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/sched_replay.sh

@@ -97,6 +97,53 @@ static void search(int model, unsigned bound)
     free(prefix);
 }
 
+/* --shard I/N: each shard's own schedules, over all shards, are the whole tree, each once. */
+static unsigned sharded(int model, unsigned bound, uint32_t nshards)
+{
+    struct st_sched_report *sr = calloc(1, sizeof(*sr));
+    uint8_t *prefix = calloc(ST_SCHED_CHOICES, 1);
+    assert_non_null(sr);
+    assert_non_null(prefix);
+    static char owned[4096][P + 1];
+    unsigned nowned = 0, runs = 0;
+    for (uint32_t shard = 0; shard < nshards; shard++) {
+        uint32_t plen = 0;
+        do {
+            run_model(model, prefix, plen, sr);
+            runs++;
+            if (!st_dfs_run_owner(sr, shard, nshards)) continue;
+            char path[P + 1] = {0};
+            for (uint32_t k = 0; k < sr->nchoices; k++)
+                path[k] = (char)('0' + sr->choices[k].taken);
+            for (unsigned i = 0; i < nowned; i++)
+                assert_string_not_equal(owned[i], path); /* not in two shards, not twice */
+            assert_true(nowned < 4096);
+            memcpy(owned[nowned++], path, sizeof(path));
+        } while (st_dfs_advance(sr, bound, shard, nshards, prefix, &plen));
+    }
+    uint8_t taken[P] = {0};
+    assert_int_equal(nowned, brute(model, taken, 0, 0, bound));
+    assert_true(runs <= nshards * nowned); /* never worse than each shard running it all */
+    free(sr);
+    free(prefix);
+    return runs;
+}
+
+static void test_shards_split_the_tree(void **state)
+{
+    (void)state;
+    for (uint32_t n = 1; n <= 5; n++)
+        for (unsigned b = 0; b <= 3; b++) {
+            sharded(0, b, n);
+            sharded(1, b, n);
+        }
+    /* the whole tree of model 0 (64 schedules) in 2 shards: each skips the other's subtrees,
+     * and only the few runs above the shard depth are made by both */
+    unsigned runs = sharded(0, P, 2);
+    print_message("2 shards of 64 schedules: %u runs\n", runs);
+    assert_true(runs < 64 + 64 / 4);
+}
+
 static void test_fixed_tree(void **state)
 {
     (void)state;
@@ -181,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_fixed_tree),
         cmocka_unit_test(test_tree_shaped_by_choices),
         cmocka_unit_test(test_exhausted_when_nothing_is_left),
+        cmocka_unit_test(test_shards_split_the_tree),
         cmocka_unit_test(test_choices_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
