@@ -1867,38 +1867,43 @@ static const char *tmp_dir(void)
     return t && *t ? t : "/tmp";
 }
 
-/* Runs `ipcproof stress --proto frame-unix --messages N --json F [--no-verify]` and reads
- * stats.msgs_per_s from F. */
-static int run_stress(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+/* Runs `ipcproof ARGS --json F --quiet` (args[0] is "stress"), within the run limit; returns its
+ * report (to json_decref) and the wall time, or NULL with err set (and the first line of its
+ * output). */
+static json_t *spawn_stress(const char *const *args, double *secs, char *err, size_t cap)
 {
     const char *exe = self_exe();
-    if (exe == NULL) return fail(err, cap, "cannot read /proc/self/exe");
-    char json[PATH_MAX - 16], log[PATH_MAX], count[32];
+    if (exe == NULL) return fail(err, cap, "cannot read /proc/self/exe"), NULL;
+    char json[PATH_MAX - 16], log[PATH_MAX];
     snprintf(json, sizeof(json), "%s/ipcp-bench-%ld-XXXXXX", tmp_dir(), (long)getpid());
     int fd = mkstemp(json);
-    if (fd < 0) return fail(err, cap, "mkstemp: %s", strerror(errno));
+    if (fd < 0) return fail(err, cap, "mkstemp: %s", strerror(errno)), NULL;
     close(fd);
     snprintf(log, sizeof(log), "%s.log", json);
-    snprintf(count, sizeof(count), "%ld", c->count);
-    char *argv[] = {(char *)exe, "stress", "--proto", "frame-unix", "--messages",
-                    count,       "--json", json,      "--quiet",    side ? "--no-verify" : NULL,
-                    NULL};
+    char *argv[40];
+    int n = 0;
+    argv[n++] = (char *)exe;
+    for (int i = 0; args[i] != NULL && n < 36; i++)
+        argv[n++] = (char *)args[i];
+    argv[n++] = "--json";
+    argv[n++] = json;
+    argv[n++] = "--quiet";
+    argv[n] = NULL;
     int lf = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     struct st_child_opts o = {.out_fd = lf, .in_null = 1, .die_with_parent = 1};
-    pid_t pid = lf < 0 ? -errno : st_spawn_exec(&o, (char *const *)argv, NULL);
+    int64_t t0 = now_ns();
+    pid_t pid = lf < 0 ? -errno : st_spawn_exec(&o, argv, NULL);
     if (lf >= 0) close(lf);
-    if (pid < 0) errno = -pid;
-    int ok = 0;
+    json_t *root = NULL;
     if (pid < 0) {
-        fail(err, cap, "fork: %s", strerror(errno));
+        fail(err, cap, "fork: %s", strerror((int)-pid));
     } else {
         int st = reap(pid, B_RUN_LIMIT_S * 1000);
+        *secs = (double)(now_ns() - t0) / 1e9;
         json_error_t je;
-        json_t *root = json_load_file(json, 0, &je);
-        json_t *stats = root ? json_object_get(root, "stats") : NULL;
-        json_t *mps = stats ? json_object_get(stats, "msgs_per_s") : NULL;
+        root = json_load_file(json, 0, &je);
         const char *res = root ? json_string_value(json_object_get(root, "result")) : NULL;
-        if (st != 0 || mps == NULL || !json_is_number(mps)) {
+        if (st != 0 || res == NULL || strcmp(res, "pass") != 0) {
             char line[120] = "";
             FILE *f = fopen(log, "r");
             if (f) {
@@ -1906,18 +1911,90 @@ static int run_stress(const struct bcase *c, int side, double v[2], char *err, s
                 line[strcspn(line, "\n")] = '\0';
                 fclose(f);
             }
-            fail(err, cap, "stress%s exited with %d, result %s%s%s", side ? " --no-verify" : "", st,
+            fail(err, cap, "ipcproof %s exited with %d, result %s%s%s", args[0], st,
                  res ? res : "?", line[0] ? ": " : "", line);
-        } else {
-            v[0] = json_number_value(mps);
-            ok = v[0] > 0;
-            if (!ok) fail(err, cap, "stress reported %g msgs/s", v[0]);
+            json_decref(root);
+            root = NULL;
         }
-        json_decref(root);
     }
     unlink(json);
     unlink(log);
+    return root;
+}
+
+/* Runs `ipcproof stress --proto frame-unix --messages N [--no-verify]` and reads
+ * stats.msgs_per_s from its report. */
+static int run_stress(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+{
+    char count[32];
+    snprintf(count, sizeof(count), "%ld", c->count);
+    const char *args[] = {
+        "stress", "--proto", "frame-unix", "--messages", count, side ? "--no-verify" : NULL, NULL};
+    double secs;
+    json_t *root = spawn_stress(args, &secs, err, cap);
+    if (root == NULL) return -1;
+    json_t *mps = json_object_get(json_object_get(root, "stats"), "msgs_per_s");
+    int ok = json_is_number(mps) && json_number_value(mps) > 0;
+    if (ok)
+        v[0] = json_number_value(mps);
+    else
+        fail(err, cap, "stress reported no msgs/s");
+    json_decref(root);
     return ok ? 0 : -1;
+}
+
+/* ---- the scheduler's cost: a schedule against the same work on the OS's scheduler ---------- */
+
+/* The workloads of issue 12: the example ring, 2 threads and 16 messages; the example robust
+ * mutex, 3 contenders and 20 acquisitions each. Side 0 runs c->count schedules in one `--mode
+ * sched` run (the TSan build of the plugin); side 1 runs the same workload in `--mode thread`
+ * (the plain build), one run per process, SCHED_B_UNSCHED times. Both figures are runs of the
+ * workload per second of wall time, process start included (side 1 pays it every run). */
+#define SCHED_B_UNSCHED 10
+static const struct {
+    const char *plugin, *args[8];
+} sched_work[] = {
+    {"good_ring",
+     {"--kind", "channel", "--producers", "1", "--consumers", "1", "--messages", "16"}},
+    {"good_robust_mutex", {"--kind", "lock", "--workers", "3", "--messages", "20", NULL, NULL}},
+};
+
+static const char *sched_plugin(int w, int tsan)
+{
+    static char path[2][2][PATH_MAX];
+    const char *exe = self_exe();
+    if (exe == NULL) return NULL;
+    const char *slash = strrchr(exe, '/');
+    snprintf(path[w][tsan], sizeof(path[w][tsan]), "%.*s/plugins/%s%s.so",
+             (int)(slash ? slash - exe : 1), slash ? exe : ".", tsan ? "tsan/" : "",
+             sched_work[w].plugin);
+    return access(path[w][tsan], R_OK) == 0 ? path[w][tsan] : NULL;
+}
+
+static int run_sched(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+{
+    const char *plugin = sched_plugin(c->variant, side == 0);
+    if (plugin == NULL) return fail(err, cap, "no example plugin next to ipcproof");
+    char count[32];
+    snprintf(count, sizeof(count), "%ld", c->count);
+    const char *args[24] = {"stress", "--plugin", plugin, "--mode", side ? "thread" : "sched",
+                            "--seed", "1"};
+    int n = 7;
+    for (int i = 0; i < 8 && sched_work[c->variant].args[i]; i++)
+        args[n++] = sched_work[c->variant].args[i];
+    if (side == 0) args[n++] = "--schedules", args[n++] = count;
+    args[n] = NULL;
+    int runs = side == 0 ? 1 : SCHED_B_UNSCHED;
+    double total = 0;
+    for (int r = 0; r < runs; r++) {
+        double secs;
+        json_t *root = spawn_stress(args, &secs, err, cap);
+        if (root == NULL) return -1;
+        json_decref(root);
+        total += secs;
+    }
+    v[0] = (side == 0 ? (double)c->count : (double)runs) / total;
+    return 0;
 }
 
 /* ---- the driver ------------------------------------------------------------------------------ */
@@ -2018,6 +2095,22 @@ static void build_cases(void)
         }
     }
 #endif
+
+    for (int w = 0; w < (int)IPCP_ARRAY_SIZE(sched_work); w++) {
+        c = add_case("sched", K_SCALAR, run_sched, "sched/%s",
+                     w == 0 ? "ring-2t-16msg" : "lock-3w-20acq");
+        c->variant = w;
+        c->unit = "runs/s";
+        c->count = scaled(400, 4); /* schedules in the sched run */
+        c->calibrate = 0;
+        c->side_name[0] = "one schedule (--mode sched)";
+        c->side_name[1] = "one run on the OS scheduler (--mode thread)";
+        if (sched_plugin(w, 1) == NULL || sched_plugin(w, 0) == NULL)
+            c->na = "the example plugins are not next to ipcproof (a build tree's stress/)";
+#ifdef IPCP_BENCH_STANDALONE
+        c->na = "stress not available";
+#endif
+    }
 
     c = add_case("stress", K_SCALAR, run_stress, "stress-verify/frame-unix");
     c->unit = "msgs/s";

@@ -59,40 +59,39 @@ static int exists(const char *p)
     return access(p, R_OK) == 0;
 }
 
-const char *st_faults_lib(void)
+/* A library of ipcproof's: $ENV when set (and readable), else next to the binary (a build tree)
+ * or in the libdir (an install); NULL when none is there. */
+static const char *find_lib(const char *env_name, const char *file, char *path, size_t cap)
 {
-    static char path[PATH_MAX * 2];
-    const char *env = getenv("IPCPROOF_FAULTS_LIB");
+    const char *env = getenv(env_name);
     if (env && *env) return exists(env) ? env : NULL;
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s", st_self_exe());
     char *slash = strrchr(dir, '/');
     if (slash) *slash = '\0';
-    /* the build tree keeps it next to the binary; an install has it in the libdir */
-    snprintf(path, sizeof(path), "%s/libipcproof-faults.so", dir);
+    snprintf(path, cap, "%s/%s", dir, file);
     if (exists(path)) return path;
 #ifdef IPCP_BIN_TO_LIBDIR
-    snprintf(path, sizeof(path), "%s/%s/libipcproof-faults.so", dir, IPCP_BIN_TO_LIBDIR);
+    snprintf(path, cap, "%s/%s/%s", dir, IPCP_BIN_TO_LIBDIR, file);
     if (exists(path)) return path;
 #endif
     return NULL;
 }
 
+const char *st_faults_lib(void)
+{
+    static char path[PATH_MAX * 2];
+    return find_lib("IPCPROOF_FAULTS_LIB", "libipcproof-faults.so", path, sizeof(path));
+}
+
 const char *st_sched_lib(void)
 {
     static char path[PATH_MAX * 2];
-    const char *env = getenv("IPCPROOF_SCHED_LIB");
-    if (env && *env) return exists(env) ? env : NULL;
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s", st_self_exe());
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = '\0';
-    /* the build tree keeps it next to the binary; an install has it in the libdir */
-    snprintf(path, sizeof(path), "%s/libipcproof-sched.so", dir);
-    if (exists(path)) return path;
-#ifdef IPCP_BIN_TO_LIBDIR
-    snprintf(path, sizeof(path), "%s/%s/libipcproof-sched.so", dir, IPCP_BIN_TO_LIBDIR);
-    if (exists(path)) return path;
-#endif
-    return NULL;
+    return find_lib("IPCPROOF_SCHED_LIB", "libipcproof-sched.so", path, sizeof(path));
+}
+
+const char *st_protos_sched_lib(void)
+{
+    static char path[PATH_MAX * 2];
+    return find_lib("IPCPROOF_PROTOS_SCHED_LIB", "libipcproof-protos-sched.so", path, sizeof(path));
 }

@@ -810,7 +810,11 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
     st_snapshot_take(&before, rep->run_id);
 
     /* load */
-    struct st_hostargs ha = {.proto = c->proto, .plugin = c->plugin, .cs = S->plan};
+    struct st_hostargs ha = {.proto = c->proto,
+                             .plugin = c->plugin,
+                             .instrumented =
+                                 c->mode == ST_MODE_SCHED || c->crash_point || c->crash_points,
+                             .cs = S->plan};
     r = st_host_start(&S->host, &ha);
     if (r < 0) {
         setup_error(rep, "fork: %s", strerror(-r));

@@ -112,7 +112,7 @@ static int host_main(void *arg)
     struct st_proto p;
     struct st_hmsg m;
     char err[512];
-    if (st_proto_load(a->proto, a->plugin, &p, err, sizeof(err)) < 0) {
+    if (st_proto_load(a->proto, a->plugin, a->instrumented, &p, err, sizeof(err)) < 0) {
         hmsg_init(&m, ST_HM_LOAD_FAILED);
         snprintf(m.text, sizeof(m.text), "%.399s", err);
         put(a->ctl_wr, &m);

@@ -65,7 +65,8 @@ struct st_hostconn {
  * area, workers, configuration), inherited through fork. cs may be NULL for a probe. */
 struct st_hostargs {
     const char *proto, *plugin;
-    struct st_case *cs;
+    int instrumented;   /* a built-in protocol's instrumented copy (sched mode, crash points) */
+    struct st_case *cs; /* the plan: filled in before the spawn command, not before the load */
     pid_t supervisor;
     int ctl_wr, cmd_rd;
 };

@@ -57,10 +57,51 @@ static const char *check_lock(const struct ipcp_lock_ops *o)
     return NULL;
 }
 
-int st_proto_load(const char *proto, const char *plugin, struct st_proto *p, char *err,
-                  size_t errcap)
+/* The instrumented copy of a built-in protocol (stress/sched/builtins.c). */
+static int load_instrumented(const char *proto, struct st_proto *p, char *err, size_t errcap)
+{
+    const char *lib = st_protos_sched_lib();
+    if (lib == NULL) {
+        snprintf(err, errcap,
+                 "--proto %s under the scheduler needs libipcproof-protos-sched.so "
+                 "next to the ipcproof binary or in its libdir "
+                 "(or IPCPROOF_PROTOS_SCHED_LIB=path)",
+                 proto);
+        return -1;
+    }
+    p->dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (p->dl == NULL) {
+        snprintf(err, errcap, "cannot load %s: %s", lib, dlerror());
+        return -1;
+    }
+    int (*find)(const char *, const struct ipcp_channel_ops **, const struct ipcp_lock_ops **,
+                const char **) = NULL;
+    *(void **)&find = dlsym(p->dl, "ipcproof_sched_builtin");
+    const char *why = NULL;
+    if (find == NULL || find(proto, &p->chan, &p->lock, &why) < 0) {
+        if (why != NULL)
+            snprintf(err, errcap,
+                     "--proto %s does not run under the scheduler yet: it blocks in "
+                     "%s, which the scheduler does not interpose",
+                     proto, why);
+        else
+            snprintf(err, errcap,
+                     "unknown protocol '%s' (`ipcproof list` prints the built-in "
+                     "ones)",
+                     proto);
+        dlclose(p->dl);
+        p->dl = NULL;
+        return -1;
+    }
+    snprintf(p->label, sizeof(p->label), "%s", proto);
+    return 0;
+}
+
+int st_proto_load(const char *proto, const char *plugin, int instrumented, struct st_proto *p,
+                  char *err, size_t errcap)
 {
     memset(p, 0, sizeof(*p));
+    if (proto != NULL && instrumented) return load_instrumented(proto, p, err, errcap);
     if (proto != NULL) {
         for (size_t i = 0; i < st_builtin_count(); i++) {
             const char *name = builtins[i].chan ? builtins[i].chan->name : builtins[i].lock->name;

@@ -60,6 +60,20 @@ if(NOT IPCP_SANITIZERS AND NOT IPCP_COVERAGE AND NOT IPCP_FUZZ_ENGINE STREQUAL "
   install(TARGETS ipcproof_sched LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
   add_dependencies(ipcproof_cli ipcproof_sched)
   set(IPCP_HAVE_SCHED ON)
+  # libipcproof-protos-sched.so: the built-in protocols over a copy of core/ compiled with the
+  # -fsanitize=thread instrumentation only (its callbacks: the preloaded runtime above), loaded
+  # for `--proto NAME --mode sched` and crash points (stress/sched/builtins.c).
+  file(GLOB _ipcp_core_src CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/core/src/*.c)
+  add_library(ipcproof_protos_sched MODULE ${_ipcp_core_src} ${IPCP_STRESS_PROTOS}
+                                           ${CMAKE_CURRENT_SOURCE_DIR}/sched/builtins.c)
+  set_target_properties(ipcproof_protos_sched PROPERTIES OUTPUT_NAME ipcproof-protos-sched
+    PREFIX lib C_VISIBILITY_PRESET hidden NO_SONAME ON)
+  target_include_directories(ipcproof_protos_sched PRIVATE ${PROJECT_SOURCE_DIR}/core/include
+                                                           ${PROJECT_SOURCE_DIR}/core/src)
+  target_compile_options(ipcproof_protos_sched PRIVATE -fsanitize=thread)
+  target_link_libraries(ipcproof_protos_sched PRIVATE PkgConfig::XXHASH Threads::Threads rt)
+  install(TARGETS ipcproof_protos_sched LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  add_dependencies(ipcproof_cli ipcproof_protos_sched)
 endif()
 
 # Example plugins (stress/plugins/examples/<name>.c -> plugins/<name>.so). They include only

@@ -140,9 +140,10 @@ struct st_proto {
     void *dl; /* dlopen handle of a plugin */
 };
 
-/* Resolves --proto or --plugin. Returns 0, or -1 with a message in err. */
-int st_proto_load(const char *proto, const char *plugin, struct st_proto *p, char *err,
-                  size_t errcap);
+/* Resolves --proto or --plugin. Returns 0, or -1 with a message in err. With `instrumented`, a
+ * built-in protocol comes from libipcproof-protos-sched.so (--mode sched, crash points). */
+int st_proto_load(const char *proto, const char *plugin, int instrumented, struct st_proto *p,
+                  char *err, size_t errcap);
 void st_proto_unload(struct st_proto *p);
 /* Built-in protocols: count, and the i-th (exactly one of chan/lock is set; table_name is the
  * name protos.def gives it, which must equal the ops' .name). */
@@ -533,5 +534,7 @@ int st_is_tsan_build(void);
 const char *st_faults_lib(void);
 /* The scheduler runtime of --mode sched, found the same way; NULL when not found. */
 const char *st_sched_lib(void);
+/* libipcproof-protos-sched.so: the built-in protocols instrumented for the scheduler */
+const char *st_protos_sched_lib(void);
 
 #endif

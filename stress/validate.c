@@ -36,6 +36,7 @@
 #include "plugbuild.h"
 #include "spawn.h"
 #include "stress.h"
+#include "sched/unsched.h"
 #include "validate.h"
 
 #ifndef IPCP_TSAN_BIN_DEFAULT
@@ -287,6 +288,21 @@ void vt_binary_for(const struct vstate *v, int mode, const char **bin, const cha
     }
 }
 
+/* A file next to a binary (where a build tree keeps ipcproof's libraries), or in its libdir. */
+static int sibling_exists(const char *bin, const char *file)
+{
+    char path[PATH_MAX * 2];
+    const char *slash = strrchr(bin, '/');
+    int dir = slash ? (int)(slash - bin) : 1;
+    snprintf(path, sizeof(path), "%.*s/%s", dir, slash ? bin : ".", file);
+    if (access(path, R_OK) == 0) return 1;
+#ifdef IPCP_BIN_TO_LIBDIR
+    snprintf(path, sizeof(path), "%.*s/%s/%s", dir, slash ? bin : ".", IPCP_BIN_TO_LIBDIR, file);
+    if (access(path, R_OK) == 0) return 1;
+#endif
+    return 0;
+}
+
 /* Where the sched cases run: a build of ipcproof without sanitizers that has the scheduler
  * runtime (this one, $IPCPROOF_PLAIN_BIN, or the default preset's build of the source tree),
  * with the ThreadSanitizer build of the plugin (the instrumentation is what makes every atomic
@@ -306,11 +322,15 @@ static void choose_sched(struct vstate *v)
         snprintf(v->sched_na, sizeof(v->sched_na),
                  "no build of ipcproof without sanitizers with the scheduler runtime (build the "
                  "default preset or set IPCPROOF_PLAIN_BIN)");
-    else if (v->proto)
+    else if (v->proto && st_unscheduled_why(v->proto))
         snprintf(v->sched_na, sizeof(v->sched_na),
-                 "the built-in protocols are not built with the instrumentation the scheduler "
-                 "needs yet");
-    else if (v->tsan_so == NULL)
+                 "%s blocks in %s, which the scheduler does not interpose yet", v->proto,
+                 st_unscheduled_why(v->proto));
+    else if (v->proto && !sibling_exists(v->sched_bin, "libipcproof-protos-sched.so"))
+        snprintf(v->sched_na, sizeof(v->sched_na),
+                 "no libipcproof-protos-sched.so (the instrumented built-in protocols) next to %s",
+                 v->sched_bin);
+    else if (!v->proto && v->tsan_so == NULL)
         snprintf(v->sched_na, sizeof(v->sched_na),
                  "no clang -fsanitize=thread build of the plugin, whose atomics the scheduler "
                  "would not see (give --plugin-src, or --plugin-tsan)");

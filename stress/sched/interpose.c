@@ -431,14 +431,14 @@ SR_EXPORT unsigned int sleep(unsigned int s)
     return 0;
 }
 
-/* ---- pipes and sockets: poll, read, write --------------------------------------------------- */
+/* ---- pipes and sockets: poll, read, write, readv, writev, send, recv, sendmsg, recvmsg ----- */
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 REAL(int, poll, (struct pollfd *, nfds_t, int))
-REAL(ssize_t, read, (int, void *, size_t))
-REAL(ssize_t, write, (int, const void *, size_t))
 
 static const char fd_key = 0; /* every fd wait: woken by any write (a spurious wake re-polls) */
 
@@ -459,48 +459,66 @@ SR_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
     }
 }
 
-SR_EXPORT ssize_t read(int fd, void *buf, size_t len)
+/* Before an I/O call of a scheduled thread: a point, and when the fd blocks and is not ready, a
+ * scheduler wait until another thread's I/O may have changed that. */
+static void fd_before(int fd, short ev, int nonblock, size_t len, int op, const char *what,
+                      const void *pc)
 {
-    resolve_read();
-    if (!sr_active()) {
-        sr_crash_point();
-        return real_read(fd, buf, len);
-    }
     sr_drain();
-    sr_point(SR_OP_READ, NULL, len, PC);
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0 && !(fl & O_NONBLOCK)) {
+    sr_point(op, NULL, len, pc);
+    int fl = nonblock ? O_NONBLOCK : fcntl(fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK) && (ev == POLLIN || fd > 2)) {
         resolve_poll();
-        for (;;) { /* a blocking read of nothing: wait for a writer, as a scheduler wait */
-            struct pollfd p = {.fd = fd, .events = POLLIN};
+        for (;;) {
+            struct pollfd p = {.fd = fd, .events = ev};
             if (real_poll(&p, 1, 0) != 0) break;
-            sr_block(&fd_key, 0, "read()", PC);
+            sr_block(&fd_key, 0, what, pc);
         }
     }
-    ssize_t r = real_read(fd, buf, len);
-    if (r > 0) sr_wake(&fd_key, -1); /* room for a writer */
+}
+
+/* After it: bytes taken make room for a writer, bytes given may wake a reader. */
+static ssize_t fd_after(ssize_t r, short ev)
+{
+    if (ev == POLLOUT || r > 0) sr_wake(&fd_key, -1);
     return r;
 }
 
-SR_EXPORT ssize_t write(int fd, const void *buf, size_t len)
+static size_t iov_len(const struct iovec *iov, int n)
 {
-    resolve_write();
-    if (!sr_active()) {
-        sr_crash_point();
-        return real_write(fd, buf, len);
-    }
-    sr_drain();
-    sr_point(SR_OP_WRITE, NULL, len, PC);
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0 && !(fl & O_NONBLOCK) && fd > 2) {
-        resolve_poll();
-        for (;;) { /* a blocking write to a full pipe: wait for a reader */
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
-            if (real_poll(&p, 1, 0) != 0) break;
-            sr_block(&fd_key, 0, "write()", PC);
-        }
-    }
-    ssize_t r = real_write(fd, buf, len);
-    sr_wake(&fd_key, -1);
-    return r;
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += iov[i].iov_len;
+    return len;
 }
+
+/* The I/O calls: ret name(params), the fd, the direction, whether the call's own flags make it
+ * non-blocking, its length (for the trace), and the real call's arguments. */
+#define FD_CALL(ret, name, params, fdarg, ev, nonblock, len, args)                                 \
+    REAL(ret, name, params)                                                                        \
+    SR_EXPORT ret name params                                                                      \
+    {                                                                                              \
+        resolve_##name();                                                                          \
+        if (!sr_active()) {                                                                        \
+            sr_crash_point();                                                                      \
+            return real_##name args;                                                               \
+        }                                                                                          \
+        fd_before(fdarg, ev, nonblock, len, ev == POLLIN ? SR_OP_READ : SR_OP_WRITE, #name "()",   \
+                  PC);                                                                             \
+        return fd_after(real_##name args, ev);                                                     \
+    }
+
+FD_CALL(ssize_t, read, (int fd, void *buf, size_t len), fd, POLLIN, 0, len, (fd, buf, len))
+FD_CALL(ssize_t, write, (int fd, const void *buf, size_t len), fd, POLLOUT, 0, len, (fd, buf, len))
+FD_CALL(ssize_t, readv, (int fd, const struct iovec *iov, int n), fd, POLLIN, 0, iov_len(iov, n),
+        (fd, iov, n))
+FD_CALL(ssize_t, writev, (int fd, const struct iovec *iov, int n), fd, POLLOUT, 0, iov_len(iov, n),
+        (fd, iov, n))
+FD_CALL(ssize_t, recv, (int fd, void *buf, size_t len, int fl), fd, POLLIN,
+        (fl & MSG_DONTWAIT) != 0, len, (fd, buf, len, fl))
+FD_CALL(ssize_t, send, (int fd, const void *buf, size_t len, int fl), fd, POLLOUT,
+        (fl & MSG_DONTWAIT) != 0, len, (fd, buf, len, fl))
+FD_CALL(ssize_t, recvmsg, (int fd, struct msghdr *m, int fl), fd, POLLIN, (fl & MSG_DONTWAIT) != 0,
+        iov_len(m->msg_iov, (int)m->msg_iovlen), (fd, m, fl))
+FD_CALL(ssize_t, sendmsg, (int fd, const struct msghdr *m, int fl), fd, POLLOUT,
+        (fl & MSG_DONTWAIT) != 0, iov_len(m->msg_iov, (int)m->msg_iovlen), (fd, m, fl))
