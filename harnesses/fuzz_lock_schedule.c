@@ -158,8 +158,7 @@ FZ_NOINLINE static void client_step(struct lockworld *w, struct client *c)
 {
     struct ipcp_mqlock_self self = self_of(c);
     switch (c->st) {
-    case CL_IDLE: /* ipcp_mqlock_lock begins */
-        ipcp_mqlock_watch_reset(&c->watch);
+    case CL_IDLE: /* ipcp_mqlock_lock begins (the handle's watch goes on counting) */
         c->st = CL_RECV;
         return;
     case CL_RECV:
@@ -353,6 +352,7 @@ FZ_NO_COVERAGE static void run_lock(struct fz_in *in)
         w.c[i].start = 5000 + (uint64_t)i;
         w.c[i].alive = 1;
         w.c[i].st = CL_IDLE;
+        ipcp_mqlock_watch_reset(&w.c[i].watch); /* ipcp_mqlock_open */
     }
     w.word = ipcp_mqlock_word_initial();
     uint8_t first[IPCP_MQLOCK_TOKEN_SIZE];
@@ -379,6 +379,7 @@ FZ_NO_COVERAGE static void run_lock(struct fz_in *in)
             c->start = starts++;
             c->alive = 1;
             c->st = CL_IDLE;
+            ipcp_mqlock_watch_reset(&c->watch); /* its own handle */
             break;
         case 7:
             w.now += (int64_t)(e >> 3) * MS;
@@ -398,6 +399,7 @@ FZ_NO_COVERAGE static void run_lock(struct fz_in *in)
     if (!any) {
         w.c[0] = (struct client){.pid = w.next_pid++, .start = starts++, .alive = 1};
         w.c[0].st = CL_IDLE;
+        ipcp_mqlock_watch_reset(&w.c[0].watch);
     }
     unsigned base[NCLI];
     for (int i = 0; i < w.n; i++)

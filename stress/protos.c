@@ -74,21 +74,12 @@ static int load_instrumented(const char *proto, struct st_proto *p, char *err, s
         snprintf(err, errcap, "cannot load %s: %s", lib, dlerror());
         return -1;
     }
-    int (*find)(const char *, const struct ipcp_channel_ops **, const struct ipcp_lock_ops **,
-                const char **) = NULL;
+    int (*find)(const char *, const struct ipcp_channel_ops **, const struct ipcp_lock_ops **) =
+        NULL;
     *(void **)&find = dlsym(p->dl, "ipcproof_sched_builtin");
-    const char *why = NULL;
-    if (find == NULL || find(proto, &p->chan, &p->lock, &why) < 0) {
-        if (why != NULL)
-            snprintf(err, errcap,
-                     "--proto %s does not run under the scheduler yet: it blocks in "
-                     "%s, which the scheduler does not interpose",
-                     proto, why);
-        else
-            snprintf(err, errcap,
-                     "unknown protocol '%s' (`ipcproof list` prints the built-in "
-                     "ones)",
-                     proto);
+    if (find == NULL || find(proto, &p->chan, &p->lock) < 0) {
+        snprintf(err, errcap, "unknown protocol '%s' (`ipcproof list` prints the built-in ones)",
+                 proto);
         dlclose(p->dl);
         p->dl = NULL;
         return -1;

@@ -52,11 +52,12 @@ add_dependencies(ipcproof_cli ipcproof_faults)
 if(NOT IPCP_SANITIZERS AND NOT IPCP_COVERAGE AND NOT IPCP_FUZZ_ENGINE STREQUAL "libfuzzer")
   add_library(ipcproof_sched SHARED ${CMAKE_CURRENT_SOURCE_DIR}/sched/schedrt.c
                                     ${CMAKE_CURRENT_SOURCE_DIR}/sched/tsancb.c
-                                    ${CMAKE_CURRENT_SOURCE_DIR}/sched/interpose.c)
+                                    ${CMAKE_CURRENT_SOURCE_DIR}/sched/interpose.c
+                                    ${CMAKE_CURRENT_SOURCE_DIR}/sched/interpose_ipc.c)
   set_target_properties(ipcproof_sched PROPERTIES OUTPUT_NAME ipcproof-sched
     C_VISIBILITY_PRESET hidden NO_SONAME ON)
   target_compile_options(ipcproof_sched PRIVATE -fno-builtin -O2)
-  target_link_libraries(ipcproof_sched PRIVATE ${CMAKE_DL_LIBS} atomic)
+  target_link_libraries(ipcproof_sched PRIVATE ${CMAKE_DL_LIBS} atomic rt)
   install(TARGETS ipcproof_sched LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
   add_dependencies(ipcproof_cli ipcproof_sched)
   set(IPCP_HAVE_SCHED ON)

@@ -36,7 +36,6 @@
 #include "plugbuild.h"
 #include "spawn.h"
 #include "stress.h"
-#include "sched/unsched.h"
 #include "validate.h"
 
 #ifndef IPCP_TSAN_BIN_DEFAULT
@@ -322,10 +321,6 @@ static void choose_sched(struct vstate *v)
         snprintf(v->sched_na, sizeof(v->sched_na),
                  "no build of ipcproof without sanitizers with the scheduler runtime (build the "
                  "default preset or set IPCPROOF_PLAIN_BIN)");
-    else if (v->proto && st_unscheduled_why(v->proto))
-        snprintf(v->sched_na, sizeof(v->sched_na),
-                 "%s blocks in %s, which the scheduler does not interpose yet", v->proto,
-                 st_unscheduled_why(v->proto));
     else if (v->proto && !sibling_exists(v->sched_bin, "libipcproof-protos-sched.so"))
         snprintf(v->sched_na, sizeof(v->sched_na),
                  "no libipcproof-protos-sched.so (the instrumented built-in protocols) next to %s",

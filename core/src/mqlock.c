@@ -422,6 +422,11 @@ struct ipcp_mqlock_handle {
     uint32_t forkgen; /* ipcp__mqlock_forkgen() at open: another value = inherited over fork */
     int held;
     uint16_t epoch; /* epoch of the token we hold */
+    /* How long the word and the acquisition counter have stood still, as this handle saw them:
+     * kept across lock() calls, so that a lost token is re-created after recovery_ms of
+     * standstill even when every call times out sooner (a fresh watch per call never got
+     * there, and callers retrying with short timeouts waited for ever). */
+    struct ipcp_mqlock_watch watch;
 };
 
 /* Internal results besides -errno. */
@@ -506,6 +511,7 @@ int ipcp_mqlock_open(struct ipcp_mqlock *l, struct ipcp_mqlock_handle **out)
     if (h == NULL) return -ENOMEM;
     h->l = l;
     h->forkgen = ipcp__mqlock_forkgen();
+    ipcp_mqlock_watch_reset(&h->watch);
     int rc = ipcp__mqlock_self(&h->self.pid, &h->self.start);
     if (rc < 0) {
         free(h);
@@ -639,8 +645,6 @@ int ipcp_mqlock_lock(struct ipcp_mqlock_handle *h, int timeout_ms)
     if (rc < 0) return rc;
     struct ipcp_deadline dl;
     ipcp__deadline_init(&dl, timeout_ms);
-    struct ipcp_mqlock_watch w;
-    ipcp_mqlock_watch_reset(&w);
     int64_t recovery_ns = (int64_t)h->l->recovery_ms * 1000000;
     uint8_t msg[IPCP_MQLOCK_TOKEN_SIZE];
     for (;;) {
@@ -655,7 +659,7 @@ int ipcp_mqlock_lock(struct ipcp_mqlock_handle *h, int timeout_ms)
         if (n >= 0) {
             r = take_token(h, msg, n);
         } else if (errno == ETIMEDOUT) {
-            r = after_timeout(h, &w, recovery_ns);
+            r = after_timeout(h, &h->watch, recovery_ns);
         } else if (errno != EINTR) {
             return -errno;
         }

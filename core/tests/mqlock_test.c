@@ -811,6 +811,43 @@ static void test_lost_token_and_stale_return(void **s)
     destroy_and_check(l, name);
 }
 
+/* The same loss, met by a caller that retries with timeouts shorter than the recovery time:
+ * the standstill is counted across its calls, so the token is re-created all the same. Found by
+ * `ipcproof stress --proto mq-token --crash-points` (a holder that died right after receiving
+ * the token): with a fresh count per call, every call timed out first and nobody ever got the
+ * lock again. */
+static void test_lost_token_short_timeouts(void **s)
+{
+    (void)s;
+    char name[96];
+    struct ipcp_mqlock *l = make_lock(200, name, sizeof(name));
+    struct ipcp_mqlock_handle *a, *b;
+    assert_int_equal(ipcp_mqlock_open(l, &a), 0);
+    assert_int_equal(ipcp_mqlock_open(l, &b), 0);
+    assert_int_equal(ipcp_mqlock_lock(a, 1000), 0);
+    assert_int_equal(ipcp_mqlock_unlock(a), 0);
+    mqd_t raw = mq_open(name, O_RDWR);
+    assert_true(raw != (mqd_t)-1);
+    uint8_t stolen[IPCP_MQLOCK_TOKEN_SIZE];
+    assert_int_equal(mq_receive(raw, (char *)stolen, sizeof(stolen), NULL), sizeof(stolen));
+    int rc = -ETIMEDOUT, calls = 0;
+    int64_t t0 = ipcp__now_ns();
+    while (rc == -ETIMEDOUT && ms_since(t0) < 5000) { /* 50 ms each, a quarter of recovery */
+        rc = ipcp_mqlock_lock(b, 50);
+        calls++;
+    }
+    assert_int_equal(rc, 0);
+    assert_true(calls >= 4); /* it did take several short calls */
+    struct ipcp_mqlock_stats st;
+    ipcp_mqlock_stats(l, &st);
+    assert_int_equal(st.recoveries, 1);
+    assert_int_equal(ipcp_mqlock_unlock(b), 0);
+    mq_close(raw);
+    ipcp_mqlock_close(a);
+    ipcp_mqlock_close(b);
+    destroy_and_check(l, name);
+}
+
 static void test_second_token_and_foreign(void **s)
 {
     (void)s;
@@ -956,6 +993,7 @@ int main(void)
         cmocka_unit_test(test_processes_contend),
         cmocka_unit_test(test_holder_killed),
         cmocka_unit_test(test_lost_token_and_stale_return),
+        cmocka_unit_test(test_lost_token_short_timeouts),
         cmocka_unit_test(test_second_token_and_foreign),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_queue_limit),

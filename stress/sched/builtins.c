@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "ipcproof/plugin.h"
-#include "unsched.h"
 
 #define IPCP_PROTO_CHANNEL(symbol, name) extern const struct ipcp_channel_ops symbol;
 #define IPCP_PROTO_LOCK(symbol, name)    extern const struct ipcp_lock_ops symbol;
@@ -29,12 +28,10 @@ static const struct {
 
 __attribute__((visibility("default"))) int
 ipcproof_sched_builtin(const char *name, const struct ipcp_channel_ops **chan,
-                       const struct ipcp_lock_ops **lock, const char **why)
+                       const struct ipcp_lock_ops **lock)
 {
     *chan = NULL;
     *lock = NULL;
-    *why = NULL;
-    if ((*why = st_unscheduled_why(name)) != NULL) return -1;
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
         const char *n = table[i].chan ? table[i].chan->name : table[i].lock->name;
         if (strcmp(n, name) == 0) {

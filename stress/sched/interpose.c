@@ -8,8 +8,9 @@
  * Memory copies are scheduling points: a protocol that publishes a record before copying it in
  * is caught between the two. Every other thread goes straight to libc.
  *
- * Not interposed (documented in docs/sched.md): read/write/poll on pipes and sockets, message
- * queues, SysV semaphores, threads the protocol creates itself, calls glibc makes internally. */
+ * Message queues, SysV semaphores and rwlocks: interpose_ipc.c. Not interposed (documented in
+ * docs/sched.md): epoll/select, threads the protocol creates itself, calls glibc makes
+ * internally. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -26,17 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "schedrt.h"
-
-#define PC           __builtin_return_address(0)
-#define REALTIME_OFF SR_REALTIME_OFF
-
-#define REAL(ret, name, args)                                                                      \
-    static ret(*real_##name) args;                                                                 \
-    static void resolve_##name(void)                                                               \
-    {                                                                                              \
-        if (real_##name == NULL) *(void **)&real_##name = dlsym(RTLD_NEXT, #name);                 \
-    }
+#include "interpose.h"
 
 REAL(int, clock_gettime, (clockid_t, struct timespec *))
 REAL(int, gettimeofday, (struct timeval *, void *))
@@ -57,17 +48,6 @@ REAL(int, sem_wait, (sem_t *))
 REAL(int, sem_trywait, (sem_t *))
 REAL(int, sem_timedwait, (sem_t *, const struct timespec *))
 REAL(int, sem_post, (sem_t *))
-
-static int64_t ts_ns(const struct timespec *t)
-{
-    return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
-}
-
-/* An absolute CLOCK_REALTIME deadline (pthread, sem) as virtual monotonic time. */
-static int64_t abs_realtime(const struct timespec *t)
-{
-    return ts_ns(t) - REALTIME_OFF;
-}
 
 /* ---- time ----------------------------------------------------------------------------------- */
 
@@ -329,6 +309,19 @@ SR_EXPORT int sem_timedwait(sem_t *s, const struct timespec *abs)
         return real_sem_timedwait(s, abs);
     }
     int64_t d = abs_realtime(abs);
+    return sem_wait_until(s, d <= sr_now() ? sr_now() + 1 : d, PC);
+}
+
+REAL(int, sem_clockwait, (sem_t *, clockid_t, const struct timespec *))
+
+SR_EXPORT int sem_clockwait(sem_t *s, clockid_t clk, const struct timespec *abs)
+{
+    if (!sr_active()) {
+        sr_crash_point();
+        resolve_sem_clockwait();
+        return real_sem_clockwait(s, clk, abs);
+    }
+    int64_t d = clk == CLOCK_REALTIME ? abs_realtime(abs) : ts_ns(abs);
     return sem_wait_until(s, d <= sr_now() ? sr_now() + 1 : d, PC);
 }
 

@@ -113,11 +113,11 @@ set_tests_properties(stress.sched.validate_dfs_case PROPERTIES TIMEOUT 300
   ENVIRONMENT "${_ipcp_env}")
 # the built-in protocols, instrumented (libipcproof-protos-sched.so): every atomic operation of
 # core/ is a point; those blocking in calls the scheduler does not interpose are refused
-foreach(p ring frame-pipe frame-unix frame-seqpacket)
+foreach(p ring frame-pipe frame-unix frame-seqpacket mq-handoff)
   ipcp_stress_test(NAME stress.sched.builtin.${p} RC 0 JSON_GE "sched.schedules_run=100"
     ARGS stress --proto ${p} --mode sched --schedules 100 --seed 1)
 endforeach()
-foreach(p robust-mutex posix-sem)
+foreach(p robust-mutex posix-sem mq-token sysv-sem ofd-lock)
   ipcp_stress_test(NAME stress.sched.builtin.${p} RC 0 JSON_GE "sched.schedules_run=100"
     ARGS stress --proto ${p} --workers 3 --mode sched --schedules 100 --seed 1)
 endforeach()
@@ -125,11 +125,15 @@ ipcp_stress_test(NAME stress.sched.builtin.ring_dfs RC 0 JSON_EQ "sched.exhauste
   ARGS stress --proto ring --mode sched --strategy dfs --messages 2 --preemptions 1 --seed 1)
 ipcp_stress_test(NAME stress.sched.builtin.ring_is_instrumented RC 0 JSON_GE "sched.steps_total=10000"
   ARGS stress --proto ring --mode sched --schedules 10 --seed 1)
-ipcp_stress_test(NAME stress.sched.builtin.mq_refused RC 2
-  DETAIL "mq-handoff does not run under the scheduler yet: it blocks in POSIX message queues"
-  ARGS stress --proto mq-handoff --mode sched --seed 1)
-ipcp_stress_test(NAME stress.crash.builtin_robust_mutex RC 0 JSON_GE "crash_points_in_operation=2"
-  ARGS stress --proto robust-mutex --workers 3 --crash-points --seed 1 --stall 2)
+ipcp_stress_test(NAME stress.sched.builtin.mq_token_dfs RC 0 JSON_EQ "sched.exhausted=ON"
+  ARGS stress --proto mq-token --workers 2 --mode sched --strategy dfs --messages 2
+  --preemptions 1 --seed 1)
+# crash points in the instrumented robust locks: mq-token once lost its token for good when a
+# holder died right after receiving it and the others retried with short timeouts (mqlock.c)
+foreach(p robust-mutex mq-token sysv-sem)
+  ipcp_stress_test(NAME stress.crash.builtin_${p} RC 0 JSON_GE "crash_points_in_operation=2"
+    ARGS stress --proto ${p} --workers 3 --crash-points --seed 1 --stall 3)
+endforeach()
 
 # --shard I/N: dfs parts add up to the whole search; pct runs schedules I, I+N, ...
 add_test(NAME stress.sched.dfs_shards_cover
