@@ -1943,6 +1943,8 @@ static int run_stress(const struct bcase *c, int side, double v[2], char *err, s
     return ok ? 0 : -1;
 }
 
+static const char *sanitizers(void);
+
 /* ---- the scheduler's cost: a schedule against the same work on the OS's scheduler ---------- */
 
 /* The workloads of issue 12: the example ring, 2 threads and 16 messages; the example robust
@@ -2105,7 +2107,9 @@ static void build_cases(void)
         c->calibrate = 0;
         c->side_name[0] = "one schedule (--mode sched)";
         c->side_name[1] = "one run on the OS scheduler (--mode thread)";
-        if (sched_plugin(w, 1) == NULL || sched_plugin(w, 0) == NULL)
+        if (strcmp(sanitizers(), "none") != 0)
+            c->na = "--mode sched needs a build of ipcproof without sanitizers";
+        else if (sched_plugin(w, 1) == NULL || sched_plugin(w, 0) == NULL)
             c->na = "the example plugins are not next to ipcproof (a build tree's stress/)";
 #ifdef IPCP_BENCH_STANDALONE
         c->na = "stress not available";

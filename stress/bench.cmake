@@ -3,7 +3,7 @@
 # JSON is well formed; it is never a timed test.
 if(BUILD_TESTING)
   add_test(NAME stress.bench_smoke
-    COMMAND ${CMAKE_COMMAND} -DIPCPROOF=$<TARGET_FILE:ipcproof_cli>
+    COMMAND ${CMAKE_COMMAND} -DIPCPROOF=$<TARGET_FILE:ipcproof_cli> -DSCHED=${IPCP_HAVE_SCHED}
             -DJSON=${CMAKE_CURRENT_BINARY_DIR}/test-reports/bench_smoke.json
             -P ${CMAKE_CURRENT_SOURCE_DIR}/bench_check.cmake)
   set_tests_properties(stress.bench_smoke PROPERTIES TIMEOUT 300 ENVIRONMENT "${IPCP_TEST_ENV}")

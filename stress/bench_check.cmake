@@ -1,7 +1,9 @@
 # bench_check.cmake - ctest case of `ipcproof bench`: a --smoke run measures every row and its
 # --json file has the structure docs/bench.md describes. It checks structure, never speed: the
 # figures of a smoke run mean nothing, only that each is there and positive.
-#   cmake -DIPCPROOF=<binary> -DJSON=<output file> -P bench_check.cmake
+#   cmake -DIPCPROOF=<binary> -DJSON=<output file> [-DSCHED=ON] -P bench_check.cmake
+# SCHED=ON (a build with the scheduler runtime): the sched/ rows are measured too; otherwise they
+# must say why they are not (n/a with a reason).
 # Honours $IPCP_RUN_PREFIX like tests/check.cmake.
 cmake_minimum_required(VERSION 3.25)
 set(cmd ${IPCPROOF} bench --smoke --json ${JSON})
@@ -57,6 +59,13 @@ else()
       continue()
     endif()
     list(APPEND names "${name}")
+    if(NOT SCHED AND name MATCHES "^sched/")
+      string(JSON na ERROR_VARIABLE e GET "${row}" na)
+      if(e OR na STREQUAL "")
+        problem("${name}: a build without the scheduler must say why the row is n/a")
+      endif()
+      continue()
+    endif()
     foreach(key unit baseline_name)
       string(JSON t ERROR_VARIABLE e TYPE "${row}" ${key})
       if(e OR NOT t STREQUAL "STRING")
@@ -118,7 +127,7 @@ foreach(k mq-token posix-sem robust-mutex sysv-sem ofd-lock)
   endforeach()
 endforeach()
 list(APPEND required ring/64B/rtt-p50 ring/64B/rtt-p99 handoff/64B/rtt-p50 handoff/64B/rtt-p99
-     stress-verify/frame-unix)
+     stress-verify/frame-unix sched/ring-2t-16msg sched/lock-3w-20acq)
 foreach(r IN LISTS required)
   if(NOT r IN_LIST names)
     problem("required row ${r} is missing")
