@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -393,6 +394,40 @@ static void rm_tree(const char *dir)
     rmdir(dir);
 }
 
+/* A child that removes the temp directory when validate dies without doing it (SIGKILL): it waits
+ * for its parent-death signal with every signal blocked (a Ctrl-C to the process group is
+ * validate's to handle) and no fd open (it holds no pipe of validate's open). Stopped once
+ * validate has removed the directory itself. */
+static pid_t janitor_start(const char *dir)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, NULL);
+    for (int fd = 0; fd < 1024; fd++)
+        close(fd);
+    prctl(PR_SET_PDEATHSIG, SIGUSR1);
+    if (getppid() == parent) {
+        sigset_t w;
+        sigemptyset(&w);
+        sigaddset(&w, SIGUSR1);
+        int sig;
+        while (sigwait(&w, &sig) != 0)
+            ;
+    }
+    rm_tree(dir);
+    _exit(0);
+}
+
+static void janitor_stop(pid_t pid)
+{
+    if (pid <= 0) return;
+    kill(pid, SIGKILL);
+    (void)st_wait_timeout(pid, 5);
+}
+
 static void usage_die(const char *fmt, const char *arg)
 {
     st_cli_die("validate", fmt, arg);
@@ -502,6 +537,8 @@ int st_validate_main(int argc, char **argv)
         fprintf(stderr, "ipcproof validate: mkdtemp: %s\n", strerror(errno));
         return 2;
     }
+    fflush(NULL); /* nothing buffered is written twice */
+    pid_t janitor = janitor_start(v->tmpdir);
     v->t0 = st_now_ns();
     int status = 2;
     if (choose_plugins(v) < 0) {
@@ -540,6 +577,7 @@ out:
     } else {
         rm_tree(v->tmpdir);
     }
+    janitor_stop(janitor); /* (a directory kept for the rerun lines is the user's) */
     char who[512] = "";
     if (st_sweep(NULL, 0, 100000000LL, who, sizeof(who)))
         fprintf(stderr, "ipcproof validate: killed what the cases left running: %s\n", who);
