@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 
 #include "checker.h"
+#include "exec.h"
 #include "ipcproof/err.h"
 
 #define TSAN_EXIT     66
@@ -178,6 +179,8 @@ static void check_errors(const struct st_case *cs, const struct st_outcome *o, i
         const struct st_slot *s = &cs->slots[i];
         int err = atomic_load_explicit(&s->err, memory_order_acquire);
         if (err == 0) continue;
+        /* an exec endpoint's -EPROTO stands for its program's failure, reported by check_exec */
+        if (cs->exec && err == -EPROTO && atomic_load(&s->exec_why) != ST_EX_NONE) continue;
         uint32_t ph = atomic_load_explicit(&s->err_op, memory_order_relaxed);
         char who[48], eb[96];
         st_endpoint_name(cs, i, who, sizeof(who));
@@ -244,6 +247,17 @@ static void check_consumer_records(const struct st_case *cs, struct st_report *r
     }
 }
 
+/* One past the highest bit set in the first n bits of bm (0: none). */
+static uint64_t last_set(const _Atomic uint64_t *bm, uint64_t n)
+{
+    for (uint64_t w = (n + 63) / 64; w-- > 0;) {
+        uint64_t x = atomic_load_explicit(&bm[w], memory_order_relaxed);
+        if (w == n / 64) x &= (n % 64) ? (1ull << (n % 64)) - 1 : 0;
+        if (x) return w * 64 + 64 - (uint64_t)__builtin_clzll(x);
+    }
+    return 0;
+}
+
 static void check_loss(const struct st_case *cs, uint32_t killed, struct st_report *rep)
 {
     int64_t kill_ns = atomic_load_explicit(&cs->sh->kill_ns, memory_order_relaxed);
@@ -279,6 +293,11 @@ static void check_loss(const struct st_case *cs, uint32_t killed, struct st_repo
         uint64_t sent = ld(&s->ops);
         if (sent > cs->seq_cap) sent = cs->seq_cap; /* untrusted: never past the bitmap */
         const _Atomic uint64_t *bm = &cs->bitmaps[(size_t)p * cs->bitmap_words];
+        /* an exec producer's messages were written to its stdin: when its program was killed
+         * or failed, those after the last one that arrived may never have left it; it sends in
+         * order, so what it did send is every message up to the last that arrived */
+        if (cs->exec && (killed == p + 1 || atomic_load(&s->exec_why) != ST_EX_NONE))
+            sent = last_set(bm, sent);
         uint64_t fm;
         uint64_t have = popcount_range(bm, sent, &fm);
         if (have < sent) {
@@ -324,11 +343,42 @@ static void check_consistency(const struct st_case *cs, const struct st_outcome 
                       unique, bits);
 }
 
+/* ---- exec endpoints: how each program kept the contract ------------------------------------ */
+
+static void check_exec(const struct st_case *cs, uint32_t killed, struct st_report *rep)
+{
+    /* consumers first: a consumer's failure is the cause of its producers' (a FIFO whose reader
+     * died fails their writes), never the other way round */
+    char cause[96] = "";
+    if (killed) snprintf(cause, sizeof(cause), "the kill fault");
+    for (uint32_t k = 0; k < cs->nworkers; k++) {
+        uint32_t i = (k + cs->producers) % cs->nworkers;
+        const struct st_slot *s = &cs->slots[i];
+        uint32_t why = atomic_load_explicit(&s->exec_why, memory_order_acquire);
+        if (why == ST_EX_NONE || killed == i + 1) continue;
+        int64_t val = atomic_load_explicit(&s->exec_val, memory_order_relaxed);
+        char who[48], text[256];
+        st_endpoint_name(cs, i, who, sizeof(who));
+        st_exec_why_text((int)why, val, text, sizeof(text));
+        const char *hint = why == ST_EX_STATUS && val == 127 ? " (command not found?)" : "";
+        if (cause[0] && (why == ST_EX_STATUS || why == ST_EX_EARLY || why == ST_EX_NOEXIT)) {
+            /* a program may end on the error its protocol reported after a peer died */
+            st_report_note(rep, "%s's program %s after %s", who, text, cause);
+            continue;
+        }
+        if (i >= cs->producers && !cause[0])
+            snprintf(cause, sizeof(cause), "%s's program failed", who);
+        st_report_add(rep, why == ST_EX_SIGNAL ? ST_V_CRASH : ST_V_ERROR, 1,
+                      "%s's program %s%s (its output is below)", who, text, hint);
+    }
+}
+
 static void check_channel(const struct st_case *cs, const struct st_outcome *o,
                           struct st_report *rep)
 {
     uint32_t killed = atomic_load(&cs->sh->killed);
     if (killed > cs->nworkers) killed = 0;
+    if (cs->exec) check_exec(cs, killed, rep);
     check_errors(cs, o, killed != 0, rep);
     check_consumer_records(cs, rep);
     check_loss(cs, killed, rep);
@@ -424,6 +474,7 @@ static void check_starvation(const struct st_case *cs, const struct st_outcome *
 {
     if (o->crash_ns || o->watchdog_killed) return; /* already explained */
     if (cs->cfg->mode == ST_MODE_SCHED) return;    /* the scheduler finds deadlocks exactly */
+    if (cs->exec) return; /* a program's start-up and pauses look just like starvation */
     double limit = secs / 5;
     if (limit < ST_STARVE_MIN_MS / 1000.0) limit = ST_STARVE_MIN_MS / 1000.0;
     if (cs->is_chan) {

@@ -57,10 +57,13 @@ double st_cli_double(const char *cmd, const char *opt, const char *s, double min
 }
 
 static const char usage_text[] =
-    "usage: ipcproof stress (--proto NAME | --plugin FILE.so) [options]\n"
+    "usage: ipcproof stress (--proto NAME | --plugin FILE.so | EXEC) [options]\n"
     "       ipcproof validate (--proto NAME | --plugin FILE.so [--plugin-tsan FILE.so] |\n"
-    "                          --plugin-src FILE.c|.cpp [--cflags FLAGS]) [--budget SECONDS]\n"
-    "                          [--json FILE] [--seed S] [--kind channel|lock] [--opt k=v,...]\n"
+    "                          --plugin-src FILE.c|.cpp [--cflags FLAGS] | EXEC)\n"
+    "                          [--budget SECONDS] [--json FILE] [--seed S] [--kind channel|lock]\n"
+    "                          [--opt k=v,...]\n"
+    "       EXEC = --exec-producer CMD --exec-consumer CMD [--exec-setup CMD]\n"
+    "              [--exec-teardown CMD] [--fifo]   your own programs as endpoints (docs/exec.md)\n"
     "       ipcproof bench [--quick | --smoke] [--reps N] [--only TEXT] [--json FILE]\n"
     "       ipcproof repro FILE [--target NAME] [--flavour libfuzzer|asan] [--minimize]\n"
     "       ipcproof describe (--proto NAME | --plugin FILE.so)\n"

@@ -126,6 +126,7 @@ static int map_results(struct st_case *cs, const struct st_config *c, void **bas
 static void lay_out(struct st_case *cs, const struct st_config *c, int chan, uint32_t flags)
 {
     cs->is_chan = chan;
+    cs->exec = c->exec_producer != NULL;
     cs->proto_flags = flags;
     if (chan) {
         cs->producers = c->producers;
@@ -271,10 +272,20 @@ static int all_reaped(const struct sup *S)
     return 1;
 }
 
+/* An exec endpoint's program group (the worker published it; checked: never ours or init's). */
+static void kill_program(const struct st_case *cs, uint32_t i)
+{
+    pid_t g = cs->exec && i < cs->nworkers ? (pid_t)atomic_load(&cs->slots[i].exec_pgid) : 0;
+    if (g > 1 && g != getpgrp()) kill(-g, SIGKILL);
+}
+
 static void kill_all(struct sup *S)
 {
     for (uint32_t i = 0; i < S->o.nproc; i++)
-        if (!S->o.reaped[i]) kill(S->o.pids[i], SIGKILL);
+        if (!S->o.reaped[i]) {
+            kill(S->o.pids[i], SIGKILL);
+            kill_program(&S->cs, i); /* the endpoint the watchdog stops is the program */
+        }
 }
 
 /* ---- watchdog dump -------------------------------------------------------------------------- */
@@ -448,7 +459,9 @@ static void run_loop(struct sup *S)
                                st_endpoint_name(cs, v, nm, sizeof(nm)));
             } else if (kill_due(S, now, v)) {
                 uint32_t ph = atomic_load(&s->phase);
-                kill(o->pids[v], SIGKILL);
+                /* an exec endpoint is its program: its process group dies with the worker */
+                kill(o->pids[v], SIGKILL); /* first: it never sees its program die */
+                kill_program(cs, v);
                 atomic_store(&cs->sh->killed, v + 1);
                 atomic_store(&cs->sh->kill_ns, now);
                 o->killed_by_fault = v + 1;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "exec.h"
 #include "stress.h"
 
 #define IPCP_PROTO_CHANNEL(symbol, name) extern const struct ipcp_channel_ops symbol;
@@ -92,6 +93,11 @@ int st_proto_load(const char *proto, const char *plugin, int instrumented, struc
                   char *err, size_t errcap)
 {
     memset(p, 0, sizeof(*p));
+    if (proto != NULL && strcmp(proto, ST_EXEC_PROTO) == 0 && !instrumented) {
+        p->chan = st_exec_chan();
+        snprintf(p->label, sizeof(p->label), "exec");
+        return 0;
+    }
     if (proto != NULL && instrumented) return load_instrumented(proto, p, err, errcap);
     if (proto != NULL) {
         for (size_t i = 0; i < st_builtin_count(); i++) {

@@ -42,6 +42,16 @@ static void child_setup(const struct st_child_opts *o, pid_t parent)
         dup2(o->out_fd, 2);
         if (o->out_fd > 2) close(o->out_fd);
     }
+    if (o->pipe_io) { /* the fds are O_CLOEXEC: only their copies as 0 and 1 survive exec */
+        if (o->in_fd == 0)
+            (void)fcntl(0, F_SETFD, 0);
+        else
+            dup2(o->in_fd, 0);
+        if (o->stdout_fd == 1)
+            (void)fcntl(1, F_SETFD, 0);
+        else if (o->stdout_fd >= 0)
+            dup2(o->stdout_fd, 1);
+    }
     /* the parent's interrupt handlers are its own business; an ignored SIGPIPE is kept (a fn
      * child writing to a dead peer gets EPIPE, like its parent) */
     signal(SIGINT, SIG_DFL);

@@ -17,6 +17,8 @@ struct st_child_opts {
     int in_null;         /* stdin from /dev/null */
     int new_pgrp;        /* the child leads a process group of its own */
     int die_with_parent; /* SIGKILL when the parent dies (PR_SET_PDEATHSIG) */
+    int pipe_io;         /* in_fd becomes stdin and stdout_fd (when >= 0) stdout */
+    int in_fd, stdout_fd;
 };
 
 /* fork(); the child applies opts, then _exit(fn(arg)). Returns the pid or -errno. */

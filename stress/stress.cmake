@@ -104,6 +104,7 @@ endforeach()
 
 if(BUILD_TESTING)
   include(${CMAKE_CURRENT_SOURCE_DIR}/tests/tests.cmake)
+  include(${CMAKE_CURRENT_SOURCE_DIR}/tests/exec.cmake)
   include(${CMAKE_CURRENT_SOURCE_DIR}/tests/unit.cmake)
   include(${CMAKE_CURRENT_SOURCE_DIR}/tests/sanrep.cmake)
   include(${CMAKE_CURRENT_SOURCE_DIR}/tests/sched.cmake)

@@ -120,6 +120,9 @@ struct st_config {
     uint64_t crash_point;  /* the victim dies at the N-th scheduling point of one operation */
     int crash_points;      /* try every point of that operation, one run each */
     const char *sched_out; /* --sched-out FILE: where a failing schedule is saved */
+    /* --exec-*: the endpoints are the user's programs (exec.h); proto is then ST_EXEC_PROTO */
+    const char *exec_producer, *exec_consumer, *exec_setup, *exec_teardown;
+    int exec_fifo; /* --fifo: the programs promise per-producer order */
 };
 
 #define ST_DFS_SCHEDULES 10000 /* --strategy dfs without --schedules: at most this many */
@@ -210,6 +213,9 @@ struct st_slot {
     _Atomic int32_t pid;         /* the worker's process */
     _Atomic uint64_t crash_seen; /* --crash-point: the victim lived through its operation, which
                                     had this many points (0: it died, or was not the victim) */
+    _Atomic int32_t exec_pgid;   /* --exec: the program's process group (the kill fault's aim) */
+    _Atomic uint32_t exec_why;   /* --exec: how the program broke the contract (enum st_exec_why) */
+    _Atomic int64_t exec_val;    /* ... and the detail (a status, a signal, a length) */
     _Atomic uint64_t vcount[ST_V_NKINDS];
     struct st_vfirst vfirst[ST_V_NKINDS];
     uint64_t hist[ST_HIST_BUCKETS]; /* latency, written by this worker only */
@@ -287,6 +293,7 @@ struct st_case {
     void *ctx; /* from create() */
     /* what the supervisor knows of the protocol */
     int is_chan;          /* 1 channel, 0 lock */
+    int exec;             /* the endpoints are programs (--exec-*) */
     uint32_t proto_flags; /* IPCP_CHAN_* or IPCP_LOCK_* */
     char run_id[ST_RUN_ID_MAX + 1];
     struct st_shared *sh;

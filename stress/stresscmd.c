@@ -22,6 +22,7 @@
 #include "host.h"
 #include "ipcproof/registry.h"
 #include "spawn.h"
+#include "exec.h"
 #include "stress.h"
 
 enum {
@@ -68,6 +69,11 @@ enum {
     O_PREEMPTIONS,
     O_CHOICES,
     O_SHARD,
+    O_EXECPROD,
+    O_EXECCONS,
+    O_EXECSETUP,
+    O_EXECTEARDOWN,
+    O_FIFO,
     O_HELP,
 };
 
@@ -115,6 +121,11 @@ static const struct option stress_opts[] = {
     {"preemptions", required_argument, NULL, O_PREEMPTIONS},
     {"choices", required_argument, NULL, O_CHOICES},
     {"shard", required_argument, NULL, O_SHARD},
+    {"exec-producer", required_argument, NULL, O_EXECPROD},
+    {"exec-consumer", required_argument, NULL, O_EXECCONS},
+    {"exec-setup", required_argument, NULL, O_EXECSETUP},
+    {"exec-teardown", required_argument, NULL, O_EXECTEARDOWN},
+    {"fifo", no_argument, NULL, O_FIFO},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -135,6 +146,45 @@ static unsigned parse_faults(const char *s)
             st_cli_die("stress", "--fault: unknown fault '%s' (kill, signals, short-io)", t);
     }
     return f;
+}
+
+/* --exec-*: both commands, nothing else naming the protocol, what programs cannot do (yet). */
+static void check_exec(struct st_config *c)
+{
+    const char *C = "stress";
+    int any = c->exec_producer || c->exec_consumer || c->exec_setup || c->exec_teardown;
+    if (!any) {
+        if (c->proto != NULL && strcmp(c->proto, ST_EXEC_PROTO) == 0)
+            st_cli_die(C, "unknown protocol '%s' (`ipcproof list` prints the built-in ones)",
+                       c->proto);
+        if (c->exec_fifo) st_cli_die(C, "--fifo goes with --exec-producer and --exec-consumer");
+        return;
+    }
+    if (c->exec_producer == NULL || c->exec_consumer == NULL)
+        st_cli_die(C,
+                   "--exec-%s 'CMD' is missing: black-box endpoints need both a producer and "
+                   "a consumer command (docs/exec.md)",
+                   c->exec_producer ? "consumer" : "producer");
+    if (c->proto != NULL || c->plugin != NULL)
+        st_cli_die(C, "--exec-producer/--exec-consumer replace --proto and --plugin: give one");
+    if (!*c->exec_producer || !*c->exec_consumer)
+        st_cli_die(C, "--exec-producer and --exec-consumer need a command, not ''");
+    if (c->kind == ST_KIND_LOCK)
+        st_cli_die(C, "--kind lock: exec endpoints are channels (programs as lock workers are "
+                      "not supported yet)");
+    if (c->mode != ST_MODE_PROCESS)
+        st_cli_die(C, "--mode %s: exec endpoints are programs, so only --mode process applies",
+                   st_mode_name(c->mode));
+    if (c->faults & (ST_FAULT_SIGNALS | ST_FAULT_SHORTIO))
+        st_cli_die(C, "--fault %s does not reach exec endpoints yet (only kill does)",
+                   c->faults & ST_FAULT_SIGNALS ? "signals" : "short-io");
+    if (c->crash_point || c->crash_points)
+        st_cli_die(C, "--crash-point needs a plugin built with -fsanitize=thread, not a program");
+    if (c->no_verify || c->overhead)
+        st_cli_die(C, "%s does not apply to exec endpoints",
+                   c->no_verify ? "--no-verify" : "--overhead");
+    c->proto = ST_EXEC_PROTO;
+    c->kind = ST_KIND_CHANNEL;
 }
 
 static void parse_stress(int argc, char **argv, struct st_config *c)
@@ -342,6 +392,21 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
                 st_cli_die(C, "--memory: '%s' is not tso or sc", a);
             sched_opt = opt;
             break;
+        case O_EXECPROD:
+            c->exec_producer = a;
+            break;
+        case O_EXECCONS:
+            c->exec_consumer = a;
+            break;
+        case O_EXECSETUP:
+            c->exec_setup = a;
+            break;
+        case O_EXECTEARDOWN:
+            c->exec_teardown = a;
+            break;
+        case O_FIFO:
+            c->exec_fifo = 1;
+            break;
         case O_HELP:
             st_usage(stdout);
             exit(0);
@@ -352,8 +417,10 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
         }
     }
     if (optind < argc) st_cli_die(C, "unexpected argument '%s'", argv[optind]);
+    check_exec(c);
     if ((c->proto != NULL) == (c->plugin != NULL))
-        st_cli_die(C, "exactly one of --proto NAME and --plugin FILE.so");
+        st_cli_die(C, "exactly one of --proto NAME, --plugin FILE.so and --exec-producer/"
+                      "--exec-consumer");
     if (c->min_size > c->max_size)
         st_cli_die(C, "--min-size %zu is above --max-size %zu", c->min_size, c->max_size);
     if (c->mode == ST_MODE_SCHED) {
@@ -475,6 +542,7 @@ int st_stress_main(int argc, char **argv)
 {
     struct st_config c;
     parse_stress(argc, argv, &c);
+    st_exec_bind(&c); /* before anything forks: the hosts and workers inherit it */
     check_plugin_build(&c);
     int again = 0;
     int quiet_tsan = tsan_quiet(argv - 1, c.mode == ST_MODE_PROCESS, &again);

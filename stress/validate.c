@@ -196,7 +196,7 @@ static void tsan_cc(const char *bin, const char *tmpdir, char *cc, size_t cap)
 static int choose_plugins(struct vstate *v)
 {
     v->tsan_bin = find_tsan_bin();
-    if (v->proto) return 0;
+    if (v->proto || v->exec.producer) return 0;
     char why[256] = "";
     if (v->plugin_src) {
         char tcc[PATH_MAX] = "";
@@ -274,6 +274,7 @@ void vt_binary_for(const struct vstate *v, int mode, const char **bin, const cha
         return;
     }
     int thread = mode == ST_MODE_THREAD;
+    if (v->exec.producer) return; /* programs: this binary, process mode */
     if (v->proto) {
         if (thread && v->tsan_bin) {
             *bin = v->tsan_bin;
@@ -337,6 +338,12 @@ static void choose_sched(struct vstate *v)
 /* 0, 1 (loading it failed: a verdict, in v->error), 2 (an error, in v->error). */
 static int describe(struct vstate *v)
 {
+    if (v->exec.producer) { /* programs: a channel, FIFO when the user says so */
+        v->has_chan = 1;
+        snprintf(v->chan_name, sizeof(v->chan_name), "exec");
+        v->chan_flags = v->exec.fifo ? IPCP_CHAN_FIFO : 0;
+        return 0;
+    }
     const char *bin, *so;
     int tsan;
     vt_binary_for(v, ST_MODE_PROCESS, &bin, &so, &tsan);
@@ -448,6 +455,11 @@ static void parse(struct vstate *v, int argc, char **argv)
         {"opt", required_argument, NULL, 'o'},
         {"no-sandbox", no_argument, NULL, 'N'},
         {"verbose", no_argument, NULL, 'v'},
+        {"exec-producer", required_argument, NULL, 'E'},
+        {"exec-consumer", required_argument, NULL, 'C'},
+        {"exec-setup", required_argument, NULL, 'U'},
+        {"exec-teardown", required_argument, NULL, 'D'},
+        {"fifo", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -499,6 +511,21 @@ static void parse(struct vstate *v, int argc, char **argv)
             else
                 usage_die("--kind: '%s' is not channel or lock", optarg);
             break;
+        case 'E':
+            v->exec.producer = optarg;
+            break;
+        case 'C':
+            v->exec.consumer = optarg;
+            break;
+        case 'U':
+            v->exec.setup = optarg;
+            break;
+        case 'D':
+            v->exec.teardown = optarg;
+            break;
+        case 'F':
+            v->exec.fifo = 1;
+            break;
         case 'h':
             st_usage(stdout);
             exit(0);
@@ -507,8 +534,18 @@ static void parse(struct vstate *v, int argc, char **argv)
         }
     }
     if (optind < argc) usage_die("unexpected argument '%s'", argv[optind]);
-    if ((v->proto != NULL) + (v->plugin != NULL) + (v->plugin_src != NULL) != 1)
-        usage_die("%s", "exactly one of --proto, --plugin, --plugin-src");
+    int exec = v->exec.producer || v->exec.consumer || v->exec.setup || v->exec.teardown;
+    if (exec &&
+        (!v->exec.producer || !v->exec.consumer || !*v->exec.producer || !*v->exec.consumer))
+        usage_die("%s", "black-box endpoints need both --exec-producer 'CMD' and "
+                        "--exec-consumer 'CMD' (docs/exec.md)");
+    if (v->exec.fifo && !exec) usage_die("%s", "--fifo goes with --exec-producer/--exec-consumer");
+    if (exec && v->kind == ST_KIND_LOCK)
+        usage_die("%s", "--kind lock: exec endpoints are channels (programs as lock workers are "
+                        "not supported yet)");
+    if ((v->proto != NULL) + (v->plugin != NULL) + (v->plugin_src != NULL) + exec != 1)
+        usage_die("%s", "exactly one of --proto, --plugin, --plugin-src and --exec-producer/"
+                        "--exec-consumer");
     if (v->plugin_tsan && !v->plugin) usage_die("%s", "--plugin-tsan goes with --plugin");
     if (v->cflags && !v->plugin_src) usage_die("%s", "--cflags goes with --plugin-src");
 }

@@ -39,6 +39,10 @@ struct vcase {
 
 struct vstate {
     const char *proto, *plugin, *plugin_tsan, *plugin_src, *cflags, *json, *opt;
+    struct { /* --exec-*: the endpoints are programs */
+        const char *producer, *consumer, *setup, *teardown;
+        int fifo;
+    } exec;
     FILE *jf;
     double budget;
     uint64_t seed;

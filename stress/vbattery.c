@@ -22,6 +22,9 @@
 #define VC_SCHED   0x100u /* --mode sched: schedules, not seconds */
 #define VC_DFS     0x400u /* with --strategy dfs: every schedule within the bound, in turn */
 #define VC_CRASHPT 0x200u /* --crash-points: the runtime of sched mode, in process mode */
+#define VC_SHORTIO 0x800u /* --fault short-io: the interposer in the endpoints' process */
+/* what exec endpoints (programs, not a plugin in ipcproof's workers) cannot be put through yet */
+#define VC_NOT_EXEC (VC_THREAD | VC_SCHED | VC_CRASHPT | VC_SIGNALS | VC_SHORTIO)
 
 struct vdef {
     const char *name;
@@ -51,7 +54,8 @@ static const struct vdef battery[] = {
      "--producers 1 --consumers 2 --producer-delay 300 --fault kill --kill-point recv-blocked"},
     {"fault signals", VC_CHAN | VC_SIGNALS,
      "--producers 2 --consumers 1 --fault signals --max-size 8192"},
-    {"fault short-io", VC_CHAN, "--producers 2 --consumers 1 --fault short-io --max-size 8192"},
+    {"fault short-io", VC_CHAN | VC_SHORTIO,
+     "--producers 2 --consumers 1 --fault short-io --max-size 8192"},
     {"threads: 1 producer, 1 consumer", VC_CHAN | VC_THREAD, "--producers 1 --consumers 1"},
     {"threads: 4 producers, 1 consumer", VC_CHAN | VC_THREAD | VC_MULTI,
      "--producers 4 --consumers 1 --max-size 8192"},
@@ -84,7 +88,7 @@ static const struct vdef battery[] = {
     {"lock: a holder dies at every point of lock()/unlock()", VC_LOCK | VC_ROBUST | VC_CRASHPT,
      "--workers 3 --crash-points --messages 200"},
     {"lock: fault signals", VC_LOCK | VC_SIGNALS, "--workers 4 --fault signals"},
-    {"lock: fault short-io", VC_LOCK, "--workers 4 --fault short-io"},
+    {"lock: fault short-io", VC_LOCK | VC_SHORTIO, "--workers 4 --fault short-io"},
 };
 
 #define MAX_ARGS 96
@@ -106,7 +110,12 @@ static void build(struct vstate *v)
                   : d->flags & VC_THREAD ? ST_MODE_THREAD
                                          : ST_MODE_PROCESS;
         c->crashpts = (d->flags & VC_CRASHPT) != 0;
-        if ((c->mode == ST_MODE_SCHED || c->crashpts) && v->sched_na[0]) {
+        if (v->exec.producer && (d->flags & VC_NOT_EXEC)) {
+            c->na = 1;
+            snprintf(c->na_why, sizeof(c->na_why),
+                     "exec endpoints are programs: threads, schedules, crash points, signal "
+                     "storms and short-io need a plugin (docs/exec.md)");
+        } else if ((c->mode == ST_MODE_SCHED || c->crashpts) && v->sched_na[0]) {
             c->na = 1;
             snprintf(c->na_why, sizeof(c->na_why), "%s", v->sched_na);
         }
@@ -172,8 +181,24 @@ static void run_stress(struct vstate *v, struct vcase *c, unsigned round, double
     snprintf(stall, sizeof(stall), "%.1f", dur * 3 > 3 ? dur * 3 : 3.0);
     argv[n++] = (char *)bin;
     argv[n++] = "stress";
-    argv[n++] = v->proto ? "--proto" : "--plugin";
-    argv[n++] = (char *)(v->proto ? v->proto : so);
+    if (v->exec.producer) {
+        argv[n++] = "--exec-producer";
+        argv[n++] = (char *)v->exec.producer;
+        argv[n++] = "--exec-consumer";
+        argv[n++] = (char *)v->exec.consumer;
+        if (v->exec.setup) {
+            argv[n++] = "--exec-setup";
+            argv[n++] = (char *)v->exec.setup;
+        }
+        if (v->exec.teardown) {
+            argv[n++] = "--exec-teardown";
+            argv[n++] = (char *)v->exec.teardown;
+        }
+        if (v->exec.fifo) argv[n++] = "--fifo";
+    } else {
+        argv[n++] = v->proto ? "--proto" : "--plugin";
+        argv[n++] = (char *)(v->proto ? v->proto : so);
+    }
     argv[n++] = "--kind";
     argv[n++] = c->def->flags & VC_LOCK ? "lock" : "channel";
     argv[n++] = "--mode";
@@ -400,7 +425,9 @@ int vb_run_battery(struct vstate *v, volatile int *interrupted)
            v->has_lock ? ((v->lock_flags & IPCP_LOCK_ROBUST) ? "lock, robust" : "lock") : "",
            v->has_lock && (v->lock_flags & IPCP_LOCK_FAIR) ? ", fair" : "", v->budget, v->seed,
            v->opt && *v->opt ? " | options " : "", v->opt && *v->opt ? v->opt : "");
-    if (!v->proto && !(v->tsan_so && v->tsan_bin))
+    if (v->exec.producer)
+        ; /* programs: no thread mode */
+    else if (!v->proto && !(v->tsan_so && v->tsan_bin))
         vt_note(v,
                 "thread mode runs without ThreadSanitizer: %s; races are not looked for (give "
                 "--plugin-src, or --plugin-tsan with a clang-14 -fsanitize=thread build)",
@@ -530,6 +557,11 @@ void vb_write_json(struct vstate *v, int status)
                                     : v->proto  ? v->proto
                                     : v->plugin ? v->plugin
                                                 : v->plugin_src));
+    if (v->exec.producer)
+        json_object_set_new(root, "exec",
+                            json_pack("{s:s, s:s, s:s?, s:s?, s:b}", "producer", v->exec.producer,
+                                      "consumer", v->exec.consumer, "setup", v->exec.setup,
+                                      "teardown", v->exec.teardown, "fifo", v->exec.fifo));
     json_object_set_new(root, "seed", json_integer((json_int_t)v->seed));
     json_object_set_new(root, "budget", json_real(v->budget));
     json_object_set_new(root, "options", json_string(v->opt ? v->opt : ""));

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "ipcproof/err.h"
+#include "exec.h"
 #include "spawn.h"
 #include "stress.h"
 
@@ -716,6 +717,10 @@ int st_worker_main(struct st_worker *w)
         return ST_EXIT_SETUP;
     }
     atomic_store_explicit(&s->opened, 1, memory_order_release);
+    if (cs->exec) {
+        st_exec_bind_case(cs);
+        atomic_store_explicit(&s->exec_pgid, (int32_t)st_exec_pgid(ep), memory_order_release);
+    }
     set_phase(s, ST_PH_BARRIER, 0);
     if (wait_go(cs) == 0) {
         start_faults(w);
@@ -727,7 +732,12 @@ int st_worker_main(struct st_worker *w)
             run_locker(w, ep);
     }
     set_phase(s, ST_PH_CLOSE, 0);
-    if (cs->chan != NULL)
+    if (cs->exec) {
+        int64_t val = 0;
+        int why = st_exec_close(ep, &val);
+        atomic_store_explicit(&s->exec_val, val, memory_order_relaxed);
+        atomic_store_explicit(&s->exec_why, (uint32_t)why, memory_order_release);
+    } else if (cs->chan != NULL)
         cs->chan->close(ep);
     else
         cs->lock->close(ep);

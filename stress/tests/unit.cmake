@@ -30,6 +30,6 @@ endfunction()
 
 ipcp_stress_unit_test(elfinfo elfinfo spawn)
 ipcp_stress_unit_test(plugbuild plugbuild elfinfo spawn)
-ipcp_stress_unit_test(checker checker report payload config spawn sched/schedfmt)
+ipcp_stress_unit_test(checker checker report payload config spawn exec sched/schedfmt)
 target_link_libraries(stress_checker_test PRIVATE ipcproof PkgConfig::XXHASH PkgConfig::JANSSON)
 ipcp_stress_unit_test(dfs dfs spawn)

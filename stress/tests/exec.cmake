@@ -1,0 +1,82 @@
+# exec.cmake - ctest cases of black-box endpoints (--exec-producer/--exec-consumer, docs/exec.md):
+# the example programs with their expected verdicts, and the contract, one way of breaking it at a
+# time (stress/exec/tests/contract.py). Included by stress.cmake after tests.cmake, whose
+# ipcp_stress_test() they use. The programs are Python 3 and /bin/sh.
+set(_ipcp_ex ${CMAKE_CURRENT_SOURCE_DIR}/exec/examples)
+set(_ipcp_fifo_pair --exec-producer ${_ipcp_ex}/fifo_producer.py
+    --exec-consumer ${_ipcp_ex}/fifo_consumer.py --exec-setup ${_ipcp_ex}/fifo_setup.sh
+    --exec-teardown ${_ipcp_ex}/fifo_teardown.sh --fifo)
+set(_ipcp_shell_pair --exec-producer ${_ipcp_ex}/shell_producer.sh
+    --exec-consumer ${_ipcp_ex}/shell_consumer.sh --exec-setup ${_ipcp_ex}/shell_setup.sh
+    --exec-teardown ${_ipcp_ex}/fifo_teardown.sh --fifo)
+
+# --- the examples ------------------------------------------------------------------------------
+# the Python FIFO pair: chunks of at most PIPE_BUF, whole under every case validate runs
+ipcp_stress_test(NAME stress.exec.example.fifo_pair RC 0
+  JSON_EQ "exec.fifo=ON" JSON_GE "runs=8"
+  ARGS validate ${_ipcp_fifo_pair} --budget 15 --seed 1)
+# the same pair writing whole records: above PIPE_BUF, four producers' records interleave
+ipcp_stress_test(NAME stress.exec.example.fifo_pair_unframed RC 1 KINDS torn
+  ARGS stress ${_ipcp_fifo_pair} --opt unframed=1 --producers 4 --min-size 8192
+       --max-size 65536 --messages 300 --seed 1)
+ipcp_stress_test(NAME stress.exec.example.fifo_pair_kill RC 0
+  ARGS stress ${_ipcp_fifo_pair} --producers 3 --max-size 16384 --messages 2000 --fault kill
+       --kill-point send-blocked --consumer-delay 300 --seed 2)
+# the shell pair (cat into a FIFO, cat out of it): one writer, one reader
+ipcp_stress_test(NAME stress.exec.example.shell_pair RC 0
+  ARGS stress ${_ipcp_shell_pair} --messages 20000 --max-size 65536 --seed 1)
+ipcp_stress_test(NAME stress.exec.example.shell_pair_declines RC 2 DETAIL "EOPNOTSUPP|not supported"
+  ARGS stress ${_ipcp_shell_pair} --producers 2 --messages 100 --seed 1)
+
+# --- the contract, broken one way at a time ----------------------------------------------------
+set(_ipcp_contract ${CMAKE_CURRENT_SOURCE_DIR}/exec/tests/contract.py)
+set(_ipcp_cpair --exec-producer ${_ipcp_contract} --exec-consumer ${_ipcp_contract}
+    --exec-setup ${_ipcp_contract} --exec-teardown ${_ipcp_contract} --messages 300 --seed 1
+    --stall 3)
+ipcp_stress_test(NAME stress.exec.contract.ok RC 0 ARGS stress ${_ipcp_cpair})
+foreach(spec
+    "consumer-garbage|error|consumer 0's program wrote a malformed record"
+    "consumer-truncated|error|consumer 0's program ended its stdout inside a record"
+    "consumer-dup|duplicate|delivered again"
+    "consumer-noexit|error|consumer 0's program did not exit within"
+    "consumer-segv|crash|consumer 0's program was killed by signal 11"
+    "producer-early|error|producer 0's program exited .status 0. before ipcproof closed its stdin"
+    "producer-status|error|producer 0's program exited with status 3"
+    "producer-daemon|leak|python3"
+    "producer-hang|deadlock|producer 0 .* in send")
+  string(REPLACE "|" ";" spec "${spec}")
+  list(GET spec 0 bug)
+  list(GET spec 1 kind)
+  list(GET spec 2 detail)
+  ipcp_stress_test(NAME stress.exec.contract.${bug} RC 1 KINDS ${kind} DETAIL "${detail}"
+    MAX_SECONDS 30 ARGS stress ${_ipcp_cpair} --opt bug=${bug})
+endforeach()
+# a teardown that leaves the run's FIFO behind
+ipcp_stress_test(NAME stress.exec.contract.teardown_leaks RC 1 KINDS leak DETAIL "ipcproof-exec-"
+  ARGS stress --exec-producer ${_ipcp_contract} --exec-consumer ${_ipcp_contract}
+       --exec-setup ${_ipcp_contract} --exec-teardown true --messages 100 --seed 1)
+# a command that does not exist: status 127, said plainly
+ipcp_stress_test(NAME stress.exec.contract.not_found RC 1 KINDS error DETAIL "command not found"
+  ARGS stress --exec-producer /nonexistent/producer --exec-consumer /nonexistent/consumer
+       --messages 10 --seed 1)
+# the rerun line replays the commands, quoted where the shell needs it
+ipcp_stress_test(NAME stress.exec.contract.repro RC 1 KINDS duplicate
+  JSON_EQ "repro=ipcproof stress --exec-producer ${_ipcp_contract} --exec-consumer 'python3 ${_ipcp_contract}' --exec-setup ${_ipcp_contract} --exec-teardown ${_ipcp_contract} --mode process --producers 1 --consumers 1 --messages 300 --min-size 64 --max-size 1024 --seed 1 --opt bug=consumer-dup --stall 3"
+  ARGS stress --exec-producer ${_ipcp_contract} --exec-consumer "python3 ${_ipcp_contract}"
+       --exec-setup ${_ipcp_contract} --exec-teardown ${_ipcp_contract} --messages 300 --seed 1
+       --stall 3 --opt bug=consumer-dup)
+
+# --- usage errors: exit 2, a message naming what is wrong --------------------------------------
+ipcp_stress_test(NAME stress.exec.usage.consumer_missing RC 2 NO_JSON
+  STDERR "--exec-consumer 'CMD' is missing" ARGS stress --exec-producer true)
+ipcp_stress_test(NAME stress.exec.usage.with_proto RC 2 NO_JSON
+  STDERR "replace --proto and --plugin" ARGS stress --proto ring --exec-producer true
+  --exec-consumer true)
+ipcp_stress_test(NAME stress.exec.usage.thread_mode RC 2 NO_JSON
+  STDERR "only --mode process applies" ARGS stress --exec-producer true --exec-consumer true
+  --mode thread)
+ipcp_stress_test(NAME stress.exec.usage.signals RC 2 NO_JSON
+  STDERR "does not reach exec endpoints" ARGS stress --exec-producer true --exec-consumer true
+  --fault signals)
+ipcp_stress_test(NAME stress.exec.usage.validate_half RC 2 NO_JSON
+  STDERR "need both --exec-producer" ARGS validate --exec-consumer true)
