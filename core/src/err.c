@@ -39,9 +39,8 @@ static const struct ipcp_errdesc ipcp_own[] = {
     [IPCP_E_MSGMNB - IPCP_E_BASE] = {"IPCP_E_MSGMNB",
                                      "SysV queue size above /proc/sys/kernel/msgmnb "
                                      "(raising it needs CAP_SYS_RESOURCE)"},
-    [IPCP_E_MSGMNI - IPCP_E_BASE] = {"IPCP_E_MSGMNI",
-                                     "SysV message queue limit reached "
-                                     "(/proc/sys/kernel/msgmni)"},
+    [IPCP_E_MSGMNI - IPCP_E_BASE] = {"IPCP_E_MSGMNI", "SysV message queue limit reached "
+                                                      "(/proc/sys/kernel/msgmni)"},
 };
 
 const char *ipcp_strerror(int err)
