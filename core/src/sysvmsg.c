@@ -112,8 +112,9 @@ int ipcp_sysvmsg_rx_feed(struct ipcp_sysvmsg_rx *rx, long mtype, const void *msg
         return -IPCP_E_FRAGMENT;
     }
     if (h.index == 0) {
-        /* a new message: the producer's next seq, or the one it gave up half-way again */
-        if (h.seq != s->expect_seq) {
+        /* a new message: the producer's next seq, the one it gave up half-way again, or a
+         * later one (a message of it was refused); never an earlier one (a repeat) */
+        if (h.seq < s->expect_seq) {
             slot_drop(s);
             return -IPCP_E_SEQUENCE;
         }

@@ -91,7 +91,8 @@ void ipcp_sysvmsg_rx_fini(struct ipcp_sysvmsg_rx *rx);
  *   -IPCP_E_TOOBIG    total above max_msg (nothing allocated)
  *   -IPCP_E_FRAGMENT  count, index or len do not fit total and the geometry, or a chunk out of
  *                     turn (a missing chunk, another message's seq or total in the middle)
- *   -IPCP_E_SEQUENCE  a first chunk whose seq is not the producer's next one (a repeat or gap)
+ *   -IPCP_E_SEQUENCE  a first chunk whose seq is below the producer's next one (a repeat; a
+ *                     higher seq is taken: a message of that producer was refused before)
  *   -ENOMEM */
 int ipcp_sysvmsg_rx_feed(struct ipcp_sysvmsg_rx *rx, long mtype, const void *msg, size_t n);
 /* The completed message (after feed returned 1), else NULL. producer/seq may be NULL. */
