@@ -1038,6 +1038,108 @@ static void gen_lock_schedule(void)
     emit(&b, "handoff-one-slot-forged-messages");
 }
 
+/* ---- sysvmsg_reasm -------------------------------------------------------------------------- */
+
+/* Geometry byte and ops of fuzz_sysvmsg_reasm.c. */
+#define SV_GEO(prod, two, me, room, max)                                                           \
+    (uint8_t)(((prod)-1) | ((two) << 2) | ((me) << 3) | ((room) << 4) | ((max) << 6))
+#define SV_ROOM7    1
+#define SV_ROOM64   2
+#define SV_ROOM8160 3
+#define SV_MAX300   1
+#define SV_MAX4096  2
+#define SV_MAX40000 3
+#define SV_GIVEUP   4
+#define SV_DAMAGE   5
+#define SV_RAW      6
+#define SV_REPLAY   7
+
+static void sv_new(struct buf *b, uint8_t op, uint16_t total)
+{
+    put8(b, op);
+    put16(b, total);
+}
+
+static void gen_sysvmsg_reasm(void)
+{
+    static struct buf b;
+    b.n = 0;
+    put8(&b, SV_GEO(1, 0, 0, SV_ROOM64, SV_MAX4096));
+    sv_new(&b, 0, 150);
+    put8(&b, 0), put8(&b, 0);
+    emit(&b, "one-producer-three-chunks");
+    b.n = 0;
+    put8(&b, SV_GEO(1, 0, 0, SV_ROOM64, SV_MAX4096));
+    sv_new(&b, 0, 63);
+    sv_new(&b, 0, 64);
+    sv_new(&b, 0, 65);
+    put8(&b, 0);
+    sv_new(&b, 0, 128);
+    put8(&b, 0);
+    sv_new(&b, 0, 129);
+    put8(&b, 0), put8(&b, 0);
+    emit(&b, "sizes-around-room");
+    b.n = 0;
+    put8(&b, SV_GEO(4, 0, 0, SV_ROOM8160, SV_MAX40000));
+    for (int i = 0; i < 4; i++)
+        sv_new(&b, (uint8_t)i, (uint16_t)(16321 + i));
+    for (int r = 0; r < 2; r++)
+        for (int i = 3; i >= 0; i--)
+            put8(&b, (uint8_t)i);
+    emit(&b, "four-producers-interleaved-msgmax");
+    b.n = 0;
+    put8(&b, SV_GEO(3, 1, 1, SV_ROOM64, SV_MAX300));
+    sv_new(&b, 0, 100); /* consumer 0's producer: refused */
+    sv_new(&b, 1, 100);
+    put8(&b, 0), put8(&b, 1);
+    sv_new(&b, 2, 10);
+    emit(&b, "two-consumers-foreign-producer");
+    b.n = 0;
+    put8(&b, SV_GEO(2, 0, 0, SV_ROOM7, SV_MAX300));
+    sv_new(&b, 0, 30);
+    sv_new(&b, 1, 0);
+    put8(&b, 0), put8(&b, 0);
+    put8(&b, SV_GIVEUP);
+    sv_new(&b, 0, 20);
+    put8(&b, 0), put8(&b, 0);
+    emit(&b, "give-up-half-way-restart");
+    b.n = 0;
+    put8(&b, SV_GEO(1, 0, 0, SV_ROOM64, SV_MAX4096));
+    for (int at = 0; at < 32; at += 4) {
+        put8(&b, SV_DAMAGE);
+        put16(&b, 200);
+        put16(&b, (uint16_t)at);
+        put8(&b, 0x40);
+        sv_new(&b, 0, 70);
+        put8(&b, 0);
+    }
+    emit(&b, "damaged-header-fields-then-clean");
+    b.n = 0;
+    put8(&b, SV_GEO(2, 0, 0, SV_ROOM64, SV_MAX300));
+    put8(&b, SV_RAW), put8(&b, 1), put8(&b, 40);
+    put32(&b, 0x56535049u), put32(&b, 0), put32(&b, 0), put32(&b, 0); /* magic, p0, seq 0 */
+    put32(&b, 8), put32(&b, 0), put32(&b, 1), put32(&b, 8);           /* total 8, 1 of 1, 8 bytes */
+    put32(&b, 0x41414141u), put32(&b, 0x41414141u);
+    put8(&b, SV_RAW), put8(&b, 2), put8(&b, 3), put8(&b, 1), put8(&b, 2), put8(&b, 3);
+    sv_new(&b, 0, 100);
+    put8(&b, 0);
+    emit(&b, "raw-forged-chunks");
+    b.n = 0;
+    put8(&b, SV_GEO(1, 0, 0, SV_ROOM7, SV_MAX300));
+    sv_new(&b, SV_REPLAY, 30);
+    put8(&b, SV_REPLAY), put8(&b, 0), put8(&b, 0), put8(&b, 0); /* chunks 1 (twice), 2, 3, 4 */
+    sv_new(&b, 0, 14);
+    put8(&b, 0);
+    sv_new(&b, SV_REPLAY, 5); /* a whole message twice */
+    sv_new(&b, 0, 6);
+    emit(&b, "replayed-chunks");
+    b.n = 0;
+    put8(&b, SV_GEO(2, 0, 0, SV_ROOM7, SV_MAX300));
+    for (int i = 0; i < 6; i++)
+        sv_new(&b, (uint8_t)(i & 1), 0);
+    emit(&b, "empty-messages");
+}
+
 /* ---- driver --------------------------------------------------------------------------------- */
 
 static const struct {
@@ -1047,7 +1149,7 @@ static const struct {
     {"frame_decode", gen_frame_decode},       {"chunk_reassembly", gen_chunk_reassembly},
     {"frame_roundtrip", gen_frame_roundtrip}, {"ring_model", gen_ring_model},
     {"ring_hostile", gen_ring_hostile},       {"ring_sched", gen_ring_sched},
-    {"lock_schedule", gen_lock_schedule},
+    {"lock_schedule", gen_lock_schedule},     {"sysvmsg_reasm", gen_sysvmsg_reasm},
 };
 
 int main(int argc, char **argv)

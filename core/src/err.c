@@ -36,6 +36,11 @@ static const struct ipcp_errdesc ipcp_own[] = {
                                         "(/proc/sys/fs/mqueue/queues_max or RLIMIT_MSGQUEUE)"},
     [IPCP_E_TOKEN - IPCP_E_BASE] = {"IPCP_E_TOKEN", "lock token invariant broken"},
     [IPCP_E_STATE - IPCP_E_BASE] = {"IPCP_E_STATE", "operation not allowed in this state"},
+    [IPCP_E_MSGMNB - IPCP_E_BASE] = {"IPCP_E_MSGMNB",
+                                     "SysV queue size above /proc/sys/kernel/msgmnb "
+                                     "(raising it needs CAP_SYS_RESOURCE)"},
+    [IPCP_E_MSGMNI - IPCP_E_BASE] = {"IPCP_E_MSGMNI", "SysV message queue limit reached "
+                                                      "(/proc/sys/kernel/msgmni)"},
 };
 
 const char *ipcp_strerror(int err)

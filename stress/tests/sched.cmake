@@ -113,7 +113,7 @@ set_tests_properties(stress.sched.validate_dfs_case PROPERTIES TIMEOUT 300
   ENVIRONMENT "${_ipcp_env}")
 # the built-in protocols, instrumented (libipcproof-protos-sched.so): every atomic operation of
 # core/ is a point; those blocking in calls the scheduler does not interpose are refused
-foreach(p ring frame-pipe frame-unix frame-seqpacket mq-handoff)
+foreach(p ring frame-pipe frame-unix frame-seqpacket mq-handoff sysv-msg)
   ipcp_stress_test(NAME stress.sched.builtin.${p} RC 0 JSON_GE "sched.schedules_run=100"
     ARGS stress --proto ${p} --mode sched --schedules 100 --seed 1)
 endforeach()
@@ -125,6 +125,8 @@ ipcp_stress_test(NAME stress.sched.builtin.ring_dfs RC 0 JSON_EQ "sched.exhauste
   ARGS stress --proto ring --mode sched --strategy dfs --messages 2 --preemptions 1 --seed 1)
 ipcp_stress_test(NAME stress.sched.builtin.ring_is_instrumented RC 0 JSON_GE "sched.steps_total=10000"
   ARGS stress --proto ring --mode sched --schedules 10 --seed 1)
+ipcp_stress_test(NAME stress.sched.builtin.sysv_msg_dfs RC 0 JSON_EQ "sched.exhausted=ON"
+  ARGS stress --proto sysv-msg --mode sched --strategy dfs --messages 2 --preemptions 1 --seed 1)
 ipcp_stress_test(NAME stress.sched.builtin.mq_token_dfs RC 0 JSON_EQ "sched.exhausted=ON"
   ARGS stress --proto mq-token --workers 2 --mode sched --strategy dfs --messages 2
   --preemptions 1 --seed 1)

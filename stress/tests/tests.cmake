@@ -214,6 +214,25 @@ foreach(line IN LISTS _ipcp_proto_lines)
   endif()
 endforeach()
 
+# sysv-msg beyond validate's battery: chunked sizes around msgmax (8192 in the run's private IPC
+# namespace), several producers and consumers per process and per thread, a peer SIGKILLed while
+# the other side waits in a full or an empty queue (an error, not a hang)
+ipcp_stress_test(NAME stress.sysv_msg.process RC 0 JSON_GE "stats.messages_received=12000"
+  ARGS stress --proto sysv-msg --producers 4 --consumers 2 --min-size 8100 --max-size 24600
+  --messages 3000 --seed 1)
+ipcp_stress_test(NAME stress.sysv_msg.threads RC 0 JSON_GE "stats.messages_received=12000"
+  ARGS stress --proto sysv-msg --mode thread --producers 4 --consumers 2 --max-size 16384
+  --messages 3000 --seed 1)
+ipcp_stress_test(NAME stress.sysv_msg.kill_send_blocked RC 0 MAX_SECONDS 60
+  ARGS stress --proto sysv-msg --producers 2 --consumers 1 --consumer-delay 300 --max-size 9000
+  --fault kill --kill-point send-blocked --seed 1)
+ipcp_stress_test(NAME stress.sysv_msg.kill_recv_blocked RC 0 MAX_SECONDS 60
+  ARGS stress --proto sysv-msg --producers 1 --consumers 2 --producer-delay 300
+  --fault kill --kill-point recv-blocked --seed 1)
+ipcp_stress_test(NAME stress.sysv_msg.small_queue RC 0
+  ARGS stress --proto sysv-msg --producers 3 --consumers 1 --capacity 300 --max-size 2000
+  --messages 2000 --seed 1)
+
 # --- verification cost: verified and unverified rate of one transport in one run ------------------
 ipcp_stress_test(NAME stress.overhead RC 0
   ARGS stress --proto frame-pipe --messages 20000 --overhead)

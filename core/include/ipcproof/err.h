@@ -30,6 +30,8 @@ enum ipcp_error {
     IPCP_E_MQ_QUEUES,  /* queues_max or RLIMIT_MSGQUEUE reached */
     IPCP_E_TOKEN,      /* lock token invariant broken: a second token, or a foreign message */
     IPCP_E_STATE,      /* call not allowed in the object's current state */
+    IPCP_E_MSGMNB,     /* SysV msg_qbytes above /proc/sys/kernel/msgmnb (needs CAP_SYS_RESOURCE) */
+    IPCP_E_MSGMNI,     /* SysV message queue limit /proc/sys/kernel/msgmni reached (ENOSPC) */
     IPCP_E_LAST
 };
 
