@@ -328,6 +328,11 @@ int ipcp_mqchan_send(struct ipcp_mqchan_ep *ep, const void *data, size_t len, un
                                 .seq = ep->next_seq++, /* a retried message gets a new one */
                                 .total = (uint32_t)len,
                                 .count = ipcp_mqchan_chunks(len, payload)};
+    /* more chunks than the queue holds can only go while the receiver makes room */
+    if (timeout_ms == 0 && h.count > (uint32_t)ep->ch->info.maxmsg) {
+        ep->next_seq--;
+        return -EAGAIN;
+    }
     for (h.index = 0; h.index < h.count; h.index++) {
         size_t off = (size_t)h.index * payload;
         size_t clen = len - off < payload ? len - off : payload;

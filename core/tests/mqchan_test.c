@@ -350,6 +350,20 @@ static void test_sizes_at_limits(void **s)
     assert_int_equal(ipcp_mqchan_send(ep, "", max + 1, 0, 100), -EMSGSIZE);
     assert_int_equal(ipcp_mqchan_send(ep, "", 0, IPCP_MQCHAN_PRIOS, 100), -EINVAL);
     assert_int_equal(ipcp_mqchan_recv(ep, NULL, 0, 0, NULL, NULL), -IPCP_E_STATE);
+    uint8_t *nb = calloc(1, q + 1); /* one chunk more than the queue holds, without waiting */
+    assert_non_null(nb);
+    assert_int_equal(ipcp_mqchan_send(ep, nb, q + 1, 0, 0), -EAGAIN);
+    assert_int_equal(ipcp_mqchan_send(ep, nb, q, 0, 0), 0); /* a queue's worth goes */
+    free(nb);
+    mqd_t mq = mq_open(name, O_RDONLY);
+    struct mq_attr at;
+    assert_int_equal(mq_getattr(mq, &at), 0);
+    assert_int_equal(at.mq_curmsgs, info.maxmsg); /* nothing of the refused one */
+    char *drain = malloc((size_t)info.msgsize);
+    for (long i = 0; i < info.maxmsg; i++)
+        assert_true(mq_receive(mq, drain, (size_t)info.msgsize, NULL) > 0);
+    free(drain);
+    mq_close(mq);
     ipcp_mqchan_close(ep);
 
     struct send_arg a = {.ch = ch, .sizes = sizes, .nsizes = IPCP_ARRAY_SIZE(sizes), .max = max};

@@ -164,7 +164,9 @@ int ipcp_mqchan_open(struct ipcp_mqchan *ch, int role, uint32_t index,
 /* Sends len bytes at priority prio (< IPCP_MQCHAN_PRIOS) within timeout_ms (< 0: no limit).
  * 0 (every chunk is in the queue), -EMSGSIZE (len > max_msg), -EINVAL (prio), -ETIMEDOUT (the
  * queue stayed full; chunks already sent are dropped by the receiver when this producer's next
- * message at that priority starts), -IPCP_E_STATE (not a sender), -errno. */
+ * message at that priority starts), -EAGAIN (timeout_ms 0 and more chunks than the queue holds:
+ * nothing sent), -IPCP_E_STATE (not a sender), -errno. A message of more chunks than mq_maxmsg
+ * needs a timeout long enough for the receiver to make room: each retry starts it afresh. */
 int ipcp_mqchan_send(struct ipcp_mqchan_ep *ep, const void *data, size_t len, unsigned prio,
                      int timeout_ms);
 /* Receives the next complete message into buf within timeout_ms (< 0: no limit). Its length,
