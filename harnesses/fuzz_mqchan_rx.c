@@ -35,11 +35,11 @@ static const size_t payloads[4] = {1, 7, 100, 8160};
 static const size_t maxes[4] = {1, 100, 1000, 20000};
 
 struct lane {
-    int busy;         /* a message in flight */
-    uint64_t seq;     /* its sequence; the lane's next is seq + 1 */
-    uint64_t next;    /* sequence of the lane's next message */
+    int busy;      /* a message in flight */
+    uint64_t seq;  /* its sequence; the lane's next is seq + 1 */
+    uint64_t next; /* sequence of the lane's next message */
     uint32_t total, index, count;
-    int partial;      /* given up after >= 1 chunk, not yet superseded */
+    int partial; /* given up after >= 1 chunk, not yet superseded */
 };
 
 static uint8_t msgbuf[20000];
@@ -77,8 +77,8 @@ FZ_NO_COVERAGE static size_t make_chunk(struct lane *l, unsigned lane, size_t pa
     return IPCP_MQCHAN_HDR_SIZE + len;
 }
 
-FZ_NO_COVERAGE static void check_out(const struct ipcp_mqchan_rx *rx, const struct ipcp_mqchan_msg *m,
-                                     unsigned prio, size_t op)
+FZ_NO_COVERAGE static void check_out(const struct ipcp_mqchan_rx *rx,
+                                     const struct ipcp_mqchan_msg *m, unsigned prio, size_t op)
 {
     FZ_CHECK(m->len <= rx->max_msg, "op %zu: %zu bytes delivered, max_msg %zu", op, m->len,
              rx->max_msg);
@@ -96,8 +96,8 @@ FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int hostile = (cfg >> 6) & 1;
     unsigned lanes = producers * IPCP_MQCHAN_PRIOS;
     struct ipcp_mqchan_rx rx;
-    FZ_CHECK_RC(ipcp_mqchan_rx_init(&rx, producers, max_msg, payload + IPCP_MQCHAN_HDR_SIZE),
-                0, "rx_init");
+    FZ_CHECK_RC(ipcp_mqchan_rx_init(&rx, producers, max_msg, payload + IPCP_MQCHAN_HDR_SIZE), 0,
+                "rx_init");
     struct lane ln[MAX_LANES];
     memset(ln, 0, sizeof(ln));
     uint64_t abandoned = 0;
@@ -152,12 +152,10 @@ FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK_RC(rc, last ? 1 : 0, "feed of an honest chunk");
         if (last) {
             fill_range(msgbuf, msg_seed(lane, l->seq), 0, l->total);
-            FZ_CHECK(m.seq == l->seq && m.len == l->total &&
-                         m.producer == lane / IPCP_MQCHAN_PRIOS,
+            FZ_CHECK(m.seq == l->seq && m.len == l->total && m.producer == lane / IPCP_MQCHAN_PRIOS,
                      "op %zu: got seq %llu len %zu, want %llu %u", op, (unsigned long long)m.seq,
                      m.len, (unsigned long long)l->seq, l->total);
-            FZ_CHECK(m.len == 0 || memcmp(m.data, msgbuf, m.len) == 0, "op %zu: bytes differ",
-                     op);
+            FZ_CHECK(m.len == 0 || memcmp(m.data, msgbuf, m.len) == 0, "op %zu: bytes differ", op);
         }
         FZ_CHECK(rx.abandoned == abandoned, "op %zu: abandoned %llu, want %llu", op,
                  (unsigned long long)rx.abandoned, (unsigned long long)abandoned);

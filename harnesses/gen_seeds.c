@@ -1038,7 +1038,7 @@ static void gen_lock_schedule(void)
     emit(&b, "handoff-one-slot-forged-messages");
 }
 
-/* ---- mqchan_rx --------------------------------------------------------------------------------- */
+/* ---- mqchan_rx ------------------------------------------------------------------------------- */
 
 /* Byte 0 and op encoding of fuzz_mqchan_rx.c. */
 #define MR_CFG(payload_sel, max_sel, producers, hostile)                                           \

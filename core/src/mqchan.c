@@ -209,8 +209,8 @@ int ipcp_mqchan_create(const struct ipcp_mqchan_cfg *cfg, struct ipcp_mqchan **o
         return -EINVAL;
     struct ipcp_mq_limits lim;
     ipcp_mq_limits_read(&lim);
-    long maxmsg = cfg->maxmsg ? cfg->maxmsg
-                              : lower_to(IPCP_MQCHAN_DEF_MAXMSG, lim.msg_max, lim.privileged);
+    long maxmsg =
+        cfg->maxmsg ? cfg->maxmsg : lower_to(IPCP_MQCHAN_DEF_MAXMSG, lim.msg_max, lim.privileged);
     long msgsize = cfg->msgsize
                        ? cfg->msgsize
                        : lower_to(IPCP_MQCHAN_DEF_MSGSIZE, lim.msgsize_max, lim.privileged);
@@ -267,8 +267,7 @@ void ipcp_mqchan_info(const struct ipcp_mqchan *ch, struct ipcp_mqchan_info *inf
     *info = ch->info;
 }
 
-int ipcp_mqchan_open(struct ipcp_mqchan *ch, int role, uint32_t index,
-                     struct ipcp_mqchan_ep **out)
+int ipcp_mqchan_open(struct ipcp_mqchan *ch, int role, uint32_t index, struct ipcp_mqchan_ep **out)
 {
     *out = NULL;
     if (role != IPCP_MQCHAN_SENDER && role != IPCP_MQCHAN_RECEIVER) return -EINVAL;

@@ -340,8 +340,8 @@ static void test_sizes_at_limits(void **s)
     ipcp_mqchan_info(probe, &info);
     destroy_and_check(probe, name);
     size_t p = info.payload, q = (size_t)info.maxmsg * p; /* q: a queue full of chunks */
-    const size_t sizes[] = {0, 1, p - 1, p, p + 1, 2 * p - 1, 2 * p, 2 * p + 1, q - 1, q, q + 1,
-                            3 * q + 7};
+    const size_t sizes[] = {0,     1,         p - 1, p, p + 1, 2 * p - 1,
+                            2 * p, 2 * p + 1, q - 1, q, q + 1, 3 * q + 7};
     size_t max = 3 * q + 7;
     struct ipcp_mqchan *ch = make(1, max, name, sizeof(name));
     struct ipcp_mqchan_ep *ep;
@@ -376,8 +376,7 @@ static void test_sizes_at_limits(void **s)
         unsigned prio = 9;
         uint32_t producer = 9;
         if (sizes[i] > 0) /* one byte short: the message stays for the next call */
-            assert_int_equal(ipcp_mqchan_recv(rx, buf, sizes[i] - 1, 10000, NULL, NULL),
-                             -EMSGSIZE);
+            assert_int_equal(ipcp_mqchan_recv(rx, buf, sizes[i] - 1, 10000, NULL, NULL), -EMSGSIZE);
         ssize_t n = ipcp_mqchan_recv(rx, buf, sizes[i], 10000, &prio, &producer);
         if (n != (ssize_t)sizes[i]) fail_msg("message %zu: got %zd, want %zu", i, n, sizes[i]);
         assert_true(tu_check(buf, (size_t)n, seed_of(0, i)));
@@ -647,7 +646,7 @@ static void test_limits(void **s)
     assert_int_equal(ipcp_mqchan_create(&cfg, &ch), -IPCP_E_MQ_MSGSIZE);
     assert_null(ch);
     assert_true(mq_gone(name)); /* nothing left after a refusal */
-    cfg.maxmsg = lim.msg_max; /* the largest allowed works */
+    cfg.maxmsg = lim.msg_max;   /* the largest allowed works */
     cfg.msgsize = lim.msgsize_max;
     assert_int_equal(ipcp_mqchan_create(&cfg, &ch), 0);
     ipcp_mqchan_destroy(ch);

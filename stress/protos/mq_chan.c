@@ -86,9 +86,9 @@ static int mc_open(void *ctx, int role, uint32_t index, void **out)
     struct mc_ep *e = calloc(1, sizeof(*e));
     if (e == NULL) return -ENOMEM;
     e->x = x;
-    int r = ipcp_mqchan_open(
-        x->ch, role == IPCP_ROLE_PRODUCER ? IPCP_MQCHAN_SENDER : IPCP_MQCHAN_RECEIVER, index,
-        &e->ep);
+    int r = ipcp_mqchan_open(x->ch,
+                             role == IPCP_ROLE_PRODUCER ? IPCP_MQCHAN_SENDER : IPCP_MQCHAN_RECEIVER,
+                             index, &e->ep);
     if (r < 0) {
         free(e);
         return r;

@@ -85,7 +85,7 @@ struct ipcp_mqchan_lane {
 struct ipcp_mqchan_rx {
     uint32_t producers;
     size_t max_msg;
-    size_t payload; /* msgsize - header */
+    size_t payload;                /* msgsize - header */
     struct ipcp_mqchan_lane *lane; /* producers * IPCP_MQCHAN_PRIOS, owned */
     uint64_t abandoned;            /* messages given up by their producer half-way */
     uint64_t dropped;              /* chunks dropped after their message was refused */
@@ -159,8 +159,7 @@ enum { IPCP_MQCHAN_SENDER = 1, IPCP_MQCHAN_RECEIVER = 2 };
 /* Opens an endpoint (in a forked child or a thread; one per thread). A sender names its
  * producer index (< producers; each index is opened once); a receiver's index is ignored.
  * 0, -EINVAL, -IPCP_E_LAYOUT (the queue under the name has another geometry), -ENOENT, -errno. */
-int ipcp_mqchan_open(struct ipcp_mqchan *ch, int role, uint32_t index,
-                     struct ipcp_mqchan_ep **ep);
+int ipcp_mqchan_open(struct ipcp_mqchan *ch, int role, uint32_t index, struct ipcp_mqchan_ep **ep);
 /* Sends len bytes at priority prio (< IPCP_MQCHAN_PRIOS) within timeout_ms (< 0: no limit).
  * 0 (every chunk is in the queue), -EMSGSIZE (len > max_msg), -EINVAL (prio), -ETIMEDOUT (the
  * queue stayed full; chunks already sent are dropped by the receiver when this producer's next
