@@ -1140,6 +1140,72 @@ static void gen_sysvmsg_reasm(void)
     emit(&b, "empty-messages");
 }
 
+/* ---- mqchan_rx ------------------------------------------------------------------------------- */
+
+/* Byte 0 and op encoding of fuzz_mqchan_rx.c. */
+#define MR_CFG(payload_sel, max_sel, producers, hostile)                                           \
+    ((uint8_t)((payload_sel) | (max_sel) << 2 | ((producers)-1) << 4 | (hostile) << 6))
+#define MR_CHUNK(lane)  ((uint8_t)((lane) << 2))
+#define MR_GIVEUP(lane) ((uint8_t)((lane) << 2 | 2))
+#define MR_BAD(lane)    ((uint8_t)((lane) << 2 | 3))
+
+static void gen_mqchan_rx(void)
+{
+    static struct buf b;
+    b.n = 0; /* one whole message per lane, payload 100, max 1000, 2 producers */
+    put8(&b, MR_CFG(2, 2, 2, 0));
+    for (uint8_t lane = 0; lane < 8; lane++) {
+        put8(&b, MR_CHUNK(lane));
+        put16(&b, (uint16_t)(lane * 12));
+    }
+    emit(&b, "whole-message-per-lane");
+    b.n = 0; /* two lanes' chunked messages interleaved chunk by chunk */
+    put8(&b, MR_CFG(2, 2, 2, 0));
+    put8(&b, MR_CHUNK(1));
+    put16(&b, 1000);
+    put8(&b, MR_CHUNK(6));
+    put16(&b, 555);
+    for (int i = 0; i < 10; i++) {
+        put8(&b, MR_CHUNK(1));
+        put8(&b, MR_CHUNK(6));
+    }
+    emit(&b, "interleaved-lanes");
+    b.n = 0; /* sizes at the chunk boundary: payload 7, lengths 6, 7, 8, 14, 15 */
+    put8(&b, MR_CFG(1, 1, 1, 0));
+    const uint16_t lens[] = {0, 6, 7, 8, 14, 15, 100};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        put8(&b, MR_CHUNK(0));
+        put16(&b, lens[i]);
+        for (int k = 0; k < 16; k++)
+            put8(&b, MR_CHUNK(0));
+    }
+    emit(&b, "sizes-around-payload");
+    b.n = 0; /* a message given up half-way, then the lane's next */
+    put8(&b, MR_CFG(2, 2, 1, 0));
+    put8(&b, MR_CHUNK(2));
+    put16(&b, 900);
+    put8(&b, MR_CHUNK(2));
+    put8(&b, MR_GIVEUP(2));
+    put8(&b, MR_CHUNK(2));
+    put16(&b, 50);
+    emit(&b, "given-up-half-way");
+    b.n = 0; /* hostile: corrupted chunks and forged records among honest ones */
+    put8(&b, MR_CFG(2, 2, 2, 1));
+    put8(&b, MR_CHUNK(0));
+    put16(&b, 300);
+    put8(&b, MR_BAD(0));
+    put16(&b, 20); /* byte 20: the chunk index */
+    put8(&b, 1);
+    put8(&b, MR_CHUNK(0));
+    put8(&b, MR_CHUNK(0));
+    put8(&b, (uint8_t)(MR_BAD(3) | 0x80));
+    put8(&b, 40);
+    put(&b, "IPMC\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", 16);
+    put(&b, "\x10\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00", 16);
+    put(&b, "abcdefgh", 8);
+    emit(&b, "hostile-corrupt-and-forged");
+}
+
 /* ---- driver --------------------------------------------------------------------------------- */
 
 static const struct {
@@ -1150,6 +1216,7 @@ static const struct {
     {"frame_roundtrip", gen_frame_roundtrip}, {"ring_model", gen_ring_model},
     {"ring_hostile", gen_ring_hostile},       {"ring_sched", gen_ring_sched},
     {"lock_schedule", gen_lock_schedule},     {"sysvmsg_reasm", gen_sysvmsg_reasm},
+    {"mqchan_rx", gen_mqchan_rx},
 };
 
 int main(int argc, char **argv)

@@ -232,6 +232,29 @@ ipcp_stress_test(NAME stress.sysv_msg.kill_recv_blocked RC 0 MAX_SECONDS 60
 ipcp_stress_test(NAME stress.sysv_msg.small_queue RC 0
   ARGS stress --proto sysv-msg --producers 3 --consumers 1 --capacity 300 --max-size 2000
   --messages 2000 --seed 1)
+# --- mq-chan: POSIX mq as a data channel (messages in chunks of mq_msgsize, core/src/mqchan.c) ---
+# Sizes up to 5 chunks, several producers (chunks of producers interleave), thread mode, SIGKILL of
+# an endpoint anywhere and of a producer blocked half-way through a message on a full queue; the
+# reordering variant (mq-chan-prio) with 4 producers; geometries create() must refuse.
+set(_ipcp_mqc --proto mq-chan --max-size 40000 --messages 3000 --seed 1)
+ipcp_stress_test(NAME stress.mqchan.process RC 0 JSON_EQ "result=pass" ARGS stress ${_ipcp_mqc})
+ipcp_stress_test(NAME stress.mqchan.threads RC 0 ARGS stress ${_ipcp_mqc} --mode thread --producers 2)
+ipcp_stress_test(NAME stress.mqchan.producers RC 0 ARGS stress ${_ipcp_mqc} --producers 4)
+ipcp_stress_test(NAME stress.mqchan.two_consumers_one_chunk RC 0
+  ARGS stress --proto mq-chan --producers 2 --consumers 2 --max-size 8160 --messages 3000 --seed 1)
+ipcp_stress_test(NAME stress.mqchan.kill RC 0 ARGS stress ${_ipcp_mqc} --producers 2 --fault kill)
+ipcp_stress_test(NAME stress.mqchan.kill_blocked RC 0 ARGS stress ${_ipcp_mqc}
+  --producers 2 --fault kill --kill-point send-blocked --consumer-delay 100)
+ipcp_stress_test(NAME stress.mqchan.prio_producers RC 0
+  ARGS stress --proto mq-chan-prio --producers 4 --max-size 40000 --messages 3000 --seed 1)
+# 68-byte chunks through a queue of 3: up to 30 chunks a message, interleaved by 2 producers
+ipcp_stress_test(NAME stress.mqchan.small_msgsize RC 0
+  ARGS stress --proto mq-chan --producers 2 --max-size 2000 --messages 3000 --seed 1
+  --opt msgsize=100,maxmsg=3)
+ipcp_stress_test(NAME stress.mqchan.chunked_two_consumers_refused RC 2 JSON_EQ "create_errno=22"
+  ARGS stress --proto mq-chan --consumers 2 --max-size 8161 --messages 100)
+ipcp_stress_test(NAME stress.mqchan.msgsize_above_limit_refused RC 2 JSON_EQ "create_errno=4110"
+  ARGS stress --proto mq-chan --opt msgsize=1048577 --messages 100)
 
 # --- verification cost: verified and unverified rate of one transport in one run ------------------
 ipcp_stress_test(NAME stress.overhead RC 0
