@@ -391,6 +391,7 @@ static void check_lock(const struct st_case *cs, const struct st_outcome *o, str
 {
     uint32_t v = cs->kill_victim;
     int died = v != 0 && v <= o->nproc && o->reaped[v - 1] && WIFSIGNALED(o->status[v - 1]);
+    if (cs->exec) check_exec(cs, died ? v : 0, rep);
     check_errors(cs, o, died, rep);
     uint64_t total = sum_ops(cs, 0, cs->nworkers);
     uint64_t counter = cs->sh->counter;

@@ -71,20 +71,27 @@ void st_config_repro(const struct st_config *c, char *buf, size_t cap)
 {
     buf[0] = '\0';
     append(buf, cap, "ipcproof stress");
+    if (c->exec_worker) {
+        append(buf, cap, " --exec-worker");
+        append_arg(buf, cap, c->exec_worker);
+        if (c->exec_robust) append(buf, cap, " --robust");
+    }
     if (c->exec_producer) {
         append(buf, cap, " --exec-producer");
         append_arg(buf, cap, c->exec_producer);
         append(buf, cap, " --exec-consumer");
         append_arg(buf, cap, c->exec_consumer);
-        if (c->exec_setup) {
-            append(buf, cap, " --exec-setup");
-            append_arg(buf, cap, c->exec_setup);
-        }
-        if (c->exec_teardown) {
-            append(buf, cap, " --exec-teardown");
-            append_arg(buf, cap, c->exec_teardown);
-        }
         if (c->exec_fifo) append(buf, cap, " --fifo");
+    }
+    if (c->exec_setup) {
+        append(buf, cap, " --exec-setup");
+        append_arg(buf, cap, c->exec_setup);
+    }
+    if (c->exec_teardown) {
+        append(buf, cap, " --exec-teardown");
+        append_arg(buf, cap, c->exec_teardown);
+    }
+    if (c->exec_producer || c->exec_worker) {
     } else if (c->proto) {
         append(buf, cap, " --proto");
         append_arg(buf, cap, c->proto);
@@ -92,7 +99,7 @@ void st_config_repro(const struct st_config *c, char *buf, size_t cap)
         append(buf, cap, " --plugin");
         append_arg(buf, cap, c->plugin);
     }
-    if (c->kind == ST_KIND_LOCK) append(buf, cap, " --kind lock");
+    if (c->kind == ST_KIND_LOCK && !c->exec_worker) append(buf, cap, " --kind lock");
     if (c->kind == ST_KIND_CHANNEL && !c->exec_producer) append(buf, cap, " --kind channel");
     append(buf, cap, " --mode %s", st_mode_name(c->mode));
     if (c->mode == ST_MODE_SCHED) {

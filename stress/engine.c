@@ -126,7 +126,7 @@ static int map_results(struct st_case *cs, const struct st_config *c, void **bas
 static void lay_out(struct st_case *cs, const struct st_config *c, int chan, uint32_t flags)
 {
     cs->is_chan = chan;
-    cs->exec = c->exec_producer != NULL;
+    cs->exec = c->exec_producer != NULL || c->exec_worker != NULL;
     cs->proto_flags = flags;
     if (chan) {
         cs->producers = c->producers;

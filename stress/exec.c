@@ -15,7 +15,9 @@
 #include "exec.h"
 #include "spawn.h"
 
-#define RBUF_MIN (64u << 10)
+#define RBUF_MIN    (64u << 10)
+#define ROLE_WORKER 3    /* a lock contender (IPCP_ROLE_* are 1 and 2 in plugin.h) */
+#define LINE_MS     5000 /* longest wait for "released" after ipcproof let a worker go */
 
 static const struct st_config *cfg;
 static const struct st_case *bound_case;
@@ -82,6 +84,14 @@ const char *st_exec_why_text(int why, int64_t val, char *buf, size_t cap)
                  "4-byte little-endian length, then that many bytes)",
                  (long long)val);
         break;
+    case ST_EX_LINE:
+        snprintf(buf, cap, "%s",
+                 val == 1   ? "wrote a line other than \"acquired\" while ipcproof waited for it"
+                 : val == 2 ? "wrote a line other than \"released\" after ipcproof let it go"
+                 : val == 3 ? "did not write \"released\" within 5 s after ipcproof let it go"
+                            : "wrote a line of more than 256 bytes (the contract's are "
+                              "\"acquired\" and \"released\")");
+        break;
     case ST_EX_TRUNCATED:
         snprintf(buf, cap, "ended its stdout inside a record (%lld bytes of it came)",
                  (long long)val);
@@ -122,6 +132,7 @@ static size_t make_env(char **env, const char *role, uint32_t index, const char 
     ENV("IPCPROOF_INDEX=%u", index);
     ENV("IPCPROOF_PRODUCERS=%u", cfg->producers);
     ENV("IPCPROOF_CONSUMERS=%u", cfg->consumers);
+    ENV("IPCPROOF_WORKERS=%u", cfg->workers);
     ENV("IPCPROOF_RUN_ID=%s", run_id);
     ENV("IPCPROOF_CAPACITY=%zu", cfg->capacity);
     ENV("IPCPROOF_MAX_SIZE=%zu", cfg->max_size);
@@ -177,17 +188,28 @@ struct exec_ctx {
     char run_id[ST_RUN_ID_MAX + 1];
 };
 
-static int ex_create(const struct ipcp_chan_cfg *cc, void **ctx)
+static int create_any(const char *run_id, void **ctx)
 {
-    if (cfg == NULL || cfg->exec_producer == NULL || cfg->exec_consumer == NULL) return -EINVAL;
     static struct exec_ctx x; /* one case per host process */
-    snprintf(x.run_id, sizeof(x.run_id), "%s", cc->run_id);
+    snprintf(x.run_id, sizeof(x.run_id), "%s", run_id);
     if (cfg->exec_setup != NULL) {
         int r = run_aux("setup", cfg->exec_setup, x.run_id);
         if (r < 0) return r;
     }
     *ctx = &x;
     return 0;
+}
+
+static int ex_create(const struct ipcp_chan_cfg *cc, void **ctx)
+{
+    if (cfg == NULL || cfg->exec_producer == NULL || cfg->exec_consumer == NULL) return -EINVAL;
+    return create_any(cc->run_id, ctx);
+}
+
+static int ex_lock_create(const struct ipcp_lock_cfg *lc, void **ctx)
+{
+    if (cfg == NULL || cfg->exec_worker == NULL) return -EINVAL;
+    return create_any(lc->run_id, ctx);
 }
 
 static void ex_destroy(void *ctx)
@@ -207,7 +229,7 @@ static int ex_open(void *ctx, int role, uint32_t index, void **epp)
     e->role = role;
     e->in_fd = e->out_fd = -1;
     int in[2] = {-1, -1}, out[2] = {-1, -1};
-    int consumer = role == IPCP_ROLE_CONSUMER;
+    int consumer = role != IPCP_ROLE_PRODUCER; /* reads the program's stdout: consumer, worker */
     if (pipe2(in, O_CLOEXEC) < 0 || (consumer && pipe2(out, O_CLOEXEC) < 0)) {
         int r = -errno;
         for (int i = 0; i < 2; i++) {
@@ -222,8 +244,11 @@ static int ex_open(void *ctx, int role, uint32_t index, void **epp)
         e->rbuf = malloc(e->rcap);
     }
     char *env[41];
-    make_env(env, consumer ? "consumer" : "producer", index, x->run_id);
-    const char *cmd = consumer ? cfg->exec_consumer : cfg->exec_producer;
+    static const char *const roles[] = {"", "producer", "consumer", "worker"};
+    make_env(env, roles[role], index, x->run_id);
+    const char *cmd = role == ROLE_WORKER          ? cfg->exec_worker
+                      : role == IPCP_ROLE_CONSUMER ? cfg->exec_consumer
+                                                   : cfg->exec_producer;
     char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
     /* stdin from in[0], stdout (consumers) to out[1]; stderr (and a producer's stdout) go where
      * the worker's go: the case's captured output */
@@ -448,7 +473,7 @@ static void kill_group(struct exec_ep *e)
 static void wait_exit(struct exec_ep *e)
 {
     int64_t grace = (int64_t)ST_DRAIN_MS * 1000000, until = 0;
-    if (e->role == IPCP_ROLE_CONSUMER) until = st_now_ns() + grace;
+    if (e->role != IPCP_ROLE_PRODUCER) until = st_now_ns() + grace;
     for (;;) {
         int64_t now = st_now_ns();
         if (until == 0 && all_consumers_gone()) until = now + grace;
@@ -501,6 +526,126 @@ static void ex_close(void *ep)
     (void)st_exec_close(ep, &v);
 }
 
+/* ---- lock contenders: one line "acquired" in, ipcproof's line out, one line "released" in ---- */
+
+static int ex_lock_open(void *ctx, uint32_t index, void **h)
+{
+    return ex_open(ctx, ROLE_WORKER, index, h);
+}
+
+/* The next line of the worker's stdout, without its newline, into line (NUL-terminated): 0,
+ * -ETIMEDOUT, -EINTR, or -EPROTO (a contract failure, recorded). */
+static int read_line(struct exec_ep *e, char *line, size_t cap, int64_t deadline)
+{
+    for (;;) {
+        uint8_t *nl = memchr(e->rbuf + e->roff, '\n', e->rlen - e->roff);
+        if (nl != NULL) {
+            size_t n = (size_t)(nl - (e->rbuf + e->roff));
+            snprintf(line, cap, "%.*s", (int)(n < cap ? n : cap - 1), e->rbuf + e->roff);
+            e->roff += n + 1;
+            return 0;
+        }
+        if (e->rlen - e->roff > 256) { /* no contract line is this long */
+            fail(e, ST_EX_LINE, 0);
+            return -EPROTO;
+        }
+        memmove(e->rbuf, e->rbuf + e->roff, e->rlen - e->roff);
+        e->rlen -= e->roff;
+        e->roff = 0;
+        ssize_t r = read(e->out_fd, e->rbuf + e->rlen, e->rcap - e->rlen);
+        if (r > 0) {
+            e->rlen += (size_t)r;
+            continue;
+        }
+        if (r == 0) {
+            ended_early(e, -2);
+            return -EPROTO;
+        }
+        if (errno == EINTR) return -EINTR;
+        if (errno != EAGAIN) return -errno;
+        int w = wait_fd(e->out_fd, POLLIN, deadline);
+        if (w < 0) return w;
+        if (w == 0) return -ETIMEDOUT;
+    }
+}
+
+static int expect_line(struct exec_ep *e, const char *want, int64_t deadline)
+{
+    char line[64];
+    int r = read_line(e, line, sizeof(line), deadline);
+    if (r < 0) return r;
+    if (strcmp(line, want) == 0) return 0;
+    fail(e, ST_EX_LINE, strcmp(want, "acquired") == 0 ? 1 : 2);
+    return -EPROTO;
+}
+
+static int ex_lock(void *h, int timeout_ms)
+{
+    return expect_line(h, "acquired", deadline_of(timeout_ms));
+}
+
+static int ex_unlock(void *h)
+{
+    struct exec_ep *e = h;
+    int64_t deadline = deadline_of(LINE_MS);
+    /* one byte into an empty pipe (the worker read the last one before saying "acquired") */
+    for (;;) {
+        ssize_t w = write(e->in_fd, "\n", 1);
+        if (w == 1) break;
+        if (w < 0 && errno == EPIPE) {
+            ended_early(e, -1);
+            return -EPROTO;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EINTR) return -errno;
+        if (st_now_ns() > deadline) return -ETIMEDOUT;
+        (void)poll(NULL, 0, 1);
+    }
+    int r;
+    do
+        r = expect_line(e, "released", deadline);
+    while (r == -EINTR);
+    if (r == -ETIMEDOUT) {
+        fail(e, ST_EX_LINE, 3);
+        return -EPROTO;
+    }
+    return r;
+}
+
+static void ex_lock_close(void *h)
+{
+    int64_t v;
+    (void)st_exec_close(h, &v);
+}
+
+static const struct ipcp_lock_ops exec_lock_ops = {
+    .abi_version = IPCP_PLUGIN_ABI_VERSION,
+    .name = "exec",
+    .flags = 0,
+    .create = ex_lock_create,
+    .open = ex_lock_open,
+    .lock = ex_lock,
+    .unlock = ex_unlock,
+    .close = ex_lock_close,
+    .destroy = ex_destroy,
+};
+static const struct ipcp_lock_ops exec_robust_lock_ops = {
+    .abi_version = IPCP_PLUGIN_ABI_VERSION,
+    .name = "exec",
+    .flags = IPCP_LOCK_ROBUST,
+    .create = ex_lock_create,
+    .open = ex_lock_open,
+    .lock = ex_lock,
+    .unlock = ex_unlock,
+    .close = ex_lock_close,
+    .destroy = ex_destroy,
+};
+
+const struct ipcp_lock_ops *st_exec_lock(void)
+{
+    if (cfg == NULL || cfg->exec_worker == NULL) return NULL;
+    return cfg->exec_robust ? &exec_robust_lock_ops : &exec_lock_ops;
+}
+
 #define EXEC_OPS(fl)                                                                               \
     {                                                                                              \
         .abi_version = IPCP_PLUGIN_ABI_VERSION, .name = "exec", .flags = (fl),                     \
@@ -512,5 +657,6 @@ static const struct ipcp_channel_ops exec_fifo_ops = EXEC_OPS(IPCP_CHAN_FIFO);
 
 const struct ipcp_channel_ops *st_exec_chan(void)
 {
+    if (cfg != NULL && cfg->exec_worker != NULL) return NULL;
     return cfg != NULL && cfg->exec_fifo ? &exec_fifo_ops : &exec_ops;
 }

@@ -34,12 +34,15 @@ enum st_exec_why {
     ST_EX_NOEXIT,    /* did not exit within val ms of the end of its stdin: killed */
     ST_EX_FRAMING,   /* consumer: malformed record on stdout (val: the length it declared) */
     ST_EX_TRUNCATED, /* consumer: stdout ended inside a record (val: bytes of it that came) */
+    ST_EX_LINE,      /* lock worker: not the line the contract says (val: which case) */
 };
 /* A sentence for a failure: "exited with status 3", ... */
 const char *st_exec_why_text(int why, int64_t val, char *buf, size_t cap);
 
-/* The endpoints as a channel protocol: IPCP_CHAN_FIFO when --fifo was given. */
+/* The endpoints as a channel protocol (IPCP_CHAN_FIFO when --fifo was given), or as a lock
+ * (--exec-worker; IPCP_LOCK_ROBUST with --robust); NULL for the other kind. */
 const struct ipcp_channel_ops *st_exec_chan(void);
+const struct ipcp_lock_ops *st_exec_lock(void);
 
 /* Before anything forks: the commands and the case the endpoints belong to. */
 void st_exec_bind(const struct st_config *c);

@@ -95,6 +95,7 @@ int st_proto_load(const char *proto, const char *plugin, int instrumented, struc
     memset(p, 0, sizeof(*p));
     if (proto != NULL && strcmp(proto, ST_EXEC_PROTO) == 0 && !instrumented) {
         p->chan = st_exec_chan();
+        p->lock = st_exec_lock();
         snprintf(p->label, sizeof(p->label), "exec");
         return 0;
     }

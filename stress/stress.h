@@ -122,7 +122,9 @@ struct st_config {
     const char *sched_out; /* --sched-out FILE: where a failing schedule is saved */
     /* --exec-*: the endpoints are the user's programs (exec.h); proto is then ST_EXEC_PROTO */
     const char *exec_producer, *exec_consumer, *exec_setup, *exec_teardown;
-    int exec_fifo; /* --fifo: the programs promise per-producer order */
+    const char *exec_worker; /* --exec-worker: the programs are lock contenders */
+    int exec_fifo;           /* --fifo: the programs promise per-producer order */
+    int exec_robust;         /* --robust: their lock survives a holder's death */
 };
 
 #define ST_DFS_SCHEDULES 10000 /* --strategy dfs without --schedules: at most this many */

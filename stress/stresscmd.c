@@ -74,6 +74,8 @@ enum {
     O_EXECSETUP,
     O_EXECTEARDOWN,
     O_FIFO,
+    O_EXECWORKER,
+    O_ROBUST,
     O_HELP,
 };
 
@@ -126,6 +128,8 @@ static const struct option stress_opts[] = {
     {"exec-setup", required_argument, NULL, O_EXECSETUP},
     {"exec-teardown", required_argument, NULL, O_EXECTEARDOWN},
     {"fifo", no_argument, NULL, O_FIFO},
+    {"exec-worker", required_argument, NULL, O_EXECWORKER},
+    {"robust", no_argument, NULL, O_ROBUST},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -152,7 +156,8 @@ static unsigned parse_faults(const char *s)
 static void check_exec(struct st_config *c)
 {
     const char *C = "stress";
-    int any = c->exec_producer || c->exec_consumer || c->exec_setup || c->exec_teardown;
+    int any = c->exec_producer || c->exec_consumer || c->exec_setup || c->exec_teardown ||
+              c->exec_worker || c->exec_robust;
     if (!any) {
         if (c->proto != NULL && strcmp(c->proto, ST_EXEC_PROTO) == 0)
             st_cli_die(C, "unknown protocol '%s' (`ipcproof list` prints the built-in ones)",
@@ -160,18 +165,26 @@ static void check_exec(struct st_config *c)
         if (c->exec_fifo) st_cli_die(C, "--fifo goes with --exec-producer and --exec-consumer");
         return;
     }
-    if (c->exec_producer == NULL || c->exec_consumer == NULL)
+    if (c->exec_worker != NULL) {
+        if (c->exec_producer || c->exec_consumer || c->exec_fifo)
+            st_cli_die(C, "--exec-worker (lock contenders) goes without --exec-producer, "
+                          "--exec-consumer and --fifo (channel endpoints)");
+        if (!*c->exec_worker) st_cli_die(C, "--exec-worker needs a command, not ''");
+        if (c->kind == ST_KIND_CHANNEL)
+            st_cli_die(C, "--kind channel: --exec-worker runs lock contenders");
+    } else if (c->exec_robust) {
+        st_cli_die(C, "--robust goes with --exec-worker");
+    } else if (c->exec_producer == NULL || c->exec_consumer == NULL)
         st_cli_die(C,
                    "--exec-%s 'CMD' is missing: black-box endpoints need both a producer and "
                    "a consumer command (docs/exec.md)",
                    c->exec_producer ? "consumer" : "producer");
     if (c->proto != NULL || c->plugin != NULL)
         st_cli_die(C, "--exec-producer/--exec-consumer replace --proto and --plugin: give one");
-    if (!*c->exec_producer || !*c->exec_consumer)
+    if (c->exec_worker == NULL && (!*c->exec_producer || !*c->exec_consumer))
         st_cli_die(C, "--exec-producer and --exec-consumer need a command, not ''");
-    if (c->kind == ST_KIND_LOCK)
-        st_cli_die(C, "--kind lock: exec endpoints are channels (programs as lock workers are "
-                      "not supported yet)");
+    if (c->exec_worker == NULL && c->kind == ST_KIND_LOCK)
+        st_cli_die(C, "--kind lock: lock contenders are --exec-worker 'CMD'");
     if (c->mode != ST_MODE_PROCESS)
         st_cli_die(C, "--mode %s: exec endpoints are programs, so only --mode process applies",
                    st_mode_name(c->mode));
@@ -184,7 +197,7 @@ static void check_exec(struct st_config *c)
         st_cli_die(C, "%s does not apply to exec endpoints",
                    c->no_verify ? "--no-verify" : "--overhead");
     c->proto = ST_EXEC_PROTO;
-    c->kind = ST_KIND_CHANNEL;
+    c->kind = c->exec_worker ? ST_KIND_LOCK : ST_KIND_CHANNEL;
 }
 
 static void parse_stress(int argc, char **argv, struct st_config *c)
@@ -406,6 +419,12 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
             break;
         case O_FIFO:
             c->exec_fifo = 1;
+            break;
+        case O_EXECWORKER:
+            c->exec_worker = a;
+            break;
+        case O_ROBUST:
+            c->exec_robust = 1;
             break;
         case O_HELP:
             st_usage(stdout);

@@ -196,7 +196,7 @@ static void tsan_cc(const char *bin, const char *tmpdir, char *cc, size_t cap)
 static int choose_plugins(struct vstate *v)
 {
     v->tsan_bin = find_tsan_bin();
-    if (v->proto || v->exec.producer) return 0;
+    if (v->proto || v->exec.producer || v->exec.worker) return 0;
     char why[256] = "";
     if (v->plugin_src) {
         char tcc[PATH_MAX] = "";
@@ -274,7 +274,7 @@ void vt_binary_for(const struct vstate *v, int mode, const char **bin, const cha
         return;
     }
     int thread = mode == ST_MODE_THREAD;
-    if (v->exec.producer) return; /* programs: this binary, process mode */
+    if (v->exec.producer || v->exec.worker) return; /* programs: this binary, process mode */
     if (v->proto) {
         if (thread && v->tsan_bin) {
             *bin = v->tsan_bin;
@@ -342,6 +342,12 @@ static int describe(struct vstate *v)
         v->has_chan = 1;
         snprintf(v->chan_name, sizeof(v->chan_name), "exec");
         v->chan_flags = v->exec.fifo ? IPCP_CHAN_FIFO : 0;
+        return 0;
+    }
+    if (v->exec.worker) { /* programs: a lock, robust when the user says so */
+        v->has_lock = 1;
+        snprintf(v->lock_name, sizeof(v->lock_name), "exec");
+        v->lock_flags = v->exec.robust ? IPCP_LOCK_ROBUST : 0;
         return 0;
     }
     const char *bin, *so;
@@ -460,6 +466,8 @@ static void parse(struct vstate *v, int argc, char **argv)
         {"exec-setup", required_argument, NULL, 'U'},
         {"exec-teardown", required_argument, NULL, 'D'},
         {"fifo", no_argument, NULL, 'F'},
+        {"exec-worker", required_argument, NULL, 'W'},
+        {"robust", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -526,6 +534,12 @@ static void parse(struct vstate *v, int argc, char **argv)
         case 'F':
             v->exec.fifo = 1;
             break;
+        case 'W':
+            v->exec.worker = optarg;
+            break;
+        case 'R':
+            v->exec.robust = 1;
+            break;
         case 'h':
             st_usage(stdout);
             exit(0);
@@ -534,18 +548,25 @@ static void parse(struct vstate *v, int argc, char **argv)
         }
     }
     if (optind < argc) usage_die("unexpected argument '%s'", argv[optind]);
-    int exec = v->exec.producer || v->exec.consumer || v->exec.setup || v->exec.teardown;
-    if (exec &&
+    int exec =
+        v->exec.producer || v->exec.consumer || v->exec.setup || v->exec.teardown || v->exec.worker;
+    if (v->exec.worker && (v->exec.producer || v->exec.consumer || v->exec.fifo))
+        usage_die("%s", "--exec-worker (lock contenders) goes without --exec-producer, "
+                        "--exec-consumer and --fifo");
+    if (v->exec.worker && !*v->exec.worker) usage_die("%s", "--exec-worker needs a command");
+    if (v->exec.robust && !v->exec.worker) usage_die("%s", "--robust goes with --exec-worker");
+    if (v->exec.worker && v->kind == ST_KIND_CHANNEL)
+        usage_die("%s", "--kind channel: --exec-worker runs lock contenders");
+    if (exec && !v->exec.worker &&
         (!v->exec.producer || !v->exec.consumer || !*v->exec.producer || !*v->exec.consumer))
         usage_die("%s", "black-box endpoints need both --exec-producer 'CMD' and "
                         "--exec-consumer 'CMD' (docs/exec.md)");
     if (v->exec.fifo && !exec) usage_die("%s", "--fifo goes with --exec-producer/--exec-consumer");
-    if (exec && v->kind == ST_KIND_LOCK)
-        usage_die("%s", "--kind lock: exec endpoints are channels (programs as lock workers are "
-                        "not supported yet)");
+    if (exec && !v->exec.worker && v->kind == ST_KIND_LOCK)
+        usage_die("%s", "--kind lock: lock contenders are --exec-worker 'CMD'");
     if ((v->proto != NULL) + (v->plugin != NULL) + (v->plugin_src != NULL) + exec != 1)
-        usage_die("%s", "exactly one of --proto, --plugin, --plugin-src and --exec-producer/"
-                        "--exec-consumer");
+        usage_die("%s", "exactly one of --proto, --plugin, --plugin-src, --exec-producer/"
+                        "--exec-consumer and --exec-worker");
     if (v->plugin_tsan && !v->plugin) usage_die("%s", "--plugin-tsan goes with --plugin");
     if (v->cflags && !v->plugin_src) usage_die("%s", "--cflags goes with --plugin-src");
 }

@@ -41,7 +41,8 @@ struct vstate {
     const char *proto, *plugin, *plugin_tsan, *plugin_src, *cflags, *json, *opt;
     struct { /* --exec-*: the endpoints are programs */
         const char *producer, *consumer, *setup, *teardown;
-        int fifo;
+        const char *worker; /* lock contenders */
+        int fifo, robust;
     } exec;
     FILE *jf;
     double budget;

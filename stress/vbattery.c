@@ -110,7 +110,7 @@ static void build(struct vstate *v)
                   : d->flags & VC_THREAD ? ST_MODE_THREAD
                                          : ST_MODE_PROCESS;
         c->crashpts = (d->flags & VC_CRASHPT) != 0;
-        if (v->exec.producer && (d->flags & VC_NOT_EXEC)) {
+        if ((v->exec.producer || v->exec.worker) && (d->flags & VC_NOT_EXEC)) {
             c->na = 1;
             snprintf(c->na_why, sizeof(c->na_why),
                      "exec endpoints are programs: threads, schedules, crash points, signal "
@@ -195,6 +195,18 @@ static void run_stress(struct vstate *v, struct vcase *c, unsigned round, double
             argv[n++] = (char *)v->exec.teardown;
         }
         if (v->exec.fifo) argv[n++] = "--fifo";
+    } else if (v->exec.worker) {
+        argv[n++] = "--exec-worker";
+        argv[n++] = (char *)v->exec.worker;
+        if (v->exec.robust) argv[n++] = "--robust";
+        if (v->exec.setup) {
+            argv[n++] = "--exec-setup";
+            argv[n++] = (char *)v->exec.setup;
+        }
+        if (v->exec.teardown) {
+            argv[n++] = "--exec-teardown";
+            argv[n++] = (char *)v->exec.teardown;
+        }
     } else {
         argv[n++] = v->proto ? "--proto" : "--plugin";
         argv[n++] = (char *)(v->proto ? v->proto : so);
@@ -425,7 +437,7 @@ int vb_run_battery(struct vstate *v, volatile int *interrupted)
            v->has_lock ? ((v->lock_flags & IPCP_LOCK_ROBUST) ? "lock, robust" : "lock") : "",
            v->has_lock && (v->lock_flags & IPCP_LOCK_FAIR) ? ", fair" : "", v->budget, v->seed,
            v->opt && *v->opt ? " | options " : "", v->opt && *v->opt ? v->opt : "");
-    if (v->exec.producer)
+    if (v->exec.producer || v->exec.worker)
         ; /* programs: no thread mode */
     else if (!v->proto && !(v->tsan_so && v->tsan_bin))
         vt_note(v,
@@ -557,11 +569,13 @@ void vb_write_json(struct vstate *v, int status)
                                     : v->proto  ? v->proto
                                     : v->plugin ? v->plugin
                                                 : v->plugin_src));
-    if (v->exec.producer)
+    if (v->exec.producer || v->exec.worker)
         json_object_set_new(root, "exec",
-                            json_pack("{s:s, s:s, s:s?, s:s?, s:b}", "producer", v->exec.producer,
-                                      "consumer", v->exec.consumer, "setup", v->exec.setup,
-                                      "teardown", v->exec.teardown, "fifo", v->exec.fifo));
+                            json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:b}", "producer",
+                                      v->exec.producer, "consumer", v->exec.consumer, "worker",
+                                      v->exec.worker, "setup", v->exec.setup, "teardown",
+                                      v->exec.teardown, "fifo", v->exec.fifo, "robust",
+                                      v->exec.robust));
     json_object_set_new(root, "seed", json_integer((json_int_t)v->seed));
     json_object_set_new(root, "budget", json_real(v->budget));
     json_object_set_new(root, "options", json_string(v->opt ? v->opt : ""));

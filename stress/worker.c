@@ -557,6 +557,15 @@ static int orphaned(const struct st_case *cs)
     return atomic_load_explicit(&cs->sh->cs_victim, memory_order_relaxed) != 0 && !aborted(cs);
 }
 
+/* The kill fault strikes a lock contender: an exec endpoint's program (its process group, which
+ * holds the lock) dies first, then the worker. */
+static void die_now(const struct st_case *cs, const struct st_slot *s)
+{
+    pid_t g = cs->exec ? (pid_t)atomic_load_explicit(&s->exec_pgid, memory_order_relaxed) : 0;
+    if (g > 1 && g != getpgrp()) kill(-g, SIGKILL);
+    raise(SIGKILL);
+}
+
 static void run_locker(struct st_worker *w, void *h)
 {
     struct st_case *cs = w->cs;
@@ -565,6 +574,9 @@ static void run_locker(struct st_worker *w, void *h)
     struct st_shared *sh = cs->sh;
     const uint32_t me = w->index + 1;
     const int robust = (cs->lock->flags & IPCP_LOCK_ROBUST) != 0;
+    /* a robust lock must say (lock() returns 1) that it was handed on by a death; a program's
+     * lock (--exec-worker --robust) has no way to say it: it must only be handed on */
+    const int must_say = robust && !cs->exec;
     const int victim = cs->kill_victim == me && !c->crash_point;
     const int crasher = crash_victim(cs, w->index);
     int armed = 0;
@@ -617,12 +629,12 @@ static void run_locker(struct st_worker *w, void *h)
             atomic_store_explicit(&sh->cs_victim, 0, memory_order_relaxed);
         } else if (prev != 0 && crashed != 0 && prev == crashed) {
             /* it died inside the critical section; a robust lock must say so with 1 */
-            if (robust) add_violation(s, ST_V_ERROR, prev - 1, n, 0, prev);
+            if (must_say) add_violation(s, ST_V_ERROR, prev - 1, n, 0, prev);
         } else if (prev != 0) {
             if (died != 0 && prev == died) {
                 /* the holder died inside the critical section and the lock handed it on
                  * without saying so */
-                if (robust) add_violation(s, ST_V_ERROR, prev - 1, n, 0, prev);
+                if (must_say) add_violation(s, ST_V_ERROR, prev - 1, n, 0, prev);
                 atomic_store_explicit(&sh->cs_victim, 0, memory_order_relaxed);
             } else {
                 add_violation(s, ST_V_EXCLUSION, prev - 1, n, 0, 0);
@@ -633,7 +645,7 @@ static void run_locker(struct st_worker *w, void *h)
         if (victim && n == cs->kill_at && cs->kill_in_cs) {
             atomic_store_explicit(&sh->cs_victim, me, memory_order_relaxed);
             atomic_store_explicit(&sh->kill_ns, now_ns(), memory_order_relaxed);
-            raise(SIGKILL); /* dies holding the lock, between the read and the write */
+            die_now(cs, s); /* dies holding the lock, between the read and the write */
         }
         sh->counter = v + 1; /* ... pause ... write: an overlapping holder loses increments */
         atomic_fetch_add_explicit(&s->ops, 1, memory_order_release);
@@ -656,7 +668,7 @@ static void run_locker(struct st_worker *w, void *h)
         }
         if (victim && n == cs->kill_at && !cs->kill_in_cs) {
             atomic_store_explicit(&sh->kill_ns, now_ns(), memory_order_relaxed);
-            raise(SIGKILL); /* a contender dies while not holding the lock */
+            die_now(cs, s); /* a contender dies while not holding the lock */
         }
         n++;
         /* a varied pause before the next acquisition (--lock-pause), so that contenders meet

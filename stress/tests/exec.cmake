@@ -28,6 +28,17 @@ ipcp_stress_test(NAME stress.exec.example.shell_pair RC 0
 ipcp_stress_test(NAME stress.exec.example.shell_pair_declines RC 2 DETAIL "EOPNOTSUPP|not supported"
   ARGS stress ${_ipcp_shell_pair} --producers 2 --messages 100 --seed 1)
 
+# lock contenders: fcntl.lockf (correct and robust: a holder killed inside its critical section
+# hands the lock on) and a check-then-create lock file (exclusion)
+set(_ipcp_lockf --exec-worker ${_ipcp_ex}/lockf_worker.py --exec-teardown ${_ipcp_ex}/lock_teardown.sh)
+ipcp_stress_test(NAME stress.exec.example.lockf_worker RC 0 JSON_EQ "exec.robust=ON"
+  JSON_GE "runs=5" ARGS validate ${_ipcp_lockf} --robust --budget 10 --seed 1)
+ipcp_stress_test(NAME stress.exec.example.lockf_worker_kill_holder RC 0
+  ARGS stress ${_ipcp_lockf} --robust --workers 4 --messages 300 --fault kill --seed 1)
+ipcp_stress_test(NAME stress.exec.example.exists_worker RC 1 KINDS exclusion
+  ARGS stress --exec-worker ${_ipcp_ex}/exists_worker.py --exec-teardown ${_ipcp_ex}/lock_teardown.sh
+       --workers 4 --messages 300 --seed 1)
+
 # --- the contract, broken one way at a time ----------------------------------------------------
 set(_ipcp_contract ${CMAKE_CURRENT_SOURCE_DIR}/exec/tests/contract.py)
 set(_ipcp_cpair --exec-producer ${_ipcp_contract} --exec-consumer ${_ipcp_contract}
@@ -50,6 +61,19 @@ foreach(spec
   list(GET spec 2 detail)
   ipcp_stress_test(NAME stress.exec.contract.${bug} RC 1 KINDS ${kind} DETAIL "${detail}"
     MAX_SECONDS 30 ARGS stress ${_ipcp_cpair} --opt bug=${bug})
+endforeach()
+set(_ipcp_wpair --exec-worker ${_ipcp_contract} --exec-setup ${_ipcp_contract}
+    --exec-teardown ${_ipcp_contract} --workers 3 --messages 100 --seed 1 --stall 3)
+ipcp_stress_test(NAME stress.exec.contract.worker_ok RC 0 ARGS stress ${_ipcp_wpair})
+foreach(spec
+    "worker-garbage|worker 0's program wrote a line other than .acquired."
+    "worker-silent|worker 0's program wrote a line other than .released."
+    "worker-exit|worker 0's program exited .status 0. before ipcproof closed its stdin")
+  string(REPLACE "|" ";" spec "${spec}")
+  list(GET spec 0 bug)
+  list(GET spec 1 detail)
+  ipcp_stress_test(NAME stress.exec.contract.${bug} RC 1 KINDS error DETAIL "${detail}"
+    MAX_SECONDS 30 ARGS stress ${_ipcp_wpair} --opt bug=${bug})
 endforeach()
 # a teardown that leaves the run's FIFO behind
 ipcp_stress_test(NAME stress.exec.contract.teardown_leaks RC 1 KINDS leak DETAIL "ipcproof-exec-"
@@ -78,5 +102,10 @@ ipcp_stress_test(NAME stress.exec.usage.thread_mode RC 2 NO_JSON
 ipcp_stress_test(NAME stress.exec.usage.signals RC 2 NO_JSON
   STDERR "does not reach exec endpoints" ARGS stress --exec-producer true --exec-consumer true
   --fault signals)
+ipcp_stress_test(NAME stress.exec.usage.worker_and_producer RC 2 NO_JSON
+  STDERR "goes without --exec-producer" ARGS stress --exec-worker true --exec-producer true
+  --exec-consumer true)
+ipcp_stress_test(NAME stress.exec.usage.robust_alone RC 2 NO_JSON
+  STDERR "--robust goes with --exec-worker" ARGS validate --robust --proto ring)
 ipcp_stress_test(NAME stress.exec.usage.validate_half RC 2 NO_JSON
   STDERR "need both --exec-producer" ARGS validate --exec-consumer true)

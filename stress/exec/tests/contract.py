@@ -12,6 +12,12 @@ consumer, records below PIPE_BUF) unless IPCPROOF_OPT_BUG names one way to break
   producer-status     sends everything, then exits 3                  -> error (status 3)
   producer-daemon     leaves a process running (double fork, setsid)  -> leak
   producer-hang       stops reading its stdin                         -> deadlock
+
+and, as a lock contender (IPCPROOF_ROLE=worker, an fcntl lock on a file):
+
+  worker-garbage      writes "got it" instead of "acquired"           -> error
+  worker-silent       never writes "released"                         -> error
+  worker-exit         exits 0 after 5 acquisitions                    -> error (exited early)
 """
 import os
 import signal
@@ -28,6 +34,8 @@ if role == "setup":
     os.mkfifo(path, 0o600)
 elif role == "teardown":
     os.unlink(path)
+    if os.path.exists(path + ".lock"):
+        os.unlink(path + ".lock")
 elif role == "producer":
     fifo = os.open(path, os.O_WRONLY)
     for n, msg in enumerate(read_records()):
@@ -74,5 +82,21 @@ elif role == "consumer":
     if bug == "consumer-noexit":
         while True:
             time.sleep(3600)
+elif role == "worker":
+    import fcntl
+
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    stdin = os.fdopen(0, "rb", buffering=0)
+    n = 0
+    while True:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        n += 1
+        os.write(1, b"got it\n" if bug == "worker-garbage" and n == 5 else b"acquired\n")
+        go_on = stdin.readline()
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        if not go_on or (bug == "worker-exit" and n == 5):
+            break
+        if not (bug == "worker-silent" and n == 5):
+            os.write(1, b"released\n")
 else:
     sys.exit("contract.py: unknown IPCPROOF_ROLE %r" % role)
