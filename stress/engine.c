@@ -34,6 +34,7 @@
 
 #include "checker.h"
 #include "elfinfo.h"
+#include "exec.h"
 #include "host.h"
 #include "sanrep.h"
 #include "ipcproof/err.h"
@@ -875,7 +876,14 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
     if (st_host_cmd(&S->host, chan ? ST_HC_CREATE_CHAN : ST_HC_CREATE_LOCK) < 0) {
         host_failed(S, "create()", -1, &m);
     } else if (host_step(S, "create()", ST_HM_CREATED, &m)) {
-        if (m.rc < 0) {
+        if (m.rc < 0 && c->exec_setup != NULL && m.rc != -ENOTSUP) {
+            setup_error(rep, "--exec-setup '%s' failed (its output is below)", c->exec_setup);
+            rep->create_err = m.rc;
+        } else if (m.rc == -ENOTSUP && c->exec_setup != NULL) {
+            setup_error(rep, "--exec-setup declined this configuration (exit %d): not supported",
+                        ST_EXEC_DECLINE);
+            rep->create_err = m.rc;
+        } else if (m.rc < 0) {
             char eb[64];
             snprintf(eb, sizeof(eb), "%s", ipcp_errname(m.rc));
             setup_error(rep, "create() returned %s%s (%s)", strcmp(eb, "E?") ? "-" : "",

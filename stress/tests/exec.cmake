@@ -39,6 +39,14 @@ ipcp_stress_test(NAME stress.exec.example.exists_worker RC 1 KINDS exclusion
   ARGS stress --exec-worker ${_ipcp_ex}/exists_worker.py --exec-teardown ${_ipcp_ex}/lock_teardown.sh
        --workers 4 --messages 300 --seed 1)
 
+# the C pair: slots in POSIX shm, semaphores as counters and as mutexes (the textbook version)
+add_executable(exec_shm_sem_pair ${_ipcp_ex}/shm_sem_pair.c)
+set(_ipcp_shmsem $<TARGET_FILE:exec_shm_sem_pair>)
+ipcp_stress_test(NAME stress.exec.example.shm_sem_pair RC 0
+  ARGS stress --exec-producer ${_ipcp_shmsem} --exec-consumer ${_ipcp_shmsem}
+       --exec-setup ${_ipcp_shmsem} --exec-teardown ${_ipcp_shmsem} --fifo --producers 2
+       --consumers 2 --messages 20000 --max-size 4096 --seed 1)
+
 # --- the contract, broken one way at a time ----------------------------------------------------
 set(_ipcp_contract ${CMAKE_CURRENT_SOURCE_DIR}/exec/tests/contract.py)
 set(_ipcp_cpair --exec-producer ${_ipcp_contract} --exec-consumer ${_ipcp_contract}
