@@ -476,6 +476,10 @@ static void check_starvation(const struct st_case *cs, const struct st_outcome *
     if (o->crash_ns || o->watchdog_killed) return; /* already explained */
     if (cs->cfg->mode == ST_MODE_SCHED) return;    /* the scheduler finds deadlocks exactly */
     if (cs->exec) return; /* a program's start-up and pauses look just like starvation */
+    if (atomic_load(&cs->sh->stopped_fault)) { /* waiting for a stopped peer is not unfair */
+        st_report_note(rep, "starvation not judged: the stop fault paused an endpoint");
+        return;
+    }
     double limit = secs / 5;
     if (limit < ST_STARVE_MIN_MS / 1000.0) limit = ST_STARVE_MIN_MS / 1000.0;
     if (cs->is_chan) {

@@ -67,6 +67,24 @@ static void append_arg(char *buf, size_t cap, const char *s)
     append(buf, cap, "'");
 }
 
+const char *st_faults_str(unsigned faults, char *buf, size_t cap)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{ST_FAULT_KILL, "kill"},
+                 {ST_FAULT_STOP, "stop"},
+                 {ST_FAULT_SIGNALS, "signals"},
+                 {ST_FAULT_SHORTIO, "short-io"}};
+    snprintf(buf, cap, "%s", faults ? "" : "none");
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (faults & names[i].bit) {
+            size_t n = strlen(buf);
+            snprintf(buf + n, cap - n, "%s%s", n ? "," : "", names[i].name);
+        }
+    return buf;
+}
+
 void st_config_repro(const struct st_config *c, char *buf, size_t cap)
 {
     buf[0] = '\0';
@@ -133,11 +151,8 @@ void st_config_repro(const struct st_config *c, char *buf, size_t cap)
     if (c->capacity) append(buf, cap, " --capacity %zu", c->capacity);
     append(buf, cap, " --seed %" PRIu64, c->seed);
     if (c->faults) {
-        append(buf, cap, " --fault %s%s%s", c->faults & ST_FAULT_KILL ? "kill" : "",
-               (c->faults & ST_FAULT_KILL) && (c->faults & ~ST_FAULT_KILL) ? "," : "",
-               c->faults & ST_FAULT_SIGNALS
-                   ? (c->faults & ST_FAULT_SHORTIO ? "signals,short-io" : "signals")
-                   : (c->faults & ST_FAULT_SHORTIO ? "short-io" : ""));
+        char fl[64];
+        append(buf, cap, " --fault %s", st_faults_str(c->faults, fl, sizeof(fl)));
         if ((c->faults & ST_FAULT_SHORTIO) && c->fault_rate != ST_DEFAULT_FRATE)
             append(buf, cap, " --fault-rate %g", c->fault_rate);
     }

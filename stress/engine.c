@@ -196,6 +196,15 @@ static void choose_faults(struct st_case *cs, const struct st_config *c, struct 
         cs->kill_at = 2;
         cs->kill_in_cs = 0;
     }
+    if (c->faults & ST_FAULT_STOP) {
+        /* one endpoint (another than the kill's, when there is one) stops for 50..500 ms after
+         * a few of its operations: a peer that is slow, not dead */
+        uint32_t v = pick(&rng, 0, cs->nworkers);
+        if (cs->nworkers > 1 && v + 1 == cs->kill_victim) v = (v + 1) % cs->nworkers;
+        cs->stop_victim = v + 1;
+        cs->stop_at = 1 + st_rand(&rng) % 64;
+        cs->stop_ms = 50 + (unsigned)(st_rand(&rng) % 451);
+    }
     if (c->faults & ST_FAULT_SIGNALS)
         cs->signal_us = c->signal_us ? c->signal_us : 200 + (unsigned)(st_rand(&rng) % 800);
     rep->signal_us = cs->signal_us;
@@ -278,6 +287,26 @@ static void kill_program(const struct st_case *cs, uint32_t i)
 {
     pid_t g = cs->exec && i < cs->nworkers ? (pid_t)atomic_load(&cs->slots[i].exec_pgid) : 0;
     if (g > 1 && g != getpgrp()) kill(-g, SIGKILL);
+}
+
+/* Messages received so far (channels; locks: 0 - the victim's own acquisitions count there). The
+ * stop fault waits for the channel to carry messages end to end: a producer's worker can be far
+ * ahead of its program, which may still be starting. */
+static uint64_t delivered(const struct st_case *cs)
+{
+    uint64_t n = 0;
+    for (uint32_t i = cs->producers; cs->is_chan && i < cs->nworkers; i++)
+        n += atomic_load(&cs->slots[i].ops);
+    return cs->is_chan ? n : UINT64_MAX;
+}
+
+/* --fault stop: SIGSTOP (sig) or SIGCONT the victim, and an exec endpoint's program group. */
+static void signal_endpoint(struct sup *S, uint32_t v, int sig)
+{
+    const struct st_case *cs = &S->cs;
+    pid_t g = cs->exec ? (pid_t)atomic_load(&cs->slots[v].exec_pgid) : 0;
+    if (g > 1 && g != getpgrp()) kill(-g, sig);
+    kill(S->o.pids[v], sig);
 }
 
 static void kill_all(struct sup *S)
@@ -393,6 +422,8 @@ static void run_loop(struct sup *S)
     uint64_t mark = progress_mark(cs);
     int started = 0, stopped = 0, host_noted = 0;
     int kill_pending = cs->kill_victim != 0 && cs->is_chan && !c->crash_point;
+    int stop_state = cs->stop_victim ? 1 : 0; /* 1 to come, 2 stopped (since stop_t), 0 done */
+    int64_t stop_t = 0;
 
     for (;;) {
         reap_some(S);
@@ -472,6 +503,31 @@ static void run_loop(struct sup *S)
                                atomic_load(&s->ops));
             }
         }
+        if (started && stop_state) {
+            uint32_t v = cs->stop_victim - 1;
+            struct st_slot *s = &cs->slots[v];
+            char nm[48];
+            int gone = atomic_load(&s->done) || atomic_load(&s->dead) || o->reaped[v];
+            if (stop_state == 1 && gone) {
+                stop_state = 0;
+                st_report_note(rep, "stop fault: %s ended before the stop point",
+                               st_endpoint_name(cs, v, nm, sizeof(nm)));
+            } else if (stop_state == 1 && atomic_load(&s->ops) >= cs->stop_at &&
+                       delivered(cs) >= cs->stop_at) {
+                signal_endpoint(S, v, SIGSTOP);
+                stop_state = 2;
+                stop_t = now;
+                atomic_store(&cs->sh->stopped_fault, v + 1);
+                st_report_note(
+                    rep, "stop fault: %s stopped for %u ms in %s after %" PRIu64 " operations",
+                    st_endpoint_name(cs, v, nm, sizeof(nm)), cs->stop_ms,
+                    st_phase_name((int)atomic_load(&s->phase)), atomic_load(&s->ops));
+            } else if (stop_state == 2 && now - stop_t >= (int64_t)cs->stop_ms * 1000000) {
+                signal_endpoint(S, v, SIGCONT);
+                stop_state = 0;
+                last_change = now; /* the stall clock starts again when it goes on */
+            }
+        }
         uint64_t m = progress_mark(cs);
         if (m != mark) {
             mark = m;
@@ -502,6 +558,9 @@ static void run_loop(struct sup *S)
         struct pollfd p = {.fd = S->host.out.rd, .events = POLLIN};
         (void)poll(&p, 1, kill_pending ? 1 : 5);
     }
+    if (stop_state == 1)
+        st_report_note(rep, "stop fault: the run ended before the stop point (%" PRIu64
+                            " operations of endpoint %u)", cs->stop_at, cs->stop_victim - 1);
     for (uint32_t i = 0; i < o->nproc; i++) /* blocking: every one was killed or has ended */
         if (!o->reaped[i] && st_wait_until(o->pids[i], &o->status[i], 0, NULL) == 1) {
             o->reaped[i] = 1;

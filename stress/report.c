@@ -146,11 +146,7 @@ static const char *dur(uint64_t ns, char *buf, size_t cap)
 
 static void faults_str(unsigned f, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s%s%s%s", f & ST_FAULT_KILL ? "kill," : "",
-             f & ST_FAULT_SIGNALS ? "signals," : "", f & ST_FAULT_SHORTIO ? "short-io," : "",
-             f ? "" : "none");
-    size_t n = strlen(buf);
-    if (n && buf[n - 1] == ',') buf[n - 1] = '\0';
+    (void)st_faults_str(f, buf, cap);
 }
 
 void st_report_print(const struct st_config *c, const struct st_report *r, const char *repro)

@@ -65,6 +65,7 @@ enum st_mode { ST_MODE_PROCESS = 0, ST_MODE_THREAD = 1, ST_MODE_SCHED = 2 };
 #define ST_FAULT_KILL    0x1u
 #define ST_FAULT_SIGNALS 0x2u
 #define ST_FAULT_SHORTIO 0x4u
+#define ST_FAULT_STOP    0x8u /* SIGSTOP one endpoint (an exec endpoint's program) a while */
 
 /* where --fault kill strikes a channel endpoint */
 enum st_kill_point {
@@ -135,6 +136,8 @@ const char *st_mode_name(int mode);              /* "process", "thread", "sched"
 const char *st_strategy_name(unsigned strategy); /* "pct", "random", "dfs" */
 /* The one-line `ipcproof stress ...` command that reruns the case. */
 void st_config_repro(const struct st_config *c, char *buf, size_t cap);
+/* "kill,stop", ..., or "none": the ST_FAULT_* bits as --fault takes them. */
+const char *st_faults_str(unsigned faults, char *buf, size_t cap);
 
 /* ---- protocols: built-in table and plugins -------------------------------------------------- */
 
@@ -236,9 +239,10 @@ struct st_shared {
                                       for, outside lock(), so that its operation takes one path */
     _Atomic uint32_t quiet_late;   /* the others were still inside lock() when the victim went */
     _Atomic int64_t kill_ns;
-    _Atomic uint64_t signals;   /* --fault signals: SIGALRMs handled by workers */
-    _Atomic uint64_t io_faults; /* --fault short-io: faults the interposer injected */
-    _Atomic uint32_t violated;  /* sched mode: a worker saw a violation; the schedule stops */
+    _Atomic uint64_t signals;       /* --fault signals: SIGALRMs handled by workers */
+    _Atomic uint64_t io_faults;     /* --fault short-io: faults the interposer injected */
+    _Atomic uint32_t violated;      /* sched mode: a worker saw a violation; the schedule stops */
+    _Atomic uint32_t stopped_fault; /* --fault stop: index + 1 of the endpoint that was stopped */
     /* locks: the critical-section probe */
     _Alignas(64) _Atomic uint32_t owner;    /* index + 1 of the holder; relaxed on purpose */
     _Alignas(64) volatile uint64_t counter; /* deliberately NOT atomic: lost updates show */
@@ -314,6 +318,9 @@ struct st_case {
     uint64_t kill_at;     /* ops count of the victim at which it is killed */
     int kill_in_cs;       /* locks: the victim dies inside the critical section */
     int64_t kill_time_ns; /* channels in duration mode: kill at this time after start */
+    uint32_t stop_victim; /* --fault stop: slot index + 1; 0 = none */
+    uint64_t stop_at;     /* ops count of the victim at which it is stopped */
+    unsigned stop_ms;     /* for how long */
     unsigned signal_us;   /* signal storm period, 0 = none */
     enum st_kill_point kill_point;
     void (*faults_arm)(uint64_t seed, unsigned rate_ppm);

@@ -146,8 +146,10 @@ static unsigned parse_faults(const char *s)
             f |= ST_FAULT_SIGNALS;
         else if (strcmp(t, "short-io") == 0)
             f |= ST_FAULT_SHORTIO;
+        else if (strcmp(t, "stop") == 0)
+            f |= ST_FAULT_STOP;
         else if (strcmp(t, "none") != 0)
-            st_cli_die("stress", "--fault: unknown fault '%s' (kill, signals, short-io)", t);
+            st_cli_die("stress", "--fault: unknown fault '%s' (kill, stop, signals, short-io)", t);
     }
     return f;
 }
@@ -476,6 +478,8 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
         st_cli_die(C, "--kill-point goes with --fault kill");
     if (c->mode == ST_MODE_THREAD && (c->faults & ST_FAULT_KILL))
         st_cli_die(C, "--fault kill needs --mode process (a SIGKILL ends every thread)");
+    if (c->mode == ST_MODE_THREAD && (c->faults & ST_FAULT_STOP))
+        st_cli_die(C, "--fault stop needs --mode process (a SIGSTOP stops every thread)");
 }
 
 /* A plugin built with a ThreadSanitizer this binary cannot host fails in dlopen() with an

@@ -52,6 +52,8 @@ static const struct vdef battery[] = {
      "--producers 4 --consumers 1 --consumer-delay 300 --fault kill --kill-point send-blocked"},
     {"kill: a consumer waiting on an empty channel", VC_CHAN | VC_MULTI | VC_KILL,
      "--producers 1 --consumers 2 --producer-delay 300 --fault kill --kill-point recv-blocked"},
+    {"stop: a peer paused a while", VC_CHAN,
+     "--producers 2 --consumers 1 --fault stop --max-size 4096"},
     {"fault signals", VC_CHAN | VC_SIGNALS,
      "--producers 2 --consumers 1 --fault signals --max-size 8192"},
     {"fault short-io", VC_CHAN | VC_SHORTIO,
@@ -87,6 +89,7 @@ static const struct vdef battery[] = {
     {"lock: kill of a non-holder", VC_LOCK | VC_FRAGILE | VC_KILL, "--workers 4 --fault kill"},
     {"lock: a holder dies at every point of lock()/unlock()", VC_LOCK | VC_ROBUST | VC_CRASHPT,
      "--workers 3 --crash-points --messages 200"},
+    {"lock: stop of a worker", VC_LOCK, "--workers 4 --fault stop"},
     {"lock: fault signals", VC_LOCK | VC_SIGNALS, "--workers 4 --fault signals"},
     {"lock: fault short-io", VC_LOCK | VC_SHORTIO, "--workers 4 --fault short-io"},
 };

@@ -4,6 +4,7 @@
 #   -DEXPECT_KINDS=<kind|kind...>  one of these violation kinds must be in violations[]
 #   -DNO_JSON=1                    the command fails before any report (usage errors)
 #   -DEXPECT_DETAIL=<regex>        a violation's detail (or the report's error) matches it
+#   -DEXPECT_NOTE=<regex>          the report's notes match it
 #   -DEXPECT_STDERR=<regex>        the command's stderr matches it
 #   -DNOT_STDERR=<regex>           the command's stderr does not match it
 #   -DRESULT=<result>              the report's result (default: pass/fail/error from EXPECT_RC)
@@ -147,5 +148,11 @@ if(EXPECT_DETAIL)
   endif()
   if(NOT details MATCHES "${EXPECT_DETAIL}")
     message(FATAL_ERROR "no detail matches '${EXPECT_DETAIL}':\n${details}")
+  endif()
+endif()
+if(EXPECT_NOTE)
+  string(JSON notes ERROR_VARIABLE no_notes GET "${report}" notes)
+  if(no_notes OR NOT notes MATCHES "${EXPECT_NOTE}")
+    message(FATAL_ERROR "the notes do not match '${EXPECT_NOTE}':\n${notes}")
   endif()
 endif()

@@ -83,6 +83,15 @@ foreach(spec
   ipcp_stress_test(NAME stress.exec.contract.${bug} RC 1 KINDS error DETAIL "${detail}"
     MAX_SECONDS 30 ARGS stress ${_ipcp_wpair} --opt bug=${bug})
 endforeach()
+# --fault stop pauses the producer's program 404 ms (seed 6): a consumer that takes 0.25 s of
+# silence for a dead producer gives up, which is its bug; without the fault it passes
+ipcp_stress_test(NAME stress.exec.contract.consumer-impatient RC 1 KINDS error
+  DETAIL "consumer 0's program exited with status 4" NOTE "stop fault: producer 0 stopped for 404 ms"
+  ARGS stress ${_ipcp_cpair} --messages 3000 --seed 6 --fault stop --opt bug=consumer-impatient)
+ipcp_stress_test(NAME stress.exec.contract.consumer-impatient_unstopped RC 0
+  ARGS stress ${_ipcp_cpair} --messages 3000 --seed 6 --opt bug=consumer-impatient)
+ipcp_stress_test(NAME stress.exec.example.fifo_pair_stop RC 0 NOTE "stop fault: .* stopped for"
+  ARGS stress ${_ipcp_fifo_pair} --producers 3 --messages 3000 --fault stop --seed 6)
 # a teardown that leaves the run's FIFO behind
 ipcp_stress_test(NAME stress.exec.contract.teardown_leaks RC 1 KINDS leak DETAIL "ipcproof-exec-"
   ARGS stress --exec-producer ${_ipcp_contract} --exec-consumer ${_ipcp_contract}

@@ -18,14 +18,14 @@ endif()
 # build otherwise (a stale one from another build directory would make results depend on it).
 set(_ipcp_env ${IPCP_TEST_ENV} "IPCPROOF_TSAN_BIN=" "IPCPROOF_FAULTS_LIB=")
 
-# ipcp_stress_test(NAME <name> RC <0|1|2> [KINDS <k|k>] [NO_JSON] [DETAIL <regex>]
+# ipcp_stress_test(NAME <name> RC <0|1|2> [KINDS <k|k>] [NO_JSON] [DETAIL <regex>] [NOTE <regex>]
 #                  [STDERR <regex>] [NOT_STDERR <regex>] [RESULT <r>] [JSON_EQ <a.b=v|...>]
 #                  [JSON_GE <a.b=n|...>]
 #                  [MAX_SECONDS <n>] [GONE_PIDFILE <path>] [ENV <k=v>...]
 #                  ARGS <args...>)
 function(ipcp_stress_test)
   cmake_parse_arguments(T "NO_JSON"
-    "NAME;RC;KINDS;TIMEOUT;DETAIL;STDERR;NOT_STDERR;RESULT;JSON_EQ;JSON_GE;MAX_SECONDS;GONE_PIDFILE"
+    "NAME;RC;KINDS;TIMEOUT;DETAIL;NOTE;STDERR;NOT_STDERR;RESULT;JSON_EQ;JSON_GE;MAX_SECONDS;GONE_PIDFILE"
     "ARGS;ENV" ${ARGN})
   list(JOIN T_ARGS "|" args)
   if(NOT T_TIMEOUT)
@@ -38,7 +38,7 @@ function(ipcp_stress_test)
   add_test(NAME ${T_NAME}
     COMMAND ${CMAKE_COMMAND} -DIPCPROOF=$<TARGET_FILE:ipcproof_cli> "-DARGS=${args}"
             -DJSON=${_ipcp_out}/${T_NAME}.json -DEXPECT_RC=${T_RC} "-DEXPECT_KINDS=${T_KINDS}"
-            -DNO_JSON=${no_json} "-DEXPECT_DETAIL=${T_DETAIL}" "-DEXPECT_STDERR=${T_STDERR}"
+            -DNO_JSON=${no_json} "-DEXPECT_DETAIL=${T_DETAIL}" "-DEXPECT_NOTE=${T_NOTE}" "-DEXPECT_STDERR=${T_STDERR}"
             "-DNOT_STDERR=${T_NOT_STDERR}" -DRESULT=${T_RESULT} "-DJSON_EQ=${T_JSON_EQ}"
             "-DJSON_GE=${T_JSON_GE}"
             -DMAX_SECONDS=${T_MAX_SECONDS} -DGONE_PIDFILE=${T_GONE_PIDFILE} -P ${_ipcp_check})
@@ -255,6 +255,14 @@ ipcp_stress_test(NAME stress.mqchan.chunked_two_consumers_refused RC 2 JSON_EQ "
   ARGS stress --proto mq-chan --consumers 2 --max-size 8161 --messages 100)
 ipcp_stress_test(NAME stress.mqchan.msgsize_above_limit_refused RC 2 JSON_EQ "create_errno=4110"
   ARGS stress --proto mq-chan --opt msgsize=1048577 --messages 100)
+
+# --- --fault stop: one endpoint SIGSTOPped 50..500 ms; a correct protocol only waits --------------
+ipcp_stress_test(NAME stress.fault_stop.channel RC 0 NOTE "stop fault: .* stopped for [0-9]+ ms"
+  ARGS stress --proto frame-pipe --producers 2 --messages 30000 --fault stop --seed 6)
+ipcp_stress_test(NAME stress.fault_stop.lock RC 0 NOTE "stop fault: worker [0-9] stopped for"
+  ARGS stress --proto robust-mutex --workers 4 --messages 3000 --fault stop --seed 6)
+ipcp_stress_test(NAME stress.fault_stop.thread_mode_refused RC 2 NO_JSON
+  STDERR "--fault stop needs --mode process" ARGS stress --proto ring --mode thread --fault stop)
 
 # --- verification cost: verified and unverified rate of one transport in one run ------------------
 ipcp_stress_test(NAME stress.overhead RC 0

@@ -8,6 +8,8 @@ consumer, records below PIPE_BUF) unless IPCPROOF_OPT_BUG names one way to break
   consumer-dup        reports one message twice                       -> duplicate
   consumer-noexit     never exits after stdin ends, ignores SIGTERM   -> error (did not exit)
   consumer-segv       dies of SIGSEGV half way                        -> crash
+  consumer-impatient  takes 0.25 s without a message for a dead producer and exits 4
+                      (with --fault stop: the producer was only paused) -> error
   producer-early      exits 0 after 5 messages                        -> error (exited early)
   producer-status     sends everything, then exits 3                  -> error (status 3)
   producer-daemon     leaves a process running (double fork, setsid)  -> leak
@@ -59,7 +61,11 @@ elif role == "consumer":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     n, stdin_open = 0, True
     while True:
-        ready = select.select([fifo, 0], [], [], 1.0)[0] if stdin_open else []
+        wait = 0.25 if bug == "consumer-impatient" and n > 0 else 1.0
+        ready = select.select([fifo, 0], [], [], wait)[0] if stdin_open else []
+        if stdin_open and not ready and wait < 1.0:
+            sys.stderr.write("contract.py: no message for 0.25 s: the producer must be dead\n")
+            sys.exit(4)
         if 0 in ready and not os.read(0, 4096):
             stdin_open = False
         if fifo not in ready and not (not stdin_open and select.select([fifo], [], [], 0)[0]):
