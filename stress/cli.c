@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "stress.h"
@@ -56,21 +57,33 @@ double st_cli_double(const char *cmd, const char *opt, const char *s, double min
     return v;
 }
 
-static const char usage_text[] =
-    "usage: ipcproof stress (--proto NAME | --plugin FILE.so | EXEC) [options]\n"
-    "       ipcproof validate (--proto NAME | --plugin FILE.so [--plugin-tsan FILE.so] |\n"
-    "                          --plugin-src FILE.c|.cpp [--cflags FLAGS] | EXEC)\n"
-    "                          [--budget SECONDS] [--json FILE] [--seed S] [--kind channel|lock]\n"
-    "                          [--opt k=v,...]\n"
-    "       EXEC = (--exec-producer CMD --exec-consumer CMD [--fifo] | --exec-worker CMD\n"
-    "              [--robust]) [--exec-setup CMD] [--exec-teardown CMD]\n"
-    "              your own programs as channel endpoints or lock contenders (docs/exec.md)\n"
-    "       ipcproof bench [--quick | --smoke] [--reps N] [--only TEXT] [--json FILE]\n"
-    "       ipcproof repro FILE [--target NAME] [--flavour libfuzzer|asan] [--minimize]\n"
-    "       ipcproof describe (--proto NAME | --plugin FILE.so)\n"
-    "       ipcproof replay REPORT.json       one failing --mode sched schedule, again\n"
-    "       ipcproof list | clean [--dry-run] | version | help\n"
+static const char top_text[] =
+    "usage: ipcproof COMMAND [options]      (ipcproof help COMMAND, or COMMAND --help)\n"
     "\n"
+    "  stress     one stress case of a protocol: --proto NAME | --plugin FILE.so | your programs\n"
+    "  validate   the whole battery of cases on one protocol, one verdict table\n"
+    "  bench      every built-in protocol against its raw mechanism\n"
+    "  repro      reproduce a fuzzer crash file (runs the source tree's ci/reproduce)\n"
+    "  describe   what a plugin exports (loaded in a child)\n"
+    "  replay     one failing --mode sched schedule again, with its trace\n"
+    "  list       the built-in protocols\n"
+    "  clean      remove what crashed runs left behind (--dry-run: only list it)\n"
+    "  version    version, plugin ABI, compiler and sanitizers of this build\n"
+    "  help       this text, or one command's options\n"
+    "\n"
+    "exit status: 0 no violation (success), 1 violations (repro: still fails), 2 usage or setup\n"
+    "error, with a message on stderr naming what was wrong\n"
+    "docs: docs/stress.md (stress, validate), docs/plugins.md (your protocol as a plugin),\n"
+    "docs/exec.md (your programs), docs/sched.md (--mode sched), docs/bench.md, docs/clean.md,\n"
+    "docs/fuzzing.md (repro)\n";
+
+#define EXEC_TEXT                                                                                  \
+    "  EXEC = --exec-producer CMD --exec-consumer CMD [--fifo]   your programs as channel\n"       \
+    "         endpoints, or --exec-worker CMD [--robust] as lock contenders; with\n"               \
+    "         [--exec-setup CMD] [--exec-teardown CMD] (docs/exec.md)\n"
+
+static const char stress_text[] =
+    "usage: ipcproof stress (--proto NAME | --plugin FILE.so | EXEC) [options]\n" EXEC_TEXT "\n"
     "stress options:\n"
     "  --mode process|thread|sched  endpoints as processes (default), threads of one child, or\n"
     "                               threads run one at a time by the scheduler (docs/sched.md)\n"
@@ -119,7 +132,68 @@ static const char usage_text[] =
     "  --shard I/N                  this job's part of the search, none shared with the other\n"
     "                               N-1 jobs: schedules I, I+N, ...; dfs: the subtrees of I\n";
 
+static const char validate_text[] =
+    "usage: ipcproof validate (--proto NAME | --plugin FILE.so [--plugin-tsan FILE.so] |\n"
+    "                          --plugin-src FILE.c|.cpp [--cflags FLAGS] | EXEC) "
+    "[options]\n" EXEC_TEXT "\n"
+    "  --budget SECONDS             time for the whole battery (60); rounds repeat the cases\n"
+    "  --json FILE                  machine-readable report (opened before anything runs)\n"
+    "  --seed S                     every run's seed derives from it\n"
+    "  --kind channel|lock          for a plugin that exports both (default: both)\n"
+    "  --opt k=v,...                passed to the protocol's create() (programs: IPCPROOF_OPT_*)\n"
+    "  --no-sandbox                 no private IPC+mount namespace for the leak check\n"
+    "  --verbose                    every run's command line and output\n";
+
+static const char short_text[] =
+    "usage: ipcproof repro FILE [--target NAME] [--flavour libfuzzer|asan] [--minimize]\n"
+    "  runs the source tree's ci/reproduce (IPCPROOF_SOURCE_DIR overrides where): builds the\n"
+    "  sanitizer flavour, replays FILE, prints the symbolized stack; 0 fixed, 1 still fails\n"
+    "\x1e"
+    "usage: ipcproof describe (--proto NAME | --plugin FILE.so) [--setup-timeout S]\n"
+    "  loads the protocol in a child and prints what it exports, as JSON\n"
+    "\x1e"
+    "usage: ipcproof replay REPORT.json\n"
+    "  re-runs the failing schedule of a --mode sched report (its --json) and prints its trace\n"
+    "\x1e"
+    "usage: ipcproof list\n"
+    "  the built-in protocols: name, kind (channel or lock), fifo / robust / fair\n"
+    "\x1e"
+    "usage: ipcproof clean [--dry-run | -n]\n"
+    "  removes the OS objects (shm, queues, semaphores, FIFOs, registry entries) whose creating\n"
+    "  ipcproof process is dead; --dry-run lists them only (docs/clean.md)\n"
+    "\x1e"
+    "usage: ipcproof version\n"
+    "  version, plugin ABI, compiler and sanitizers of this build\n"
+    "\x1e"
+    "usage: ipcproof help [COMMAND]\n"
+    "  every command, or one command's options\n";
+
 void st_usage(FILE *out)
 {
-    fputs(usage_text, out);
+    fputs(top_text, out);
+}
+
+int st_usage_cmd(FILE *out, const char *cmd)
+{
+    static const char *const shorts[] = {"repro", "describe", "replay", "list",
+                                         "clean", "version",  "help"};
+    if (strcmp(cmd, "stress") == 0) {
+        fputs(stress_text, out);
+        return 0;
+    }
+    if (strcmp(cmd, "validate") == 0) {
+        fputs(validate_text, out);
+        return 0;
+    }
+    const char *t = short_text;
+    for (size_t i = 0; i < sizeof(shorts) / sizeof(shorts[0]); i++) {
+        const char *end = strchr(t, '\x1e');
+        size_t n = end ? (size_t)(end - t) : strlen(t);
+        if (strcmp(cmd, shorts[i]) == 0) {
+            fwrite(t, 1, n, out);
+            return 0;
+        }
+        t = end ? end + 1 : t + n;
+    }
+    return -1;
 }

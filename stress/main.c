@@ -17,12 +17,26 @@
 #define IPCP_VERSION "0"
 #endif
 
-static int cmd_help(int argc, char **argv)
+/* One command's help (bench prints its own), or every command's. */
+static int help_for(const char *cmd)
 {
-    (void)argc;
-    (void)argv;
+    if (cmd != NULL && strcmp(cmd, "bench") == 0) {
+        char *argv[] = {"bench", "--help", NULL};
+        return st_bench_main(2, argv);
+    }
+    if (cmd != NULL && st_usage_cmd(stdout, cmd) == 0) return 0;
+    if (cmd != NULL && strcmp(cmd, "--help") != 0 && strcmp(cmd, "-h") != 0) {
+        fprintf(stderr, "ipcproof help: unknown command '%s'\n", cmd);
+        st_usage(stderr);
+        return 2;
+    }
     st_usage(stdout);
     return 0;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    return help_for(argc > 1 ? argv[1] : NULL);
 }
 
 static int list_protocols(void)
@@ -111,8 +125,14 @@ int main(int argc, char **argv)
         st_usage(stderr);
         return 2;
     }
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].main(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) != 0) continue;
+        /* `COMMAND --help` and `COMMAND -h`, anywhere after it: that command's help, exit 0 */
+        for (int a = 2; a < argc && commands[i].main != cmd_help; a++)
+            if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0)
+                return help_for(argv[1][0] == '-' ? NULL : argv[1]);
+        return commands[i].main(argc - 1, argv + 1);
+    }
     st_cli_die(argv[1], "unknown command (stress, validate, bench, repro, list, clean, version, "
                         "help)");
 }

@@ -540,7 +540,10 @@ int st_stress_main(int argc, char **argv);
 int st_describe_main(int argc, char **argv);
 int st_replay_main(int argc, char **argv);
 int st_clean_main(int argc, char **argv);
-void st_usage(FILE *out);
+void st_usage(FILE *out); /* every command, the exit codes, the docs */
+/* One command's usage and options (stress, validate, repro, ...; bench prints its own): 0, or -1
+ * when cmd is not one of them. */
+int st_usage_cmd(FILE *out, const char *cmd);
 const char *st_self_exe(void);
 /* Sanitizers this binary was built with ("" when none) and the compiler that built it. */
 const char *st_build_sanitizers(void);

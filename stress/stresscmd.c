@@ -429,7 +429,7 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
             c->exec_robust = 1;
             break;
         case O_HELP:
-            st_usage(stdout);
+            (void)st_usage_cmd(stdout, "stress");
             exit(0);
         default:
             if (o == ':' || (optopt && optopt >= O_PROTO))

@@ -541,7 +541,7 @@ static void parse(struct vstate *v, int argc, char **argv)
             v->exec.robust = 1;
             break;
         case 'h':
-            st_usage(stdout);
+            (void)st_usage_cmd(stdout, "validate");
             exit(0);
         default:
             usage_die("unknown or incomplete option '%s'", argv[optind - 1]);

@@ -207,6 +207,8 @@ endif()
 file(STRINGS ${CMAKE_CURRENT_SOURCE_DIR}/protos/protos.def _ipcp_proto_lines
      REGEX "^IPCP_PROTO_(CHANNEL|LOCK)\\(")
 add_test(NAME stress.list COMMAND ipcproof_cli list) # also checks protos.def against the ops
+add_test(NAME stress.cli.help
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/help.sh $<TARGET_FILE:ipcproof_cli>)
 foreach(line IN LISTS _ipcp_proto_lines)
   if(line MATCHES "^IPCP_PROTO_(CHANNEL|LOCK)\\([A-Za-z0-9_]+, *([a-z0-9-]+)\\)")
     ipcp_stress_test(NAME stress.builtin.${CMAKE_MATCH_2} RC 0
