@@ -131,6 +131,7 @@ int main(void)
             sem_post(&sh->pmutex);
             sem_post(&sh->full);
         }
+        free(buf);
         return 0;
     }
     /* consumer: until stdin ends, then whatever is still in the slots */
@@ -151,5 +152,6 @@ int main(void)
         write_full(1, &le, 4);
         write_full(1, buf, n);
     }
+    free(buf);
     return 0;
 }
