@@ -42,6 +42,8 @@ static int cmd_help(int argc, char **argv)
 static int list_protocols(void)
 {
     int status = 0;
+    /* the header is a comment: scripts take the first word of every other line */
+    printf("# %-14s %-8s %-22s %s\n", "protocol", "kind", "ordering", "robust (a holder's death)");
     for (size_t i = 0; i < st_builtin_count(); i++) {
         const struct ipcp_channel_ops *ch;
         const struct ipcp_lock_ops *lk;
@@ -54,10 +56,12 @@ static int list_protocols(void)
             status = 2;
         }
         if (ch)
-            printf("%-16s channel%s\n", ch->name, ch->flags & IPCP_CHAN_FIFO ? "  fifo" : "");
+            printf("%-16s %-8s %-22s %s\n", ch->name, "channel",
+                   ch->flags & IPCP_CHAN_FIFO ? "fifo per producer" : "none promised", "-");
         else
-            printf("%-16s lock%s%s\n", lk->name, lk->flags & IPCP_LOCK_ROBUST ? "     robust" : "",
-                   lk->flags & IPCP_LOCK_FAIR ? "  fair" : "");
+            printf("%-16s %-8s %-22s %s\n", lk->name, "lock",
+                   lk->flags & IPCP_LOCK_FAIR ? "fair (first come)" : "none promised",
+                   lk->flags & IPCP_LOCK_ROBUST ? "yes: lock() says so" : "no");
     }
     return status;
 }

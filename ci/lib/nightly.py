@@ -1190,7 +1190,8 @@ class Nightly:
         if rc != 0:
             self.error(f"{rel(binp)} list failed (exit {rc})", out[-800:])
             return []
-        protos = [ln.split()[0] for ln in out.splitlines() if ln.strip()]
+        protos = [ln.split()[0] for ln in out.splitlines()
+                  if ln.strip() and not ln.startswith("#")]
         if self.a.protos:
             protos = [p for p in protos if p in self.a.protos.split(",")]
         return protos
