@@ -283,8 +283,7 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
     fprintf(o, "rerun: %s\n", repro);
 }
 
-int st_report_json(const struct st_config *c, const struct st_report *r, const char *repro,
-                   FILE *out)
+json_t *st_report_json_obj(const struct st_config *c, const struct st_report *r, const char *repro)
 {
     json_t *root = json_object();
     const char *result = r->status == 2 ? "error" : r->nv ? "fail" : r->na[0] ? "n/a" : "pass";
@@ -428,6 +427,13 @@ int st_report_json(const struct st_config *c, const struct st_report *r, const c
     json_object_set_new(root, "sandboxed", json_boolean(r->sandboxed));
     if (r->notes[0]) json_object_set_new(root, "notes", json_string(r->notes));
     json_object_set_new(root, "repro", json_string(repro));
+    return root;
+}
+
+int st_report_json(const struct st_config *c, const struct st_report *r, const char *repro,
+                   FILE *out)
+{
+    json_t *root = st_report_json_obj(c, r, repro);
     int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(root);
     if (rc != 0 || fflush(out) != 0) {

@@ -90,6 +90,7 @@ struct st_config {
     double fault_rate; /* short-io */
     const char *opt;   /* --opt, "" when none */
     const char *json;  /* --json FILE or NULL */
+    const char *sarif; /* --sarif FILE or NULL: the violations for code scanning */
     int progress;      /* 1 always, 0 never, -1 when stderr is a tty */
     int quiet;         /* no human summary (validate runs cases with it) */
     int no_verify;     /* --no-verify: checks off, to measure their cost */
@@ -500,6 +501,9 @@ void st_report_add(struct st_report *r, int kind, uint64_t count, const char *fm
 void st_report_note(struct st_report *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void st_report_print(const struct st_config *c, const struct st_report *r, const char *repro);
+/* The JSON report as an object (a new reference), which --json and --sarif write. */
+struct json_t *st_report_json_obj(const struct st_config *c, const struct st_report *r,
+                                  const char *repro);
 /* Writes the JSON report to out (opened before the run); returns 0 or -1 (message on stderr). */
 int st_report_json(const struct st_config *c, const struct st_report *r, const char *repro,
                    FILE *out);

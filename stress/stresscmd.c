@@ -23,6 +23,7 @@
 #include "ipcproof/registry.h"
 #include "spawn.h"
 #include "exec.h"
+#include "sarif.h"
 #include "stress.h"
 
 enum {
@@ -75,6 +76,7 @@ enum {
     O_EXECTEARDOWN,
     O_FIFO,
     O_EXECWORKER,
+    O_SARIF,
     O_ROBUST,
     O_HELP,
 };
@@ -129,6 +131,7 @@ static const struct option stress_opts[] = {
     {"exec-teardown", required_argument, NULL, O_EXECTEARDOWN},
     {"fifo", no_argument, NULL, O_FIFO},
     {"exec-worker", required_argument, NULL, O_EXECWORKER},
+    {"sarif", required_argument, NULL, O_SARIF},
     {"robust", no_argument, NULL, O_ROBUST},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
@@ -422,6 +425,9 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
         case O_FIFO:
             c->exec_fifo = 1;
             break;
+        case O_SARIF:
+            c->sarif = a;
+            break;
         case O_EXECWORKER:
             c->exec_worker = a;
             break;
@@ -589,9 +595,11 @@ int st_stress_main(int argc, char **argv)
     unsetenv("IPCPROOF_REEXEC");
 
     /* the report's file first: a bad path is an error before anything runs */
-    FILE *jf = NULL;
+    FILE *jf = NULL, *sf = NULL;
     if (c.json != NULL && (jf = fopen(c.json, "we")) == NULL)
         st_cli_die("stress", "--json: cannot write '%s': %s", c.json, strerror(errno));
+    if (c.sarif != NULL && (sf = fopen(c.sarif, "we")) == NULL)
+        st_cli_die("stress", "--sarif: cannot write '%s': %s", c.sarif, strerror(errno));
     signal(SIGPIPE, SIG_IGN); /* a host that is gone is seen in its wait status */
     int r = st_subreaper_enable();
     if (r < 0) {
@@ -641,6 +649,17 @@ int st_stress_main(int argc, char **argv)
     if (jf != NULL) {
         if (st_report_json(&c, rep, repro, jf) < 0 && status == 0) status = 2;
         fclose(jf);
+    }
+    if (sf != NULL) {
+        json_t *obj = st_report_json_obj(&c, rep, repro);
+        struct st_sarif_src src = {.program = c.exec_producer ? c.exec_producer : c.exec_worker,
+                                   .version = IPCP_VERSION};
+        if (st_sarif_write(obj, &src, sf) < 0) {
+            fprintf(stderr, "ipcproof stress: cannot write %s\n", c.sarif);
+            if (status == 0) status = 2;
+        }
+        json_decref(obj);
+        fclose(sf);
     }
     if (status == 0 && rep->nv) status = 1;
     st_report_free(rep);

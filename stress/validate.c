@@ -468,6 +468,7 @@ static void parse(struct vstate *v, int argc, char **argv)
         {"fifo", no_argument, NULL, 'F'},
         {"exec-worker", required_argument, NULL, 'W'},
         {"robust", no_argument, NULL, 'R'},
+        {"sarif", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -540,6 +541,9 @@ static void parse(struct vstate *v, int argc, char **argv)
         case 'R':
             v->exec.robust = 1;
             break;
+        case 'A':
+            v->sarif = optarg;
+            break;
         case 'h':
             (void)st_usage_cmd(stdout, "validate");
             exit(0);
@@ -579,6 +583,8 @@ int st_validate_main(int argc, char **argv)
     /* the report's file first: a bad path is an error before anything runs */
     if (v->json != NULL && (v->jf = fopen(v->json, "we")) == NULL)
         st_cli_die("validate", "--json: cannot write '%s': %s", v->json, strerror(errno));
+    if (v->sarif != NULL && (v->sf = fopen(v->sarif, "we")) == NULL)
+        st_cli_die("validate", "--sarif: cannot write '%s': %s", v->sarif, strerror(errno));
     signal(SIGPIPE, SIG_IGN);
     (void)st_subreaper_enable(); /* what a killed stress run leaves is ours to sweep */
     struct sigaction sa, old_int, old_term;
@@ -628,6 +634,7 @@ int st_validate_main(int argc, char **argv)
     status = vb_run_battery(v, &interrupted);
 out:
     if (v->jf) fclose(v->jf);
+    if (v->sf) fclose(v->sf);
     if (v->plugin_src && status == 1) {
         printf("the plugins built from %s are kept in %s for the rerun lines\n", v->plugin_src,
                v->tmpdir);

@@ -45,6 +45,8 @@ struct vstate {
         int fifo, robust;
     } exec;
     FILE *jf;
+    const char *sarif; /* --sarif FILE */
+    FILE *sf;
     double budget;
     uint64_t seed;
     int verbose, no_sandbox;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sarif.h"
 #include "spawn.h"
 #include "validate.h"
 
@@ -554,7 +555,7 @@ int vb_run_battery(struct vstate *v, volatile int *interrupted)
 
 void vb_write_json(struct vstate *v, int status)
 {
-    if (v->jf == NULL) return;
+    if (v->jf == NULL && v->sf == NULL) return;
     json_t *root = json_object();
     json_object_set_new(root, "result",
                         json_string(status == 0   ? "pass"
@@ -641,10 +642,17 @@ void vb_write_json(struct vstate *v, int status)
     json_object_set_new(root, "cases", cases);
     json_object_set_new(root, "violations", all);
     if (first_repro) json_object_set_new(root, "repro", json_string(first_repro));
-    rewind(v->jf);
-    if (ftruncate(fileno(v->jf), 0) < 0 ||
-        json_dumpf(root, v->jf, JSON_INDENT(2) | JSON_ENSURE_ASCII) != 0 || fflush(v->jf) != 0)
-        fprintf(stderr, "ipcproof validate: cannot write %s\n", v->json);
+    if (v->jf != NULL) {
+        rewind(v->jf);
+        if (ftruncate(fileno(v->jf), 0) < 0 ||
+            json_dumpf(root, v->jf, JSON_INDENT(2) | JSON_ENSURE_ASCII) != 0 || fflush(v->jf) != 0)
+            fprintf(stderr, "ipcproof validate: cannot write %s\n", v->json);
+    }
+    struct st_sarif_src src = {.source = v->plugin_src,
+                               .program = v->exec.producer ? v->exec.producer : v->exec.worker,
+                               .version = IPCP_VERSION};
+    if (v->sf != NULL && st_sarif_write(root, &src, v->sf) < 0)
+        fprintf(stderr, "ipcproof validate: cannot write %s\n", v->sarif);
     json_decref(root);
 }
 

@@ -258,6 +258,15 @@ ipcp_stress_test(NAME stress.mqchan.chunked_two_consumers_refused RC 2 JSON_EQ "
 ipcp_stress_test(NAME stress.mqchan.msgsize_above_limit_refused RC 2 JSON_EQ "create_errno=4110"
   ARGS stress --proto mq-chan --opt msgsize=1048577 --messages 100)
 
+# --- SARIF: validate's violations for code scanning, located in the plugin's source ------------
+add_test(NAME stress.sarif.validate_plugin_src
+  COMMAND sh -c "\"$0\" validate --plugin-src \"$1\" --budget 8 --seed 1 --sarif \"$2\" >/dev/null; rc=$?; [ $rc = 1 ] || { echo \"validate exit $rc, expected 1\"; exit 1; }; python3 \"$3\" \"$2\" torn broken_pipe_bigwrites.c"
+          $<TARGET_FILE:ipcproof_cli> ${CMAKE_CURRENT_SOURCE_DIR}/plugins/examples/broken_pipe_bigwrites.c
+          ${_ipcp_out}/validate_plugin_src.sarif ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/sarif_check.py)
+set_tests_properties(stress.sarif.validate_plugin_src PROPERTIES TIMEOUT 300 ENVIRONMENT "${_ipcp_env}")
+ipcp_stress_test(NAME stress.sarif.bad_path RC 2 NO_JSON STDERR "--sarif: cannot write"
+  ARGS validate --proto ring --sarif /nonexistent/dir/x.sarif)
+
 # --- --fault stop: one endpoint SIGSTOPped 50..500 ms; a correct protocol only waits --------------
 ipcp_stress_test(NAME stress.fault_stop.channel RC 0 NOTE "stop fault: .* stopped for [0-9]+ ms"
   ARGS stress --proto frame-pipe --producers 2 --messages 30000 --fault stop --seed 6)
