@@ -430,6 +430,9 @@ int vb_run_battery(struct vstate *v, volatile int *interrupted)
     int runnable = v->ncases;
     double d0 = v->budget * 0.5 / (runnable ? runnable : 1);
     if (d0 < 0.2) d0 = 0.2;
+    /* programs (--exec-*) start an interpreter or a runtime first: a run shorter than a second
+     * may end before they did anything */
+    if ((v->exec.producer || v->exec.worker) && d0 < 1.0) d0 = 1.0;
     if (d0 > 20) d0 = 20;
     char name[160];
     snprintf(name, sizeof(name), "%s%s%s", v->has_chan ? v->chan_name : "",

@@ -267,6 +267,12 @@ set_tests_properties(stress.sarif.validate_plugin_src PROPERTIES TIMEOUT 300 ENV
 ipcp_stress_test(NAME stress.sarif.bad_path RC 2 NO_JSON STDERR "--sarif: cannot write"
   ARGS validate --proto ring --sarif /nonexistent/dir/x.sarif)
 
+# --- the GitHub Action's script, as a runner runs it (ci/action.sh, action.yml) --------------------
+add_test(NAME stress.action
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/action_test.sh $<TARGET_FILE:ipcproof_cli>
+          ${PROJECT_SOURCE_DIR})
+set_tests_properties(stress.action PROPERTIES TIMEOUT 300 ENVIRONMENT "${_ipcp_env}")
+
 # --- --fault stop: one endpoint SIGSTOPped 50..500 ms; a correct protocol only waits --------------
 ipcp_stress_test(NAME stress.fault_stop.channel RC 0 NOTE "stop fault: .* stopped for [0-9]+ ms"
   ARGS stress --proto frame-pipe --producers 2 --messages 30000 --fault stop --seed 6)
