@@ -45,6 +45,9 @@
 #ifndef IPCP_PLAIN_BIN_DEFAULT
 #define IPCP_PLAIN_BIN_DEFAULT ""
 #endif
+#ifndef IPCP_VERSION
+#define IPCP_VERSION "0"
+#endif
 #ifndef IPCP_INCLUDE_DIR_BUILD
 #define IPCP_INCLUDE_DIR_BUILD ""
 #endif
@@ -136,8 +139,7 @@ static const char *include_dir(void)
     static char buf[PATH_MAX * 2];
     const char *env = getenv("IPCPROOF_INCLUDE_DIR");
     if (env && *env) return env;
-    snprintf(buf, sizeof(buf), "%s/ipcproof/plugin.h", IPCP_INCLUDE_DIR_BUILD);
-    if (IPCP_INCLUDE_DIR_BUILD[0] && is_file(buf)) return IPCP_INCLUDE_DIR_BUILD;
+    /* an installed ipcproof (BINDIR/../include) before the source tree it was built from */
     char exe[PATH_MAX];
     snprintf(exe, sizeof(exe), "%s", st_self_exe());
     char *s = strrchr(exe, '/');
@@ -147,7 +149,20 @@ static const char *include_dir(void)
         snprintf(buf, sizeof(buf), "%s/../include", exe);
         return buf;
     }
+    snprintf(buf, sizeof(buf), "%s/ipcproof/plugin.h", IPCP_INCLUDE_DIR_BUILD);
+    if (IPCP_INCLUDE_DIR_BUILD[0] && is_file(buf)) return IPCP_INCLUDE_DIR_BUILD;
     return IPCP_INCLUDE_DIR_INSTALL;
+}
+
+/* ipcproof-tsan next to this binary (where a package installs the twin), or "". */
+static const char *sibling_twin(void)
+{
+    static char buf[PATH_MAX + 16];
+    snprintf(buf, sizeof(buf), "%s", st_self_exe());
+    char *slash = strrchr(buf, '/');
+    if (slash == NULL) return "";
+    snprintf(slash + 1, sizeof(buf) - (size_t)(slash + 1 - buf), "ipcproof-tsan");
+    return access(buf, X_OK) == 0 ? buf : "";
 }
 
 static const char *find_tsan_bin(void)
@@ -155,9 +170,36 @@ static const char *find_tsan_bin(void)
     if (st_is_tsan_build()) return st_self_exe();
     const char *env = getenv("IPCPROOF_TSAN_BIN");
     if (env != NULL) return *env && access(env, X_OK) == 0 ? env : NULL; /* "" = none */
+    const char *twin = sibling_twin();
+    if (twin[0]) return twin;
     if (IPCP_TSAN_BIN_DEFAULT[0] && access(IPCP_TSAN_BIN_DEFAULT, X_OK) == 0)
         return IPCP_TSAN_BIN_DEFAULT;
     return NULL;
+}
+
+/* A twin of another version or plugin ABI would judge another ipcproof's cases: not used. */
+static void check_twin(struct vstate *v)
+{
+    if (v->tsan_bin == NULL || v->tsan_bin == st_self_exe()) return;
+    char log[PATH_MAX * 2];
+    snprintf(log, sizeof(log), "%s/twin-version.txt", v->tmpdir);
+    char *argv[] = {(char *)v->tsan_bin, "version", NULL};
+    int rc = vt_run(argv, log, 30, 1);
+    char want[2][64], line[256];
+    snprintf(want[0], sizeof(want[0]), "ipcproof %s\n", IPCP_VERSION);
+    snprintf(want[1], sizeof(want[1]), "plugin ABI %d\n", IPCP_PLUGIN_ABI_VERSION);
+    int seen = 0;
+    FILE *f = rc == 0 ? fopen(log, "re") : NULL;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        for (int i = 0; i < 2; i++)
+            if (strcmp(line, want[i]) == 0) seen |= 1 << i;
+    if (f != NULL) fclose(f);
+    unlink(log);
+    if (seen == 3) return;
+    vt_note(v, "%s is not this ipcproof's twin (not version %s, plugin ABI %d): thread mode runs "
+               "without ThreadSanitizer",
+            v->tsan_bin, IPCP_VERSION, IPCP_PLUGIN_ABI_VERSION);
+    v->tsan_bin = NULL;
 }
 
 static int have_program(const char *name)
@@ -196,6 +238,7 @@ static void tsan_cc(const char *bin, const char *tmpdir, char *cc, size_t cap)
 static int choose_plugins(struct vstate *v)
 {
     v->tsan_bin = find_tsan_bin();
+    check_twin(v);
     if (v->proto || v->exec.producer || v->exec.worker) return 0;
     char why[256] = "";
     if (v->plugin_src) {
