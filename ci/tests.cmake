@@ -20,7 +20,7 @@ if(IPCP_PYTHON3)
   add_test(NAME ci.report.sections
            COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/report_test.py ${IPCP_CI_DIR}/report
                    ${IPCP_CI_FIXTURE})
-  set_tests_properties(ci.report.sections PROPERTIES TIMEOUT 120)
+  set_tests_properties(ci.report.sections PROPERTIES TIMEOUT 120 LABELS report)
   add_test(NAME ci.nightly.triage
            COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/nightly_test.py ${IPCP_CI_DIR}/lib/nightly.py
                    ${IPCP_CI_DIR}/tests/fixtures)
@@ -37,7 +37,7 @@ if(IPCP_PYTHON3)
     add_test(NAME ci.report.chromium
              COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/report_screenshot.py ${IPCP_CI_DIR}/report
                      ${IPCP_CI_FIXTURE} ${IPCP_CHROMIUM})
-    set_tests_properties(ci.report.chromium PROPERTIES TIMEOUT 180)
+    set_tests_properties(ci.report.chromium PROPERTIES TIMEOUT 180 LABELS report)
   endif()
   if(IPCP_CLANG14 AND IPCP_ZIP)
     add_test(NAME ci.clusterfuzzlite.build
@@ -45,3 +45,6 @@ if(IPCP_PYTHON3)
     set_tests_properties(ci.clusterfuzzlite.build PROPERTIES TIMEOUT 300)
   endif()
 endif()
+
+# ctest labels: the report tests are `report` (above), the rest `ci`.
+ipcp_label_tests(ci)

@@ -6,5 +6,6 @@ if(BUILD_TESTING)
     COMMAND ${CMAKE_COMMAND} -DIPCPROOF=$<TARGET_FILE:ipcproof_cli> -DSCHED=${IPCP_HAVE_SCHED}
             -DJSON=${CMAKE_CURRENT_BINARY_DIR}/test-reports/bench_smoke.json
             -P ${CMAKE_CURRENT_SOURCE_DIR}/bench_check.cmake)
-  set_tests_properties(stress.bench_smoke PROPERTIES TIMEOUT 300 ENVIRONMENT "${IPCP_TEST_ENV}")
+  set_tests_properties(stress.bench_smoke PROPERTIES TIMEOUT 300 ENVIRONMENT "${IPCP_TEST_ENV}"
+                       LABELS bench)
 endif()

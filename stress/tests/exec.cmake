@@ -126,3 +126,6 @@ ipcp_stress_test(NAME stress.exec.usage.robust_alone RC 2 NO_JSON
   STDERR "--robust goes with --exec-worker" ARGS validate --robust --proto ring)
 ipcp_stress_test(NAME stress.exec.usage.validate_half RC 2 NO_JSON
   STDERR "need both --exec-producer" ARGS validate --exec-consumer true)
+
+# ctest labels for the tests of this file.
+ipcp_label_tests(stress)

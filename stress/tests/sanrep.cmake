@@ -35,3 +35,6 @@ if(NOT IPCP_SANITIZERS AND NOT IPCP_COVERAGE)
       ENVIRONMENT "${IPCP_TEST_ENV}")
   endif()
 endif()
+
+# ctest labels for the tests of this file.
+ipcp_label_tests(unit)

@@ -157,17 +157,17 @@ add_test(NAME ci.sched_explore
   COMMAND ${PROJECT_SOURCE_DIR}/ci/sched-explore --bin ${CMAKE_BINARY_DIR} --schedules 20
           --shard 1/2 --seed 7 --out ${CMAKE_CURRENT_BINARY_DIR}/sched-explore)
 set_tests_properties(ci.sched_explore PROPERTIES TIMEOUT 300 DEPENDS sched_plugins
-  ENVIRONMENT "${_ipcp_env}" PASS_REGULAR_EXPRESSION "12 of 12 runs passed")
+  ENVIRONMENT "${_ipcp_env}" PASS_REGULAR_EXPRESSION "12 of 12 runs passed" LABELS ci)
 # ci/sched-versus (a benchmark) still runs: one example, a short cap
 add_test(NAME ci.sched_versus
   COMMAND ${PROJECT_SOURCE_DIR}/ci/sched-versus --bin ${CMAKE_BINARY_DIR} --cap 3
           --only broken_ring_early_publish)
-set_tests_properties(ci.sched_versus PROPERTIES TIMEOUT 120 ENVIRONMENT "${_ipcp_env}"
+set_tests_properties(ci.sched_versus PROPERTIES TIMEOUT 120 ENVIRONMENT "${_ipcp_env}" LABELS ci
   PASS_REGULAR_EXPRESSION "broken_ring_early_publish` \\| `--schedules 1000` \\| schedule 0 ")
 add_test(NAME ci.sched_explore_usage
   COMMAND sh -c "out=$(\"$0\" --shard 3 --bin \"$1\" 2>&1); rc=$?; echo \"$out\"; test $rc -eq 2 && echo \"$out\" | grep -q \"shard '3' is not I/N\""
           ${PROJECT_SOURCE_DIR}/ci/sched-explore ${CMAKE_BINARY_DIR})
-set_tests_properties(ci.sched_explore_usage PROPERTIES TIMEOUT 60)
+set_tests_properties(ci.sched_explore_usage PROPERTIES TIMEOUT 60 LABELS ci)
 # a dfs failure reruns from its --choices, and `ipcproof replay` reproduces it
 add_test(NAME stress.sched.dfs_replay_identical
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/sched_replay.sh
@@ -212,3 +212,6 @@ ipcp_stress_test(NAME stress.crash.needs_robust RC 2 DETAIL "IPCP_LOCK_ROBUST"
 ipcp_stress_test(NAME stress.crash.broken_robust_lie RC 1 KINDS deadlock
   ARGS stress --plugin ${T}/broken_robust_lie.so --kind lock --workers 3 --crash-points --seed 1
   --stall 2)
+
+# ctest labels for the other tests of this file (the ci.* ones are labelled where added).
+ipcp_label_tests(stress sched)

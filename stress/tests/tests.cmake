@@ -334,3 +334,6 @@ ipcp_stress_test(NAME stress.validate.build_fails RC 2 STDERR "building .*syntax
   ARGS validate --plugin-src ${CMAKE_CURRENT_SOURCE_DIR}/tests/sources/syntax_error.c --budget 5)
 ipcp_stress_test(NAME stress.validate.options_recorded RC 0 JSON_EQ "options=after=100"
   ARGS validate --plugin ${H} --kind lock --opt after=100 --budget 3 --seed 2)
+
+# ctest labels for the tests of this file.
+ipcp_label_tests(stress)
