@@ -273,6 +273,11 @@ add_test(NAME stress.action
           ${PROJECT_SOURCE_DIR})
 set_tests_properties(stress.action PROPERTIES TIMEOUT 300 ENVIRONMENT "${_ipcp_env}")
 
+# --- the .deb: built with CPack, unpacked, used from there (stress/package.cmake) -----------------
+add_test(NAME stress.package
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/package_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(stress.package PROPERTIES TIMEOUT 300 ENVIRONMENT "${_ipcp_env}" LABELS install)
+
 # --- --fault stop: one endpoint SIGSTOPped 50..500 ms; a correct protocol only waits --------------
 ipcp_stress_test(NAME stress.fault_stop.channel RC 0 NOTE "stop fault: .* stopped for [0-9]+ ms"
   ARGS stress --proto frame-pipe --producers 2 --messages 30000 --fault stop --seed 6)

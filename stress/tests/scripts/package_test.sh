@@ -32,10 +32,12 @@ chmod +x "$r/bin/ipcproof-tsan"
    --json "$tmp/v.json" >"$tmp/validate.log" 2>&1)
 rc=$?
 [ $rc = 0 ] || { echo "FAIL: validate of the packaged example: exit $rc"; tail -30 "$tmp/validate.log"; fail=1; }
-grep -q "is not this ipcproof's twin" "$tmp/validate.log" ||
-  { echo "FAIL: a twin of another version was not refused"; tail -15 "$tmp/validate.log"; fail=1; }
-grep -q -- "-I$r/bin/../include" "$tmp/validate.log" "$tmp"/ipcproof-validate-*/*.log 2>/dev/null ||
-  python3 - "$tmp/v.json" <<'PY' || { echo "FAIL: report"; fail=1; }
+# (a ThreadSanitizer build is its own twin and looks for none)
+if ! "$r/bin/ipcproof" version | grep -q '^sanitizers: .*thread'; then
+  grep -q "is not this ipcproof's twin" "$tmp/validate.log" ||
+    { echo "FAIL: a twin of another version was not refused"; tail -15 "$tmp/validate.log"; fail=1; }
+fi
+python3 - "$tmp/v.json" <<'PY' || { echo "FAIL: report"; fail=1; }
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["result"] == "pass", r["result"]
