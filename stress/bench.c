@@ -1945,6 +1945,55 @@ static int run_stress(const struct bcase *c, int side, double v[2], char *err, s
 
 static const char *sanitizers(void);
 
+/* ---- the black box's cost: programs as endpoints against a plugin on the same transport ------ */
+
+/* The shell pair of stress/exec/examples (cat into a FIFO, cat out of it: the framing passes
+ * through unchanged) against the built-in frame-fifo, both through `ipcproof stress`, so the
+ * ratio is what a user pays for checking programs instead of a plugin. */
+static const char *exec_examples(void)
+{
+#ifdef IPCP_SOURCE_DIR
+    static char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/stress/exec/examples", IPCP_SOURCE_DIR);
+    char probe[PATH_MAX + 32];
+    snprintf(probe, sizeof(probe), "%s/shell_producer.sh", dir);
+    if (access(probe, X_OK) == 0) return dir;
+#endif
+    return NULL;
+}
+
+static int run_exec(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+{
+    char count[32], p[4][PATH_MAX + 32];
+    snprintf(count, sizeof(count), "%ld", c->count);
+    const char *dir = exec_examples();
+    if (dir == NULL) return fail(err, cap, "no stress/exec/examples");
+    static const char *const files[] = {"shell_producer.sh", "shell_consumer.sh", "shell_setup.sh",
+                                        "fifo_teardown.sh"};
+    for (int i = 0; i < 4; i++)
+        snprintf(p[i], sizeof(p[i]), "%s/%s", dir, files[i]);
+    const char *exec_args[] = {"stress", "--exec-producer",
+                               p[0],     "--exec-consumer",
+                               p[1],     "--exec-setup",
+                               p[2],     "--exec-teardown",
+                               p[3],     "--messages",
+                               count,    "--seed",
+                               "1",      NULL};
+    const char *plugin_args[] = {"stress", "--proto", "frame-fifo", "--messages",
+                                 count,    "--seed",  "1",          NULL};
+    double secs;
+    json_t *root = spawn_stress(side == 0 ? exec_args : plugin_args, &secs, err, cap);
+    if (root == NULL) return -1;
+    json_t *mps = json_object_get(json_object_get(root, "stats"), "msgs_per_s");
+    int ok = json_is_number(mps) && json_number_value(mps) > 0;
+    if (ok)
+        v[0] = json_number_value(mps);
+    else
+        fail(err, cap, "stress reported no msgs/s");
+    json_decref(root);
+    return ok ? 0 : -1;
+}
+
 /* ---- the scheduler's cost: a schedule against the same work on the OS's scheduler ---------- */
 
 /* The workloads of issue 12: the example ring, 2 threads and 16 messages; the example robust
@@ -2115,6 +2164,16 @@ static void build_cases(void)
         c->na = "stress not available";
 #endif
     }
+
+    c = add_case("stress", K_SCALAR, run_exec, "exec/fifo-shell-pair");
+    c->unit = "msgs/s";
+    c->count = scaled(100000, 2000);
+    c->side_name[0] = "programs (--exec-*: cat into a FIFO, cat out)";
+    c->side_name[1] = "plugin (--proto frame-fifo)";
+    if (exec_examples() == NULL) c->na = "stress/exec/examples is not at hand (a source checkout)";
+#ifdef IPCP_BENCH_STANDALONE
+    c->na = "stress not available";
+#endif
 
     c = add_case("stress", K_SCALAR, run_stress, "stress-verify/frame-unix");
     c->unit = "msgs/s";
