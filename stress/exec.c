@@ -78,12 +78,27 @@ const char *st_exec_why_text(int why, int64_t val, char *buf, size_t cap)
         snprintf(buf, cap, "did not exit within %lld ms after its stdin ended (killed)",
                  (long long)val);
         break;
-    case ST_EX_FRAMING:
-        snprintf(buf, cap,
-                 "wrote a malformed record to stdout: a length of %lld bytes (every record is a "
-                 "4-byte little-endian length, then that many bytes)",
-                 (long long)val);
+    case ST_EX_FRAMING: {
+        /* four printable bytes where a length belongs: text on stdout, most likely a print */
+        char txt[5];
+        int text = 1;
+        for (int i = 0; i < 4; i++) {
+            txt[i] = (char)((uint64_t)val >> (8 * i));
+            text &= txt[i] >= 0x20 && txt[i] < 0x7f;
+        }
+        txt[4] = '\0';
+        if (text)
+            snprintf(buf, cap,
+                     "wrote text to stdout (\"%s...\" where a record's length belongs): stdout "
+                     "carries the records only, print anything else to stderr",
+                     txt);
+        else
+            snprintf(buf, cap,
+                     "wrote a malformed record to stdout: a length of %lld bytes (every record "
+                     "is a 4-byte little-endian length, then that many bytes)",
+                     (long long)val);
         break;
+    }
     case ST_EX_LINE:
         snprintf(buf, cap, "%s",
                  val == 1   ? "wrote a line other than \"acquired\" while ipcproof waited for it"

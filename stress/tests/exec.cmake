@@ -56,6 +56,7 @@ ipcp_stress_test(NAME stress.exec.contract.ok RC 0 ARGS stress ${_ipcp_cpair})
 foreach(spec
     "consumer-garbage|error|consumer 0's program wrote a malformed record"
     "consumer-truncated|error|consumer 0's program ended its stdout inside a record"
+    "consumer-print|error|consumer 0's program wrote text to stdout .*print anything else to stderr"
     "consumer-dup|duplicate|delivered again"
     "consumer-noexit|error|consumer 0's program did not exit within"
     "consumer-segv|crash|consumer 0's program was killed by signal 11"

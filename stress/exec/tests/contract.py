@@ -5,6 +5,7 @@ consumer, records below PIPE_BUF) unless IPCPROOF_OPT_BUG names one way to break
 
   consumer-garbage    writes a record whose length is absurd          -> error (framing)
   consumer-truncated  ends its stdout inside a record                 -> error (truncated)
+  consumer-print      prints a debug line to stdout                    -> error (text)
   consumer-dup        reports one message twice                       -> duplicate
   consumer-noexit     never exits after stdin ends, ignores SIGTERM   -> error (did not exit)
   consumer-segv       dies of SIGSEGV half way                        -> crash
@@ -75,6 +76,8 @@ elif role == "consumer":
         size = int.from_bytes(read_exact(fifo, 4), "little")
         msg = read_exact(fifo, size)
         n += 1
+        if bug == "consumer-print" and n == 10:
+            os.write(1, b"got message 10\n")
         if bug == "consumer-garbage" and n == 10:
             os.write(1, b"\xff\xff\xff\xff garbage")
         if bug == "consumer-truncated" and n == 10:
