@@ -157,4 +157,9 @@ int ipcp__mqlock_alive(uint32_t pid, uint64_t start, uint64_t start_mask);
  * after being inherited, without a getpid() syscall per call. */
 uint32_t ipcp__mqlock_forkgen(void);
 
+/* cvq.c test hooks: a put (get) of this process does only the first N steps of its locked part
+ * (0 .. IPCP_CVQ_STEPS - 1) and then SIGKILLs the process, holding the mutex; -1: off. */
+extern int ipcp__cvq_die_put;
+extern int ipcp__cvq_die_get;
+
 #endif
