@@ -734,3 +734,18 @@ void ipcp_cvq_stats(const struct ipcp_cvq *q, struct ipcp_cvq_stats *s)
     s->dropped = c->dropped;
     s->resets = c->resets;
 }
+
+void *ipcp__cvq_mutex(struct ipcp_cvq *q)
+{
+    return &q->sh->mutex;
+}
+
+void *ipcp__cvq_cond(struct ipcp_cvq *q, uint32_t i)
+{
+    return &q->sh->cv[i];
+}
+
+const struct ipcp_cvq_view *ipcp__cvq_view(const struct ipcp_cvq *q)
+{
+    return &q->v;
+}
