@@ -1206,17 +1206,154 @@ static void gen_mqchan_rx(void)
     emit(&b, "hostile-corrupt-and-forged");
 }
 
+/* ---- cvq_repair --------------------------------------------------------------------------------
+ */
+
+/* Byte 0 and op encoding of fuzz_cvq_repair.c. */
+#define CQ_GEO(slots, size_sel, hostile, recs)                                                     \
+    ((uint8_t)(((slots)-2) | (size_sel) << 3 | (hostile) << 5 | ((recs)-1) << 6))
+#define CQ_PUT          0
+#define CQ_GET          1
+#define CQ_PUT_STOP(st) ((uint8_t)(2 | (st) << 3))
+#define CQ_GET_STOP(st) ((uint8_t)(3 | (st) << 3))
+#define CQ_REPAIR       4
+#define CQ_CTL(word)    ((uint8_t)(5 | (word) << 3))
+#define CQ_SLOT(i)      ((uint8_t)(6 | (i) << 3))
+#define CQ_REC(i)       ((uint8_t)(7 | (i) << 3))
+
+static void cq_put(struct buf *b, uint8_t len)
+{
+    put8(b, CQ_PUT);
+    put8(b, len);
+}
+
+static void cq_get(struct buf *b, uint8_t cap) /* 255: the slot size */
+{
+    put8(b, CQ_GET);
+    put8(b, cap);
+}
+
+static void gen_cvq_repair(void)
+{
+    static struct buf b;
+    b.n = 0; /* 3 slots of 8 bytes: 1, 2, 3 messages in flight, round after round */
+    put8(&b, CQ_GEO(3, 1, 0, 2));
+    for (int r = 0; r < 12; r++) {
+        for (int i = 0; i <= r % 3; i++)
+            cq_put(&b, (uint8_t)(i * 3 + r % 9));
+        for (int i = 0; i <= r % 3; i++)
+            cq_get(&b, 255);
+    }
+    emit(&b, "wrap-around");
+    b.n = 0; /* a put stopped after each step, at fill levels 0 and 2 */
+    put8(&b, CQ_GEO(3, 1, 0, 2));
+    for (int fill = 0; fill <= 2; fill += 2)
+        for (uint8_t st = 0; st < 5; st++) {
+            for (int i = 0; i < fill; i++)
+                cq_put(&b, 4);
+            put8(&b, CQ_PUT_STOP(st));
+            put8(&b, 7);
+            for (int i = 0; i < 3; i++)
+                cq_get(&b, 255);
+        }
+    emit(&b, "put-stopped-at-every-step");
+    b.n = 0; /* a get stopped after each step, with one message behind it */
+    put8(&b, CQ_GEO(3, 1, 0, 2));
+    for (uint8_t st = 0; st < 5; st++) {
+        cq_put(&b, 5);
+        cq_put(&b, 6);
+        put8(&b, CQ_GET_STOP(st));
+        cq_get(&b, 255);
+        cq_get(&b, 255);
+    }
+    emit(&b, "get-stopped-at-every-step");
+    b.n = 0; /* 2 slots of 64: lengths 0, 64, 65 (refused), a full queue, short buffers */
+    put8(&b, CQ_GEO(2, 2, 0, 1));
+    cq_put(&b, 0);
+    cq_put(&b, 64);
+    cq_put(&b, 65);
+    cq_put(&b, 1);
+    put8(&b, CQ_PUT_STOP(3));
+    put8(&b, 2);
+    cq_get(&b, 255);
+    cq_get(&b, 63);
+    cq_get(&b, 64);
+    cq_get(&b, 0);
+    put8(&b, CQ_REPAIR);
+    emit(&b, "sizes-full-short-buffers");
+    b.n = 0; /* 9 slots of 255 bytes wrapped, stopped gets and puts across the wrap */
+    put8(&b, CQ_GEO(9, 3, 0, 4));
+    for (int i = 0; i < 7; i++)
+        cq_put(&b, (uint8_t)(250 + i % 6));
+    for (int i = 0; i < 6; i++)
+        cq_get(&b, 255);
+    for (uint8_t st = 0; st < 5; st++) {
+        put8(&b, CQ_PUT_STOP(st));
+        put8(&b, 255);
+        put8(&b, CQ_GET_STOP((uint8_t)(4 - st)));
+    }
+    emit(&b, "nine-slots-wrapped-deaths");
+    b.n = 0; /* hostile: indices, slot states and records overwritten, then repaired */
+    put8(&b, CQ_GEO(4, 1, 1, 4));
+    cq_put(&b, 3);
+    cq_put(&b, 4);
+    cq_put(&b, 5);
+    put8(&b, CQ_CTL(0));
+    put32(&b, 7);
+    put8(&b, CQ_REPAIR);
+    put8(&b, CQ_CTL(2));
+    put32(&b, 0xffffffffu);
+    cq_get(&b, 255);
+    put8(&b, CQ_SLOT(1));
+    put8(&b, 3);
+    put16(&b, 9);
+    put8(&b, CQ_SLOT(2));
+    put8(&b, 5);
+    put16(&b, 0xffff);
+    put8(&b, CQ_REC(1));
+    put8(&b, 9);
+    put32(&b, 0x80000000u);
+    put8(&b, 7);
+    put8(&b, CQ_REPAIR);
+    cq_get(&b, 255);
+    cq_put(&b, 8);
+    emit(&b, "hostile-words");
+    b.n = 0; /* hostile: a FULL slot cut off from the run, a head far out of range */
+    put8(&b, CQ_GEO(4, 1, 1, 2));
+    cq_put(&b, 3);
+    cq_put(&b, 4);
+    cq_put(&b, 5);
+    cq_get(&b, 255);
+    put8(&b, CQ_SLOT(0)); /* slots 1-2 are the queue; slot 0 FULL after an EMPTY slot 3 */
+    put8(&b, 2);
+    put16(&b, 4);
+    put8(&b, CQ_REPAIR);
+    cq_get(&b, 255);
+    cq_get(&b, 255);
+    put8(&b, CQ_CTL(0)); /* empty queue, head 9 */
+    put32(&b, 9);
+    put8(&b, CQ_REPAIR);
+    cq_put(&b, 1);
+    cq_get(&b, 255);
+    emit(&b, "hostile-gap-and-head");
+}
+
 /* ---- driver --------------------------------------------------------------------------------- */
 
 static const struct {
     const char *name;
     void (*gen)(void);
 } targets[] = {
-    {"frame_decode", gen_frame_decode},       {"chunk_reassembly", gen_chunk_reassembly},
-    {"frame_roundtrip", gen_frame_roundtrip}, {"ring_model", gen_ring_model},
-    {"ring_hostile", gen_ring_hostile},       {"ring_sched", gen_ring_sched},
-    {"lock_schedule", gen_lock_schedule},     {"sysvmsg_reasm", gen_sysvmsg_reasm},
+    {"frame_decode", gen_frame_decode},
+    {"chunk_reassembly", gen_chunk_reassembly},
+    {"frame_roundtrip", gen_frame_roundtrip},
+    {"ring_model", gen_ring_model},
+    {"ring_hostile", gen_ring_hostile},
+    {"ring_sched", gen_ring_sched},
+    {"lock_schedule", gen_lock_schedule},
+    {"sysvmsg_reasm", gen_sysvmsg_reasm},
     {"mqchan_rx", gen_mqchan_rx},
+    {"cvq_repair", gen_cvq_repair},
 };
 
 int main(int argc, char **argv)

@@ -157,4 +157,16 @@ int ipcp__mqlock_alive(uint32_t pid, uint64_t start, uint64_t start_mask);
  * after being inherited, without a getpid() syscall per call. */
 uint32_t ipcp__mqlock_forkgen(void);
 
+/* cvq.c test hooks: a put (get) of this process does only the first N steps of its locked part
+ * (0 .. IPCP_CVQ_STEPS - 1) and then SIGKILLs the process, holding the mutex; -1: off. */
+extern int ipcp__cvq_die_put;
+extern int ipcp__cvq_die_get;
+/* cvq.c, for tests: the queue's mutex (pthread_mutex_t *), endpoint i's condvar
+ * (pthread_cond_t *), and the view of the region. */
+struct ipcp_cvq;
+struct ipcp_cvq_view;
+void *ipcp__cvq_mutex(struct ipcp_cvq *q);
+void *ipcp__cvq_cond(struct ipcp_cvq *q, uint32_t i);
+const struct ipcp_cvq_view *ipcp__cvq_view(const struct ipcp_cvq *q);
+
 #endif

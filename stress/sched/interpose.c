@@ -246,7 +246,9 @@ SR_EXPORT int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m,
         resolve_pthread_cond_timedwait();
         return real_pthread_cond_timedwait(c, m, abs);
     }
-    int64_t d = abs_realtime(abs); /* a condvar made with CLOCK_MONOTONIC: see docs/sched.md */
+    /* A condvar made with pthread_condattr_setclock(CLOCK_MONOTONIC) takes a monotonic
+     * deadline: virtual realtime never goes below REALTIME_OFF, so a smaller value is one. */
+    int64_t d = ts_ns(abs) < REALTIME_OFF ? ts_ns(abs) : abs_realtime(abs);
     return cond_wait(c, m, d <= sr_now() ? sr_now() + 1 : d, PC);
 }
 

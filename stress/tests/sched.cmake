@@ -113,7 +113,8 @@ set_tests_properties(stress.sched.validate_dfs_case PROPERTIES TIMEOUT 300
   ENVIRONMENT "${_ipcp_env}")
 # the built-in protocols, instrumented (libipcproof-protos-sched.so): every atomic operation of
 # core/ is a point; those blocking in calls the scheduler does not interpose are refused
-foreach(p ring frame-pipe frame-unix frame-seqpacket mq-handoff sysv-msg mq-chan mq-chan-prio)
+foreach(p ring frame-pipe frame-unix frame-seqpacket mq-handoff sysv-msg mq-chan mq-chan-prio
+          condvar-queue)
   ipcp_stress_test(NAME stress.sched.builtin.${p} RC 0 JSON_GE "sched.schedules_run=100"
     ARGS stress --proto ${p} --mode sched --schedules 100 --seed 1)
 endforeach()
@@ -133,6 +134,9 @@ ipcp_stress_test(NAME stress.sched.builtin.mq_token_dfs RC 0 JSON_EQ "sched.exha
 ipcp_stress_test(NAME stress.sched.builtin.mq_chan_dfs RC 0 JSON_EQ "sched.exhausted=ON"
   ARGS stress --proto mq-chan --producers 2 --mode sched --strategy dfs --messages 2
   --preemptions 1 --max-size 9000 --seed 1)
+ipcp_stress_test(NAME stress.sched.builtin.condvar_queue_dfs RC 0 JSON_EQ "sched.exhausted=ON"
+  ARGS stress --proto condvar-queue --producers 2 --mode sched --strategy dfs --messages 2
+  --preemptions 1 --capacity 1 --seed 1)
 # crash points in the instrumented robust locks: mq-token once lost its token for good when a
 # holder died right after receiving it and the others retried with short timeouts (mqlock.c)
 foreach(p robust-mutex mq-token sysv-sem)

@@ -258,6 +258,29 @@ ipcp_stress_test(NAME stress.mqchan.chunked_two_consumers_refused RC 2 JSON_EQ "
 ipcp_stress_test(NAME stress.mqchan.msgsize_above_limit_refused RC 2 JSON_EQ "create_errno=4110"
   ARGS stress --proto mq-chan --opt msgsize=1048577 --messages 100)
 
+# --- condvar-queue: robust mutex + condvar bounded queue in shm (core/src/cvq.c) ---------------
+# Several producers and consumers per process and per thread, two slots (every put and get waits),
+# an endpoint SIGKILLed anywhere (holding the mutex: EOWNERDEAD and the repair) and while blocked on
+# a full or an empty queue (a dead waiter: the others neither hang nor lose a message); a slot
+# size above the limit refused.
+set(_ipcp_cvq --proto condvar-queue --messages 3000 --seed 1)
+ipcp_stress_test(NAME stress.cvq.process RC 0 JSON_GE "stats.messages_received=6000"
+  ARGS stress ${_ipcp_cvq} --producers 2 --consumers 2)
+ipcp_stress_test(NAME stress.cvq.threads RC 0 JSON_GE "stats.messages_received=12000"
+  ARGS stress ${_ipcp_cvq} --mode thread --producers 4 --consumers 3)
+ipcp_stress_test(NAME stress.cvq.two_slots RC 0 JSON_GE "stats.messages_received=9000"
+  ARGS stress ${_ipcp_cvq} --producers 3 --consumers 2 --capacity 1)
+ipcp_stress_test(NAME stress.cvq.kill RC 0 ARGS stress ${_ipcp_cvq} --producers 2 --consumers 2
+  --fault kill)
+ipcp_stress_test(NAME stress.cvq.kill_send_blocked RC 0 MAX_SECONDS 60
+  ARGS stress ${_ipcp_cvq} --producers 3 --consumers 1 --consumer-delay 300 --capacity 4096
+  --fault kill --kill-point send-blocked)
+ipcp_stress_test(NAME stress.cvq.kill_recv_blocked RC 0 MAX_SECONDS 60
+  ARGS stress ${_ipcp_cvq} --producers 1 --consumers 3 --producer-delay 300
+  --fault kill --kill-point recv-blocked)
+ipcp_stress_test(NAME stress.cvq.slot_above_limit_refused RC 2 JSON_EQ "create_errno=90"
+  ARGS stress --proto condvar-queue --max-size 16777217 --messages 10)
+
 # --- SARIF: validate's violations for code scanning, located in the plugin's source ------------
 add_test(NAME stress.sarif.validate_plugin_src
   COMMAND sh -c "\"$0\" validate --plugin-src \"$1\" --budget 8 --seed 1 --sarif \"$2\" >/dev/null; rc=$?; [ $rc = 1 ] || { echo \"validate exit $rc, expected 1\"; exit 1; }; python3 \"$3\" \"$2\" torn broken_pipe_bigwrites.c"
