@@ -1922,14 +1922,9 @@ static json_t *spawn_stress(const char *const *args, double *secs, char *err, si
     return root;
 }
 
-/* Runs `ipcproof stress --proto frame-unix --messages N [--no-verify]` and reads
- * stats.msgs_per_s from its report. */
-static int run_stress(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+/* stats.msgs_per_s of `ipcproof ARGS` (a stress run) into v[0]; 0 or -1 with err set. */
+static int stress_mps(const char *const *args, double v[2], char *err, size_t cap)
 {
-    char count[32];
-    snprintf(count, sizeof(count), "%ld", c->count);
-    const char *args[] = {
-        "stress", "--proto", "frame-unix", "--messages", count, side ? "--no-verify" : NULL, NULL};
     double secs;
     json_t *root = spawn_stress(args, &secs, err, cap);
     if (root == NULL) return -1;
@@ -1941,6 +1936,16 @@ static int run_stress(const struct bcase *c, int side, double v[2], char *err, s
         fail(err, cap, "stress reported no msgs/s");
     json_decref(root);
     return ok ? 0 : -1;
+}
+
+/* `ipcproof stress --proto frame-unix --messages N [--no-verify]`. */
+static int run_stress(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+{
+    char count[32];
+    snprintf(count, sizeof(count), "%ld", c->count);
+    const char *args[] = {
+        "stress", "--proto", "frame-unix", "--messages", count, side ? "--no-verify" : NULL, NULL};
+    return stress_mps(args, v, err, cap);
 }
 
 static const char *sanitizers(void);
@@ -1981,17 +1986,7 @@ static int run_exec(const struct bcase *c, int side, double v[2], char *err, siz
                                "1",      NULL};
     const char *plugin_args[] = {"stress", "--proto", "frame-fifo", "--messages",
                                  count,    "--seed",  "1",          NULL};
-    double secs;
-    json_t *root = spawn_stress(side == 0 ? exec_args : plugin_args, &secs, err, cap);
-    if (root == NULL) return -1;
-    json_t *mps = json_object_get(json_object_get(root, "stats"), "msgs_per_s");
-    int ok = json_is_number(mps) && json_number_value(mps) > 0;
-    if (ok)
-        v[0] = json_number_value(mps);
-    else
-        fail(err, cap, "stress reported no msgs/s");
-    json_decref(root);
-    return ok ? 0 : -1;
+    return stress_mps(side == 0 ? exec_args : plugin_args, v, err, cap);
 }
 
 /* ---- the scheduler's cost: a schedule against the same work on the OS's scheduler ---------- */

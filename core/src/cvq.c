@@ -638,18 +638,6 @@ void ipcp_cvq_close(struct ipcp_cvq_ep *e)
     free(e);
 }
 
-static int init_robust(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t a;
-    int r = pthread_mutexattr_init(&a);
-    if (r != 0) return -r;
-    r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (r == 0) r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (r == 0) r = pthread_mutex_init(m, &a);
-    pthread_mutexattr_destroy(&a);
-    return -r;
-}
-
 int ipcp_cvq_create(const struct ipcp_cvq_cfg *cfg, struct ipcp_cvq **out)
 {
     *out = NULL;
@@ -684,7 +672,7 @@ int ipcp_cvq_create(const struct ipcp_cvq_cfg *cfg, struct ipcp_cvq **out)
     sh->stride = (uint32_t)stride;
     sh->producers = cfg->producers;
     sh->consumers = cfg->consumers;
-    rc = init_robust(&sh->mutex);
+    rc = ipcp__robust_mutex_init(&sh->mutex);
     for (uint32_t i = 0; i < cfg->producers + cfg->consumers && rc == 0; i++)
         rc = init_cond(&sh->cv[i]);
     if (rc < 0) {

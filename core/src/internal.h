@@ -3,6 +3,7 @@
 #ifndef IPCP_INTERNAL_H
 #define IPCP_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -156,6 +157,10 @@ int ipcp__mqlock_alive(uint32_t pid, uint64_t start, uint64_t start_mask);
 /* Bumped in the child at every fork() (pthread_atfork): a handle remembers it to refuse use
  * after being inherited, without a getpid() syscall per call. */
 uint32_t ipcp__mqlock_forkgen(void);
+
+/* lock.c: pthread_mutex_init of a PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST mutex (the robust
+ * lock and the condvar queue); 0 or -errno. */
+int ipcp__robust_mutex_init(pthread_mutex_t *m);
 
 /* cvq.c test hooks: a put (get) of this process does only the first N steps of its locked part
  * (0 .. IPCP_CVQ_STEPS - 1) and then SIGKILLs the process, holding the mutex; -1: off. */

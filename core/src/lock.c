@@ -164,7 +164,7 @@ void ipcp_lock_destroy(struct ipcp_lock_ctx *ctx)
     free(ctx);
 }
 
-static int init_robust(pthread_mutex_t *m)
+int ipcp__robust_mutex_init(pthread_mutex_t *m)
 {
     pthread_mutexattr_t a;
     int r = pthread_mutexattr_init(&a);
@@ -225,7 +225,7 @@ int ipcp_lock_create(enum ipcp_lock_kind kind, const struct ipcp_lock_cfg *cfg,
         break;
     }
     case IPCP_LOCK_ROBUST_MUTEX:
-        rc = init_robust(&ctx->sh->mutex);
+        rc = ipcp__robust_mutex_init(&ctx->sh->mutex);
         if (rc < 0) goto fail;
         break;
     case IPCP_LOCK_SYSV_SEM:
