@@ -281,19 +281,6 @@ struct ipcp_cvq_ep {
     uint64_t pfd_start[2 * IPCP_CVQ_MAX_EP];
 };
 
-static struct timespec mono_after_ms(int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static int slice_ms(const struct ipcp_deadline *dl, int cap_ms)
 {
     int left = ipcp__deadline_left_ms(dl);
@@ -430,7 +417,7 @@ static int qlock(struct ipcp_cvq_ep *e, const struct ipcp_deadline *dl, int nowa
     }
 #else
     for (;;) {
-        struct timespec ts = mono_after_ms(slice_ms(dl, LOCK_SLICE));
+        struct timespec ts = ipcp__mono_after_ms(slice_ms(dl, LOCK_SLICE));
         int r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
         if (r != ETIMEDOUT) return lock_result(e, r);
         if (ipcp__deadline_left_ms(dl) == 0) return -ETIMEDOUT;
@@ -453,7 +440,7 @@ static int wait_slice(struct ipcp_cvq_ep *e, int which, const struct ipcp_deadli
     if (r < 0) return r;
     struct ipcp_cvq_rec *me = &sh->rec[e->rec];
     me->waiting = 1 + (uint32_t)which;
-    struct timespec ts = mono_after_ms(ms);
+    struct timespec ts = ipcp__mono_after_ms(ms);
     r = pthread_cond_timedwait(cv, &sh->mutex, &ts);
     if (r == ENOTRECOVERABLE) return -ENOTRECOVERABLE;
     me->waiting = 0;

@@ -26,10 +26,10 @@ int ipcp__deadline_left_ms(const struct ipcp_deadline *d)
     return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
-struct timespec ipcp__realtime_after_ms(int timeout_ms)
+static struct timespec after_ms(clockid_t clock, int timeout_ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(clock, &ts);
     if (timeout_ms < 0) timeout_ms = 0;
     ts.tv_sec += timeout_ms / 1000;
     ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
@@ -38,4 +38,14 @@ struct timespec ipcp__realtime_after_ms(int timeout_ms)
         ts.tv_nsec -= 1000000000L;
     }
     return ts;
+}
+
+struct timespec ipcp__realtime_after_ms(int timeout_ms)
+{
+    return after_ms(CLOCK_REALTIME, timeout_ms);
+}
+
+struct timespec ipcp__mono_after_ms(int timeout_ms)
+{
+    return after_ms(CLOCK_MONOTONIC, timeout_ms);
 }

@@ -135,6 +135,9 @@ int ipcp__deadline_left_ms(const struct ipcp_deadline *d);
 int64_t ipcp__now_ns(void);
 /* Absolute CLOCK_REALTIME timespec for POSIX timed waits (mq_timedreceive, sem_timedwait). */
 struct timespec ipcp__realtime_after_ms(int timeout_ms);
+/* The same on CLOCK_MONOTONIC (pthread_mutex_clocklock, condvars made with
+ * pthread_condattr_setclock(CLOCK_MONOTONIC)): immune to realtime clock jumps. */
+struct timespec ipcp__mono_after_ms(int timeout_ms);
 
 /* mqlock.c: OS-object plumbing shared by mqlock.c, handoff.c and lock.c.
  * Names are "/ipcp.<kind>.<creator pid>.<suffix>", suffix = the caller's stem or 16 hex

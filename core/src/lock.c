@@ -334,21 +334,6 @@ static int slice_ms(const struct ipcp_deadline *dl, int cap_ms)
     return left;
 }
 
-#ifndef IPCP_TSAN
-static struct timespec mono_after_ms(int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-#endif
-
 /* ==== posix-sem ============================================================================= */
 
 static int psem_acquire(struct ipcp_lock *h, const struct ipcp_deadline *dl)
@@ -360,7 +345,7 @@ static int psem_acquire(struct ipcp_lock *h, const struct ipcp_deadline *dl)
         struct timespec ts = ipcp__realtime_after_ms(ms);
         int r = sem_timedwait(h->sem, &ts);
 #else
-        struct timespec ts = mono_after_ms(ms); /* immune to realtime clock jumps */
+        struct timespec ts = ipcp__mono_after_ms(ms); /* immune to realtime clock jumps */
         int r = sem_clockwait(h->sem, CLOCK_MONOTONIC, &ts);
 #endif
         if (r == 0) return 0;
@@ -424,7 +409,7 @@ static int robust_acquire(struct ipcp_lock *h, const struct ipcp_deadline *dl)
     }
 #else
     for (;;) {
-        struct timespec ts = mono_after_ms(slice_ms(dl, SLICE_MS));
+        struct timespec ts = ipcp__mono_after_ms(slice_ms(dl, SLICE_MS));
         int r = pthread_mutex_clocklock(&h->ctx->sh->mutex, CLOCK_MONOTONIC, &ts);
         if (r != ETIMEDOUT) return robust_result(h, r);
         if (ipcp__deadline_left_ms(dl) == 0) return -ETIMEDOUT;
