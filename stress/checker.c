@@ -258,20 +258,27 @@ static uint64_t last_set(const _Atomic uint64_t *bm, uint64_t n)
     return 0;
 }
 
-static void check_loss(const struct st_case *cs, uint32_t killed, struct st_report *rep)
+int st_consumer_lost(const struct st_case *cs)
 {
+    uint32_t killed = atomic_load(&cs->sh->killed);
+    if (killed > cs->nworkers) killed = 0;
     int64_t kill_ns = atomic_load_explicit(&cs->sh->kill_ns, memory_order_relaxed);
     /* a consumer that died or failed took what it had read with it; one that stopped on the
      * death of a producer (a tolerated error after the kill) must have received everything the
      * dead producer had sent before */
-    int consumer_lost = 0;
     for (uint32_t i = cs->producers; i < cs->nworkers; i++) {
         const struct st_slot *s = &cs->slots[i];
         int err = atomic_load_explicit(&s->err, memory_order_acquire);
         int tolerated = killed != 0 && killed <= cs->producers && st_tolerated_after_kill(err) &&
                         atomic_load_explicit(&s->err_ns, memory_order_relaxed) >= kill_ns;
-        if (atomic_load(&s->dead) || (err != 0 && !tolerated)) consumer_lost = 1;
+        if (atomic_load(&s->dead) || (err != 0 && !tolerated)) return 1;
     }
+    return 0;
+}
+
+static void check_loss(const struct st_case *cs, uint32_t killed, struct st_report *rep)
+{
+    int consumer_lost = st_consumer_lost(cs);
     if (!cs->verify) return;
     if (atomic_load(&cs->sh->violated)) {
         st_report_note(rep, "loss not checked: the schedule stopped at its first violation");

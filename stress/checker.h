@@ -19,4 +19,8 @@ const char *st_endpoint_name(const struct st_case *cs, uint32_t i, char *buf, si
 /* Errors that are expected consequences of a peer's death (-EPIPE, -IPCP_E_PEERDEAD, ...). */
 int st_tolerated_after_kill(int err);
 
+/* A consumer died or failed (not as the tolerated consequence of a producer's kill): what it had
+ * read is gone with it, so loss is not checked and nobody waits for those messages. */
+int st_consumer_lost(const struct st_case *cs);
+
 #endif

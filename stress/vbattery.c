@@ -424,12 +424,30 @@ static double elapsed(const struct vstate *v)
     return (double)(st_now_ns() - v->t0) / 1e9;
 }
 
+/* The first round runs every case once, however short the budget (a verdict covers the whole
+ * battery), and should still end within it: case i gets an equal share of what is left of the
+ * first round's part of the budget, after the overhead each run was measured to cost beyond its
+ * duration (starting, loading the protocol, reaping, the sweep), and at least RUN_MIN_S (a
+ * second for programs, which start an interpreter first). */
+#define FIRST_ROUND_SHARE 0.8
+#define RUN_MIN_S         0.1
+static double first_round_dur(const struct vstate *v, int i, double d0, double overhead)
+{
+    unsigned rest = 0;
+    for (int j = i; j < v->ncases; j++)
+        rest += !v->cases[j].na;
+    double left = v->budget * FIRST_ROUND_SHARE - elapsed(v);
+    double d = rest ? left / rest - overhead : d0;
+    double min = (v->exec.producer || v->exec.worker) ? 1.0 : RUN_MIN_S;
+    return d > d0 ? d0 : d < min ? min : d;
+}
+
 int vb_run_battery(struct vstate *v, volatile int *interrupted)
 {
     build(v);
     int runnable = v->ncases;
     double d0 = v->budget * 0.5 / (runnable ? runnable : 1);
-    if (d0 < 0.2) d0 = 0.2;
+    if (d0 < RUN_MIN_S) d0 = RUN_MIN_S;
     /* programs (--exec-*) start an interpreter or a runtime first: a run shorter than a second
      * may end before they did anything */
     if ((v->exec.producer || v->exec.worker) && d0 < 1.0) d0 = 1.0;
@@ -457,7 +475,7 @@ int vb_run_battery(struct vstate *v, volatile int *interrupted)
         vt_note(v, "thread mode runs without ThreadSanitizer (no TSan build of ipcproof: build the "
                    "tsan preset or set IPCPROOF_TSAN_BIN): races are not looked for");
     fflush(stdout);
-    double overhead = 0.3; /* seconds a run takes beyond its duration, measured as we go */
+    double overhead = 0.15; /* seconds a run takes beyond its duration, measured as we go */
     int stop = 0;
     for (unsigned round = 0; !stop && !*interrupted; round++) {
         double dur = d0 * (1.0 + 0.5 * round);
@@ -475,9 +493,10 @@ int vb_run_battery(struct vstate *v, volatile int *interrupted)
                 stop = 2;
                 break;
             }
+            double d = round == 0 ? first_round_dur(v, i, dur, overhead) : dur;
             int64_t t = st_now_ns();
-            stop = run_case(v, c, i, round, dur);
-            double took = (double)(st_now_ns() - t) / 1e9 - dur;
+            stop = run_case(v, c, i, round, d);
+            double took = (double)(st_now_ns() - t) / 1e9 - d;
             if (took > 0) overhead = 0.8 * overhead + 0.2 * took;
             ran++;
         }

@@ -34,6 +34,7 @@
 #include "ipcproof/err.h"
 #include "exec.h"
 #include "spawn.h"
+#include "checker.h"
 #include "stress.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -508,7 +509,8 @@ static void run_consumer(struct st_worker *w, void *ep)
             atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
             if (drain_since) break; /* drained */
             if (producers_all_ended(cs)) {
-                if (all_delivered(cs)) {
+                /* a dead consumer's messages never come: do not wait for them either */
+                if (all_delivered(cs) || st_consumer_lost(cs)) {
                     drain_since = now_ns(); /* one more timeout with nothing: drained */
                     continue;
                 }

@@ -10,6 +10,7 @@
 #   -DRESULT=<result>              the report's result (default: pass/fail/error from EXPECT_RC)
 #   -DJSON_EQ=<a.b=v|...>          report fields that must have these values
 #   -DJSON_GE=<a.b=n|...>          numeric report fields that must be at least n
+#   -DJSON_LE=<a.b=n|...>          numeric report fields that must be at most n (a.0.b: array)
 #   -DMAX_SECONDS=<n>              the command ends within n seconds
 #   -DGONE_PIDFILE=<path>          the pid written in that file (by the plugin) is not running
 #                                  any more when the command has ended
@@ -105,15 +106,20 @@ foreach(eq IN LISTS eqs)
     message(FATAL_ERROR "report field ${CMAKE_MATCH_1} is '${got}', expected '${want}' ${jerr}")
   endif()
 endforeach()
-string(REPLACE "|" ";" ges "${JSON_GE}")
-foreach(ge IN LISTS ges)
-  string(REGEX MATCH "^([^=]+)=(.*)$" m "${ge}")
-  string(REPLACE "." ";" keys "${CMAKE_MATCH_1}")
-  set(want "${CMAKE_MATCH_2}")
-  string(JSON got ERROR_VARIABLE jerr GET "${report}" ${keys})
-  if(jerr OR got LESS want)
-    message(FATAL_ERROR "report field ${CMAKE_MATCH_1} is '${got}', expected at least ${want}")
-  endif()
+# JSON_GE / JSON_LE: numeric bounds on report fields
+foreach(bound GE LE)
+  string(REPLACE "|" ";" checks "${JSON_${bound}}")
+  foreach(c IN LISTS checks)
+    string(REGEX MATCH "^([^=]+)=(.*)$" m "${c}")
+    string(REPLACE "." ";" keys "${CMAKE_MATCH_1}")
+    set(want "${CMAKE_MATCH_2}")
+    string(JSON got ERROR_VARIABLE jerr GET "${report}" ${keys})
+    if(bound STREQUAL "GE" AND (jerr OR got LESS want))
+      message(FATAL_ERROR "report field ${CMAKE_MATCH_1} is '${got}', expected at least ${want}")
+    elseif(bound STREQUAL "LE" AND (jerr OR got GREATER want))
+      message(FATAL_ERROR "report field ${CMAKE_MATCH_1} is '${got}', expected at most ${want}")
+    endif()
+  endforeach()
 endforeach()
 if(EXPECT_RC EQUAL 0 AND nv GREATER 0)
   message(FATAL_ERROR "a passing run reports violations: ${kinds}")
