@@ -471,12 +471,15 @@ static double case_seconds(const struct st_case *cs, const struct st_outcome *o)
 
 /* Producers must each keep making progress: one that waited for a single send() longer than a
  * fifth of the case (and ST_STARVE_MIN_MS), with the protocol timing out meanwhile, while a
- * consumer was there to receive, starved. Consumers are not held to it one by one (which consumer
- * gets a message is the protocol's business); a channel that stops delivering starves its
- * producers. A consumer's death excuses the producers (a channel is not required to reroute to
- * the survivors). Lock contenders are held to it only by a lock that claims IPCP_LOCK_FAIR:
- * ordinary mutexes are unfair by design, and a contender losing every race for a while is what
- * they promise; for them a long wait is a note. */
+ * consumer was there to receive, and nothing moved through the channel meanwhile (after its
+ * first timeout no other producer's message got in and no consumer received one), starved: the
+ * channel stopped. While messages moved, it was back-pressure from a slow consumer or
+ * unfairness between producers: a note, as for an unfair lock. Consumers are not held to it one by
+ * one (which consumer gets a message is the protocol's business); a channel that stops delivering
+ * starves its producers. A consumer's death excuses the producers (a channel is not required to
+ * reroute to the survivors). Lock contenders are held to it only by a lock that claims
+ * IPCP_LOCK_FAIR: ordinary mutexes are unfair by design, and a contender losing every race for a
+ * while is what they promise; for them a long wait is a note. */
 static void check_starvation(const struct st_case *cs, const struct st_outcome *o, double secs,
                              struct st_report *rep)
 {
@@ -504,6 +507,16 @@ static void check_starvation(const struct st_case *cs, const struct st_outcome *
         if (!(gap > limit) || gap > secs * 2 + 10) continue;
         char who[48];
         st_endpoint_name(cs, i, who, sizeof(who));
+        uint64_t others = cs->is_chan ? ld(&s->gap_others) : 0;
+        if (others > 0) { /* the channel kept moving: unfair to it, or back-pressure */
+            st_report_note(rep,
+                           "%s waited %.2f s for send() #%" PRIu64 " while %" PRIu64
+                           " messages moved through the channel (other producers' sends, "
+                           "receives): back-pressure or unfairness, not a stopped channel",
+                           who, gap, atomic_load_explicit(&s->gap_at, memory_order_relaxed),
+                           others);
+            continue;
+        }
         if (!cs->is_chan && !fair) {
             st_report_note(rep,
                            "%s waited %.2f s for lock() #%" PRIu64

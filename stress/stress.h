@@ -214,6 +214,7 @@ struct st_slot {
     _Atomic uint64_t timeouts;   /* retried returns that were -ETIMEDOUT or -EAGAIN */
     _Atomic int64_t max_gap_ns;  /* longest wait for one op that ended in timeouts (starvation) */
     _Atomic uint64_t gap_at;     /* the op count at which it ended */
+    _Atomic uint64_t gap_others; /* producer: messages that moved meanwhile (others, consumers) */
     _Atomic uint32_t quota_met;  /* the endpoint finished its own quota */
     _Atomic int64_t end_ns;      /* when it left its loop */
     _Atomic int32_t pid;         /* the worker's process */

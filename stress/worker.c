@@ -114,25 +114,54 @@ static void count_retry(struct st_slot *s, int r)
 struct waitmark {
     int64_t since;
     uint64_t timeouts_at;
+    uint64_t others_at; /* producer: others_moved() at its first timeout */
+    int others_set;
 };
 
 static void wait_begin(struct st_slot *s, struct waitmark *m)
 {
     m->since = now_ns();
     m->timeouts_at = atomic_load_explicit(&s->timeouts, memory_order_relaxed);
+    m->others_set = 0;
 }
 
-static void wait_end(struct st_slot *s, struct waitmark *m, uint64_t at)
+/* Ends one operation's wait; returns 1 when it was the longest that timed out so far. */
+static int wait_end(struct st_slot *s, struct waitmark *m, uint64_t at)
 {
     int64_t now = now_ns();
     uint64_t t = atomic_load_explicit(&s->timeouts, memory_order_relaxed);
-    if (t > m->timeouts_at &&
-        now - m->since > atomic_load_explicit(&s->max_gap_ns, memory_order_relaxed)) {
+    int longest = t > m->timeouts_at &&
+                  now - m->since > atomic_load_explicit(&s->max_gap_ns, memory_order_relaxed);
+    if (longest) {
         atomic_store_explicit(&s->gap_at, at, memory_order_relaxed);
         atomic_store_explicit(&s->max_gap_ns, now - m->since, memory_order_relaxed);
     }
     m->since = now;
     m->timeouts_at = t;
+    m->others_set = 0;
+    return longest;
+}
+
+/* Messages sent by the producers other than `self` plus messages received: whether the channel
+ * kept moving while one producer waited (unfair to it, or a slow consumer's back-pressure) or
+ * stopped (starvation). */
+static uint64_t others_moved(const struct st_case *cs, uint32_t self)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < cs->producers + cs->consumers; i++)
+        if (i != self) n += atomic_load_explicit(&cs->slots[i].ops, memory_order_relaxed);
+    return n;
+}
+
+/* A producer's send() is done (or given up): the wait ends, and when it was the longest, how
+ * many messages moved through the channel after its first timeout is recorded with it. */
+static void send_wait_end(struct st_case *cs, uint32_t self, struct waitmark *m, uint64_t seq)
+{
+    int counted = m->others_set;
+    uint64_t before = m->others_at;
+    if (wait_end(&cs->slots[self], m, seq))
+        atomic_store_explicit(&cs->slots[self].gap_others,
+                              counted ? others_moved(cs, self) - before : 0, memory_order_relaxed);
 }
 
 /* A buffer whose last byte is followed by an inaccessible page (and whose first byte follows
@@ -398,11 +427,15 @@ static void run_producer(struct st_worker *w, void *ep)
                 atomic_store_explicit(&s->ops, seq + 1, memory_order_release);
                 atomic_fetch_add_explicit(&s->bytes, len, memory_order_relaxed);
                 atomic_store_explicit(&s->last_ns, now_ns(), memory_order_relaxed);
-                wait_end(s, &wm, seq);
+                send_wait_end(cs, w->index, &wm, seq);
                 break;
             }
             if (retryable(r)) {
                 count_retry(s, r);
+                if (!wm.others_set) {
+                    wm.others_at = others_moved(cs, w->index);
+                    wm.others_set = 1;
+                }
                 if (stopped(cs)) goto out;
                 continue;
             }
@@ -414,7 +447,7 @@ out:
     if (seq >= limit)
         atomic_store_explicit(&s->quota_met, 1, memory_order_relaxed);
     else
-        wait_end(s, &wm, seq); /* it gave up waiting: that wait counts too */
+        send_wait_end(cs, w->index, &wm, seq); /* it gave up waiting: that wait counts too */
     atomic_store_explicit(&s->end_ns, now_ns(), memory_order_relaxed);
     free(arena);
 }

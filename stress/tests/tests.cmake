@@ -102,6 +102,13 @@ ipcp_stress_test(NAME stress.harness.unknown_errno RC 1 KINDS error DETAIL "-123
   ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=weirderr)
 ipcp_stress_test(NAME stress.harness.starvation RC 1 KINDS starvation
   ARGS stress --plugin ${H} --kind channel --duration 1 --opt bug=stall,after=500)
+# back-pressure is not starvation: a deep unix datagram buffer and a slow consumer make a
+# producer's send() time out for a few hundred ms while the consumer keeps receiving
+foreach(seed 12 13 14 15)
+  ipcp_stress_test(NAME stress.backpressure_not_starvation_${seed} RC 0
+    ARGS stress --plugin $<TARGET_FILE:fixture_deep_dgram> --producers 2 --consumers 1
+    --duration 0.43 --max-size 4096 --consumer-delay 200 --seed ${seed})
+endforeach()
 ipcp_stress_test(NAME stress.harness.shortio_na RC 0 RESULT n/a
   ARGS stress --proto ring --messages 2000 --fault short-io)
 
