@@ -455,9 +455,16 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
         if (c->duration > 0)
             st_cli_die(C, "--duration does not apply to --mode sched (its time is virtual): "
                           "--messages and --schedules bound the run");
-        if (c->faults)
-            st_cli_die(C, "--fault does not apply to --mode sched yet: the scheduler explores "
-                          "interleavings without them");
+        if (c->faults & ~ST_FAULT_SIGNALS)
+            st_cli_die(C,
+                       "--fault %s does not apply to --mode sched yet (signals does: the "
+                       "scheduler delivers them at blocking calls)",
+                       c->faults & ST_FAULT_KILL   ? "kill"
+                       : c->faults & ST_FAULT_STOP ? "stop"
+                                                   : "short-io");
+        if (c->signal_us)
+            st_cli_die(C, "--signal-period does not apply to --mode sched (the scheduler chooses "
+                          "where signals arrive)");
         if (!messages_set) c->messages = ST_SCHED_MSGS;
         if (c->strategy == ST_SCHED_DFS && !schedules_set) c->schedules = ST_DFS_SCHEDULES;
         if (c->strategy != ST_SCHED_DFS && (preempt_set || c->choices_arg))

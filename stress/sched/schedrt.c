@@ -18,6 +18,10 @@
  * it moves YIELD_NS. So timeouts and sleeps are deterministic and no wall-clock time is spent
  * waiting.
  *
+ * Signals (--fault signals). Where a call of the protocol is about to block, delivering a signal
+ * is one more choice (sr_interrupt; 1 in SIGNAL_ODDS with pct and random, a branching point with
+ * dfs): the interposer returns as the interrupted call does, and the trace shows the signal.
+ *
  * Ends. Every thread ended: finished. Every thread blocked without a deadline: an exact deadlock,
  * reported with what each thread was blocked in. More than max_steps points: livelock. */
 #ifndef _GNU_SOURCE
@@ -45,6 +49,7 @@
 #define YIELD_NS     1000
 #define SPIN_LIMIT   16
 #define HANDOFF_SPIN 2000 /* polls of the baton before sleeping on it */
+#define SIGNAL_ODDS  4    /* pct, random: a blocking call is interrupted 1 time in 4 */
 
 static inline void cpu_relax(void)
 {
@@ -579,6 +584,24 @@ int sr_wake(const void *key, int n)
     return woken;
 }
 
+int sr_signals(void)
+{
+    return S.cfg.signals != 0;
+}
+
+int sr_interrupt(const void *key, const void *pc)
+{
+    if (!S.cfg.signals || !sr_active() || sr_from_harness(pc)) return 0;
+    busy = 1;
+    int yes = S.cfg.strategy == ST_SCHED_DFS ? dfs_choice(2, 1) == 1 : rnd() % SIGNAL_ODDS == 0;
+    if (yes) {
+        record(SR_OP_SIGNAL, key, 0, pc);
+        if (S.rep != NULL) S.rep->interrupts++;
+    }
+    busy = 0;
+    return yes;
+}
+
 static int64_t ts_ns(const struct timespec *t)
 {
     return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
@@ -601,6 +624,10 @@ long sr_futex(uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts, 
             else
                 deadline = (op & FUTEX_CLOCK_REALTIME) ? ts_ns(ts) - SR_REALTIME_OFF : ts_ns(ts);
             if (deadline <= sr_now()) deadline = sr_now() + 1;
+        }
+        if (sr_interrupt(uaddr, pc)) {
+            errno = EINTR;
+            return -1;
         }
         S.t[me].fword = uaddr;
         S.t[me].fval = val;
