@@ -119,6 +119,31 @@ ipcp_stress_test(NAME stress.sched.signals.refuses_kill RC 2 NO_JSON
   STDERR "--fault kill does not apply to --mode sched"
   ARGS stress --plugin ${T}/good_pipe.so --mode sched --fault signals,kill --seed 1)
 
+# a failure found by pct or random is reported minimised: broken_peterson to the 1 preemption
+# dfs needs for it (a store kept buffered past the other's load), the others to fewer messages
+# and preemptions; the same way in two runs, and it replays
+function(ipcp_sched_minimise name maxp maxm)
+  add_test(NAME stress.sched.minimise.${name}
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/sched_minimise.sh
+            $<TARGET_FILE:ipcproof_cli> ${maxp} ${maxm} ${ARGN})
+  set_tests_properties(stress.sched.minimise.${name} PROPERTIES TIMEOUT 300
+    ENVIRONMENT "${_ipcp_env}")
+endfunction()
+ipcp_sched_minimise(broken_peterson_pct 1 20 --plugin ${T}/broken_peterson.so --kind lock
+  --mode sched --schedules 300 --seed 1)
+ipcp_sched_minimise(broken_peterson_random 1 20 --plugin ${T}/broken_peterson.so
+  --kind lock --mode sched --strategy random --schedules 300 --seed 1)
+ipcp_sched_minimise(broken_eintr_success 1 1 --plugin ${T}/broken_eintr_success.so
+  --mode sched --fault signals --schedules 50 --seed 1)
+ipcp_sched_minimise(broken_pipe_bigwrites 1 20 --plugin ${T}/broken_pipe_bigwrites.so
+  --mode sched --producers 2 --min-size 4097 --max-size 32768 --strategy random --seed 1)
+ipcp_sched_minimise(broken_ring_early_publish 0 1
+  --plugin ${T}/broken_ring_early_publish.so --mode sched --seed 1)
+ipcp_stress_test(NAME stress.sched.minimise.off RC 1 KINDS exclusion
+  JSON_EQ "sched.strategy=pct|sched.schedule=3"
+  ARGS stress --plugin ${T}/broken_peterson.so --kind lock --mode sched --schedules 300 --seed 1
+  --minimise 0)
+
 # dfs: every schedule within a preemption bound, one after the other. The store-load reordering
 # of broken_peterson needs one non-default choice (a store kept buffered past the other's load);
 # the seq_cst variant and a correct robust mutex exhaust their trees and say so.
