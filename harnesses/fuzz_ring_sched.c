@@ -11,7 +11,8 @@
  * replaces a hand-written model of ring.c's access order that nothing tied to ring.c.
  *
  * Input: byte 0: bit 0 capacity 128 or 256 bytes; bits 1-2 the ring's spin count (0, 1, 4, 32
- * polls before sleeping); bit 3 sequential consistency instead of TSO. Byte 1: message count
+ * polls before sleeping); bit 3 sequential consistency instead of TSO; bit 4 signals (a futex
+ * wait may be interrupted: EINTR, one more decision). Byte 1: message count
  * 1..24. Then one length byte per message (0 .. capacity - 16). The rest: the decisions, one
  * byte each; when they run out, a fixed stream takes over.
  *
@@ -152,7 +153,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                               .lost_wakeups = 1,
                               .decisions = decisions,
                               .ndecisions = left,
-                              .raw_trace = 1};
+                              .raw_trace = 1,
+                              .signals = (mode & 16) != 0};
     FZ_CHECK_RC(ipcproof_sched_begin(&sc, &report), 0, "sched begin");
     pthread_t tp, tc;
     FZ_CHECK(pthread_create(&tp, NULL, producer, &prod) == 0, "pthread_create");

@@ -130,6 +130,8 @@ static const char stress_text[] =
     "                               can run is a violation (its wake-up was lost)\n"
     "  --choices P:A,...|none       dfs: only the schedule taking alternative A at branching\n"
     "                               point P (the rerun line of a failure)\n"
+    "  --minimise N                 a failing schedule is rerun with fewer preemptions and\n"
+    "                               messages, at most N candidates (500; 0: as found)\n"
     "  --shard I/N                  this job's part of the search, none shared with the other\n"
     "                               N-1 jobs: schedules I, I+N, ...; dfs: the subtrees of I\n";
 

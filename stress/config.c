@@ -32,6 +32,7 @@ void st_config_defaults(struct st_config *c)
     c->preemptions = 2;
     c->depth = 3;
     c->schedules = 100;
+    c->minimise = ST_MINIMISE_RUNS;
 }
 
 static void append(char *buf, size_t cap, const char *fmt, ...)

@@ -205,7 +205,7 @@ static void choose_faults(struct st_case *cs, const struct st_config *c, struct 
         cs->stop_at = 1 + st_rand(&rng) % 64;
         cs->stop_ms = 50 + (unsigned)(st_rand(&rng) % 451);
     }
-    if (c->faults & ST_FAULT_SIGNALS)
+    if ((c->faults & ST_FAULT_SIGNALS) && c->mode != ST_MODE_SCHED) /* sched: its own choices */
         cs->signal_us = c->signal_us ? c->signal_us : 200 + (unsigned)(st_rand(&rng) % 800);
     rep->signal_us = cs->signal_us;
     if (c->faults & ST_FAULT_SHORTIO) {
@@ -559,8 +559,10 @@ static void run_loop(struct sup *S)
         (void)poll(&p, 1, kill_pending ? 1 : 5);
     }
     if (stop_state == 1)
-        st_report_note(rep, "stop fault: the run ended before the stop point (%" PRIu64
-                            " operations of endpoint %u)", cs->stop_at, cs->stop_victim - 1);
+        st_report_note(rep,
+                       "stop fault: the run ended before the stop point (%" PRIu64
+                       " operations of endpoint %u)",
+                       cs->stop_at, cs->stop_victim - 1);
     for (uint32_t i = 0; i < o->nproc; i++) /* blocking: every one was killed or has ended */
         if (!o->reaped[i] && st_wait_until(o->pids[i], &o->status[i], 0, NULL) == 1) {
             o->reaped[i] = 1;
@@ -738,7 +740,9 @@ static void after_run_notes(struct sup *S)
     struct st_report *rep = S->rep;
     rep->signals = atomic_load(&cs->sh->signals);
     rep->io_faults = atomic_load(&cs->sh->io_faults);
-    if (c->faults & ST_FAULT_SIGNALS)
+    if (cs->sched_rep != NULL) /* the schedules' total is noted by runs.c */
+        rep->signals = cs->sched_rep->interrupts;
+    else if (c->faults & ST_FAULT_SIGNALS)
         st_report_note(
             rep, "signal storm: %" PRIu64 " SIGALRMs handled by the workers (one every %u us)",
             rep->signals, cs->signal_us);

@@ -395,6 +395,20 @@ json_t *st_report_json_obj(const struct st_config *c, const struct st_report *r,
         json_object_set_new(sj, "steps", json_integer((json_int_t)sr->steps));
         json_object_set_new(sj, "steps_total", json_integer((json_int_t)r->sched_steps_total));
         json_object_set_new(sj, "switches", json_integer((json_int_t)sr->switches));
+        if (r->minimised) {
+            json_t *mj = json_object();
+            json_object_set_new(mj, "from_preemptions", json_integer(r->min_from_preemptions));
+            json_object_set_new(mj, "from_messages",
+                                json_integer((json_int_t)r->min_from_messages));
+            json_object_set_new(mj, "preemptions", json_integer(r->min_preemptions));
+            json_object_set_new(mj, "messages", json_integer((json_int_t)r->min_messages));
+            json_object_set_new(mj, "runs", json_integer((json_int_t)r->min_runs));
+            json_object_set_new(sj, "minimised", mj);
+        }
+        if (c->faults & ST_FAULT_SIGNALS) { /* the reported schedule's, and all of them */
+            json_object_set_new(sj, "signals", json_integer((json_int_t)sr->interrupts));
+            json_object_set_new(sj, "signals_total", json_integer((json_int_t)r->signals));
+        }
         char h[24];
         snprintf(h, sizeof(h), "%016llx", (unsigned long long)sr->trace_hash);
         json_object_set_new(sj, "trace_hash", json_string(h));

@@ -27,13 +27,26 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
+/* --fault signals in sched mode: how many blocking calls the scheduler interrupted, in all. */
+static void note_signals(const struct st_config *c, struct st_report *rep, uint64_t signals)
+{
+    rep->signals = signals;
+    if (c->faults & ST_FAULT_SIGNALS)
+        st_report_note(rep,
+                       "signals: %" PRIu64
+                       " blocking call%s of the protocol interrupted in %" PRIu64
+                       " schedule%s (the scheduler's choice)",
+                       signals, signals == 1 ? "" : "s", rep->schedules_run,
+                       rep->schedules_run == 1 ? "" : "s");
+}
+
 /* Sched mode: schedule after schedule (each a whole case: create, threads, check, destroy) until
  * one fails or --schedules ran; the report is that of the first failing schedule, or of the
  * last one. */
 static int run_schedules(const struct st_config *c, struct st_report *rep)
 {
     uint64_t first = c->one_schedule ? c->first_schedule : 0;
-    uint64_t n = c->one_schedule ? 1 : c->schedules, steps = 0;
+    uint64_t n = c->one_schedule ? 1 : c->schedules, steps = 0, signals = 0;
     struct st_report *tmp = calloc(1, sizeof(*tmp));
     if (tmp == NULL) {
         oom(rep);
@@ -54,6 +67,7 @@ static int run_schedules(const struct st_config *c, struct st_report *rep)
         uint64_t sched_no = c->nshards > 1 ? c->shard + i * c->nshards : first + i;
         st = st_run_once(&cc, tmp, !c->no_verify, sched_no);
         if (tmp->sched) steps += tmp->sched->steps;
+        signals += tmp->signals;
         st_report_free(rep);
         *rep = *tmp; /* takes over its malloc()ed parts */
         memset(tmp, 0, sizeof(*tmp));
@@ -64,6 +78,7 @@ static int run_schedules(const struct st_config *c, struct st_report *rep)
         if (i == 0 && c->sched_steps == 0 && rep->sched && rep->sched->steps > 100)
             cc.sched_steps = rep->sched->steps;
     }
+    note_signals(c, rep, signals);
     free(tmp);
     return st;
 }
@@ -92,7 +107,7 @@ static int run_dfs(const struct st_config *c, struct st_report *rep)
     cc.choices = prefix;
     char notes[sizeof(rep->notes)];
     memcpy(notes, rep->notes, sizeof(notes));
-    uint64_t n = c->choices_arg ? 1 : c->schedules, steps = 0, distinct = 0;
+    uint64_t n = c->choices_arg ? 1 : c->schedules, steps = 0, distinct = 0, signals = 0;
     int st = 0, truncated = 0, diverged = 0, exhausted = 0;
     unsigned bound = c->choices_arg ? c->preemptions : 0; /* of the pass */
     for (uint64_t i = 0; i < n && !st_interrupted(); i++) {
@@ -103,6 +118,7 @@ static int run_dfs(const struct st_config *c, struct st_report *rep)
         int path_ok = st_dfs_path(prefix, plen, path, ST_DFS_PATH_MAX) == 0;
         st = st_run_once(&cc, tmp, !c->no_verify, 0);
         if (tmp->sched) steps += tmp->sched->steps;
+        signals += tmp->signals;
         st_report_free(rep);
         *rep = *tmp;
         memset(tmp, 0, sizeof(*tmp));
@@ -139,6 +155,7 @@ static int run_dfs(const struct st_config *c, struct st_report *rep)
         exhausted = 1;
         break;
     }
+    note_signals(c, rep, signals);
     rep->dfs_exhausted = exhausted && !truncated && !diverged;
     rep->dfs_truncated = truncated;
     rep->dfs_diverged = diverged;

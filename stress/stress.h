@@ -122,6 +122,7 @@ struct st_config {
     uint64_t crash_point;  /* the victim dies at the N-th scheduling point of one operation */
     int crash_points;      /* try every point of that operation, one run each */
     const char *sched_out; /* --sched-out FILE: where a failing schedule is saved */
+    uint64_t minimise;     /* --minimise N: candidate schedules to make a failing one small */
     /* --exec-*: the endpoints are the user's programs (exec.h); proto is then ST_EXEC_PROTO */
     const char *exec_producer, *exec_consumer, *exec_setup, *exec_teardown;
     const char *exec_worker; /* --exec-worker: the programs are lock contenders */
@@ -131,6 +132,7 @@ struct st_config {
 
 #define ST_DFS_SCHEDULES 10000 /* --strategy dfs without --schedules: at most this many */
 #define ST_DFS_PATH_MAX  2048  /* the longest --choices text of a rerun line */
+#define ST_MINIMISE_RUNS 500   /* --minimise: candidate schedules tried, by default */
 
 void st_config_defaults(struct st_config *c);
 const char *st_mode_name(int mode);              /* "process", "thread", "sched" */
@@ -462,6 +464,10 @@ struct st_report {
     char *dfs_path;             /* dfs: the reported schedule's choices (--choices), malloc()ed */
     int dfs_complete;           /* dfs: every schedule with at most this many preemptions ran */
     uint64_t dfs_distinct;      /* dfs: schedules run, not counting a pass's reruns */
+    /* the failing schedule was minimised (minimise.c): from / to, and the candidates run */
+    int minimised;
+    unsigned min_from_preemptions, min_preemptions;
+    uint64_t min_from_messages, min_messages, min_runs;
     /* --crash-point(s) */
     uint64_t crash_point;          /* the last point tried */
     uint64_t crash_points_all;     /* the victim's operation had this many (known once past them) */
@@ -479,6 +485,9 @@ int st_interrupted(void);
  * --choices text ("POINT:ALT,..." of its non-zero choices, "none"), and back (-1: err says why). */
 int st_dfs_next(const struct st_sched_report *sr, unsigned bound, uint8_t *prefix, uint32_t *plen);
 unsigned st_dfs_cost(const struct st_sched_report *sr); /* its preemptions */
+/* minimise.c: a failing sched schedule (rep) made small, at most `budget` candidate runs: 1 when
+ * rep and c are now those of the minimised schedule (a dfs path), 0 when it stays as found. */
+int st_minimise(struct st_config *c, struct st_report *rep, uint64_t budget);
 /* --shard I/N: whether the schedules of a prefix are shard I's (1), another's (0), or not known
  * yet (-1: shorter than the shard depth, its subtree spans shards: run it to learn more). After
  * the run that reported sr, st_dfs_skip() moves a prefix that is not ours (known from sr) to the

@@ -69,6 +69,7 @@ enum {
     O_LOSTWAKEUPS,
     O_PREEMPTIONS,
     O_CHOICES,
+    O_MINIMISE,
     O_SHARD,
     O_EXECPROD,
     O_EXECCONS,
@@ -124,6 +125,7 @@ static const struct option stress_opts[] = {
     {"lost-wakeups", no_argument, NULL, O_LOSTWAKEUPS},
     {"preemptions", required_argument, NULL, O_PREEMPTIONS},
     {"choices", required_argument, NULL, O_CHOICES},
+    {"minimise", required_argument, NULL, O_MINIMISE},
     {"shard", required_argument, NULL, O_SHARD},
     {"exec-producer", required_argument, NULL, O_EXECPROD},
     {"exec-consumer", required_argument, NULL, O_EXECCONS},
@@ -401,6 +403,10 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
             sched_opt = opt;
             break;
         }
+        case O_MINIMISE:
+            c->minimise = st_cli_u64(C, opt, a, 0, 100000);
+            sched_opt = opt;
+            break;
         case O_MEMORY:
             if (strcmp(a, "sc") == 0)
                 c->memory_sc = 1;
@@ -455,9 +461,16 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
         if (c->duration > 0)
             st_cli_die(C, "--duration does not apply to --mode sched (its time is virtual): "
                           "--messages and --schedules bound the run");
-        if (c->faults)
-            st_cli_die(C, "--fault does not apply to --mode sched yet: the scheduler explores "
-                          "interleavings without them");
+        if (c->faults & ~ST_FAULT_SIGNALS)
+            st_cli_die(C,
+                       "--fault %s does not apply to --mode sched yet (signals does: the "
+                       "scheduler delivers them at blocking calls)",
+                       c->faults & ST_FAULT_KILL   ? "kill"
+                       : c->faults & ST_FAULT_STOP ? "stop"
+                                                   : "short-io");
+        if (c->signal_us)
+            st_cli_die(C, "--signal-period does not apply to --mode sched (the scheduler chooses "
+                          "where signals arrive)");
         if (!messages_set) c->messages = ST_SCHED_MSGS;
         if (c->strategy == ST_SCHED_DFS && !schedules_set) c->schedules = ST_DFS_SCHEDULES;
         if (c->strategy != ST_SCHED_DFS && (preempt_set || c->choices_arg))
@@ -621,6 +634,10 @@ int st_stress_main(int argc, char **argv)
         st_report_note(rep, "process mode in a ThreadSanitizer build: TSan reports are off (each "
                             "endpoint is a process of its own)");
     int status = st_run_case(&c, rep);
+    /* a failure found by a search is reported minimised; a rerun of one schedule is not */
+    if (c.mode == ST_MODE_SCHED && status != 2 && rep->nv && rep->sched != NULL &&
+        !c.one_schedule && !c.choices_arg)
+        st_minimise(&c, rep, c.minimise);
     /* a plugin exporting both kinds runs its channel unless told: say so in the repro */
     if (rep->kind_known) c.repro_kind = rep->chan ? ST_KIND_CHANNEL : ST_KIND_LOCK;
     if (c.kind == ST_KIND_AUTO && rep->kind_known) c.kind = c.repro_kind;

@@ -12,7 +12,7 @@
 
 #include "stress.h"
 
-#define VB_MAX_CASES 40
+#define VB_MAX_CASES 48
 
 /* One row of the verdict table, accumulated over every run of the case. */
 struct vcase {

@@ -71,6 +71,8 @@ static const struct vdef battery[] = {
      "--producers 2 --consumers 1"},
     {"sched: 2 producers, 2 consumers, small capacity", VC_CHAN | VC_SCHED | VC_MULTI,
      "--producers 2 --consumers 2 --capacity 2048 --max-size 512"},
+    {"sched: fault signals", VC_CHAN | VC_SCHED | VC_SIGNALS,
+     "--producers 2 --consumers 1 --fault signals"},
     {"dfs: 1 producer, 1 consumer, 3 messages, <= 2 preemptions", VC_CHAN | VC_SCHED | VC_DFS,
      "--producers 1 --consumers 1 --messages 3 --preemptions 2"},
     {"lock: 2 workers", VC_LOCK, "--workers 2"},
@@ -80,6 +82,7 @@ static const struct vdef battery[] = {
     {"lock threads: 4 workers", VC_LOCK | VC_THREAD, "--workers 4"},
     {"lock sched: 2 workers", VC_LOCK | VC_SCHED, "--workers 2"},
     {"lock sched: 3 workers", VC_LOCK | VC_SCHED, "--workers 3"},
+    {"lock sched: fault signals", VC_LOCK | VC_SCHED | VC_SIGNALS, "--workers 3 --fault signals"},
     {"lock dfs: 2 workers, 3 each, <= 2 preemptions", VC_LOCK | VC_SCHED | VC_DFS,
      "--workers 2 --messages 3 --preemptions 2"},
     /* a robust lock loses a holder inside its critical section and must hand the lock on; any
@@ -223,7 +226,8 @@ static void run_stress(struct vstate *v, struct vcase *c, unsigned round, double
     for (char *save = NULL, *t = strtok_r(words, " ", &save); t && n < MAX_ARGS - 30;
          t = strtok_r(NULL, " ", &save))
         argv[n++] = t;
-    if ((c->def->flags & VC_SIGNALS) && round > 0) { /* denser every round, down to 20 us */
+    /* a storm denser every round, down to 20 us (in sched mode the scheduler chooses) */
+    if ((c->def->flags & VC_SIGNALS) && !(c->def->flags & VC_SCHED) && round > 0) {
         unsigned p = round < 6 ? 1000u >> round : 20u;
         snprintf(period, sizeof(period), "%u", p < 20 ? 20 : p);
         argv[n++] = "--signal-period";

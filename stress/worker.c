@@ -934,6 +934,7 @@ int st_sched_child(struct st_case *cs)
         .lost_wakeups = (uint32_t)c->lost_wakeups,
         .decisions = c->strategy == ST_SCHED_DFS ? c->choices : NULL,
         .ndecisions = c->strategy == ST_SCHED_DFS ? c->nchoices : 0,
+        .signals = (c->faults & ST_FAULT_SIGNALS) != 0,
     };
     if (rt.begin(&sc, cs->sched_rep) < 0) return ST_EXIT_SETUP;
     sched_sh = cs->sh;

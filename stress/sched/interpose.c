@@ -78,6 +78,28 @@ SR_EXPORT int gettimeofday(struct timeval *tv, void *tz)
     return 0;
 }
 
+/* A sleep until t. With --fault signals a signal may arrive halfway (the scheduler's choice):
+ * returns the ns still to sleep then, 0 when the sleep was whole. */
+static int64_t sleep_until(int64_t t, const void *pc)
+{
+    int64_t now = sr_now();
+    if (t - now < 2 || !sr_signals()) {
+        sr_sleep_until(t, pc);
+        return 0;
+    }
+    int64_t half = now + (t - now) / 2;
+    sr_sleep_until(half, pc);
+    if (sr_interrupt(NULL, pc)) return t - half;
+    sr_sleep_until(t, pc);
+    return 0;
+}
+
+static void ns_ts(int64_t ns, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(ns / 1000000000);
+    ts->tv_nsec = (long)(ns % 1000000000);
+}
+
 SR_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
 {
     if (!sr_active()) {
@@ -85,9 +107,15 @@ SR_EXPORT int nanosleep(const struct timespec *req, struct timespec *rem)
         resolve_nanosleep();
         return real_nanosleep(req, rem);
     }
-    sr_sleep_until(sr_now() + ts_ns(req), PC);
-    if (rem) memset(rem, 0, sizeof(*rem));
-    return 0;
+    if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    int64_t left = sleep_until(sr_now() + ts_ns(req), PC);
+    if (rem) ns_ts(left, rem);
+    if (left == 0) return 0;
+    errno = EINTR; /* rem: the time that was left */
+    return -1;
 }
 
 SR_EXPORT int clock_nanosleep(clockid_t clk, int flags, const struct timespec *req,
@@ -103,8 +131,10 @@ SR_EXPORT int clock_nanosleep(clockid_t clk, int flags, const struct timespec *r
         t = clk == CLOCK_REALTIME ? t - REALTIME_OFF : t;
     else
         t += sr_now();
-    sr_sleep_until(t, PC);
-    return 0;
+    int64_t left = sleep_until(t, PC);
+    if (left == 0) return 0;
+    if (rem && !(flags & TIMER_ABSTIME)) ns_ts(left, rem);
+    return EINTR; /* clock_nanosleep returns the error */
 }
 
 SR_EXPORT int usleep(useconds_t us)
@@ -114,8 +144,9 @@ SR_EXPORT int usleep(useconds_t us)
         resolve_usleep();
         return real_usleep(us);
     }
-    sr_sleep_until(sr_now() + (int64_t)us * 1000, PC);
-    return 0;
+    if (sleep_until(sr_now() + (int64_t)us * 1000, PC) == 0) return 0;
+    errno = EINTR;
+    return -1;
 }
 
 SR_EXPORT int sched_yield(void)
@@ -138,7 +169,8 @@ SR_EXPORT int pause(void)
     }
     static const char key = 0;
     sr_point(SR_OP_WAIT, NULL, 0, PC);
-    sr_block(&key, 0, "pause()", PC); /* nothing wakes it: a deadlock if everybody waits */
+    /* nothing but a signal wakes it: a deadlock if everybody waits */
+    if (!sr_interrupt(&key, PC)) sr_block(&key, 0, "pause()", PC);
     errno = EINTR;
     return -1;
 }
@@ -222,7 +254,8 @@ static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, int64_t deadline, co
     int r = real_pthread_mutex_unlock(m);
     if (r != 0) return r;
     sr_wake(m, -1);
-    int timed_out = sr_block(c, deadline, "pthread_cond_wait", pc) < 0;
+    /* a signal: POSIX lets the wait return 0 (a spurious wake-up), never EINTR */
+    int timed_out = !sr_interrupt(c, pc) && sr_block(c, deadline, "pthread_cond_wait", pc) < 0;
     r = mutex_lock(m, 0, pc);
     if (r != 0) return r;
     return timed_out ? ETIMEDOUT : 0;
@@ -286,6 +319,10 @@ static int sem_wait_until(sem_t *s, int64_t deadline, const void *pc)
     for (;;) {
         if (real_sem_trywait(s) == 0) return 0;
         if (errno != EAGAIN) return -1;
+        if (sr_interrupt(s, pc)) {
+            errno = EINTR;
+            return -1;
+        }
         if (sr_block(s, deadline, "sem_wait", pc) < 0) {
             errno = ETIMEDOUT;
             return -1;
@@ -422,8 +459,8 @@ SR_EXPORT unsigned int sleep(unsigned int s)
         resolve_nanosleep();
         return real_nanosleep(&ts, NULL) == 0 ? 0 : s;
     }
-    sr_sleep_until(sr_now() + (int64_t)s * 1000000000, PC);
-    return 0;
+    int64_t left = sleep_until(sr_now() + (int64_t)s * 1000000000, PC);
+    return (unsigned)((left + 999999999) / 1000000000); /* the seconds left, after a signal */
 }
 
 /* ---- pipes and sockets: poll, read, write, readv, writev, send, recv, sendmsg, recvmsg ----- */
@@ -450,14 +487,19 @@ SR_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
     for (;;) {
         int r = real_poll(fds, n, 0);
         if (r != 0 || timeout == 0) return r;
+        if (sr_interrupt(fds, PC)) {
+            errno = EINTR;
+            return -1;
+        }
         if (sr_block(&fd_key, deadline, "poll()", PC) < 0) return 0;
     }
 }
 
 /* Before an I/O call of a scheduled thread: a point, and when the fd blocks and is not ready, a
- * scheduler wait until another thread's I/O may have changed that. */
-static void fd_before(int fd, short ev, int nonblock, size_t len, int op, const char *what,
-                      const void *pc)
+ * scheduler wait until another thread's I/O may have changed that. 1: a signal interrupted the
+ * wait (the call fails with EINTR, nothing transferred: no SA_RESTART). */
+static int fd_before(int fd, short ev, int nonblock, size_t len, int op, const char *what,
+                     const void *pc)
 {
     sr_drain();
     sr_point(op, NULL, len, pc);
@@ -467,9 +509,11 @@ static void fd_before(int fd, short ev, int nonblock, size_t len, int op, const 
         for (;;) {
             struct pollfd p = {.fd = fd, .events = ev};
             if (real_poll(&p, 1, 0) != 0) break;
+            if (sr_interrupt(NULL, pc)) return 1;
             sr_block(&fd_key, 0, what, pc);
         }
     }
+    return 0;
 }
 
 /* After it: bytes taken make room for a writer, bytes given may wake a reader. */
@@ -498,8 +542,11 @@ static size_t iov_len(const struct iovec *iov, int n)
             sr_crash_point();                                                                      \
             return real_##name args;                                                               \
         }                                                                                          \
-        fd_before(fdarg, ev, nonblock, len, ev == POLLIN ? SR_OP_READ : SR_OP_WRITE, #name "()",   \
-                  PC);                                                                             \
+        if (fd_before(fdarg, ev, nonblock, len, ev == POLLIN ? SR_OP_READ : SR_OP_WRITE,           \
+                      #name "()", PC)) {                                                           \
+            errno = EINTR;                                                                         \
+            return -1;                                                                             \
+        }                                                                                          \
         return fd_after(real_##name args, ev);                                                     \
     }
 

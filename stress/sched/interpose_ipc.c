@@ -46,6 +46,10 @@ static ssize_t mq_io(int send, mqd_t q, char *msg, size_t len, unsigned prio, un
             return r;
         }
         if (errno != ETIMEDOUT) return -1; /* EAGAIN of an O_NONBLOCK queue, EMSGSIZE, ... */
+        if (sr_interrupt(NULL, pc)) {
+            errno = EINTR;
+            return -1;
+        }
         if (sr_block(&mq_key, deadline, send ? "mq_send()" : "mq_receive()", pc) < 0) {
             errno = ETIMEDOUT;
             return -1;
@@ -132,6 +136,10 @@ static int sem_ops(int id, struct sembuf *sops, size_t n, const struct timespec 
             return 0;
         }
         if (errno != EAGAIN || nowait) return -1;
+        if (sr_interrupt(NULL, pc)) {
+            errno = EINTR; /* semop is never restarted */
+            return -1;
+        }
         if (sr_block(&sysv_key, deadline, "semop()", pc) < 0) {
             errno = EAGAIN; /* semtimedop's word for a timeout */
             return -1;

@@ -52,6 +52,10 @@ struct st_sched_cfg {
     /* leave the trace's code addresses raw at the end (a fuzz target runs thousands of schedules
      * and names the places of a failing one only: ipcproof_sched_place_trace) */
     uint32_t raw_trace;
+    /* --fault signals: at a call of the protocol that is about to block, the scheduler may
+     * deliver a signal (one of its choices); the call returns as if a handler installed without
+     * SA_RESTART had run (EINTR, a spurious condvar wake-up, a sleep cut short) */
+    uint32_t signals;
 };
 
 #define ST_SCHED_MODULES 8
@@ -100,6 +104,7 @@ struct st_sched_report {
     uint64_t switches;
     uint64_t trace_hash; /* of every decision and operation: equal runs have equal hashes */
     int64_t vtime_ns;    /* virtual time at the end */
+    uint64_t interrupts; /* --fault signals: blocking calls interrupted */
     char names[ST_SCHED_MAX_THREADS][24];
     char modules[ST_SCHED_MODULES][256]; /* paths of the modules code addresses are in */
     struct st_sched_blocked blocked[ST_SCHED_MAX_THREADS]; /* at a deadlock */

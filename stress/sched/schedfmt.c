@@ -6,15 +6,15 @@
 #include "schedapi.h"
 #include "schedrt.h"
 
-_Static_assert(SR_OP_N == 15, "every op has a name below");
+_Static_assert(SR_OP_N == 16, "every op has a name below");
 
 void st_sched_event_line(const struct st_sched_report *sr, const struct st_sched_event *e,
                          char *buf, size_t cap)
 {
     const char *who = e->thread < ST_SCHED_MAX_THREADS ? sr->names[e->thread] : "?";
-    static const char *const ops[] = {"load", "store", "rmw",     "cas",   "fence",
-                                      "read", "write", "copy",    "yield", "sleep",
-                                      "wait", "wake",  "harness", "flush", "woke"};
+    static const char *const ops[] = {"load",    "store", "rmw",   "cas",   "fence", "read",
+                                      "write",   "copy",  "yield", "sleep", "wait",  "wake",
+                                      "harness", "flush", "woke",  "signal"};
     const char *op = e->op < sizeof(ops) / sizeof(ops[0]) ? ops[e->op] : "?";
     char obj[48] = "", val[40] = "";
     if (e->object) snprintf(obj, sizeof(obj), " m%u+0x%x", e->object, e->offset);

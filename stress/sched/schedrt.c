@@ -18,6 +18,10 @@
  * it moves YIELD_NS. So timeouts and sleeps are deterministic and no wall-clock time is spent
  * waiting.
  *
+ * Signals (--fault signals). Where a call of the protocol is about to block, delivering a signal
+ * is one more choice (sr_interrupt; 1 in SIGNAL_ODDS with pct and random, a branching point with
+ * dfs): the interposer returns as the interrupted call does, and the trace shows the signal.
+ *
  * Ends. Every thread ended: finished. Every thread blocked without a deadline: an exact deadlock,
  * reported with what each thread was blocked in. More than max_steps points: livelock. */
 #ifndef _GNU_SOURCE
@@ -45,6 +49,7 @@
 #define YIELD_NS     1000
 #define SPIN_LIMIT   16
 #define HANDOFF_SPIN 2000 /* polls of the baton before sleeping on it */
+#define SIGNAL_ODDS  4    /* pct, random: a blocking call is interrupted 1 time in 4 */
 
 static inline void cpu_relax(void)
 {
@@ -93,7 +98,8 @@ static struct {
     int64_t vtime;
     uint64_t change[16]; /* pct change points, ascending */
     uint32_t nchange, next_change;
-    uint64_t dpos; /* decisions used */
+    uint64_t dpos;    /* decisions used */
+    uint64_t nbranch; /* branching points met */
     /* address -> (object, offset): the 4 KiB pages in order of first use */
     uintptr_t pages[512];
     uint32_t npages;
@@ -307,23 +313,41 @@ void sr_drain_overlap(const volatile void *a, size_t n)
     }
 }
 
+/* The alternative taken at the next branching point, recorded for the supervisor (every
+ * strategy: dfs derives the next schedule's prefix from it, and a failing pct or random schedule
+ * is rerun and minimised as the dfs path of its choices). */
+static void note_choice(uint32_t idx, uint32_t nalt, int preempt)
+{
+    uint64_t k = S.nbranch++;
+    if (S.rep == NULL) return;
+    if (k < ST_SCHED_CHOICES)
+        S.rep->choices[k] = (struct st_sched_choice){
+            .taken = (uint8_t)idx, .nalt = (uint8_t)nalt, .preempt = (uint8_t)preempt};
+    S.rep->nchoices = k + 1;
+}
+
 /* dfs: the alternative taken at the next branching point (nalt >= 2): the prescribed one, else
- * 0; recorded for the supervisor, which derives the next schedule's prefix from it. */
+ * 0. */
 static uint32_t dfs_choice(uint32_t nalt, int preempt)
 {
-    uint64_t k = S.dpos++;
+    uint64_t k = S.nbranch;
     uint32_t idx = k < S.cfg.ndecisions ? S.cfg.decisions[k] : 0;
     if (idx >= nalt) { /* the run is not the one the prefix was taken from */
         idx = 0;
         if (S.rep != NULL) S.rep->diverged = 1;
     }
-    if (S.rep != NULL) {
-        if (k < ST_SCHED_CHOICES)
-            S.rep->choices[k] = (struct st_sched_choice){
-                .taken = (uint8_t)idx, .nalt = (uint8_t)nalt, .preempt = (uint8_t)preempt};
-        S.rep->nchoices = k + 1;
-    }
+    note_choice(idx, nalt, preempt);
     return idx;
+}
+
+/* pct, random: a binary choice (a flush, a signal) of the seed's stream, 1 time in `odds`,
+ * recorded as dfs would see it. */
+static int coin(uint64_t odds)
+{
+    if (S.cfg.strategy == ST_SCHED_DFS) return dfs_choice(2, 1) == 1;
+    int yes = rnd() % odds == 0;
+    note_choice((uint32_t)yes, 2, 1);
+    return yes;
 }
 
 /* A choice of the scheduler: now and then, a buffered store of some thread becomes visible
@@ -332,8 +356,7 @@ static void maybe_flush(void)
 {
     for (uint32_t i = 0; i < S.n; i++) {
         if (S.t[i].sb_n == 0) continue;
-        if (S.cfg.strategy == ST_SCHED_DFS ? dfs_choice(2, 1) == 1 : rnd() % 4 == 0)
-            flush_one((int)i);
+        if (coin(4)) flush_one((int)i);
     }
 }
 
@@ -407,14 +430,15 @@ static int choose(void)
             continue;
         }
         int pick = -1;
+        /* the alternatives as dfs numbers them: the running thread first (going on is not a
+         * preemption), then by index */
+        int alt[ST_SCHED_MAX_THREADS], na = 0;
+        int goes_on = me >= 0 && S.t[me].state == T_RUNNABLE && !S.t[me].yielded;
+        if (goes_on) alt[na++] = me;
+        for (int k = 0; k < nc; k++)
+            if (!S.t[cand[k]].yielded && cand[k] != me) alt[na++] = cand[k];
         if (S.cfg.strategy == ST_SCHED_DFS) {
-            /* the running thread first (going on is not a preemption), then by index */
-            int alt[ST_SCHED_MAX_THREADS], na = 0;
-            int goes_on = me >= 0 && S.t[me].state == T_RUNNABLE && !S.t[me].yielded;
-            if (goes_on) alt[na++] = me;
-            for (int k = 0; k < nc; k++)
-                if (!S.t[cand[k]].yielded && cand[k] != me) alt[na++] = cand[k];
-            pick = alt[na == 1 ? 0 : dfs_choice((uint32_t)na, goes_on)];
+            return alt[na == 1 ? 0 : dfs_choice((uint32_t)na, goes_on)];
         } else if (S.cfg.strategy == ST_SCHED_RANDOM) {
             uint64_t r = rnd() % (uint64_t)(nc - ny);
             for (int k = 0; k < nc; k++)
@@ -427,6 +451,8 @@ static int choose(void)
                 if (!S.t[cand[k]].yielded && (pick < 0 || S.t[cand[k]].prio > S.t[pick].prio))
                     pick = cand[k];
         }
+        for (int k = 0; na > 1 && k < na; k++)
+            if (alt[k] == pick) note_choice((uint32_t)k, (uint32_t)na, goes_on);
         return pick;
     }
 }
@@ -579,6 +605,24 @@ int sr_wake(const void *key, int n)
     return woken;
 }
 
+int sr_signals(void)
+{
+    return S.cfg.signals != 0;
+}
+
+int sr_interrupt(const void *key, const void *pc)
+{
+    if (!S.cfg.signals || !sr_active() || sr_from_harness(pc)) return 0;
+    busy = 1;
+    int yes = coin(SIGNAL_ODDS);
+    if (yes) {
+        record(SR_OP_SIGNAL, key, 0, pc);
+        if (S.rep != NULL) S.rep->interrupts++;
+    }
+    busy = 0;
+    return yes;
+}
+
 static int64_t ts_ns(const struct timespec *t)
 {
     return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
@@ -601,6 +645,10 @@ long sr_futex(uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts, 
             else
                 deadline = (op & FUTEX_CLOCK_REALTIME) ? ts_ns(ts) - SR_REALTIME_OFF : ts_ns(ts);
             if (deadline <= sr_now()) deadline = sr_now() + 1;
+        }
+        if (sr_interrupt(uaddr, pc)) {
+            errno = EINTR;
+            return -1;
         }
         S.t[me].fword = uaddr;
         S.t[me].fval = val;

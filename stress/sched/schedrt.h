@@ -27,6 +27,7 @@ enum sr_op {
     SR_OP_HARNESS, /* a point the harness itself asked for (inside a critical section) */
     SR_OP_FLUSH,   /* a buffered store became visible to the other threads */
     SR_OP_WOKE,    /* the end of a blocking wait: value = 1 when its timeout expired */
+    SR_OP_SIGNAL,  /* --fault signals: a signal interrupted the blocking call */
     SR_OP_N
 };
 
@@ -46,6 +47,13 @@ void sr_point(int op, const volatile void *addr, uint64_t value, const void *pc)
 /* Blocks this thread on key until sr_wake(key) or the virtual deadline (0 = none). Returns 0
  * when woken, -1 when the deadline passed. `what` names the call for a deadlock report. */
 int sr_block(const void *key, int64_t deadline_ns, const char *what, const void *pc);
+
+/* --fault signals: called where a call of the protocol is about to block (on key, NULL for an
+ * fd). A choice of the scheduler (a dfs branching point, counted as a preemption): 1 when a
+ * signal arrives now, recorded as an event; the caller then returns as the interrupted call does.
+ * Always 0 without signals, outside a scheduled thread and in the harness's own calls. */
+int sr_interrupt(const void *key, const void *pc);
+int sr_signals(void); /* --fault signals is on */
 
 /* Wakes up to n threads blocked on key (n < 0: all), lowest index first. Returns how many. */
 int sr_wake(const void *key, int n);

@@ -83,6 +83,67 @@ add_test(NAME stress.sched.replay_identical
           $<TARGET_FILE:ipcproof_cli> ${T}/broken_ring_early_publish.so)
 set_tests_properties(stress.sched.replay_identical PROPERTIES TIMEOUT 300
   ENVIRONMENT "${_ipcp_env}")
+# --fault signals: the scheduler delivers a signal at a blocking call as one of its choices.
+# broken_eintr_success (EINTR taken for success) is found in every run, with each strategy, and
+# passes without signals; the correct examples and the built-in protocols survive them.
+foreach(seed 1 2 3)
+  ipcp_stress_test(NAME stress.sched.signals.broken_eintr_success_${seed} RC 1 KINDS torn|loss
+    JSON_GE "sched.signals=1"
+    ARGS stress --plugin ${T}/broken_eintr_success.so --mode sched --fault signals
+    --schedules 50 --seed ${seed})
+endforeach()
+ipcp_stress_test(NAME stress.sched.signals.broken_eintr_success_random RC 1 KINDS torn|loss
+  ARGS stress --plugin ${T}/broken_eintr_success.so --mode sched --fault signals
+  --strategy random --schedules 50 --seed 1)
+ipcp_stress_test(NAME stress.sched.signals.broken_eintr_success_dfs RC 1 KINDS torn|loss
+  ARGS stress --plugin ${T}/broken_eintr_success.so --mode sched --fault signals --strategy dfs
+  --preemptions 1 --messages 3 --seed 1)
+ipcp_stress_test(NAME stress.sched.signals.broken_eintr_success_unsignalled RC 0
+  ARGS stress --plugin ${T}/broken_eintr_success.so --mode sched --schedules 300 --seed 1)
+foreach(good good_ring good_pipe)
+  ipcp_stress_test(NAME stress.sched.signals.${good} RC 0
+    JSON_GE "sched.schedules_run=200|sched.signals_total=1"
+    ARGS stress --plugin ${T}/${good}.so --mode sched --fault signals --schedules 200 --seed 1)
+endforeach()
+ipcp_stress_test(NAME stress.sched.signals.good_pipe_dfs RC 0 JSON_EQ "sched.exhausted=ON"
+  JSON_GE "sched.signals_total=1"
+  ARGS stress --plugin ${T}/good_pipe.so --mode sched --fault signals --strategy dfs
+  --preemptions 1 --messages 3 --seed 1)
+add_test(NAME stress.sched.signals.replay_identical
+  COMMAND env EXPECT_OP=signal bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/sched_replay.sh
+          $<TARGET_FILE:ipcproof_cli> ${T}/broken_eintr_success.so --fault signals
+          --schedules 50 --seed 2)
+set_tests_properties(stress.sched.signals.replay_identical PROPERTIES TIMEOUT 300
+  ENVIRONMENT "${_ipcp_env}")
+ipcp_stress_test(NAME stress.sched.signals.refuses_kill RC 2 NO_JSON
+  STDERR "--fault kill does not apply to --mode sched"
+  ARGS stress --plugin ${T}/good_pipe.so --mode sched --fault signals,kill --seed 1)
+
+# a failure found by pct or random is reported minimised: broken_peterson to the 1 preemption
+# dfs needs for it (a store kept buffered past the other's load), the others to fewer messages
+# and preemptions; the same way in two runs, and it replays
+function(ipcp_sched_minimise name maxp maxm)
+  add_test(NAME stress.sched.minimise.${name}
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/sched_minimise.sh
+            $<TARGET_FILE:ipcproof_cli> ${maxp} ${maxm} ${ARGN})
+  set_tests_properties(stress.sched.minimise.${name} PROPERTIES TIMEOUT 300
+    ENVIRONMENT "${_ipcp_env}")
+endfunction()
+ipcp_sched_minimise(broken_peterson_pct 1 20 --plugin ${T}/broken_peterson.so --kind lock
+  --mode sched --schedules 300 --seed 1)
+ipcp_sched_minimise(broken_peterson_random 1 20 --plugin ${T}/broken_peterson.so
+  --kind lock --mode sched --strategy random --schedules 300 --seed 1)
+ipcp_sched_minimise(broken_eintr_success 1 1 --plugin ${T}/broken_eintr_success.so
+  --mode sched --fault signals --schedules 50 --seed 1)
+ipcp_sched_minimise(broken_pipe_bigwrites 1 20 --plugin ${T}/broken_pipe_bigwrites.so
+  --mode sched --producers 2 --min-size 4097 --max-size 32768 --strategy random --seed 1)
+ipcp_sched_minimise(broken_ring_early_publish 0 1
+  --plugin ${T}/broken_ring_early_publish.so --mode sched --seed 1)
+ipcp_stress_test(NAME stress.sched.minimise.off RC 1 KINDS exclusion
+  JSON_EQ "sched.strategy=pct|sched.schedule=3"
+  ARGS stress --plugin ${T}/broken_peterson.so --kind lock --mode sched --schedules 300 --seed 1
+  --minimise 0)
+
 # dfs: every schedule within a preemption bound, one after the other. The store-load reordering
 # of broken_peterson needs one non-default choice (a store kept buffered past the other's load);
 # the seq_cst variant and a correct robust mutex exhaust their trees and say so.
@@ -111,6 +172,14 @@ add_test(NAME stress.sched.validate_dfs_case
           --budget 15 --seed 1)
 set_tests_properties(stress.sched.validate_dfs_case PROPERTIES TIMEOUT 300
   ENVIRONMENT "${_ipcp_env}")
+# validate's sched signals case finds EINTR taken for success (where process mode needs a storm)
+add_test(NAME stress.sched.validate_signals_case
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/validate_case.sh
+          $<TARGET_FILE:ipcproof_cli> "sched: fault signals" fail
+          --plugin-tsan ${T}/broken_eintr_success.so
+          --plugin $<TARGET_FILE:plugin_broken_eintr_success> --budget 15 --seed 1)
+set_tests_properties(stress.sched.validate_signals_case PROPERTIES TIMEOUT 300
+  ENVIRONMENT "${_ipcp_env}")
 # the built-in protocols, instrumented (libipcproof-protos-sched.so): every atomic operation of
 # core/ is a point; those blocking in calls the scheduler does not interpose are refused
 foreach(p ring frame-pipe frame-unix frame-seqpacket mq-handoff sysv-msg mq-chan mq-chan-prio
@@ -121,6 +190,25 @@ endforeach()
 foreach(p robust-mutex posix-sem mq-token sysv-sem ofd-lock)
   ipcp_stress_test(NAME stress.sched.builtin.${p} RC 0 JSON_GE "sched.schedules_run=100"
     ARGS stress --proto ${p} --workers 3 --mode sched --schedules 100 --seed 1)
+endforeach()
+# and with signals: every blocking call of core/ that can be interrupted may be (EINTR, a
+# spurious condvar wake-up); those that block in one get at least one
+foreach(p frame-pipe frame-unix frame-seqpacket mq-handoff sysv-msg mq-chan mq-chan-prio
+          condvar-queue)
+  ipcp_stress_test(NAME stress.sched.signals.builtin.${p} RC 0
+    JSON_GE "sched.schedules_run=100|sched.signals_total=1"
+    ARGS stress --proto ${p} --mode sched --fault signals --schedules 100 --seed 1)
+endforeach()
+ipcp_stress_test(NAME stress.sched.signals.builtin.ring RC 0 JSON_GE "sched.schedules_run=100"
+  ARGS stress --proto ring --mode sched --fault signals --schedules 100 --seed 1)
+foreach(p posix-sem sysv-sem ofd-lock)
+  ipcp_stress_test(NAME stress.sched.signals.builtin.${p} RC 0
+    JSON_GE "sched.schedules_run=100|sched.signals_total=1"
+    ARGS stress --proto ${p} --workers 3 --mode sched --fault signals --schedules 100 --seed 1)
+endforeach()
+foreach(p robust-mutex mq-token) # pthread_mutex_lock is never interrupted; mq-token's waits rare
+  ipcp_stress_test(NAME stress.sched.signals.builtin.${p} RC 0 JSON_GE "sched.schedules_run=100"
+    ARGS stress --proto ${p} --workers 3 --mode sched --fault signals --schedules 100 --seed 1)
 endforeach()
 ipcp_stress_test(NAME stress.sched.builtin.ring_dfs RC 0 JSON_EQ "sched.exhausted=ON"
   ARGS stress --proto ring --mode sched --strategy dfs --messages 2 --preemptions 1 --seed 1)

@@ -2,6 +2,7 @@
 # sched_replay.sh IPCPROOF PLUGIN.so [SEARCH ARGS] - a failing schedule, run again from its rerun
 # line, is the same run: the same violations with the same counts and a byte-identical trace.
 # SEARCH ARGS: of the search that finds it (default: --schedules 200 --seed 5).
+# EXPECT_OP=OP (environment): the trace must show that operation (e.g. signal).
 set -u
 ipcproof=$1 plugin=$2
 shift 2
@@ -36,6 +37,10 @@ extract "$work/r2.json" >"$work/t2"
 cmp "$work/t1" "$work/t2" || { diff "$work/t1" "$work/t2" | head; fail "two replays differ"; }
 cmp "$work/t0" "$work/t1" || { diff "$work/t0" "$work/t1" | head; fail "the replay differs from the search"; }
 echo "ok: $(wc -l <"$work/t1") lines identical in the search and two replays"
+if [ -n "${EXPECT_OP:-}" ]; then
+  grep -Eq "^step [0-9]+ +.{12} ${EXPECT_OP} " "$work/t1" || fail "the trace shows no ${EXPECT_OP}"
+  echo "ok: the trace shows: $(grep -E "^step [0-9]+ +.{12} ${EXPECT_OP} " "$work/t1" | tail -1)"
+fi
 # ipcproof replay REPORT: the same schedule, and it says so
 "$ipcproof" replay "$work/search.json" >"$work/replay.out" 2>&1
 rc=$?
