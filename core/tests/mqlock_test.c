@@ -198,7 +198,7 @@ static void test_on_timeout(void **s)
         IPCP_MQLOCK_WAIT);
     assert_int_equal(alive_calls, 0);
     /* held by a dead process whose pid we reuse (another start time): recover, died - found by
-     * the lock_schedule fuzz target (corpora/regressions/lock_schedule/) */
+     * the lock_schedule fuzz target, now lock_sched (corpora/regressions/lock_sched/) */
     died = 0;
     assert_int_equal(
         ipcp_mqlock_on_timeout(&w, W(3, 0, 77, 9), 1, 0, R, &me, fake_alive, &dead, &d, &died),
