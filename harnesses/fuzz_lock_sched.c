@@ -11,14 +11,14 @@
  * each has a pid and a start time of its own, and a process that died is dead to the others.
  * This replaces a hand-written model of mqlock.c's and handoff.c's access order.
  *
- * Deaths (ipcproof_sched_die_at): a client dies at its n-th scheduling point, wherever that is
- * (inside lock() with a token just received, between the acquiring CAS and the counter, in the
- * critical section, between the releasing CAS and the send, in a queue call...); the operation
- * of that point never happens, its locals are lost, its queue descriptor is closed. A death
- * lands only at a scheduling point: between two atomic accesses or queue calls, which is where
- * one can hurt (plain memory and the pure decisions in between touch nothing shared). Then the
- * client may come back as a new process, under a new pid or the dead one's (a reused pid: only
- * the start time differs), which may die again.
+ * Deaths (ipcproof_sched_die_at): a client dies at its n-th scheduling point after opening its
+ * handle, wherever that is (inside lock() with a token just received, between the acquiring CAS and
+ * the counter, in the critical section, between the releasing CAS and the send, in a queue
+ * call...); the operation of that point never happens, its locals are lost, its queue descriptor is
+ * closed. A death lands only at a scheduling point: between two atomic accesses or queue calls,
+ * which is where one can hurt (plain memory and the pure decisions in between touch nothing
+ * shared). Then the client may come back as a new process, under a new pid or the dead one's (a
+ * reused pid: only the start time differs), which may die again.
  *
  * Input: byte 0 bit 0: 0 the lock, 1 the handoff.
  * Lock: byte 1: bits 0-1 clients 2 + (b % 3), bits 2-3 acquisitions per client 1..4. Then three
@@ -258,9 +258,11 @@ FZ_NO_COVERAGE static void *client_main(void *arg)
             c->h = NULL;
             continue;
         }
-        ipcproof_sched_die_at(c->death[c->life], &c->env, client_died, c);
         int rc = ipcp_mqlock_open(LW.l, &c->h);
         if (rc < 0) fail("client %u: open: %d", c->idx, rc);
+        /* not inside open(): the handle it allocates would be lost (a process's memory goes
+         * with it; a thread's does not), and open changes nothing shared */
+        ipcproof_sched_die_at(c->death[c->life], &c->env, client_died, c);
         for (unsigned k = 0; rc == 0 && k < c->rounds && !failure[0]; k++)
             rc = lock_once(c);
         ipcproof_sched_die_at(0, NULL, NULL, NULL);

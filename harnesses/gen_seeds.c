@@ -942,10 +942,10 @@ static void gen_ring_sched(void)
 /* The lock: byte 0 = 0, byte 1 = clients - 2 | (acquisitions - 1) << 2, then per client the
  * point its process dies at (0: lives), comes back (bit 0) under the same pid (bit 1), the point
  * the second process dies at; then decisions (a byte picks the runnable thread, byte % count).
- * A client's points from its start, when nothing else gets in the way: 1 open, 2 lock()'s
- * handle check, 3 the receive, 4 the token's acquire, 5 the word's load, 6 the CAS, 7 the
- * acquisition counter, 8-9 inside the critical section, 10 unlock()'s handle check, 11 the
- * releasing CAS, 12 the token's release, 13 the send; 14 on: the next acquisition. */
+ * A client's points after it opened its handle, when nothing else gets in the way: 1 lock()'s
+ * handle check, 2 the receive, 3 the token's acquire, 4 the word's load, 5 the CAS, 6 the
+ * acquisition counter, 7-8 inside the critical section, 9 unlock()'s handle check, 10 the
+ * releasing CAS, 11 the token's release, 12 the send; 13 on: the next acquisition. */
 struct lsc_client {
     uint8_t die, again, die2;
 };
@@ -979,26 +979,29 @@ static void gen_lock_sched(void)
     lsc_decisions(&b, 200, 3);
     emit(&b, "contention-waiter-gets-it-after-unlock");
 
-    static const struct lsc_client in_cs[2] = {{8, 0, 0}, {0, 0, 0}};
+    static const struct lsc_client in_cs[2] = {{7, 0, 0}, {0, 0, 0}};
     lsc_lock(&b, 2, 2, in_cs); /* client 1 recovers: lock() returns 1 */
     lsc_decisions(&b, 100, 5);
     emit(&b, "holder-dies-recovery-reports-death");
 
-    static const struct lsc_client after_cas[2] = {{7, 0, 0}, {0, 0, 0}};
+    static const struct lsc_client after_cas[2] = {{6, 0, 0}, {0, 0, 0}};
     lsc_lock(&b, 2, 1, after_cas); /* acquired by the CAS, dead before lock() returned */
     emit(&b, "death-between-acquiring-cas-and-return");
 
-    static const struct lsc_client unsent[2] = {{13, 0, 0}, {0, 0, 0}};
+    static const struct lsc_client unsent[2] = {{12, 0, 0}, {0, 0, 0}};
     lsc_lock(&b, 2, 2, unsent); /* released, token never sent: re-created after 10 ms */
     emit(&b, "death-between-release-and-send");
 
-    static const struct lsc_client in_hand[2] = {{5, 0, 0}, {0, 0, 0}};
+    static const struct lsc_client in_hand[2] = {{3, 0, 0}, {0, 0, 0}};
     lsc_lock(&b, 2, 2, in_hand); /* token received, not taken: lost, re-created */
     emit(&b, "death-with-token-in-hand");
 
-    static const struct lsc_client reuse[2] = {{8, 3, 0}, {1, 0, 0}};
-    lsc_lock(&b, 2, 1, reuse); /* a new process under the dead holder's pid, alone */
-    emit(&b, "reused-pid-of-dead-holder");
+    /* a new process under the dead holder's pid, while client 1 still waits: client 1 recovers
+     * (alone, the new process must recover itself: corpora/regressions/lock_sched/) */
+    static const struct lsc_client reuse[2] = {{7, 3, 0}, {0, 0, 0}};
+    lsc_lock(&b, 2, 2, reuse);
+    lsc_decisions(&b, 100, 1);
+    emit(&b, "reused-pid-of-dead-holder-another-recovers");
 
     static const struct lsc_client twice[3] = {{9, 1, 20}, {0, 0, 0}, {3, 3, 0}};
     lsc_lock(&b, 3, 2, twice);
