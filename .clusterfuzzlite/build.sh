@@ -62,31 +62,38 @@ for harness in harnesses/fuzz_*.c; do
 done
 for p in "${pids[@]}"; do wait "$p" || failed=1; done
 [ $failed -eq 0 ] || { echo "ipcproof: compiling harnesses/ failed" >&2; exit 1; }
-# fuzz_ring_sched runs the real ring under ipcproof's scheduler (docs/fuzzing.md): core/src/ring.c
-# again with the ThreadSanitizer instrumentation in place of ASan/MSan (the scheduler runtime
-# supplies its callbacks), the runtime and the futex/clock glue. Its ring object comes first, so
-# the archive's ring.o is never linked in. Not in MemorySanitizer builds: MSan cannot see the
-# stores of a ring.c built without it.
+# fuzz_ring_sched and fuzz_lock_sched run core code under ipcproof's scheduler (docs/fuzzing.md):
+# their core sources again with the ThreadSanitizer instrumentation in place of ASan/MSan (the
+# scheduler runtime supplies its callbacks), the runtime, its queue interposers and the
+# futex/clock glue (harnesses/CMakeLists.txt: IPCP_SCHED_CORE_<name>). Their core objects come
+# first, so the archive's are never linked in. Not in MemorySanitizer builds: MSan cannot see the
+# stores of core code built without it.
+declare -A sched_core=([ring_sched]="ring.c" [lock_sched]="mqlock.c handoff.c")
 sched_objs=()
 if [[ " $CFLAGS " != *"-fsanitize=memory"* ]]; then
-  # shellcheck disable=SC2086
-  $CC $CFLAGS -fno-sanitize=address,memory -fsanitize=thread "${cflags[@]}" -c core/src/ring.c \
-    -o "$obj/sched_ring.o"
-  for src in stress/sched/schedrt.c stress/sched/tsancb.c stress/sched/schedfmt.c \
-             harnesses/sched_glue.c; do
+  for src in stress/sched/schedrt.c stress/sched/tsancb.c stress/sched/interpose_ipc.c \
+             stress/sched/schedfmt.c harnesses/sched_glue.c; do
     # shellcheck disable=SC2086
     $CC $CFLAGS "${cflags[@]}" -I"$root/stress/sched" -c "$src" -o "$obj/sched_$(basename "$src")".o
   done
-  sched_objs=("$obj/sched_ring.o" "$obj"/sched_schedrt.c.o "$obj"/sched_tsancb.c.o
+  sched_objs=("$obj"/sched_schedrt.c.o "$obj"/sched_tsancb.c.o "$obj"/sched_interpose_ipc.c.o
               "$obj"/sched_schedfmt.c.o "$obj"/sched_sched_glue.c.o -ldl -latomic)
+  for name in "${!sched_core[@]}"; do
+    for src in ${sched_core[$name]}; do
+      # shellcheck disable=SC2086
+      $CC $CFLAGS -fno-sanitize=address,memory -fsanitize=thread "${cflags[@]}" -c "core/src/$src" \
+        -o "$obj/sched_${name}_$src.o"
+    done
+  done
 fi
 for harness in harnesses/fuzz_*.c; do
   target=$(basename "$harness" .c)
   name=${target#fuzz_}
   extra=()
-  if [ "$name" = ring_sched ]; then
+  if [ -n "${sched_core[$name]:-}" ]; then
     [ ${#sched_objs[@]} -gt 0 ] || continue
-    extra=("${sched_objs[@]}")
+    for src in ${sched_core[$name]}; do extra+=("$obj/sched_${name}_$src.o"); done
+    extra+=("${sched_objs[@]}")
   fi
   "${link[@]}" "$obj/$target.o" "${extra[@]}" -o "$OUT/$target" $LIB_FUZZING_ENGINE \
     "$obj/libipcproof.a" "${xxhash_link[@]}" -lpthread -lrt

@@ -31,7 +31,7 @@
 
 #include "fuzz_util.h"
 #include "ipcproof/ring.h"
-#include "schedapi.h"
+#include "sched_glue.h"
 
 #define MAX_MSGS 24
 
@@ -95,32 +95,6 @@ static void *consumer(void *arg)
     return NULL;
 }
 
-/* The last scheduling points, oldest first (IPCP_FUZZ_TRACE=1 prints them for every input). */
-static void print_trace(void)
-{
-    const struct st_sched_report *r = &report; /* placed below */
-    ipcproof_sched_place_trace(&report);
-    uint64_t n = r->nevents < 48 ? r->nevents : 48;
-    fprintf(stderr,
-            "ring_sched: %llu scheduling points, %llu switches; the last %llu (an offset in the "
-            "executable: addr2line -f -e EXE OFFSET):\n",
-            (unsigned long long)r->steps, (unsigned long long)r->switches, (unsigned long long)n);
-    for (uint64_t i = r->nevents - n; i < r->nevents; i++) {
-        char line[320];
-        st_sched_event_line(r, &r->trace[i % ST_SCHED_TRACE], line, sizeof(line));
-        fprintf(stderr, "  %s\n", line);
-    }
-}
-
-static const char *status_text(int st)
-{
-    return st == ST_SCHED_DEADLOCK   ? "a deadlock (every thread blocked, no timer)"
-           : st == ST_SCHED_LIVELOCK ? "a livelock (no end within the step limit)"
-           : st == ST_SCHED_LOSTWAKE ? "a lost wake-up (nobody can run, and a futex waiter "
-                                       "sleeps on a word that changed)"
-                                     : "?";
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int trace = -1;
@@ -160,10 +134,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(pthread_create(&tp, NULL, producer, &prod) == 0, "pthread_create");
     FZ_CHECK(pthread_create(&tc, NULL, consumer, &cons) == 0, "pthread_create");
     int st = ipcproof_sched_run();
-    if (st != ST_SCHED_FINISHED || failure[0] || trace) print_trace();
+    if (st != ST_SCHED_FINISHED || failure[0] || trace)
+        fz_sched_print_trace(&report, "ring_sched", 48);
     FZ_CHECK(failure[0] == '\0', "%s", failure);
-    FZ_CHECK(st == ST_SCHED_FINISHED, "the schedule ended in %s at step %llu", status_text(st),
-             (unsigned long long)report.steps);
+    FZ_CHECK(st == ST_SCHED_FINISHED, "the schedule ended in %s at step %llu",
+             fz_sched_status_text(st), (unsigned long long)report.steps);
     pthread_join(tp, NULL);
     pthread_join(tc, NULL);
     ipcp_ring_close(&prod.r);

@@ -943,104 +943,107 @@ static void gen_ring_sched(void)
     emit(&b, "sequentially-consistent");
 }
 
-/* ---- lock_schedule -------------------------------------------------------------------------- */
+/* ---- lock_sched ----------------------------------------------------------------------------- */
 
-#define LS_STEP(i)    ((uint8_t)((i) << 3))
-#define LS_KILL(i)    ((uint8_t)(((i) << 3) | 5))
-#define LS_RESPAWN(i) ((uint8_t)(((i) << 3) | 6)) /* same pid, new start (2 clients) */
-#define LS_TIME(ms)   ((uint8_t)(((ms) << 3) | 7))
+/* The lock: byte 0 = 0, byte 1 = clients - 2 | (acquisitions - 1) << 2, then per client the
+ * point its process dies at (0: lives), comes back (bit 0) under the same pid (bit 1), the point
+ * the second process dies at; then decisions (a byte picks the runnable thread, byte % count).
+ * A client's points after it opened its handle, when nothing else gets in the way: 1 lock()'s
+ * handle check, 2 the receive, 3 the token's acquire, 4 the word's load, 5 the CAS, 6 the
+ * acquisition counter, 7-8 inside the critical section, 9 unlock()'s handle check, 10 the
+ * releasing CAS, 11 the token's release, 12 the send; 13 on: the next acquisition. */
+struct lsc_client {
+    uint8_t die, again, die2;
+};
 
-static void ls_start(struct buf *b, int clients)
+static void lsc_lock(struct buf *b, int clients, int rounds, const struct lsc_client *c)
 {
     b->n = 0;
     put8(b, 0);
-    put8(b, (uint8_t)(clients - 2));
+    put8(b, (uint8_t)((clients - 2) | (rounds - 1) << 2));
+    for (int i = 0; i < clients; i++) {
+        put8(b, c[i].die);
+        put8(b, c[i].again);
+        put8(b, c[i].die2);
+    }
 }
 
-static void ls_steps(struct buf *b, int client, int n)
+static void lsc_decisions(struct buf *b, int n, int period)
 {
     for (int i = 0; i < n; i++)
-        put8(b, LS_STEP(client));
+        put8(b, (uint8_t)((i / period) & 1));
 }
 
-static void gen_lock_schedule(void)
+static void gen_lock_sched(void)
 {
     static struct buf b;
-    ls_start(&b, 2);
-    ls_steps(&b, 0, 7); /* lock (receive, decide, CAS), hold, unlock (CAS, send) */
-    ls_steps(&b, 1, 7);
+    static const struct lsc_client live[4] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
+    lsc_lock(&b, 2, 1, live);
     emit(&b, "lock-unlock-two-clients");
 
-    ls_start(&b, 2);
-    ls_steps(&b, 0, 4);  /* client 0 holds */
-    ls_steps(&b, 1, 12); /* client 1 times out, looks at the word: a live holder */
-    ls_steps(&b, 0, 3);
-    ls_steps(&b, 1, 8);
+    lsc_lock(&b, 2, 3, live);
+    lsc_decisions(&b, 200, 3);
     emit(&b, "contention-waiter-gets-it-after-unlock");
 
-    ls_start(&b, 2);
-    ls_steps(&b, 0, 4);
-    put8(&b, LS_KILL(0)); /* dies holding */
-    ls_steps(&b, 1, 10);  /* recovers at once: lock() returns 1 */
+    static const struct lsc_client in_cs[2] = {{7, 0, 0}, {0, 0, 0}};
+    lsc_lock(&b, 2, 2, in_cs); /* client 1 recovers: lock() returns 1 */
+    lsc_decisions(&b, 100, 5);
     emit(&b, "holder-dies-recovery-reports-death");
 
-    ls_start(&b, 2);
-    ls_steps(&b, 0, 6); /* unlock CAS done, token not sent */
-    put8(&b, LS_KILL(0));
-    ls_steps(&b, 1, 40); /* waits out the recovery time, re-creates the token */
+    static const struct lsc_client after_cas[2] = {{6, 0, 0}, {0, 0, 0}};
+    lsc_lock(&b, 2, 1, after_cas); /* acquired by the CAS, dead before lock() returned */
+    emit(&b, "death-between-acquiring-cas-and-return");
+
+    static const struct lsc_client unsent[2] = {{12, 0, 0}, {0, 0, 0}};
+    lsc_lock(&b, 2, 2, unsent); /* released, token never sent: re-created after 10 ms */
     emit(&b, "death-between-release-and-send");
 
-    ls_start(&b, 2);
-    ls_steps(&b, 0, 3); /* token received, not decided */
-    put8(&b, LS_KILL(0));
-    ls_steps(&b, 1, 40);
+    static const struct lsc_client in_hand[2] = {{3, 0, 0}, {0, 0, 0}};
+    lsc_lock(&b, 2, 2, in_hand); /* token received, not taken: lost, re-created */
     emit(&b, "death-with-token-in-hand");
 
-    ls_start(&b, 2);
-    ls_steps(&b, 0, 4);
-    put8(&b, LS_KILL(0));
-    put8(&b, LS_RESPAWN(0)); /* another process with the dead holder's pid */
-    ls_steps(&b, 1, 10);
-    ls_steps(&b, 0, 10);
-    emit(&b, "reused-pid-of-dead-holder");
+    /* a new process under the dead holder's pid, while client 1 still waits: client 1 recovers
+     * (alone, the new process must recover itself: corpora/regressions/lock_sched/) */
+    static const struct lsc_client reuse[2] = {{7, 3, 0}, {0, 0, 0}};
+    lsc_lock(&b, 2, 2, reuse);
+    lsc_decisions(&b, 100, 1);
+    emit(&b, "reused-pid-of-dead-holder-another-recovers");
 
-    ls_start(&b, 2);
-    ls_steps(&b, 0, 6);  /* released, token still in hand (a slow process) */
-    ls_steps(&b, 1, 40); /* recovers: epoch 2 */
-    ls_steps(&b, 0, 1);  /* the stale epoch-1 token goes out */
-    ls_steps(&b, 1, 3);  /* unlock */
-    ls_steps(&b, 0, 12); /* receives the stale token first, drops it */
-    emit(&b, "slow-releaser-stale-token-dropped");
+    static const struct lsc_client twice[3] = {{9, 1, 20}, {0, 0, 0}, {3, 3, 0}};
+    lsc_lock(&b, 3, 2, twice);
+    lsc_decisions(&b, 300, 2);
+    emit(&b, "three-clients-two-die-and-come-back");
 
-    ls_start(&b, 4);
-    for (int r = 0; r < 30; r++)
-        put8(&b, LS_STEP(r % 4));
-    put8(&b, LS_KILL(2));
-    put8(&b, LS_TIME(12));
-    for (int r = 0; r < 60; r++)
-        put8(&b, LS_STEP((r * 3) % 4));
+    static const struct lsc_client one_of_four[4] = {{0, 0, 0}, {0, 0, 0}, {8, 0, 0}, {0, 0, 0}};
+    lsc_lock(&b, 4, 2, one_of_four);
+    for (int i = 0; i < 300; i++)
+        put8(&b, (uint8_t)((i * 3) % 4));
     emit(&b, "four-clients-one-dies");
 
-    /* handoff: byte 0 = 1, byte 1 = slots - 1 | size selector << 2, byte 2 = messages - 1 */
+    /* The handoff: byte 0 = 1, byte 1 = slots - 1 | size selector << 2, byte 2 = messages - 1,
+     * byte 3 = forgeries, four bytes each (kind: bit 0 into the OK queue, bits 1-2 replay,
+     * fields, the other type, garbage) */
     b.n = 0;
     put8(&b, 1);
     put8(&b, 3 | (1 << 2));
     put8(&b, 9);
-    for (int i = 0; i < 80; i++)
-        put8(&b, (uint8_t)((i / 5) % 2 ? 3 : 0));
+    put8(&b, 0);
+    lsc_decisions(&b, 120, 4);
     emit(&b, "handoff-four-slots-pipelined");
 
     b.n = 0;
     put8(&b, 1);
     put8(&b, 0 | (2 << 2));
     put8(&b, 3);
-    put8(&b, 0), put8(&b, 0), put8(&b, 0), put8(&b, 0), put8(&b, 0); /* sends message 0 */
-    put8(&b, 3), put8(&b, 3), put8(&b, 3);                           /* received, OK sent */
-    put8(&b, 6), put8(&b, 0), put8(&b, 0), put8(&b, 0);              /* the OK replayed */
-    put8(&b, 7), put8(&b, 1), put8(&b, 5), put8(&b, 0), put8(&b, 3); /* a bad READY */
-    put8(&b, 6), put8(&b, 2), put8(&b, 0), put8(&b, 0);              /* a READY in the OK queue */
-    for (int i = 0; i < 40; i++)
-        put8(&b, (uint8_t)(i % 2 ? 3 : 0));
+    put8(&b, 4);
+    static const uint8_t forged[4][4] = {{1, 0, 0, 0},  /* the OK of message 0 replayed */
+                                         {2, 1, 5, 3},  /* a READY naming the wrong slot */
+                                         {5, 0, 0, 0},  /* a READY in the OK queue */
+                                         {6, 9, 9, 9}}; /* garbage in the READY queue */
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 4; k++)
+            put8(&b, forged[i][k]);
+    lsc_decisions(&b, 120, 3);
     emit(&b, "handoff-one-slot-forged-messages");
 }
 
@@ -1356,7 +1359,7 @@ static const struct {
     {"ring_model", gen_ring_model},
     {"ring_hostile", gen_ring_hostile},
     {"ring_sched", gen_ring_sched},
-    {"lock_schedule", gen_lock_schedule},
+    {"lock_sched", gen_lock_sched},
     {"sysvmsg_reasm", gen_sysvmsg_reasm},
     {"mqchan_rx", gen_mqchan_rx},
     {"cvq_repair", gen_cvq_repair},

@@ -312,7 +312,7 @@ static int peer_alive(struct ipcp_cvq_ep *e, uint32_t i, uint32_t pid, uint64_t 
         e->pfd_pid[i] = pid;
         e->pfd_start[i] = start;
         e->pfd[i] = PFD_PROC;
-        if (!ipcp__mqlock_alive(pid, start, ~0ull)) { /* gone, zombie, or pid reused */
+        if (!ipcp__proc_alive(pid, start, ~0ull)) { /* gone, zombie, or pid reused */
             e->pfd[i] = PFD_DEAD;
             return 0;
         }
@@ -323,7 +323,7 @@ static int peer_alive(struct ipcp_cvq_ep *e, uint32_t i, uint32_t pid, uint64_t 
 #endif
     }
     if (e->pfd[i] == PFD_DEAD) return 0;
-    if (e->pfd[i] == PFD_PROC) return ipcp__mqlock_alive(pid, start, ~0ull);
+    if (e->pfd[i] == PFD_PROC) return ipcp__proc_alive(pid, start, ~0ull);
     /* A pidfd turns readable when the process exits, reaped or not. */
     struct pollfd p = {.fd = e->pfd[i], .events = POLLIN};
     if (poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
@@ -579,7 +579,7 @@ int ipcp_cvq_open(struct ipcp_cvq *q, int role, uint32_t index, struct ipcp_cvq_
     e->forkgen = ipcp__mqlock_forkgen();
     for (size_t i = 0; i < IPCP_ARRAY_SIZE(e->pfd); i++)
         e->pfd[i] = PFD_NONE;
-    int rc = ipcp__mqlock_self(&e->pid, &e->start);
+    int rc = ipcp__proc_self(&e->pid, &e->start);
     struct ipcp_deadline dl;
     ipcp__deadline_init(&dl, OPEN_TIMEOUT);
     if (rc == 0) rc = qlock(e, &dl, 0);

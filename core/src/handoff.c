@@ -275,7 +275,7 @@ static int peer_dead(const struct ipcp_handoff_ep *ep)
     /* relaxed: a hint about the peer's identity, not data we depend on */
     uint64_t o = ipcp_load_relaxed64(ep->role == IPCP_HANDOFF_SENDER ? &h->rx_owner : &h->tx_owner);
     if (o == 0) return 0; /* not opened yet */
-    return !ipcp__mqlock_alive((uint32_t)o, o >> 32, 0xffffffffull);
+    return !ipcp__proc_alive((uint32_t)o, o >> 32, 0xffffffffull);
 }
 
 int ipcp_handoff_create(const struct ipcp_handoff_cfg *cfg, struct ipcp_handoff **out)
@@ -353,7 +353,7 @@ int ipcp_handoff_open(struct ipcp_handoff *ho, int role, struct ipcp_handoff_ep 
     if (role != IPCP_HANDOFF_SENDER && role != IPCP_HANDOFF_RECEIVER) return -EINVAL;
     uint32_t pid;
     uint64_t start;
-    int rc = ipcp__mqlock_self(&pid, &start);
+    int rc = ipcp__proc_self(&pid, &start);
     if (rc < 0) return rc;
     struct ipcp_handoff_ep *ep = calloc(1, sizeof(*ep));
     if (ep == NULL) return -ENOMEM;

@@ -152,14 +152,17 @@ int ipcp__mqlock_mq_create(const char *name, long maxmsg, long msgsize);
 /* mq_open(O_RDWR|O_CLOEXEC) of an existing queue whose attributes must be maxmsg/msgsize
  * (-IPCP_E_LAYOUT otherwise). */
 int ipcp__mqlock_mq_open(const char *name, long maxmsg, long msgsize);
-/* This process: pid and start time (clock ticks after boot, /proc/self/stat field 22). */
-int ipcp__mqlock_self(uint32_t *pid, uint64_t *start);
-/* 1 while the process pid whose start time, masked with start_mask, equals start exists and is
- * not a zombie; 0 once it is gone (or its pid was reused). Unknown cases count as alive. */
-int ipcp__mqlock_alive(uint32_t pid, uint64_t start, uint64_t start_mask);
 /* Bumped in the child at every fork() (pthread_atfork): a handle remembers it to refuse use
  * after being inherited, without a getpid() syscall per call. */
 uint32_t ipcp__mqlock_forkgen(void);
+
+/* proc.c: process identity and liveness from /proc (a program running the library as threads
+ * of one process may define both itself: harnesses/fuzz_lock_sched.c).
+ * This process: pid and start time (clock ticks after boot, /proc/self/stat field 22). */
+int ipcp__proc_self(uint32_t *pid, uint64_t *start);
+/* 1 while the process pid whose start time, masked with start_mask, equals start exists and is
+ * not a zombie; 0 once it is gone (or its pid was reused). Unknown cases count as alive. */
+int ipcp__proc_alive(uint32_t pid, uint64_t start, uint64_t start_mask);
 
 /* lock.c: pthread_mutex_init of a PTHREAD_PROCESS_SHARED, PTHREAD_MUTEX_ROBUST mutex (the robust
  * lock and the condvar queue); 0 or -errno. */

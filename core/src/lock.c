@@ -260,7 +260,7 @@ int ipcp_lock_open(struct ipcp_lock_ctx *ctx, uint32_t index, struct ipcp_lock *
     h->fd = -1;
     h->forkgen = ipcp__mqlock_forkgen();
     uint64_t start;
-    int rc = ipcp__mqlock_self(&h->pid, &start);
+    int rc = ipcp__proc_self(&h->pid, &start);
     if (rc < 0) goto fail;
     h->tag = ((start & 0xffffffffull) << 32) | h->pid;
     switch (ctx->kind) {
@@ -520,7 +520,7 @@ static int acquired(struct ipcp_lock *h, int r)
         if (r == -ETIMEDOUT && h->ctx->kind == IPCP_LOCK_POSIX_SEM) {
             /* relaxed: the holder's identity, only to tell a death from a slow holder */
             uint64_t o = ipcp_load_relaxed64(&sh->owner);
-            if (o != 0 && !ipcp__mqlock_alive((uint32_t)o, o >> 32, 0xffffffffull))
+            if (o != 0 && !ipcp__proc_alive((uint32_t)o, o >> 32, 0xffffffffull))
                 return -IPCP_E_PEERDEAD;
         }
         return r;

@@ -396,7 +396,7 @@ static void own_locked(void)
     R.pid = me;
     uint32_t p32;
     uint64_t start = 0;
-    if (ipcp__mqlock_self(&p32, &start) < 0) start = 0;
+    if (ipcp__proc_self(&p32, &start) < 0) start = 0;
     R.start = start;
     R.pidns = ns_inode("pid");
     snprintf(R.file, sizeof(R.file), IPCP_REGISTRY_PREFIX "%llu.%ld.%llu", R.pidns, (long)me,
@@ -1176,7 +1176,7 @@ int ipcp_registry_clean(unsigned flags, void (*cb)(const struct ipcp_registry_it
     c.ipcns = ns_inode("ipc");
     uint32_t p32;
     uint64_t start = 0;
-    if (ipcp__mqlock_self(&p32, &start) < 0) start = 0;
+    if (ipcp__proc_self(&p32, &start) < 0) start = 0;
     c.start = start;
 
     pthread_mutex_lock(&R.mu);

@@ -334,7 +334,7 @@ int ipcp_sysvmsg_open(struct ipcp_sysvmsg *q, int role, uint32_t index,
         return -EINVAL;
     uint32_t pid;
     uint64_t start;
-    int rc = ipcp__mqlock_self(&pid, &start);
+    int rc = ipcp__proc_self(&pid, &start);
     if (rc < 0) return rc;
     struct ipcp_sysvmsg_ep *ep = calloc(1, sizeof(*ep));
     if (ep == NULL) return -ENOMEM;
@@ -380,7 +380,7 @@ static int ep_state(_Atomic uint64_t *word)
     uint64_t o = ipcp_load_acquire64(word);
     if (o == 0) return 0;
     if (o == EP_CLOSED) return -EPIPE;
-    return ipcp__mqlock_alive((uint32_t)o, o >> 32, 0xffffffffull) ? 0 : -IPCP_E_PEERDEAD;
+    return ipcp__proc_alive((uint32_t)o, o >> 32, 0xffffffffull) ? 0 : -IPCP_E_PEERDEAD;
 }
 
 /* A consumer: 0 while a producer of the channel may still send (the end of the stream is the

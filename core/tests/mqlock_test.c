@@ -198,7 +198,7 @@ static void test_on_timeout(void **s)
         IPCP_MQLOCK_WAIT);
     assert_int_equal(alive_calls, 0);
     /* held by a dead process whose pid we reuse (another start time): recover, died - found by
-     * the lock_schedule fuzz target (corpora/regressions/lock_schedule/) */
+     * the lock_schedule fuzz target, now lock_sched (corpora/regressions/lock_sched/) */
     died = 0;
     assert_int_equal(
         ipcp_mqlock_on_timeout(&w, W(3, 0, 77, 9), 1, 0, R, &me, fake_alive, &dead, &d, &died),
@@ -452,6 +452,14 @@ static void test_basic_and_states(void **s)
     assert_int_equal(ipcp_mqlock_open(l, &b), 0);
     assert_int_equal(ipcp_mqlock_unlock(a), -IPCP_E_STATE);
     assert_int_equal(ipcp_mqlock_lock(a, 1000), 0);
+    /* the stats' owner word names the holder while it holds, and says released afterwards */
+    struct ipcp_mqlock_stats held;
+    struct ipcp_mqlock_owner who;
+    ipcp_mqlock_stats(l, &held);
+    ipcp_mqlock_word_unpack(held.word, &who);
+    assert_int_equal(who.released, 0);
+    assert_int_equal(who.pid, (uint32_t)getpid() & ((1u << IPCP_MQLOCK_PID_BITS) - 1));
+    assert_int_equal(who.epoch, 1);
     assert_int_equal(ipcp_mqlock_lock(a, 0), -IPCP_E_STATE);
     assert_int_equal(ipcp_mqlock_trylock(b), -EBUSY);
     assert_int_equal(ipcp_mqlock_lock(b, 0), -ETIMEDOUT);
@@ -468,6 +476,8 @@ static void test_basic_and_states(void **s)
     assert_int_equal(st.recoveries, 0);
     assert_int_equal(st.stale + st.duplicates + st.foreign, 0);
     assert_int_equal(st.epoch, 1);
+    ipcp_mqlock_word_unpack(st.word, &who);
+    assert_int_equal(who.released, 1);
     ipcp_mqlock_close(a);
     ipcp_mqlock_close(b);
     destroy_and_check(l, name);

@@ -171,7 +171,7 @@ static unsigned long long my_start(void)
 {
     uint32_t pid;
     uint64_t start;
-    assert_int_equal(ipcp__mqlock_self(&pid, &start), 0);
+    assert_int_equal(ipcp__proc_self(&pid, &start), 0);
     return start;
 }
 

@@ -16,6 +16,7 @@
 #ifndef IPCP_STRESS_SCHEDAPI_H
 #define IPCP_STRESS_SCHEDAPI_H
 
+#include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -143,6 +144,18 @@ int ipcproof_sched_begin(const struct st_sched_cfg *cfg, struct st_sched_report 
 void ipcproof_sched_enter(uint32_t index, const char *name);
 void ipcproof_sched_leave(void);
 int ipcproof_sched_run(void);
+void ipcproof_sched_point(void);
 void ipcproof_sched_place_trace(struct st_sched_report *rep);
+
+/* In-process deaths, for such a program: the calling scheduled thread dies at its n-th
+ * scheduling point from now (1-based; 0 disarms), when it is chosen to perform that point's
+ * operation, which never happens. Its buffered stores become visible (a killed process's retired
+ * stores reach memory), a "harness" event with value 0xdead goes into the trace, died(arg) runs
+ * with scheduling off (its atomics and calls are not points: it can look at shared memory as it
+ * is at the death), and the thread longjmps to env (setjmp'd by the harness), abandoning the call
+ * it was in, locals and all, as a SIGKILL would; what the process held in the kernel (queue
+ * descriptors) the harness releases. It stays a scheduled thread: it may go on as a new process
+ * or leave. */
+void ipcproof_sched_die_at(uint64_t n, jmp_buf *env, void (*died)(void *), void *arg);
 
 #endif

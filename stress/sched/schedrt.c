@@ -32,6 +32,7 @@
 #include <link.h>
 #include <errno.h>
 #include <limits.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
@@ -534,6 +535,30 @@ SR_EXPORT uint64_t ipcproof_sched_crash_disarm(void)
     return crash_seen;
 }
 
+/* ---- in-process deaths (schedapi.h: ipcproof_sched_die_at) --------------------------------- */
+
+static _Thread_local uint64_t die_left; /* points left */
+static _Thread_local jmp_buf *die_env;
+static _Thread_local void (*die_fn)(void *);
+static _Thread_local void *die_arg;
+
+SR_EXPORT void ipcproof_sched_die_at(uint64_t n, jmp_buf *env, void (*died)(void *), void *arg)
+{
+    die_left = n;
+    die_env = env;
+    die_fn = died;
+    die_arg = arg;
+}
+
+static _Noreturn void die(const void *pc) /* chosen for the armed point's operation: busy */
+{
+    drain_thread(me);
+    record(SR_OP_HARNESS, NULL, 0xdead, pc);
+    if (die_fn != NULL) die_fn(die_arg);
+    busy = 0;
+    longjmp(*die_env, 1);
+}
+
 void sr_point(int op, const volatile void *addr, uint64_t value, const void *pc)
 {
     if (crash_left) sr_crash_point();
@@ -561,6 +586,7 @@ void sr_point(int op, const volatile void *addr, uint64_t value, const void *pc)
     int next = choose();
     if (next < 0) park();
     hand_over(next);
+    if (die_left && --die_left == 0) die(pc);
     record(op, addr, value, pc);
     busy = 0;
 }

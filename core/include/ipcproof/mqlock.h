@@ -202,6 +202,7 @@ struct ipcp_mqlock_stats {
     uint64_t duplicates;   /* second valid tokens discarded (should stay 0) */
     uint64_t foreign;      /* foreign messages discarded (should stay 0) */
     uint16_t epoch;        /* current epoch */
+    uint64_t word;         /* the owner word (ipcp_mqlock_word_unpack: who holds it, if anyone) */
 };
 /* Counters kept in the shared record (untrusted: informational). */
 void ipcp_mqlock_stats(const struct ipcp_mqlock *l, struct ipcp_mqlock_stats *s);
