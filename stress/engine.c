@@ -35,6 +35,7 @@
 #include "checker.h"
 #include "elfinfo.h"
 #include "exec.h"
+#include "execfx.h"
 #include "host.h"
 #include "sanrep.h"
 #include "ipcproof/err.h"
@@ -208,7 +209,7 @@ static void choose_faults(struct st_case *cs, const struct st_config *c, struct 
     if (c->faults & ST_FAULT_SIGNALS)
         cs->signal_us = c->signal_us ? c->signal_us : 200 + (unsigned)(st_rand(&rng) % 800);
     rep->signal_us = cs->signal_us;
-    if (c->faults & ST_FAULT_SHORTIO) {
+    if ((c->faults & ST_FAULT_SHORTIO) && !cs->exec) { /* exec: in the programs (execfx.h) */
         *(void **)&cs->faults_arm = dlsym(RTLD_DEFAULT, "ipcproof_faults_arm");
         *(void **)&cs->faults_count = dlsym(RTLD_DEFAULT, "ipcproof_faults_injected");
         if (cs->faults_count == NULL) cs->faults_arm = NULL;
@@ -559,8 +560,10 @@ static void run_loop(struct sup *S)
         (void)poll(&p, 1, kill_pending ? 1 : 5);
     }
     if (stop_state == 1)
-        st_report_note(rep, "stop fault: the run ended before the stop point (%" PRIu64
-                            " operations of endpoint %u)", cs->stop_at, cs->stop_victim - 1);
+        st_report_note(rep,
+                       "stop fault: the run ended before the stop point (%" PRIu64
+                       " operations of endpoint %u)",
+                       cs->stop_at, cs->stop_victim - 1);
     for (uint32_t i = 0; i < o->nproc; i++) /* blocking: every one was killed or has ended */
         if (!o->reaped[i] && st_wait_until(o->pids[i], &o->status[i], 0, NULL) == 1) {
             o->reaped[i] = 1;
@@ -738,11 +741,13 @@ static void after_run_notes(struct sup *S)
     struct st_report *rep = S->rep;
     rep->signals = atomic_load(&cs->sh->signals);
     rep->io_faults = atomic_load(&cs->sh->io_faults);
-    if (c->faults & ST_FAULT_SIGNALS)
+    if (cs->exec && (c->faults & (ST_FAULT_SIGNALS | ST_FAULT_SHORTIO)))
+        st_exfx_judge(cs, rep, S->o.start_ns != 0);
+    else if (c->faults & ST_FAULT_SIGNALS)
         st_report_note(
             rep, "signal storm: %" PRIu64 " SIGALRMs handled by the workers (one every %u us)",
             rep->signals, cs->signal_us);
-    if (c->faults & ST_FAULT_SHORTIO) {
+    if ((c->faults & ST_FAULT_SHORTIO) && !cs->exec) {
         st_report_note(rep, "short-io: %" PRIu64 " short counts, EINTRs and EAGAINs injected",
                        rep->io_faults);
         if (rep->io_faults == 0 && S->o.start_ns)
@@ -925,7 +930,7 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
     }
     lay_out(cs, c, chan, rep->proto_flags);
     choose_faults(cs, c, rep);
-    if ((c->faults & ST_FAULT_SHORTIO) && cs->faults_arm == NULL) {
+    if ((c->faults & ST_FAULT_SHORTIO) && !cs->exec && cs->faults_arm == NULL) {
         setup_error(rep, "--fault short-io: the interposer libipcproof-faults.so is not loaded");
         goto finish;
     }
