@@ -35,6 +35,7 @@
 #include "checker.h"
 #include "elfinfo.h"
 #include "exec.h"
+#include "execfx.h"
 #include "host.h"
 #include "sanrep.h"
 #include "ipcproof/err.h"
@@ -208,7 +209,7 @@ static void choose_faults(struct st_case *cs, const struct st_config *c, struct 
     if ((c->faults & ST_FAULT_SIGNALS) && c->mode != ST_MODE_SCHED) /* sched: its own choices */
         cs->signal_us = c->signal_us ? c->signal_us : 200 + (unsigned)(st_rand(&rng) % 800);
     rep->signal_us = cs->signal_us;
-    if (c->faults & ST_FAULT_SHORTIO) {
+    if ((c->faults & ST_FAULT_SHORTIO) && !cs->exec) { /* exec: in the programs (execfx.h) */
         *(void **)&cs->faults_arm = dlsym(RTLD_DEFAULT, "ipcproof_faults_arm");
         *(void **)&cs->faults_count = dlsym(RTLD_DEFAULT, "ipcproof_faults_injected");
         if (cs->faults_count == NULL) cs->faults_arm = NULL;
@@ -742,11 +743,13 @@ static void after_run_notes(struct sup *S)
     rep->io_faults = atomic_load(&cs->sh->io_faults);
     if (cs->sched_rep != NULL) /* the schedules' total is noted by runs.c */
         rep->signals = cs->sched_rep->interrupts;
+    else if (cs->exec && (c->faults & (ST_FAULT_SIGNALS | ST_FAULT_SHORTIO)))
+        st_exfx_judge(cs, rep, S->o.start_ns != 0);
     else if (c->faults & ST_FAULT_SIGNALS)
         st_report_note(
             rep, "signal storm: %" PRIu64 " SIGALRMs handled by the workers (one every %u us)",
             rep->signals, cs->signal_us);
-    if (c->faults & ST_FAULT_SHORTIO) {
+    if ((c->faults & ST_FAULT_SHORTIO) && !cs->exec) {
         st_report_note(rep, "short-io: %" PRIu64 " short counts, EINTRs and EAGAINs injected",
                        rep->io_faults);
         if (rep->io_faults == 0 && S->o.start_ns)
@@ -929,7 +932,7 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
     }
     lay_out(cs, c, chan, rep->proto_flags);
     choose_faults(cs, c, rep);
-    if ((c->faults & ST_FAULT_SHORTIO) && cs->faults_arm == NULL) {
+    if ((c->faults & ST_FAULT_SHORTIO) && !cs->exec && cs->faults_arm == NULL) {
         setup_error(rep, "--fault short-io: the interposer libipcproof-faults.so is not loaded");
         goto finish;
     }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "execfx.h"
 #include "spawn.h"
 
 #define RBUF_MIN    (64u << 10)
@@ -48,6 +49,7 @@ struct exec_ep {
     /* consumer: bytes read from stdout, not yet handed out */
     uint8_t *rbuf;
     size_t rcap, rlen, roff;
+    struct st_exfx fx; /* --fault short-io/signals: the interposer in the program */
 };
 
 const char *st_exec_why_text(int why, int64_t val, char *buf, size_t cap)
@@ -136,7 +138,8 @@ static int signal_of(int status)
 
 /* ---- create / destroy: the optional setup and teardown commands ------------------------------ */
 
-/* IPCPROOF_* for a program; returns the number of entries set (env has room for 40). */
+/* IPCPROOF_* for a program; returns the number of entries set (env has room for 40; callers
+ * keep ST_EXFX_ENV more after them). */
 static size_t make_env(char **env, const char *role, uint32_t index, const char *run_id)
 {
     static char buf[40][160];
@@ -175,7 +178,7 @@ static size_t make_env(char **env, const char *role, uint32_t index, const char 
 /* Runs CMD to its end (the host's setup deadline bounds it); 0 or -ECHILD after saying why. */
 static int run_aux(const char *what, const char *cmd, const char *run_id)
 {
-    char *env[41];
+    char *env[41 + ST_EXFX_ENV];
     make_env(env, what, 0, run_id);
     char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
     struct st_child_opts o = {.out_fd = -1, .in_null = 1, .new_pgrp = 1, .die_with_parent = 1};
@@ -258,9 +261,12 @@ static int ex_open(void *ctx, int role, uint32_t index, void **epp)
         e->rcap = cfg->max_size + 4 > RBUF_MIN ? cfg->max_size + 4 : RBUF_MIN;
         e->rbuf = malloc(e->rcap);
     }
-    char *env[41];
+    char *env[41 + ST_EXFX_ENV];
     static const char *const roles[] = {"", "producer", "consumer", "worker"};
-    make_env(env, roles[role], index, x->run_id);
+    size_t nenv = make_env(env, roles[role], index, x->run_id);
+    /* its stdin, stdout and stderr are the contract with ipcproof: never faulted */
+    int contract[3] = {in[0], consumer ? out[1] : 1, 2};
+    int fr = st_exfx_open(&e->fx, cfg, (uint64_t)role << 32 | index, contract, 3, env, &nenv);
     const char *cmd = role == ROLE_WORKER          ? cfg->exec_worker
                       : role == IPCP_ROLE_CONSUMER ? cfg->exec_consumer
                                                    : cfg->exec_producer;
@@ -272,13 +278,15 @@ static int ex_open(void *ctx, int role, uint32_t index, void **epp)
                               .in_fd = in[0],
                               .stdout_fd = consumer ? out[1] : -1,
                               .new_pgrp = 1,
-                              .die_with_parent = 1};
-    pid_t pid = consumer && e->rbuf == NULL ? -ENOMEM : st_spawn_exec(&o, argv, env);
+                              .die_with_parent = 1,
+                              .keep_fd = st_exfx_fd(&e->fx)};
+    pid_t pid = fr < 0 ? fr : consumer && e->rbuf == NULL ? -ENOMEM : st_spawn_exec(&o, argv, env);
     close(in[0]);
     if (consumer) close(out[1]);
     if (pid < 0) {
         close(in[1]);
         if (consumer) close(out[0]);
+        st_exfx_close(&e->fx, NULL);
         free(e->rbuf);
         free(e);
         return (int)pid;
@@ -349,6 +357,7 @@ static int all_consumers_gone(void)
 static int ex_send(void *ep, const void *msg, size_t len, int timeout_ms)
 {
     struct exec_ep *e = ep;
+    st_exfx_check(&e->fx, e->pid, 0);
     if (e->in_fd < 0 || len > UINT32_MAX) return -EPIPE;
     if (e->cur != msg || e->cur_len != len) { /* a new record (a retry continues the old one) */
         e->cur = msg;
@@ -433,6 +442,7 @@ static ssize_t take_record(struct exec_ep *e, void *buf, size_t cap)
 static ssize_t ex_recv(void *ep, void *buf, size_t cap, int timeout_ms)
 {
     struct exec_ep *e = ep;
+    st_exfx_check(&e->fx, e->pid, 0);
     if (!e->stdin_eof && all_producers_ended()) close_stdin(e);
     /* after its stdin closed, the program has a while to write what it has left and exit */
     int64_t deadline = deadline_of(timeout_ms);
@@ -506,10 +516,13 @@ static void wait_exit(struct exec_ep *e)
     }
 }
 
-int st_exec_close(void *ep, int64_t *val)
+int st_exec_close(void *ep, int64_t *val, struct st_exfx_out *fx)
 {
     struct exec_ep *e = ep;
+    if (fx != NULL) memset(fx, 0, sizeof(*fx));
     if (e == NULL) return ST_EX_NONE;
+    reap_if_exited(e);
+    if (!e->exited) st_exfx_check(&e->fx, e->pid, 1); /* one last look while it still runs */
     if (e->role == IPCP_ROLE_PRODUCER && e->in_fd >= 0) {
         /* gone with messages still unread in its stdin: it stopped before the end */
         int unread = 0;
@@ -530,6 +543,7 @@ int st_exec_close(void *ep, int64_t *val)
     if (e->out_fd >= 0) close(e->out_fd);
     int why = e->why;
     *val = e->val;
+    st_exfx_close(&e->fx, fx);
     free(e->rbuf);
     free(e);
     return why;
@@ -538,7 +552,7 @@ int st_exec_close(void *ep, int64_t *val)
 static void ex_close(void *ep)
 {
     int64_t v;
-    (void)st_exec_close(ep, &v);
+    (void)st_exec_close(ep, &v, NULL);
 }
 
 /* ---- lock contenders: one line "acquired" in, ipcproof's line out, one line "released" in ---- */
@@ -596,7 +610,9 @@ static int expect_line(struct exec_ep *e, const char *want, int64_t deadline)
 
 static int ex_lock(void *h, int timeout_ms)
 {
-    return expect_line(h, "acquired", deadline_of(timeout_ms));
+    struct exec_ep *e = h;
+    st_exfx_check(&e->fx, e->pid, 0);
+    return expect_line(e, "acquired", deadline_of(timeout_ms));
 }
 
 static int ex_unlock(void *h)
@@ -629,7 +645,7 @@ static int ex_unlock(void *h)
 static void ex_lock_close(void *h)
 {
     int64_t v;
-    (void)st_exec_close(h, &v);
+    (void)st_exec_close(h, &v, NULL);
 }
 
 static const struct ipcp_lock_ops exec_lock_ops = {

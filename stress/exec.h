@@ -52,7 +52,9 @@ void st_exec_bind_case(const struct st_case *cs);
 pid_t st_exec_pgid(void *ep);
 /* Ends the endpoint: closes the program's stdin, waits for it (producers: as long as it takes,
  * the watchdog watches; consumers: ST_DRAIN_MS), kills what is left of its process group and
- * frees ep. Returns ST_EX_NONE or the failure, with *val. */
-int st_exec_close(void *ep, int64_t *val);
+ * frees ep. Returns ST_EX_NONE or the failure, with *val; fx (may be NULL) gets what
+ * --fault short-io/signals did in the program (execfx.h). */
+struct st_exfx_out;
+int st_exec_close(void *ep, int64_t *val, struct st_exfx_out *fx);
 
 #endif

@@ -52,6 +52,7 @@ static void child_setup(const struct st_child_opts *o, pid_t parent)
         else if (o->stdout_fd >= 0)
             dup2(o->stdout_fd, 1);
     }
+    if (o->keep_fd > 2) (void)fcntl(o->keep_fd, F_SETFD, 0);
     /* the parent's interrupt handlers are its own business; an ignored SIGPIPE is kept (a fn
      * child writing to a dead peer gets EPIPE, like its parent) */
     signal(SIGINT, SIG_DFL);
@@ -158,18 +159,21 @@ int st_subreaper_enable(void)
     return prctl(PR_SET_CHILD_SUBREAPER, 1) == 0 ? 0 : -errno;
 }
 
-/* /proc/self/task/<tid>/children, for every thread; NULL-safe fallback: a scan of /proc. */
-static size_t children_from_task(pid_t *out, size_t cap, int *ok)
+/* /proc/<pid>/task/<tid>/children, for every thread (who: "self" or a pid); *ok says whether
+ * any of those files could be read. */
+static size_t children_from_task(const char *who, pid_t *out, size_t cap, int *ok)
 {
     size_t n = 0;
     *ok = 0;
-    DIR *d = opendir("/proc/self/task");
+    char dir[48];
+    snprintf(dir, sizeof(dir), "/proc/%s/task", who);
+    DIR *d = opendir(dir);
     if (d == NULL) return 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/self/task/%.16s/children", e->d_name);
+        char path[96];
+        snprintf(path, sizeof(path), "%s/%.16s/children", dir, e->d_name);
         FILE *f = fopen(path, "re");
         if (f == NULL) continue;
         *ok = 1;
@@ -201,10 +205,19 @@ static long stat_ppid(const char *pid, char *comm, size_t cap)
     return ppid;
 }
 
+size_t st_children_of(pid_t pid, pid_t *out, size_t cap)
+{
+    char who[24];
+    int ok;
+    snprintf(who, sizeof(who), "%d", (int)pid);
+    return children_from_task(who, out, cap, &ok);
+}
+
+/* NULL-safe fallback when /proc/self/task/<tid>/children is missing: a scan of /proc. */
 size_t st_children(pid_t *out, size_t cap)
 {
     int ok;
-    size_t n = children_from_task(out, cap, &ok);
+    size_t n = children_from_task("self", out, cap, &ok);
     if (ok) return n;
     long me = (long)getpid();
     DIR *d = opendir("/proc");

@@ -19,6 +19,7 @@ struct st_child_opts {
     int die_with_parent; /* SIGKILL when the parent dies (PR_SET_PDEATHSIG) */
     int pipe_io;         /* in_fd becomes stdin and stdout_fd (when >= 0) stdout */
     int in_fd, stdout_fd;
+    int keep_fd; /* > 2: this fd (O_CLOEXEC in the parent) survives the exec; 0: none */
 };
 
 /* fork(); the child applies opts, then _exit(fn(arg)). Returns the pid or -errno. */
@@ -46,6 +47,10 @@ int st_subreaper_enable(void);
 
 /* The pids of this process's children (alive or zombie), at most cap. */
 size_t st_children(pid_t *out, size_t cap);
+
+/* The children of process pid (every thread's), at most cap; from /proc/PID/task/TID/children,
+ * so 0 also when the kernel lacks it or pid is gone. */
+size_t st_children_of(pid_t pid, pid_t *out, size_t cap);
 
 /* Reaps every child that has exited and is not in keep[], without blocking. Returns how many. */
 size_t st_reap_strays(const pid_t *keep, size_t nkeep);

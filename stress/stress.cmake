@@ -38,10 +38,13 @@ target_compile_definitions(ipcproof_cli PRIVATE
 install(TARGETS ipcproof_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 # libipcproof-faults.so: the LD_PRELOAD interposer of --fault short-io, kept next to ipcproof in
-# the build tree and installed in the libdir.
+# the build tree and installed in the libdir. Never instrumented (no sanitizer, coverage or
+# fuzzer flags): it is also preloaded into the user's programs (exec endpoints), which have no
+# sanitizer runtime to resolve its callbacks; in an instrumented ipcproof it sits behind the
+# sanitizer's interceptors, which is all it needs.
 add_library(ipcproof_faults SHARED ${CMAKE_CURRENT_SOURCE_DIR}/faults/faults.c)
 set_target_properties(ipcproof_faults PROPERTIES OUTPUT_NAME ipcproof-faults
-  C_VISIBILITY_PRESET hidden NO_SONAME ON)
+  C_VISIBILITY_PRESET hidden NO_SONAME ON COMPILE_OPTIONS "-Wall;-Wextra;-g;-O2" LINK_OPTIONS "")
 target_link_libraries(ipcproof_faults PRIVATE ${CMAKE_DL_LIBS})
 install(TARGETS ipcproof_faults LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 add_dependencies(ipcproof_cli ipcproof_faults)

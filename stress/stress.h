@@ -191,6 +191,8 @@ struct st_vfirst {
     uint64_t a, b;
 };
 
+#define ST_EXFX_WHO 160 /* st_slot.exfx_who */
+
 /* One per endpoint, each on its own cache lines. Written by its worker only (except `dead`,
  * set by the supervisor once the worker is reaped abnormally). */
 struct st_slot {
@@ -225,6 +227,11 @@ struct st_slot {
     _Atomic int32_t exec_pgid;   /* --exec: the program's process group (the kill fault's aim) */
     _Atomic uint32_t exec_why;   /* --exec: how the program broke the contract (enum st_exec_why) */
     _Atomic int64_t exec_val;    /* ... and the detail (a status, a signal, a length) */
+    /* --exec with --fault short-io/signals (execfx.h): what the interposer did in the program */
+    _Atomic uint64_t exfx_injected; /* faults it injected */
+    _Atomic uint64_t exfx_signals;  /* signals its handler took */
+    _Atomic uint32_t exfx_state;    /* enum st_exfx_state, written before `done` */
+    char exfx_who[ST_EXFX_WHO];     /* the process it did not reach, and why */
     _Atomic uint64_t vcount[ST_V_NKINDS];
     struct st_vfirst vfirst[ST_V_NKINDS];
     uint64_t hist[ST_HIST_BUCKETS]; /* latency, written by this worker only */

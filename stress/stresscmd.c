@@ -195,8 +195,11 @@ static void check_exec(struct st_config *c)
     if (c->mode != ST_MODE_PROCESS)
         st_cli_die(C, "--mode %s: exec endpoints are programs, so only --mode process applies",
                    st_mode_name(c->mode));
-    if (c->faults & (ST_FAULT_SIGNALS | ST_FAULT_SHORTIO))
-        st_cli_die(C, "--fault %s does not reach exec endpoints yet (only kill does)",
+    if ((c->faults & (ST_FAULT_SIGNALS | ST_FAULT_SHORTIO)) && st_faults_lib() == NULL)
+        st_cli_die(C,
+                   "--fault %s on exec endpoints preloads libipcproof-faults.so into the "
+                   "programs: it is not next to the ipcproof binary nor in its libdir (or "
+                   "IPCPROOF_FAULTS_LIB=path)",
                    c->faults & ST_FAULT_SIGNALS ? "signals" : "short-io");
     if (c->crash_point || c->crash_points)
         st_cli_die(C, "--crash-point needs a plugin built with -fsanitize=thread, not a program");
@@ -588,7 +591,9 @@ int st_stress_main(int argc, char **argv)
     check_plugin_build(&c);
     int again = 0;
     int quiet_tsan = tsan_quiet(argv - 1, c.mode == ST_MODE_PROCESS, &again);
-    if (c.faults & ST_FAULT_SHORTIO) /* also carries TSAN_OPTIONS over */
+    /* also carries TSAN_OPTIONS over; exec endpoints: the interposer goes into the programs
+     * (execfx.h), not into ipcproof */
+    if ((c.faults & ST_FAULT_SHORTIO) && strcmp(c.proto ? c.proto : "", ST_EXEC_PROTO) != 0)
         ensure_preload(argv - 1, st_faults_lib(), "ipcproof_faults_arm",
                        "--fault short-io needs libipcproof-faults.so next to the ipcproof binary "
                        "or in its libdir (or IPCPROOF_FAULTS_LIB=path)");

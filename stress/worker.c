@@ -33,6 +33,8 @@
 
 #include "ipcproof/err.h"
 #include "exec.h"
+#include "execfx.h"
+#include "faults/faults.h"
 #include "spawn.h"
 #include "checker.h"
 #include "stress.h"
@@ -348,9 +350,18 @@ static void on_fatal(int sig)
     raise(sig); /* blocked until we return; a real fault also recurs on return */
 }
 
+/* --fault signals on an exec endpoint: the program's process group, which the storm's ticks go
+ * to (0: none - not started yet, or being closed) */
+static volatile sig_atomic_t storm_pgid;
+
 static void on_alarm(int sig)
 {
-    (void)sig; /* there to interrupt blocking calls; counts them (lock-free: signal-safe) */
+    (void)sig;
+    if (storm_pgid > 1) { /* exec: the program takes the signal, in its interposer's handler */
+        kill(-(pid_t)storm_pgid, IPCP_FX_SIGNAL);
+        return;
+    }
+    /* there to interrupt blocking calls; counts them (lock-free: signal-safe) */
     atomic_fetch_add_explicit(signal_counter, 1, memory_order_relaxed);
 }
 
@@ -767,6 +778,7 @@ int st_worker_main(struct st_worker *w)
     if (cs->exec) {
         st_exec_bind_case(cs);
         atomic_store_explicit(&s->exec_pgid, (int32_t)st_exec_pgid(ep), memory_order_release);
+        if (cs->signal_us) storm_pgid = st_exec_pgid(ep);
     }
     set_phase(s, ST_PH_BARRIER, 0);
     if (wait_go(cs) == 0) {
@@ -781,9 +793,15 @@ int st_worker_main(struct st_worker *w)
     set_phase(s, ST_PH_CLOSE, 0);
     if (cs->exec) {
         int64_t val = 0;
-        int why = st_exec_close(ep, &val);
+        struct st_exfx_out fx;
+        storm_pgid = 0; /* never a signal to a group whose leader is about to be reaped */
+        int why = st_exec_close(ep, &val, &fx);
         atomic_store_explicit(&s->exec_val, val, memory_order_relaxed);
         atomic_store_explicit(&s->exec_why, (uint32_t)why, memory_order_release);
+        memcpy(s->exfx_who, fx.who, sizeof(s->exfx_who));
+        atomic_store_explicit(&s->exfx_injected, fx.injected, memory_order_relaxed);
+        atomic_store_explicit(&s->exfx_signals, fx.signals, memory_order_relaxed);
+        atomic_store_explicit(&s->exfx_state, (uint32_t)fx.state, memory_order_relaxed);
     } else if (cs->chan != NULL)
         cs->chan->close(ep);
     else
@@ -816,7 +834,9 @@ void st_child_setup(struct st_case *cs)
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = on_alarm;
         sigemptyset(&sa.sa_mask);
-        sa.sa_flags = 0; /* no SA_RESTART: every blocking call sees EINTR */
+        /* no SA_RESTART: every blocking call sees EINTR; an exec endpoint's worker only passes
+         * the signal on to its program, its own calls are not the protocol's */
+        sa.sa_flags = cs->exec ? SA_RESTART : 0;
         sigaction(SIGALRM, &sa, NULL);
     }
 }

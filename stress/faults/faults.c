@@ -19,25 +19,40 @@
  * thread and everything before the start barrier stay untouched. The random stream of each
  * armed thread derives from the seed it was armed with. The real functions are found with
  * dlsym(RTLD_NEXT); under a sanitizer the sanitizer's interceptors call into these wrappers,
- * which call libc. */
+ * which call libc.
+ *
+ * Program mode (faults.h): preloaded into an exec endpoint's program, with IPCP_FX_ENV_FD set,
+ * it arms every thread of the program itself, and only does what the kernel could do to that
+ * program: faults go to pipes, FIFOs and sockets only (never to files, terminals or the contract
+ * pipes with ipcproof), and EINTR, or a short write on a blocking fd, only while its handler of
+ * IPCP_FX_SIGNAL (no SA_RESTART) is installed and not blocked - a program without a handler can
+ * never see them. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "faults.h"
+
 #define EXPORT __attribute__((visibility("default")))
 
 static _Thread_local unsigned tl_rate; /* faults per million calls; 0 = disarmed */
 static _Thread_local uint64_t tl_rng;
 static _Thread_local uint64_t tl_injected;
+static _Thread_local int tl_program_armed; /* program mode: this thread armed itself */
 
 /* Arms (rate_ppm > 0) or disarms (0) fault injection for the calling thread. */
 EXPORT void ipcproof_faults_arm(uint64_t seed, unsigned rate_ppm);
@@ -92,11 +107,116 @@ static void *real(int i)
     return f;
 }
 
+/* ---- program mode ---------------------------------------------------------------------------- */
+
+static struct ipcp_fx_page *fx; /* the counters page; NULL: ipcproof's own process */
+static unsigned fx_rate;
+static uint64_t fx_seed, fx_image;
+static _Atomic unsigned fx_threads;
+static struct {
+    dev_t dev;
+    ino_t ino;
+} fx_skip[IPCP_FX_MAX_SKIP];
+static int fx_nskip;
+
+static void fx_on_signal(int sig)
+{
+    (void)sig; /* there to interrupt blocking calls */
+    atomic_fetch_add_explicit(&fx->signals, 1, memory_order_relaxed);
+}
+
+static uint64_t env_u64(const char *name)
+{
+    const char *v = getenv(name);
+    return v ? strtoull(v, NULL, 10) : 0;
+}
+
+/* The page behind IPCP_FX_ENV_FD, when that fd is still ipcproof's memfd. */
+static struct ipcp_fx_page *fx_map(void)
+{
+    const char *v = getenv(IPCP_FX_ENV_FD);
+    if (v == NULL) return NULL;
+    int fd = atoi(v);
+    char link[64], target[128];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (fd < 3 || n <= 0) return NULL;
+    target[n] = '\0';
+    if (strncmp(target, "/memfd:" IPCP_FX_MEMFD, strlen("/memfd:" IPCP_FX_MEMFD)) != 0) return NULL;
+    void *p = mmap(NULL, sizeof(struct ipcp_fx_page), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) return NULL;
+    if (((struct ipcp_fx_page *)p)->magic != IPCP_FX_MAGIC) {
+        munmap(p, sizeof(struct ipcp_fx_page));
+        return NULL;
+    }
+    return p;
+}
+
+static void fx_init(void)
+{
+    struct ipcp_fx_page *p = fx_map();
+    if (p == NULL) return;
+    unsigned long long rate = env_u64(IPCP_FX_ENV_RATE);
+    fx_rate = rate > 1000000u ? 1000000u : (unsigned)rate;
+    fx_seed = env_u64(IPCP_FX_ENV_SEED);
+    const char *s = getenv(IPCP_FX_ENV_SKIP);
+    while (s != NULL && *s && fx_nskip < IPCP_FX_MAX_SKIP) {
+        unsigned long long dev, ino;
+        if (sscanf(s, "%llu:%llu", &dev, &ino) != 2) break;
+        fx_skip[fx_nskip].dev = (dev_t)dev;
+        fx_skip[fx_nskip].ino = (ino_t)ino;
+        fx_nskip++;
+        s = strchr(s, ',');
+        if (s) s++;
+    }
+    fx = p;
+    fx_image = atomic_fetch_add_explicit(&fx->images, 1, memory_order_relaxed);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = fx_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocking call the signal interrupts fails with EINTR */
+    sigaction(IPCP_FX_SIGNAL, &sa, NULL);
+}
+
+/* Program mode: every thread arms itself on its first wrapped call. */
+static void fx_arm_thread(void)
+{
+    tl_program_armed = 1;
+    unsigned t = atomic_fetch_add_explicit(&fx_threads, 1, memory_order_relaxed);
+    tl_rng = fx_seed ^ (fx_image << 40) ^ ((uint64_t)t << 20) ^ 0x70726f67ull;
+    tl_rate = fx_rate;
+}
+
+/* A signal could interrupt this thread now: the handler is still ours, without SA_RESTART, and
+ * the signal is not blocked here. Only then can the kernel return EINTR (or cut a blocking write
+ * short) - the program never sees what no kernel would do to it. */
+static int fx_signal_could_interrupt(void)
+{
+    struct sigaction cur;
+    sigset_t mask;
+    if (sigaction(IPCP_FX_SIGNAL, NULL, &cur) != 0 || cur.sa_handler != fx_on_signal ||
+        (cur.sa_flags & SA_RESTART))
+        return 0;
+    return pthread_sigmask(SIG_BLOCK, NULL, &mask) == 0 && !sigismember(&mask, IPCP_FX_SIGNAL);
+}
+
+/* The program's own pipes, FIFOs and sockets; never a contract pipe with ipcproof. */
+static int fx_target(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) return 0;
+    for (int i = 0; i < fx_nskip; i++)
+        if (fx_skip[i].dev == st.st_dev && fx_skip[i].ino == st.st_ino) return 0;
+    return 1;
+}
+
 __attribute__((constructor)) static void faults_init(void)
 {
     for (int i = 0; i < 9; i++)
         real(i);
     atomic_store_explicit(&fn_recv_chk, dlsym(RTLD_NEXT, "__recv_chk"), memory_order_relaxed);
+    fx_init();
 }
 
 /* ---- what may be done to a call -------------------------------------------------------------- */
@@ -119,8 +239,19 @@ static int may_shorten(int fd, size_t n, int is_write)
     return 0;
 }
 
+/* Program mode: whether the kernel could do f to this call of the program. */
+static int fx_possible(enum fault f, int fd, int is_write, int dontwait)
+{
+    if (!fx_target(fd)) return 0;
+    if (f == F_EINTR) return fx_signal_could_interrupt();
+    if (f == F_SHORT && is_write && !dontwait && !(fcntl(fd, F_GETFL) & O_NONBLOCK))
+        return fx_signal_could_interrupt(); /* a blocking write stops short only for a signal */
+    return 1;
+}
+
 static enum fault decide(int fd, size_t n, int is_write, int dontwait)
 {
+    if (fx != NULL && !tl_program_armed) fx_arm_thread();
     if (tl_rate == 0) return F_NONE;
     uint64_t r = next_rand();
     if (r % 1000000u >= tl_rate) return F_NONE;
@@ -136,8 +267,11 @@ static enum fault decide(int fd, size_t n, int is_write, int dontwait)
     default:
         break;
     }
+    if (fx != NULL && !fx_possible(f, fd, is_write, dontwait)) f = F_NONE;
     errno = saved;
+    if (f == F_NONE) return F_NONE;
     tl_injected++;
+    if (fx != NULL) atomic_fetch_add_explicit(&fx->injected, 1, memory_order_relaxed);
     return f;
 }
 

@@ -47,6 +47,83 @@ ipcp_stress_test(NAME stress.exec.example.shm_sem_pair RC 0
        --exec-setup ${_ipcp_shmsem} --exec-teardown ${_ipcp_shmsem} --fifo --producers 2
        --consumers 2 --messages 20000 --max-size 4096 --seed 1)
 
+# --- short-io and signals in the programs (the interposer through LD_PRELOAD) -------------------
+# the C FIFO pair: careful, or careless in a way only a fault shows (--opt bug=short: a short
+# read taken for the whole message; bug=eintr: EINTR is fatal). Built without sanitizer or
+# coverage flags (a static link takes none), and once statically linked: LD_PRELOAD cannot
+# reach that one, so its faults are n/a, never a pass.
+add_executable(exec_fifo_pair ${_ipcp_ex}/fifo_pair.c)
+add_executable(exec_fifo_pair_static ${_ipcp_ex}/fifo_pair.c)
+set_target_properties(exec_fifo_pair exec_fifo_pair_static PROPERTIES
+  COMPILE_OPTIONS "-Wall;-Wextra;-g;-O2" LINK_OPTIONS "")
+set_target_properties(exec_fifo_pair_static PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+target_link_options(exec_fifo_pair_static PRIVATE -static)
+set(_ipcp_cfifo $<TARGET_FILE:exec_fifo_pair>)
+set(_ipcp_cpair_fifo --exec-producer ${_ipcp_cfifo} --exec-consumer ${_ipcp_cfifo}
+    --exec-setup ${_ipcp_cfifo} --exec-teardown ${_ipcp_cfifo} --fifo --max-size 1024
+    --messages 5000 --seed 1)
+ipcp_stress_test(NAME stress.exec.faults.short_read_caught RC 1 KINDS torn
+  DETAIL "checksum mismatch" ARGS stress ${_ipcp_cpair_fifo} --opt bug=short --fault short-io)
+ipcp_stress_test(NAME stress.exec.faults.short_read_unfaulted RC 0
+  ARGS stress ${_ipcp_cpair_fifo} --opt bug=short)
+ipcp_stress_test(NAME stress.exec.faults.eintr_caught RC 1 KINDS error
+  DETAIL "'s program exited with status [13]" ARGS stress ${_ipcp_cpair_fifo} --opt bug=eintr
+  --fault signals)
+ipcp_stress_test(NAME stress.exec.faults.eintr_unfaulted RC 0
+  ARGS stress ${_ipcp_cpair_fifo} --opt bug=eintr)
+set(_ipcp_both "signal storm: [1-9][0-9]* SIGURGs taken.*short-io: [1-9][0-9]* short counts")
+ipcp_stress_test(NAME stress.exec.faults.c_pair RC 0 NOTE "${_ipcp_both}"
+  ARGS stress ${_ipcp_cpair_fifo} --fault short-io,signals --fault-rate 0.2)
+# the correct examples in Python and shell (cat) stand both faults
+ipcp_stress_test(NAME stress.exec.faults.fifo_pair RC 0 NOTE "${_ipcp_both}"
+  ARGS stress ${_ipcp_fifo_pair} --producers 3 --messages 3000 --max-size 16384
+       --fault short-io,signals --seed 1)
+ipcp_stress_test(NAME stress.exec.faults.shell_pair RC 0 NOTE "${_ipcp_both}"
+  ARGS stress ${_ipcp_shell_pair} --messages 5000 --max-size 65536 --fault short-io,signals
+       --seed 1)
+ipcp_stress_test(NAME stress.exec.faults.lockf_worker RC 0 NOTE "signal storm: [1-9]"
+  ARGS stress ${_ipcp_lockf} --workers 3 --messages 300 --fault signals --seed 1)
+# shared memory and semaphores: signals interrupt sem_timedwait (which it retries); short-io has
+# nothing to cut (stdin and stdout with ipcproof are never faulted), so it is n/a
+set(_ipcp_shmsem_pair --exec-producer ${_ipcp_shmsem} --exec-consumer ${_ipcp_shmsem}
+    --exec-setup ${_ipcp_shmsem} --exec-teardown ${_ipcp_shmsem} --fifo --producers 2
+    --consumers 2 --messages 5000 --max-size 4096 --seed 1)
+ipcp_stress_test(NAME stress.exec.faults.shm_sem_pair_signals RC 0 NOTE "signal storm: [1-9]"
+  ARGS stress ${_ipcp_shmsem_pair} --fault signals)
+ipcp_stress_test(NAME stress.exec.faults.shm_sem_pair_shortio_na RC 0 RESULT n/a
+  NOTE "short-io: 0 short counts"
+  JSON_EQ "not_applicable=--fault short-io injected nothing: the programs made no read, write, send or recv on a pipe, FIFO or socket of their own (their stdin and stdout with ipcproof are left alone): shared memory or message queues?"
+  ARGS stress ${_ipcp_shmsem_pair} --fault short-io)
+# a static binary: n/a with the reason, for either fault, even with the careless code
+set(_ipcp_sfifo $<TARGET_FILE:exec_fifo_pair_static>)
+foreach(f short-io signals)
+  ipcp_stress_test(NAME stress.exec.faults.static_${f}_na RC 0 RESULT n/a
+    NOTE "--fault ${f} did not reach (producer|consumer) 0's program: pid [0-9]+ .*exec_fifo_pair_static. is statically linked"
+    ARGS stress --exec-producer ${_ipcp_sfifo} --exec-consumer ${_ipcp_sfifo}
+         --exec-setup ${_ipcp_sfifo} --exec-teardown ${_ipcp_sfifo} --fifo --max-size 1024
+         --messages 2000 --seed 1 --opt bug=short --fault ${f})
+endforeach()
+# validate runs the fault cases on programs: the careless pair fails short-io, the static one
+# makes both n/a
+foreach(spec "short|fault short-io|fail|exec_fifo_pair" "none|fault signals|pass|exec_fifo_pair"
+             "none|fault short-io|n/a|exec_fifo_pair_static"
+             "none|fault signals|n/a|exec_fifo_pair_static")
+  string(REPLACE "|" ";" spec "${spec}")
+  list(GET spec 0 bug)
+  list(GET spec 1 case)
+  list(GET spec 2 want)
+  list(GET spec 3 prog)
+  string(REPLACE " " "_" cname "${case}")
+  string(REPLACE "/" "" wname "${want}")
+  add_test(NAME stress.exec.faults.validate_${prog}_${bug}_${cname}_${wname}
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/validate_case.sh
+            $<TARGET_FILE:ipcproof_cli> "${case}" ${want} --exec-producer $<TARGET_FILE:${prog}>
+            --exec-consumer $<TARGET_FILE:${prog}> --exec-setup $<TARGET_FILE:${prog}>
+            --exec-teardown $<TARGET_FILE:${prog}> --fifo --opt bug=${bug} --budget 5 --seed 1)
+  set_tests_properties(stress.exec.faults.validate_${prog}_${bug}_${cname}_${wname}
+    PROPERTIES TIMEOUT 300 ENVIRONMENT "${_ipcp_env}")
+endforeach()
+
 # --- the contract, broken one way at a time ----------------------------------------------------
 set(_ipcp_contract ${CMAKE_CURRENT_SOURCE_DIR}/exec/tests/contract.py)
 set(_ipcp_cpair --exec-producer ${_ipcp_contract} --exec-consumer ${_ipcp_contract}
@@ -117,9 +194,10 @@ ipcp_stress_test(NAME stress.exec.usage.with_proto RC 2 NO_JSON
 ipcp_stress_test(NAME stress.exec.usage.thread_mode RC 2 NO_JSON
   STDERR "only --mode process applies" ARGS stress --exec-producer true --exec-consumer true
   --mode thread)
-ipcp_stress_test(NAME stress.exec.usage.signals RC 2 NO_JSON
-  STDERR "does not reach exec endpoints" ARGS stress --exec-producer true --exec-consumer true
-  --fault signals)
+ipcp_stress_test(NAME stress.exec.usage.faults_lib_missing RC 2 NO_JSON
+  STDERR "--fault signals on exec endpoints preloads libipcproof-faults.so"
+  ENV IPCPROOF_FAULTS_LIB=/nonexistent/libipcproof-faults.so
+  ARGS stress --exec-producer true --exec-consumer true --fault signals)
 ipcp_stress_test(NAME stress.exec.usage.worker_and_producer RC 2 NO_JSON
   STDERR "goes without --exec-producer" ARGS stress --exec-worker true --exec-producer true
   --exec-consumer true)

@@ -30,7 +30,8 @@ endfunction()
 
 ipcp_stress_unit_test(elfinfo elfinfo spawn)
 ipcp_stress_unit_test(plugbuild plugbuild elfinfo spawn)
-ipcp_stress_unit_test(checker checker report payload config spawn exec sched/schedfmt)
+ipcp_stress_unit_test(checker checker report payload config spawn exec execfx buildinfo
+                      sched/schedfmt)
 target_link_libraries(stress_checker_test PRIVATE ipcproof PkgConfig::XXHASH PkgConfig::JANSSON)
 ipcp_stress_unit_test(dfs dfs spawn)
 
