@@ -220,7 +220,7 @@ static uint64_t popcount_range(const _Atomic uint64_t *bm, uint64_t n, uint64_t 
 
 static void check_consumer_records(const struct st_case *cs, struct st_report *rep)
 {
-    static const int kinds[] = {ST_V_TORN, ST_V_DUPLICATE, ST_V_REORDER};
+    static const int kinds[] = {ST_V_TORN, ST_V_DUPLICATE, ST_V_REORDER, ST_V_STARVATION};
     for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
         int kind = kinds[k];
         for (uint32_t i = cs->producers; i < cs->nworkers; i++) {
@@ -239,10 +239,17 @@ static void check_consumer_records(const struct st_case *cs, struct st_report *r
                 st_report_add(rep, kind, n,
                               "%s: producer %" PRIu32 " seq %" PRIu64 " delivered again", who,
                               f->producer, f->seq);
-            else
+            else if (kind == ST_V_REORDER)
                 st_report_add(rep, kind, n,
                               "%s: producer %" PRIu32 " seq %" PRIu64 " arrived after seq %" PRIu64,
                               who, f->producer, f->seq, f->a);
+            else /* sched mode only (worker.c, stall_judge) */
+                st_report_add(rep, kind, n,
+                              "%s: producer %" PRIu32 " seq %" PRIu64 " arrived %.1f ms of virtual "
+                              "time after it was sent and its receive() began: every thread "
+                              "waited that long while it was there to take (a lost wake-up that "
+                              "only a timeout repaired)",
+                              who, f->producer, f->seq, (double)f->a / 1e6);
         }
     }
 }

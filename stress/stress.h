@@ -35,6 +35,7 @@
 #define ST_DEFAULT_FRATE 0.05       /* short-io: share of wrapped calls that get a fault */
 #define ST_RUN_ID_MAX    32u
 #define ST_STARVE_MIN_MS 250  /* an endpoint idle this long (and a fifth of the case) starves */
+#define ST_SCHED_STALL_MS 10  /* sched: a receive this long (virtual) with messages waiting */
 #define ST_SETUP_MS      5000 /* default limit of the plugin's load, create() and destroy() */
 
 /* ---- violation kinds (JSON violations[].kind) ----------------------------------------------- */

@@ -465,7 +465,22 @@ out:
 
 /* ---- consumer ------------------------------------------------------------------------------- */
 
-static void take_message(struct st_worker *w, const uint8_t *buf, size_t len, uint64_t *last)
+/* sched mode: time is virtual and passes only while every thread waits or spins, so a receive
+ * that returns a message ST_SCHED_STALL_MS after it was both sent and asked for slept through it:
+ * every thread waited that long while the message was there (a lost wake-up that only the
+ * receive's timeout slice repaired; in real time a latency spike that passes unnoticed). */
+static void judge_stall(struct st_worker *w, const struct st_msginfo *mi, int64_t asked,
+                        int64_t now)
+{
+    int64_t since = mi->send_ns > asked ? mi->send_ns : asked;
+    if (sched_mode(w->cs) && mi->send_ns > 0 && now - since >= (int64_t)ST_SCHED_STALL_MS * 1000000)
+        add_violation(&w->cs->slots[w->index], ST_V_STARVATION, mi->producer, mi->seq,
+                      (uint64_t)(now - since), 0);
+}
+
+/* One received message: checked, counted, recorded. `asked`: when its recv() began. */
+static void take_message(struct st_worker *w, const uint8_t *buf, size_t len, uint64_t *last,
+                         int64_t asked)
 {
     struct st_case *cs = w->cs;
     struct st_slot *s = &cs->slots[w->index];
@@ -481,6 +496,7 @@ static void take_message(struct st_worker *w, const uint8_t *buf, size_t len, ui
     }
     if (mi.send_ns > 0 && now >= mi.send_ns)
         s->hist[st_hist_bucket((uint64_t)(now - mi.send_ns))]++;
+    judge_stall(w, &mi, asked, now);
     if (!cs->verify) {
         atomic_fetch_add_explicit(&s->unique, 1, memory_order_release);
         return;
@@ -527,11 +543,12 @@ static void run_consumer(struct st_worker *w, void *ep)
         int crash_now = crash_victim(cs, w->index) && n == cs->kill_at &&
                         atomic_load_explicit(&s->crash_seen, memory_order_relaxed) == 0;
         if (crash_now) crash_begin(cs, s, w->index);
+        int64_t asked = now_ns();
         ssize_t r = cs->chan->recv(ep, buf, cap, CONSUMER_TIMEOUT_MS);
         if (crash_now) crash_end(cs, s);
         if (r >= 0) {
             n++;
-            take_message(w, buf, (size_t)r, last);
+            take_message(w, buf, (size_t)r, last, asked);
             /* a channel that delivers this much garbage will not recover; stop reading so the
              * run ends (the producers stop once no consumer is left) */
             if (atomic_load_explicit(&s->vcount[ST_V_TORN], memory_order_relaxed) >= TORN_STOP)
