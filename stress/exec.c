@@ -492,16 +492,39 @@ static void kill_group(struct exec_ep *e)
     if (e->pid > 1) kill(-e->pid, SIGKILL);
 }
 
-/* After its stdin ended, a consumer has ST_DRAIN_MS to exit; a producer as long as it takes to
- * send what it read while a consumer takes it (the watchdog judges a stall), then ST_DRAIN_MS
- * once no consumer is left. */
+/* Consumers (channels) or lock workers of the case that are done or dead. */
+static uint32_t peers_gone(void)
+{
+    const struct st_case *cs = bound_case;
+    if (cs == NULL) return 0;
+    uint32_t n = 0;
+    for (uint32_t i = cs->is_chan ? cs->producers : 0; i < cs->nworkers; i++)
+        n += atomic_load_explicit(&cs->slots[i].done, memory_order_acquire) ||
+             atomic_load_explicit(&cs->slots[i].dead, memory_order_acquire);
+    return n;
+}
+
+/* After its stdin ended, a consumer or a lock worker has ST_DRAIN_MS to exit, counted again from
+ * the last time a peer of its kind ended (eight lock workers leave one after the other, each
+ * first waiting for the lock the others hold: on a loaded machine that takes more than 2 s in
+ * all, and a program waiting its turn is not one that does not exit); a producer as long as it
+ * takes to send what it read while a consumer takes it (the watchdog judges a stall), then
+ * ST_DRAIN_MS once no consumer is left. */
 static void wait_exit(struct exec_ep *e)
 {
     int64_t grace = (int64_t)ST_DRAIN_MS * 1000000, until = 0;
+    uint32_t gone = e->role != IPCP_ROLE_PRODUCER ? peers_gone() : 0;
     if (e->role != IPCP_ROLE_PRODUCER) until = st_now_ns() + grace;
     for (;;) {
         int64_t now = st_now_ns();
         if (until == 0 && all_consumers_gone()) until = now + grace;
+        if (e->role != IPCP_ROLE_PRODUCER) {
+            uint32_t g = peers_gone();
+            if (g != gone) { /* a peer ended: it may have let go of what this one waits for */
+                gone = g;
+                until = now + grace;
+            }
+        }
         int64_t slice = now + 100000000;
         int st, r = st_wait_until(e->pid, &st, until && until < slice ? until : slice, NULL);
         if (r == 1) {

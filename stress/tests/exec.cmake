@@ -161,6 +161,10 @@ foreach(spec
   ipcp_stress_test(NAME stress.exec.contract.${bug} RC 1 KINDS error DETAIL "${detail}"
     MAX_SECONDS 30 ARGS stress ${_ipcp_wpair} --opt bug=${bug})
 endforeach()
+# three workers leave one after the other, 1 s apart: the last one 3 s after its stdin ended,
+# each within 2 s of the one before it; not one that "did not exit"
+ipcp_stress_test(NAME stress.exec.contract.worker-in-turn RC 0
+  ARGS stress ${_ipcp_wpair} --opt bug=worker-in-turn)
 # --fault stop pauses the producer's program 404 ms (seed 6): a consumer that takes 0.25 s of
 # silence for a dead producer gives up, which is its bug; without the fault it passes
 ipcp_stress_test(NAME stress.exec.contract.consumer-impatient RC 1 KINDS error

@@ -21,6 +21,8 @@ and, as a lock contender (IPCPROOF_ROLE=worker, an fcntl lock on a file):
   worker-garbage      writes "got it" instead of "acquired"           -> error
   worker-silent       never writes "released"                         -> error
   worker-exit         exits 0 after 5 acquisitions                    -> error (exited early)
+  worker-in-turn      (correct) after its stdin ends, worker i exits 1 s after worker i - 1 did,
+                      as workers that each wait for a resource the one before still holds -> pass
 """
 import os
 import signal
@@ -39,6 +41,9 @@ elif role == "teardown":
     os.unlink(path)
     if os.path.exists(path + ".lock"):
         os.unlink(path + ".lock")
+    for i in range(int(env("WORKERS", "0"))):
+        if os.path.exists("%s.exited.%d" % (path, i)):
+            os.unlink("%s.exited.%d" % (path, i))
 elif role == "producer":
     fifo = os.open(path, os.O_WRONLY)
     for n, msg in enumerate(read_records()):
@@ -107,5 +112,11 @@ elif role == "worker":
             break
         if not (bug == "worker-silent" and n == 5):
             os.write(1, b"released\n")
+    if bug == "worker-in-turn":
+        i = int(env("INDEX"))
+        while i > 0 and not os.path.exists("%s.exited.%d" % (path, i - 1)):
+            time.sleep(0.01)
+        time.sleep(1.0)
+        open("%s.exited.%d" % (path, i), "w").close()
 else:
     sys.exit("contract.py: unknown IPCPROOF_ROLE %r" % role)
