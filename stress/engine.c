@@ -543,6 +543,22 @@ static void run_loop(struct sup *S)
             snprintf(whybuf, sizeof(whybuf), "case deadline of %.1f s passed", deadline_s);
             why = whybuf;
         }
+        if (why != NULL && cs->cfg->mode == ST_MODE_SCHED) {
+            /* One thread runs at a time and the scheduler finds deadlocks exactly: a schedule
+             * that stops in real time is a thread blocked in a call the runtime does not
+             * interpose, or spinning where it has no scheduling points. Not a verdict. */
+            char doing[400];
+            st_threads_doing(o->pids[0], doing, sizeof(doing));
+            snprintf(rep->na, sizeof(rep->na),
+                     "sched mode lost control (%s): a thread blocks in a call the scheduler does "
+                     "not interpose, or spins in code without scheduling points (not built with "
+                     "-fsanitize=thread); %s (docs/sched.md, limits)",
+                     why, doing);
+            atomic_store(&cs->sh->abort_run, 1);
+            kill_all(S);
+            o->watchdog_killed = 1;
+            break;
+        }
         if (why != NULL) {
             char dump[900];
             dump_waiters(S, dump, sizeof(dump), why);

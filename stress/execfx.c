@@ -308,8 +308,7 @@ void st_exfx_judge(const struct st_case *cs, struct st_report *rep, int started)
                      ST_EXFX_WHO, s->exfx_who);
         st_report_note(rep, "%s", what);
         if (!na[0]) {
-            memcpy(na, what, sizeof(na) - 1); /* what is longer: cut to fit */
-            na[sizeof(na) - 1] = '\0';
+            snprintf(na, sizeof(na), "%s", what);
         }
     }
     rep->io_faults = injected;

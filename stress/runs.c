@@ -74,7 +74,7 @@ static int run_schedules(const struct st_config *c, struct st_report *rep)
         rep->schedules_run = i + 1;
         rep->sched_steps_total = steps;
         rep->sched_k = cc.sched_steps;
-        if (st != 0 || rep->nv) break;
+        if (st != 0 || rep->nv || rep->na[0]) break; /* n/a: the scheduler lost control */
         if (i == 0 && c->sched_steps == 0 && rep->sched && rep->sched->steps > 100)
             cc.sched_steps = rep->sched->steps;
     }
@@ -144,7 +144,7 @@ static int run_dfs(const struct st_config *c, struct st_report *rep)
             for (uint64_t k = 0; k < m; k++)
                 nalt[k] = sr->choices[k].nalt;
         }
-        if (st != 0 || rep->nv || sr == NULL || c->choices_arg) break;
+        if (st != 0 || rep->nv || rep->na[0] || sr == NULL || c->choices_arg) break;
         if (st_dfs_advance(sr, bound, c->shard, c->nshards, prefix, &plen)) continue;
         if (bound < c->preemptions) { /* the next pass, from the first schedule */
             bound++;
@@ -189,7 +189,7 @@ static int run_crash_points(const struct st_config *c, struct st_report *rep)
         st_report_free(rep);
         *rep = *tmp;
         memset(tmp, 0, sizeof(*tmp));
-        if (st != 0 || rep->nv || rep->crash_points_all) break;
+        if (st != 0 || rep->nv || rep->na[0] || rep->crash_points_all) break;
         /* the victim did not have lock() to itself: its n-th point was on another path, and
          * this point is tried again (twice at most) rather than counted as passed */
         if (rep->crash_not_alone && again < 2) {

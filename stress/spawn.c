@@ -300,3 +300,64 @@ size_t st_sweep(const pid_t *keep, size_t nkeep, int64_t grace_ns, char *desc, s
     }
     return killed;
 }
+
+/* x86-64 numbers of the calls a protocol may block in; others are shown by number */
+static const char *syscall_name(long nr)
+{
+    static const struct {
+        long nr;
+        const char *name;
+    } t[] = {{0, "read"},         {1, "write"},          {7, "poll"},
+             {23, "select"},      {34, "pause"},         {35, "nanosleep"},
+             {43, "accept"},      {44, "sendto"},        {45, "recvfrom"},
+             {46, "sendmsg"},     {47, "recvmsg"},       {61, "wait4"},
+             {64, "semget"},      {65, "semop"},         {69, "msgsnd"},
+             {70, "msgrcv"},      {72, "fcntl"},         {73, "flock"},
+             {202, "futex"},      {220, "semtimedop"},   {230, "clock_nanosleep"},
+             {232, "epoll_wait"}, {242, "mq_timedsend"}, {243, "mq_timedreceive"},
+             {270, "pselect6"},   {271, "ppoll"},        {281, "epoll_pwait"}};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (t[i].nr == nr) return t[i].name;
+    return NULL;
+}
+
+void st_threads_doing(pid_t pid, char *buf, size_t cap)
+{
+    char path[64];
+    size_t len = 0;
+    unsigned futex = 0;
+    buf[0] = '\0';
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        snprintf(buf, cap, "process %d is gone", (int)pid);
+        return;
+    }
+    for (struct dirent *e; (e = readdir(d)) != NULL && len < cap;) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char p2[96], line[128] = "";
+        snprintf(p2, sizeof(p2), "/proc/%d/task/%.16s/syscall", (int)pid, e->d_name);
+        FILE *f = fopen(p2, "r");
+        if (f == NULL) continue;
+        if (fgets(line, sizeof(line), f) == NULL) line[0] = '\0';
+        fclose(f);
+        char *end;
+        long nr = strtol(line, &end, 10);
+        if (end != line && nr == 202) {
+            futex++;
+            continue;
+        }
+        const char *name = end != line ? syscall_name(nr) : NULL;
+        if (end == line)
+            len += (size_t)snprintf(buf + len, cap - len, "%sthread %.16s is running",
+                                    len ? "; " : "", e->d_name);
+        else if (name != NULL)
+            len += (size_t)snprintf(buf + len, cap - len, "%sthread %.16s is blocked in %s()",
+                                    len ? "; " : "", e->d_name, name);
+        else
+            len += (size_t)snprintf(buf + len, cap - len, "%sthread %.16s is in system call %ld",
+                                    len ? "; " : "", e->d_name, nr);
+    }
+    closedir(d);
+    if (len < cap) snprintf(buf + len, cap - len, "%s%u in futex waits", len ? "; " : "", futex);
+}

@@ -61,6 +61,11 @@ size_t st_reap_strays(const pid_t *keep, size_t nkeep);
  * after the grace period ("pid 123 (name)") in desc. Returns how many had to be killed. */
 size_t st_sweep(const pid_t *keep, size_t nkeep, int64_t grace_ns, char *desc, size_t cap);
 
+/* What each thread of process pid is doing that is not a futex wait, from
+ * /proc/PID/task/TID/syscall: "thread 123 is blocked in flock(); thread 124 is running". The
+ * threads in futex waits are only counted ("2 others in futex waits"). */
+void st_threads_doing(pid_t pid, char *buf, size_t cap);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t st_now_ns(void);
 

@@ -56,7 +56,8 @@ if(NOT IPCP_SANITIZERS AND NOT IPCP_COVERAGE AND NOT IPCP_FUZZ_ENGINE STREQUAL "
   add_library(ipcproof_sched SHARED ${CMAKE_CURRENT_SOURCE_DIR}/sched/schedrt.c
                                     ${CMAKE_CURRENT_SOURCE_DIR}/sched/tsancb.c
                                     ${CMAKE_CURRENT_SOURCE_DIR}/sched/interpose.c
-                                    ${CMAKE_CURRENT_SOURCE_DIR}/sched/interpose_ipc.c)
+                                    ${CMAKE_CURRENT_SOURCE_DIR}/sched/interpose_ipc.c
+                                    ${CMAKE_CURRENT_SOURCE_DIR}/sched/interpose_lock.c)
   set_target_properties(ipcproof_sched PROPERTIES OUTPUT_NAME ipcproof-sched
     C_VISIBILITY_PRESET hidden NO_SONAME ON)
   target_compile_options(ipcproof_sched PRIVATE -fno-builtin -O2)

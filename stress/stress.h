@@ -454,7 +454,7 @@ struct st_report {
     /* --overhead */
     int has_overhead;
     double verified_mps, unverified_mps;
-    char na[256];           /* the case does not apply, and why (a fault with nothing to hit) */
+    char na[768];           /* the case does not apply, and why (a fault with nothing to hit) */
     char setup_failure[64]; /* the protocol's load, create() or destroy() failed: which */
     struct st_epstat ep[ST_MAX_ENDPOINTS];
     uint32_t nep;

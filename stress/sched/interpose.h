@@ -1,6 +1,7 @@
 /* interpose.h - what the libc interposers of libipcproof-sched.so share (interpose.c: time,
  * futex, pthread mutexes and condition variables, POSIX semaphores, copies, fd I/O;
- * interpose_ipc.c: message queues, SysV semaphores, rwlocks). */
+ * interpose_ipc.c: message queues, SysV semaphores, rwlocks; interpose_lock.c: file locks,
+ * spinlocks). */
 #ifndef IPCP_SCHED_INTERPOSE_H
 #define IPCP_SCHED_INTERPOSE_H
 

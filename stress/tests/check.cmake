@@ -3,7 +3,8 @@
 #   -DEXPECT_RC=<0|1|2>
 #   -DEXPECT_KINDS=<kind|kind...>  one of these violation kinds must be in violations[]
 #   -DNO_JSON=1                    the command fails before any report (usage errors)
-#   -DEXPECT_DETAIL=<regex>        a violation's detail (or the report's error) matches it
+#   -DEXPECT_DETAIL=<regex>        a violation's detail (or the report's error or n/a reason)
+#                                  matches it
 #   -DEXPECT_NOTE=<regex>          the report's notes match it
 #   -DEXPECT_STDERR=<regex>        the command's stderr matches it
 #   -DNOT_STDERR=<regex>           the command's stderr does not match it
@@ -142,10 +143,12 @@ if(EXPECT_RC EQUAL 1)
 endif()
 if(EXPECT_DETAIL)
   set(details "")
-  string(JSON e ERROR_VARIABLE no_error GET "${report}" error)
-  if(NOT no_error)
-    string(APPEND details "${e}\n")
-  endif()
+  foreach(field error not_applicable)
+    string(JSON e ERROR_VARIABLE no_field GET "${report}" ${field})
+    if(NOT no_field)
+      string(APPEND details "${e}\n")
+    endif()
+  endforeach()
   if(nv GREATER 0)
     foreach(i RANGE ${last})
       string(JSON d GET "${report}" violations ${i} detail)
