@@ -951,6 +951,14 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
     snprintf(rep->proto_name, sizeof(rep->proto_name), "%s", chan ? m.chan_name : m.lock_name);
     rep->proto_flags = chan ? m.chan_flags : m.lock_flags;
     if (check_sizes(c, chan, rep) < 0) goto finish;
+    if (c->mode != ST_MODE_PROCESS &&
+        (rep->proto_flags & (chan ? IPCP_CHAN_PROCESSES : IPCP_LOCK_PROCESSES))) {
+        snprintf(rep->na, sizeof(rep->na),
+                 "%s declares IPCP_%s_PROCESSES: it works between processes, not between the "
+                 "threads of one, and %s mode runs every endpoint as a thread",
+                 rep->proto_name, chan ? "CHAN" : "LOCK", st_mode_name(c->mode));
+        goto finish;
+    }
     if (c->crash_point && !chan && !(rep->proto_flags & IPCP_LOCK_ROBUST)) {
         setup_error(rep, "crash points kill a holder inside lock() or unlock(): only a lock that "
                          "claims IPCP_LOCK_ROBUST has to survive that");

@@ -14,7 +14,7 @@ set(_ipcp_tsan_plugins ${CMAKE_CURRENT_BINARY_DIR}/plugins/tsan)
 file(MAKE_DIRECTORY ${_ipcp_tsan_plugins})
 set(_ipcp_sched_outputs)
 foreach(src IN LISTS IPCP_EXAMPLE_PLUGINS ITEMS ${CMAKE_CURRENT_SOURCE_DIR}/tests/harness.c
-        ${CMAKE_CURRENT_SOURCE_DIR}/tests/sched/blocking_locks.c)
+        ${CMAKE_CURRENT_SOURCE_DIR}/tests/blocking_locks.c)
   get_filename_component(name ${src} NAME_WE)
   set(out ${_ipcp_tsan_plugins}/${name}.so)
   add_custom_command(OUTPUT ${out}
@@ -334,3 +334,9 @@ ipcp_stress_test(NAME stress.sched.lost_control_na RC 0 RESULT n/a MAX_SECONDS 6
   DETAIL "sched mode lost control .*blocked in flock"
   ARGS stress --plugin ${T}/blocking_locks.so --kind lock --mode sched --workers 3
   --schedules 100 --opt how=raw --seed 1 --stall 2)
+# the same record locks declared IPCP_LOCK_PROCESSES: n/a in sched mode, and they pass between
+# processes
+ipcp_stress_test(NAME stress.sched.processes_only_na RC 0 RESULT n/a
+  DETAIL "declares IPCP_LOCK_PROCESSES" ENV IPCP_FIXTURE_PROCESSES=1
+  ARGS stress --plugin ${T}/blocking_locks.so --kind lock --mode sched --workers 3
+  --schedules 10 --opt how=fcntl --seed 1)

@@ -344,6 +344,19 @@ foreach(seed RANGE 1 6)
     --producer-delay 300 --fault kill --kill-point recv-blocked --duration 0.2 --seed ${seed})
 endforeach()
 
+# a lock that excludes processes only (POSIX record locks), declared so: passes between
+# processes, n/a in thread mode (stress/tests/blocking_locks.c; sched mode: sched.cmake)
+foreach(how fcntl lockf)
+  ipcp_stress_test(NAME stress.processes_only_${how} RC 0 ENV IPCP_FIXTURE_PROCESSES=1
+    JSON_GE "stats.acquisitions=3000"
+    ARGS stress --plugin $<TARGET_FILE:fixture_blocking_locks> --kind lock --workers 3
+    --messages 1000 --opt how=${how} --seed 1)
+endforeach()
+ipcp_stress_test(NAME stress.processes_only_thread_na RC 0 RESULT n/a ENV IPCP_FIXTURE_PROCESSES=1
+  DETAIL "declares IPCP_LOCK_PROCESSES.*thread mode"
+  ARGS stress --plugin $<TARGET_FILE:fixture_blocking_locks> --kind lock --mode thread
+  --workers 3 --messages 1000 --opt how=fcntl --seed 1)
+
 # --- validate on hostile plugins: a verdict and a report within the budget and a fixed margin ----
 foreach(how exit crash hang)
   set(kind crash)

@@ -171,7 +171,22 @@ static const struct ipcp_lock_ops ops = {
     .destroy = destroy,
 };
 
+/* IPCP_FIXTURE_PROCESSES=1: the same lock, declared IPCP_LOCK_PROCESSES (how=fcntl and lockf
+ * are: POSIX record locks do not exclude the threads of one process) */
+static const struct ipcp_lock_ops ops_processes = {
+    .abi_version = IPCP_PLUGIN_ABI_VERSION,
+    .name = "fixture-blocking-locks",
+    .flags = IPCP_LOCK_PROCESSES,
+    .create = create,
+    .open = open_ep,
+    .lock = lock_,
+    .unlock = unlock_,
+    .close = close_ep,
+    .destroy = destroy,
+};
+
 const struct ipcp_lock_ops *ipcp_plugin_lock(void)
 {
-    return &ops;
+    const char *p = getenv("IPCP_FIXTURE_PROCESSES");
+    return p != NULL && strcmp(p, "1") == 0 ? &ops_processes : &ops;
 }
