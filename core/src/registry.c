@@ -644,6 +644,8 @@ static int sysv_check(const struct rline *l, const struct owner *o, int id, int 
             uid = ds.shm_perm.uid;
             /* shm remembers its creator: a reused id is somebody else's segment */
             if (o != NULL && o->pid > 0 && (long)ds.shm_cpid != o->pid) return P_OTHER;
+            /* marked removed (IPC_RMID once both sides attached): it goes with its last detach */
+            if (ds.shm_perm.mode & SHM_DEST) return P_GONE;
         }
     } else {
         struct msqid_ds ds;
