@@ -36,26 +36,6 @@
 
 static char regdir[128];
 
-static int scaled(int n)
-{
-    const char *e = getenv("IPCP_TEST_SCALE");
-    long pct = e != NULL ? strtol(e, NULL, 10) : 100;
-    if (pct <= 0) pct = 100;
-    long v = (long)n * pct / 100;
-    return v < 1 ? 1 : (int)v;
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.') n++;
-    closedir(d);
-    return n;
-}
-
 /* Is segment id listed in /proc/sysvipc/shm (what ipcs -m shows)? */
 static int listed(int id)
 {
@@ -119,7 +99,7 @@ static void pair_open(struct ipcp_ring *h, struct ipcp_ring *p, struct ipcp_ring
 static void test_wraparound_and_sizes(void **s)
 {
     (void)s;
-    int fds = count_fds();
+    int fds = tu_count_fds();
     const size_t cap = 256;
     struct ipcp_ring_cfg cfg = {.capacity = cap, .max_msg = 16 * cap};
     /* at most half the ring: with timeout 0 a record must fit beside the padding */
@@ -155,7 +135,7 @@ static void test_wraparound_and_sizes(void **s)
         assert_false(listed(id));
     }
     assert_int_equal(own_segments(), 0);
-    assert_int_equal(count_fds(), fds);
+    assert_int_equal(tu_count_fds(), fds);
 }
 
 /* ---- across processes ------------------------------------------------------------------------ */
@@ -204,8 +184,8 @@ static int xchg_producer(void *arg)
 static void test_exchange_processes(void **s)
 {
     (void)s;
-    int fds = count_fds();
-    struct xchg x = {.n = scaled(100000), .seed = 99, .cap = 4096};
+    int fds = tu_count_fds();
+    struct xchg x = {.n = tu_scaled(100000), .seed = 99, .cap = 4096};
     struct ipcp_ring_cfg cfg = {.capacity = x.cap, .max_msg = 4 * x.cap};
     struct ipcp_ring c;
     assert_int_equal(ipcp_ring_create_sysv(&c, IPC_PRIVATE, IPCP_RING_CONSUMER, &cfg), 0);
@@ -234,7 +214,7 @@ static void test_exchange_processes(void **s)
     ipcp_ring_close(&c);
     assert_false(listed(x.shmid));
     assert_int_equal(own_segments(), 0);
-    assert_int_equal(count_fds(), fds);
+    assert_int_equal(tu_count_fds(), fds);
 }
 
 /* ---- crashes ----------------------------------------------------------------------------------
@@ -271,7 +251,7 @@ static int side(void *arg)
 static void test_both_sides_killed_leave_nothing(void **s)
 {
     (void)s;
-    int fds = count_fds();
+    int fds = tu_count_fds();
     int p1[2], p2[2];
     assert_int_equal(pipe2(p1, O_CLOEXEC), 0);
     assert_int_equal(pipe2(p2, O_CLOEXEC), 0);
@@ -309,7 +289,7 @@ static void test_both_sides_killed_leave_nothing(void **s)
         close(p1[i]);
         close(p2[i]);
     }
-    assert_int_equal(count_fds(), fds);
+    assert_int_equal(tu_count_fds(), fds);
 }
 
 /* The creator dies before any peer attached: the segment stays, and clean removes it. */
@@ -336,7 +316,7 @@ static void test_unpaired_crash_cleaned(void **s)
 
 static void killed_peer_case(int blocked_role)
 {
-    int fds = count_fds();
+    int fds = tu_count_fds();
     int p2[2];
     assert_int_equal(pipe2(p2, O_CLOEXEC), 0);
     struct ipcp_ring_cfg cfg = {.capacity = 1024};
@@ -375,7 +355,7 @@ static void killed_peer_case(int blocked_role)
     assert_false(listed(id));
     close(p2[0]);
     close(p2[1]);
-    assert_int_equal(count_fds(), fds);
+    assert_int_equal(tu_count_fds(), fds);
 }
 
 static void test_peer_killed_consumer_blocked(void **s)
@@ -396,7 +376,7 @@ static void test_peer_killed_producer_blocked(void **s)
 static void test_attach_refuses(void **s)
 {
     (void)s;
-    int fds = count_fds();
+    int fds = tu_count_fds();
     struct ipcp_ring r;
     assert_int_equal(ipcp_ring_attach_sysv(&r, -1, IPCP_RING_CONSUMER, NULL), -EINVAL);
     /* a segment too small for the smallest ring, and one that is no ring */
@@ -441,7 +421,7 @@ static void test_attach_refuses(void **s)
     close(tfd);
     unlink(path);
     assert_int_equal(own_segments(), 0);
-    assert_int_equal(count_fds(), fds);
+    assert_int_equal(tu_count_fds(), fds);
 }
 
 /* ---- kernel limits, in a private IPC namespace ------------------------------------------------
