@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/prctl.h>
 #include <sys/shm.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -222,14 +223,15 @@ static void test_exchange_processes(void **s)
 
 struct side_arg {
     int role;
-    int shmid;   /* to attach; -1: create */
-    int out_wr;  /* the creator writes the id here; the attacher writes "a" once attached */
-    int blocked; /* 1: block in recv/send after attaching */
+    int shmid;  /* to attach; -1: create */
+    int out_wr; /* the creator writes the id here; the attacher writes "a" once attached */
+    int idle;   /* 1: after attaching, do nothing (a consumer that leaves the ring full) */
 };
 
 static int side(void *arg)
 {
     const struct side_arg *a = arg;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return 6;
     struct ipcp_ring_cfg cfg = {.capacity = 1024};
     struct ipcp_ring r;
     if (a->shmid < 0) {
@@ -241,11 +243,14 @@ static int side(void *arg)
         if (write(a->out_wr, "a", 1) != 1) return 4;
     }
     char buf[1024];
-    int rc = 0;
+    int rc = a->idle ? -1 : 0;
     while (rc >= 0) /* until SIGKILLed: blocked on an empty (consumer) or full (producer) ring */
         rc = a->role == IPCP_RING_CONSUMER ? (int)ipcp_ring_recv(&r, buf, sizeof(buf), -1)
                                            : ipcp_ring_send(&r, buf, 100, -1);
-    return 5; /* the parent died: never spin */
+    /* The peer died or closed: stay attached (and never spin) until SIGKILLed, or until the
+     * test process dies (PR_SET_PDEATHSIG). */
+    for (;;)
+        pause();
 }
 
 static void test_both_sides_killed_leave_nothing(void **s)
@@ -327,14 +332,15 @@ static void killed_peer_case(int blocked_role)
     struct side_arg aa = {.role = blocked_role == IPCP_RING_CONSUMER ? IPCP_RING_PRODUCER
                                                                      : IPCP_RING_CONSUMER,
                           .shmid = id,
-                          .out_wr = p2[1]};
+                          .out_wr = p2[1],
+                          .idle = blocked_role == IPCP_RING_PRODUCER};
     pid_t peer = tu_spawn(side, &aa);
     char c;
     assert_int_equal(read(p2[0], &c, 1), 1);
     /* the peer, seen through shm_nattch: its inherited mapping (fork) and its own attach */
     assert_int_equal(ipcp_ring_nattch(&r), 3);
     char buf[1024];
-    if (blocked_role == IPCP_RING_PRODUCER) /* the peer sleeps in recv: fill the ring */
+    if (blocked_role == IPCP_RING_PRODUCER) /* the peer consumes nothing: fill the ring */
         while (ipcp_ring_send(&r, buf, 100, 0) == 0)
             ;
     else /* the peer fills the ring: drain a message so that it is surely running */
