@@ -359,7 +359,7 @@ typedef int (*run_fn)(const struct bcase *c, int side, double v[2], char *err, s
 
 struct bcase {
     char stem[64];     /* row name stem, "frame-pipe/64B" */
-    const char *group; /* "frame", "ring", "handoff", "lock", "stress" */
+    const char *group; /* "frame", "ring", "chan", "handoff", "lock", "stress" */
     enum bkind kind;
     const char *unit; /* of v[0] for K_SCALAR */
     int lower_better; /* K_SCALAR: a time per operation */
@@ -992,6 +992,112 @@ out:
     watchdog_disarm();
     kill_reap(pid);
     ipcp_ring_close(&r);
+    gate_close(&g);
+    free(buf);
+    return ok ? 0 : -1;
+}
+
+/* ---- channels through the plugin ABI (bench_chan.c) ------------------------------------------ */
+
+struct chanjob {
+    const struct bcase *c;
+    const struct ipcp_channel_ops *ops;
+    void *ctx;
+    struct gate *g;
+};
+
+/* Producer child: opens its endpoint of the inherited channel, sends count messages. */
+static int chan_producer(void *arg)
+{
+    struct chanjob *j = arg;
+    void *ep;
+    if (j->ops->open(j->ctx, IPCP_ROLE_PRODUCER, 0, &ep) < 0) return 11;
+    uint8_t *src = balloc(j->c->size + 1);
+    int rc = src == NULL ? 10 : gate_child_ready(j->g) < 0 ? 12 : 0;
+    if (src != NULL) memset(src, 0x5a, j->c->size);
+    for (long i = 0; i < j->c->count && rc == 0; i++)
+        if (j->ops->send(ep, src, j->c->size, B_OP_MS) < 0) rc = 15;
+    j->ops->close(ep);
+    free(src);
+    return rc;
+}
+
+/* Throughput of a channel of bench_chan.c from a producer process to the consumer (this one):
+ * side 0 the built-in protocol, side 1 its raw mechanism; fresh objects for each run. */
+static int run_chan_tput(const struct bcase *c, int side, double v[2], char *err, size_t cap)
+{
+    static unsigned seq;
+    const struct st_bench_chan *ch = &st_bench_chans[c->xk];
+    const struct ipcp_channel_ops *ops = side == 0 ? ch->proto : ch->raw;
+    char run_id[32];
+    snprintf(run_id, sizeof(run_id), "bench-%ld-%u", (long)getpid(), seq++);
+    struct ipcp_chan_cfg cfg = {.run_id = run_id,
+                                .producers = 1,
+                                .consumers = 1,
+                                .max_msg = c->size,
+                                .capacity = ch->slots * c->size,
+                                .options = ""};
+    void *ctx = NULL, *ep = NULL;
+    int rc = ops->create(&cfg, &ctx);
+    if (rc < 0) return fail(err, cap, "%s: create: %s", ops->name, ipcp_strerror(rc));
+    struct gate g;
+    if ((rc = gate_open(&g)) < 0) {
+        ops->destroy(ctx);
+        return fail(err, cap, "pipe: %s", ipcp_strerror(rc));
+    }
+    struct chanjob j = {.c = c, .ops = ops, .ctx = ctx, .g = &g};
+    uint8_t *buf = balloc(c->size + 1);
+    pid_t pid = -1;
+    int ok = 0;
+    if (buf == NULL) {
+        fail(err, cap, "out of memory");
+        goto out;
+    }
+    if ((rc = ops->open(ctx, IPCP_ROLE_CONSUMER, 0, &ep)) < 0) {
+        ep = NULL;
+        fail(err, cap, "%s: open: %s", ops->name, ipcp_strerror(rc));
+        goto out;
+    }
+    pid = spawn(chan_producer, &j);
+    if (pid < 0) {
+        fail(err, cap, "fork: %s", strerror(errno));
+        goto out;
+    }
+    gate_parent(&g);
+    if (gate_wait(&g, 1, B_OP_MS) < 0) {
+        fail(err, cap, "%s: producer did not start (status %d)", ops->name, reap(pid, B_REAP_MS));
+        pid = -1;
+        goto out;
+    }
+    watchdog_arm();
+    int64_t t0 = now_ns();
+    if (gate_go(&g, 1) < 0) {
+        fail(err, cap, "producer gone");
+        goto out;
+    }
+    for (long i = 0; i < c->count; i++) {
+        ssize_t n = ops->recv(ep, buf, c->size, B_OP_MS);
+        if (n != (ssize_t)c->size) {
+            fail(err, cap, "%s: receive of message %ld: %s", ops->name, i,
+                 n < 0 ? ipcp_strerror((int)n) : "wrong length");
+            goto out;
+        }
+    }
+    int64_t dt = now_ns() - t0;
+    int st = reap(pid, B_REAP_MS);
+    pid = -1;
+    if (st != 0) {
+        fail(err, cap, "%s: producer exited with status %d", ops->name, st);
+        goto out;
+    }
+    v[0] = (double)c->size * (double)c->count / ((double)dt / 1e9) / 1e6;
+    v[1] = (double)c->count / ((double)dt / 1e9);
+    ok = 1;
+out:
+    watchdog_disarm();
+    kill_reap(pid);
+    if (ep != NULL) ops->close(ep);
+    ops->destroy(ctx);
     gate_close(&g);
     free(buf);
     return ok ? 0 : -1;
@@ -2100,6 +2206,19 @@ static void build_cases(void)
     c->aim_op = AIM_LE;
     c->aim = 2.0;
 
+    /* sysv-msg, mq-chan, condvar-queue against their raw mechanisms, ring-sysv against ring */
+    for (size_t ch = 0; ch < st_bench_nchans; ch++) {
+        for (size_t k = 0; k < IPCP_ARRAY_SIZE(sizes); k++) {
+            c = add_case("chan", K_TPUT, run_chan_tput, "%s/%s", st_bench_chans[ch].stem,
+                         size_label(sizes[k]));
+            c->xk = (int)ch;
+            c->size = sizes[k];
+            c->count = scaled(tput_count[k], 20);
+            c->side_name[0] = st_bench_chans[ch].proto->name;
+            c->side_name[1] = st_bench_chans[ch].raw->name;
+        }
+    }
+
 #if IPCP_BENCH_HAVE_HANDOFF
     for (size_t k = 0; k < IPCP_ARRAY_SIZE(sizes); k++) {
         c = add_case("handoff", K_TPUT, run_ho_tput, "handoff/%s", size_label(sizes[k]));
@@ -2467,7 +2586,8 @@ static const char usage_text[] =
     "  --quick      smaller counts (under a minute on 2 cores)\n"
     "  --smoke      tiny counts, 1 repetition: checks that every row runs (figures meaningless)\n"
     "  --reps N     repetitions of each side (1..31)\n"
-    "  --only TEXT  rows whose name contains TEXT, or a group: frame ring lock handoff stress\n"
+    "  --only TEXT  rows whose name contains TEXT, or a group: frame ring chan lock handoff "
+    "stress\n"
     "  --json FILE  the rows as JSON: {\"machine\":{...},\"rows\":[{\"name\",\"unit\",\"value\",\n"
     "               "
     "\"baseline_name\",\"baseline\",\"ratio\",\"min_ratio\",\"max_ratio\",\"reps\",...}]}\n";

@@ -11,7 +11,28 @@
 #include "cli.h"
 #include "ipcproof/registry.h"
 
-/* One line per object: what was done, the object, and why. */
+/* "45s", "12m03s", "5h07m", "3d02h"; "age ?" when unknown. */
+static void format_age(char *buf, size_t cap, long long s)
+{
+    if (s < 0)
+        snprintf(buf, cap, "age ?");
+    else if (s < 60)
+        snprintf(buf, cap, "age %llds", s);
+    else if (s < 3600)
+        snprintf(buf, cap, "age %lldm%02llds", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(buf, cap, "age %lldh%02lldm", s / 3600, s % 3600 / 60);
+    else
+        snprintf(buf, cap, "age %lldd%02lldh", s / 86400, s % 86400 / 3600);
+}
+
+static const char *dead_why(const struct ipcp_registry_item *it)
+{
+    return it->why == IPCP_REG_WHY_PID_REUSED ? "was reused by another process (other start time)"
+                                              : "is gone: its run ended";
+}
+
+/* One line per object: what was done, the object, its owner and age, and why. */
 static void print_item(const struct ipcp_registry_item *it, void *arg)
 {
     (void)arg;
@@ -21,11 +42,11 @@ static void print_item(const struct ipcp_registry_item *it, void *arg)
     switch (it->status) {
     case IPCP_REG_REMOVED:
         label = "removed";
-        snprintf(why, sizeof(why), "pid %ld is dead", pid);
+        snprintf(why, sizeof(why), "pid %ld %s", pid, dead_why(it));
         break;
     case IPCP_REG_WOULD_REMOVE:
         label = "would remove";
-        snprintf(why, sizeof(why), "pid %ld is dead", pid);
+        snprintf(why, sizeof(why), "pid %ld %s", pid, dead_why(it));
         break;
     case IPCP_REG_GONE:
         return; /* nothing to do: counted in the summary */
@@ -43,7 +64,8 @@ static void print_item(const struct ipcp_registry_item *it, void *arg)
         break;
     case IPCP_REG_OTHER_IPCNS:
         label = "not checked";
-        snprintf(why, sizeof(why), "pid %ld is dead, but made it in another IPC namespace", pid);
+        snprintf(why, sizeof(why), "pid %ld %s, but made it in another IPC namespace", pid,
+                 dead_why(it));
         break;
     case IPCP_REG_NO_ENTRY:
         label = "not checked";
@@ -58,10 +80,16 @@ static void print_item(const struct ipcp_registry_item *it, void *arg)
         break;
     default:
         label = "FAILED";
-        snprintf(why, sizeof(why), "pid %ld is dead; %s", pid, strerror(it->err));
+        snprintf(why, sizeof(why), "pid %ld %s; %s", pid, dead_why(it), strerror(it->err));
         break;
     }
-    printf("  %-12s %-8s %s  (%s)\n", label, it->kind, it->name, why);
+    char owner[32], age[32];
+    if (it->uid >= 0)
+        snprintf(owner, sizeof(owner), "uid %ld", it->uid);
+    else
+        snprintf(owner, sizeof(owner), "uid ?");
+    format_age(age, sizeof(age), it->age_s);
+    printf("  %-12s %-8s %s  (%s; %s, %s)\n", label, it->kind, it->name, why, owner, age);
 }
 
 int st_clean_main(int argc, char **argv)

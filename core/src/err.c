@@ -41,6 +41,12 @@ static const struct ipcp_errdesc ipcp_own[] = {
                                      "(raising it needs CAP_SYS_RESOURCE)"},
     [IPCP_E_MSGMNI - IPCP_E_BASE] = {"IPCP_E_MSGMNI", "SysV message queue limit reached "
                                                       "(/proc/sys/kernel/msgmni)"},
+    [IPCP_E_SHMMAX - IPCP_E_BASE] = {"IPCP_E_SHMMAX", "SysV segment size above "
+                                                      "/proc/sys/kernel/shmmax"},
+    [IPCP_E_SHMALL - IPCP_E_BASE] = {"IPCP_E_SHMALL", "SysV shared memory limit reached "
+                                                      "(/proc/sys/kernel/shmall pages in all)"},
+    [IPCP_E_SHMMNI - IPCP_E_BASE] = {"IPCP_E_SHMMNI", "SysV segment limit reached "
+                                                      "(/proc/sys/kernel/shmmni)"},
 };
 
 const char *ipcp_strerror(int err)

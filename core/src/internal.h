@@ -139,6 +139,10 @@ struct timespec ipcp__realtime_after_ms(int timeout_ms);
  * pthread_condattr_setclock(CLOCK_MONOTONIC)): immune to realtime clock jumps. */
 struct timespec ipcp__mono_after_ms(int timeout_ms);
 
+/* os.c: a positive decimal number from a /proc file (a limit such as /proc/sys/kernel/shmmax,
+ * which may exceed LONG_MAX); dflt when the file is missing or holds no such number. */
+uint64_t ipcp__proc_u64(const char *path, uint64_t dflt);
+
 /* mqlock.c: OS-object plumbing shared by mqlock.c, handoff.c and lock.c.
  * Names are "/ipcp.<kind>.<creator pid>.<suffix>", suffix = the caller's stem or 16 hex
  * digits from getrandom(): shm.h's rule (ipcp_shm_name, ipcp_shm_name_stem). */

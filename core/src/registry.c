@@ -25,6 +25,7 @@
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -624,10 +625,12 @@ static int same_file(const struct rline *l, const struct owner *o, const struct 
     return o == NULL || st->st_uid == o->uid;
 }
 
-static int sysv_check(const struct rline *l, const struct owner *o, int id, int *err)
+static int sysv_check(const struct rline *l, const struct owner *o, int id, int *err,
+                      long long *ctime)
 {
     int rc;
     uid_t cuid = 0, uid = 0;
+    time_t made = 0;
     if (l->kind == K_SYSV_SEM) {
         struct semid_ds ds;
         union semun_arg a = {.buf = &ds};
@@ -635,6 +638,7 @@ static int sysv_check(const struct rline *l, const struct owner *o, int id, int 
         if (rc == 0) {
             cuid = ds.sem_perm.cuid;
             uid = ds.sem_perm.uid;
+            made = ds.sem_ctime;
         }
     } else if (l->kind == K_SYSV_SHM) {
         struct shmid_ds ds;
@@ -642,8 +646,11 @@ static int sysv_check(const struct rline *l, const struct owner *o, int id, int 
         if (rc == 0) {
             cuid = ds.shm_perm.cuid;
             uid = ds.shm_perm.uid;
+            made = ds.shm_ctime;
             /* shm remembers its creator: a reused id is somebody else's segment */
             if (o != NULL && o->pid > 0 && (long)ds.shm_cpid != o->pid) return P_OTHER;
+            /* marked removed (IPC_RMID once both sides attached): it goes with its last detach */
+            if (ds.shm_perm.mode & SHM_DEST) return P_GONE;
         }
     } else {
         struct msqid_ds ds;
@@ -651,6 +658,7 @@ static int sysv_check(const struct rline *l, const struct owner *o, int id, int 
         if (rc == 0) {
             cuid = ds.msg_perm.cuid;
             uid = ds.msg_perm.uid;
+            made = ds.msg_ctime;
         }
     }
     if (rc < 0) {
@@ -659,16 +667,19 @@ static int sysv_check(const struct rline *l, const struct owner *o, int id, int 
         return P_ERR;
     }
     if (o != NULL && cuid != o->uid && uid != o->uid) return P_OTHER;
+    *ctime = (long long)made;
     return P_SAME;
 }
 
-/* Is the object under l's name still the registered one? P_SAME, P_GONE, P_OTHER, or P_ERR with
- * *err (it could not be looked at). */
-static int probe(const struct rline *l, const struct owner *o, int *err)
+/* Is the object under l's name still the registered one? P_SAME (with *ctime, when it was made
+ * or last changed, as the kernel keeps it: st_ctime, the SysV ctime), P_GONE, P_OTHER, or P_ERR
+ * with *err (it could not be looked at). */
+static int probe(const struct rline *l, const struct owner *o, int *err, long long *ctime)
 {
     struct stat st;
     char p[PATH_MAX];
     *err = 0;
+    *ctime = -1;
     switch (l->kind) {
     case K_SHM:
     case K_SEM:
@@ -679,6 +690,7 @@ static int probe(const struct rline *l, const struct owner *o, int *err)
             *err = errno;
             return P_ERR;
         }
+        *ctime = (long long)st.st_ctime;
         return same_file(l, o, &st) ? P_SAME : P_OTHER;
     case K_MQ: {
         mqd_t q = mq_open(l->name, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -694,12 +706,13 @@ static int probe(const struct rline *l, const struct owner *o, int *err)
             *err = e;
             return P_ERR;
         }
+        *ctime = (long long)st.st_ctime;
         return same_file(l, o, &st) ? P_SAME : P_OTHER;
     }
     case K_SYSV_SEM:
     case K_SYSV_SHM:
     case K_SYSV_MSG:
-        return sysv_check(l, o, atoi(l->name), err);
+        return sysv_check(l, o, atoi(l->name), err, ctime);
     default:
         return P_SAME;
     }
@@ -760,7 +773,8 @@ static void prune_at_exit(void)
         int dropped = 0;
         for (size_t i = 0; i < R.n;) {
             int err;
-            int r = R.lines[i].kind == K_STEM ? P_SAME : probe(&R.lines[i], NULL, &err);
+            long long made;
+            int r = R.lines[i].kind == K_STEM ? P_SAME : probe(&R.lines[i], NULL, &err, &made);
             if (r == P_GONE || r == P_OTHER) {
                 drop_locked(i);
                 dropped = 1;
@@ -784,6 +798,7 @@ struct entry {
     long pid;
     uid_t uid;
     int state;
+    int why;    /* S_DEAD: enum ipcp_registry_why */
     int err;    /* S_UNKNOWN, S_BAD */
     char *text; /* the file's contents; lines[].name point into it */
     struct rline *lines;
@@ -798,6 +813,10 @@ struct cleaner {
     unsigned long long pidns, ipcns, start;
     struct entry *e;
     size_t ne;
+    const struct entry *cur; /* the entry whose lines are being reported, or NULL */
+    long long made;          /* ctime of the object being reported, -1: unknown */
+    long long now;           /* CLOCK_REALTIME seconds when clean began */
+    long obj_uid;            /* owner uid of the object being reported, -1: the entry's */
 };
 
 const char *ipcp_registry_status_text(enum ipcp_registry_status s)
@@ -832,7 +851,12 @@ static void report(struct cleaner *c, int status, const char *kind, const char *
                    int err, const char *entry)
 {
     c->sum.count[status]++;
+    long long made = c->made;
+    long obj_uid = c->obj_uid;
+    c->made = -1;
+    c->obj_uid = -1;
     if (c->cb == NULL) return;
+    const struct entry *e = entry != NULL ? c->cur : NULL;
     struct ipcp_registry_item it = {
         .status = (enum ipcp_registry_status)status,
         .kind = kind,
@@ -840,6 +864,13 @@ static void report(struct cleaner *c, int status, const char *kind, const char *
         .pid = pid,
         .err = err,
         .entry = entry,
+        .why = e != NULL && e->state == S_DEAD ? (enum ipcp_registry_why)e->why : IPCP_REG_WHY_NONE,
+        .uid = obj_uid >= 0                     ? obj_uid
+               : e != NULL && e->state != S_BAD ? (long)e->uid
+                                                : -1,
+        .age_s = made < 0        ? -1
+                 : made > c->now ? 0
+                                 : c->now - made,
     };
     c->cb(&it, c->arg);
 }
@@ -924,6 +955,7 @@ static void owner_state(const struct cleaner *c, struct entry *e)
     }
     if (e->pid == (long)getpid()) {
         e->state = e->start == c->start ? S_ALIVE : S_DEAD;
+        e->why = IPCP_REG_WHY_PID_REUSED;
         return;
     }
     char state;
@@ -931,12 +963,14 @@ static void owner_state(const struct cleaner *c, struct entry *e)
     int rc = proc_stat(e->pid, &state, &start);
     if (rc == -ENOENT || rc == -ESRCH) {
         e->state = S_DEAD;
+        e->why = IPCP_REG_WHY_PID_GONE;
     } else if (rc < 0) {
         e->state = S_UNKNOWN;
         e->err = -rc;
     } else {
         /* A zombie is alive: its parent may still use what it created. */
         e->state = start == e->start ? S_ALIVE : S_DEAD;
+        e->why = IPCP_REG_WHY_PID_REUSED;
     }
 }
 
@@ -1006,6 +1040,8 @@ static void clean_stem(struct cleaner *c, const struct entry *e, const char *ste
             if (own_line) continue; /* handled with the entry's explicit lines */
             struct stat st;
             if (fstatat(dfd, dn, &st, AT_SYMLINK_NOFOLLOW) < 0 || S_ISDIR(st.st_mode)) continue;
+            c->made = (long long)st.st_ctime;
+            c->obj_uid = (long)st.st_uid;
             long other = listed(c, kind, name, 0);
             if (other != 0 || st.st_uid != o.uid) {
                 report(c, IPCP_REG_KEPT_OTHER, kind_names[kind], name, other ? other : e->pid, 0,
@@ -1031,6 +1067,7 @@ static void clean_stem(struct cleaner *c, const struct entry *e, const char *ste
 
 static void clean_dead(struct cleaner *c, int dfd, const struct entry *e)
 {
+    c->cur = e;
     const struct owner o = {.pid = e->pid, .uid = e->uid};
     int dry = (c->flags & IPCP_REG_CLEAN_DRY_RUN) != 0;
     int failed = 0;
@@ -1051,7 +1088,9 @@ static void clean_dead(struct cleaner *c, int dfd, const struct entry *e)
             continue;
         }
         int err;
-        int r = probe(l, &o, &err);
+        long long made;
+        int r = probe(l, &o, &err, &made);
+        c->made = r == P_SAME ? made : -1;
         if (r == P_GONE) {
             report(c, IPCP_REG_GONE, kn, l->name, e->pid, 0, e->file);
         } else if (r == P_OTHER) {
@@ -1100,6 +1139,11 @@ static void scan_unregistered(struct cleaner *c, const char *dir, int is_mq)
         char name[NAME_MAX + 2];
         snprintf(name, sizeof(name), "/%s", obj);
         if (listed(c, kind, name, 1) != 0) continue;
+        struct stat st;
+        if (fstatat(dirfd(d), dn, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            c->made = (long long)st.st_ctime;
+            c->obj_uid = (long)st.st_uid;
+        }
         /* The pid in the name may be that of an entry we could not read: say so. */
         const struct entry *bad = NULL;
         for (size_t i = 0; i < c->ne && bad == NULL; i++)
@@ -1171,7 +1215,10 @@ static int list_entries(struct cleaner *c, int dfd)
 int ipcp_registry_clean(unsigned flags, void (*cb)(const struct ipcp_registry_item *it, void *arg),
                         void *arg, struct ipcp_registry_summary *sum)
 {
-    struct cleaner c = {.flags = flags, .cb = cb, .arg = arg};
+    struct cleaner c = {.flags = flags, .cb = cb, .arg = arg, .made = -1, .obj_uid = -1};
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    c.now = (long long)now.tv_sec;
     c.pidns = ns_inode("pid");
     c.ipcns = ns_inode("ipc");
     uint32_t p32;
@@ -1217,6 +1264,7 @@ int ipcp_registry_clean(unsigned flags, void (*cb)(const struct ipcp_registry_it
             if (e->state == S_DEAD && !(flags & IPCP_REG_CLEAN_DRY_RUN)) unlinkat(dfd, e->file, 0);
             continue;
         }
+        c.cur = e;
         if (e->state == S_DEAD) {
             clean_dead(&c, dfd, e);
             continue;
@@ -1228,11 +1276,21 @@ int ipcp_registry_clean(unsigned flags, void (*cb)(const struct ipcp_registry_it
         int st = e->state == S_ALIVE     ? IPCP_REG_KEPT_ALIVE
                  : e->state == S_FOREIGN ? IPCP_REG_OTHER_PIDNS
                                          : IPCP_REG_UNCHECKED;
-        for (size_t j = 0; j < e->n; j++)
-            report(&c, st, kind_names[e->lines[j].kind], e->lines[j].name, e->pid,
+        for (size_t j = 0; j < e->n; j++) {
+            const struct rline *l = &e->lines[j];
+            int err;
+            long long made;
+            /* only to tell its age: a kept object is not judged (not ours to look into) */
+            if (st != IPCP_REG_UNCHECKED && l->kind != K_STEM &&
+                (!is_sysv(l->kind) || (l->ipcns != 0 && l->ipcns == c.ipcns)) &&
+                probe(l, NULL, &err, &made) == P_SAME)
+                c.made = made;
+            report(&c, st, kind_names[l->kind], l->name, e->pid,
                    st == IPCP_REG_UNCHECKED ? e->err : 0, e->file);
+        }
     }
     close(dfd);
+    c.cur = NULL;
 
     if (!(flags & IPCP_REG_CLEAN_REGISTERED_ONLY)) {
         scan_unregistered(&c, SHM_DIR, 0);

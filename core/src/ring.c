@@ -830,6 +830,7 @@ static void ring_reset(struct ipcp_ring *r)
 {
     memset(r, 0, sizeof(*r));
     r->shm.fd = -1;
+    r->shm.shmid = -1;
     r->peer_fd = -1;
 }
 
@@ -977,6 +978,36 @@ int ipcp_ring_attach_fd(struct ipcp_ring *r, int fd, int role, const struct ipcp
     int rc = ipcp_shm_attach_fd(&r->shm, fd, IPCP_RING_HDR_SIZE + IPCP_RING_MIN_CAP,
                                 IPCP_RING_HDR_SIZE + IPCP_RING_MAX_CAP);
     return ring_finish_open(r, rc, role, cfg, 0);
+}
+
+int ipcp_ring_create_sysv(struct ipcp_ring *r, key_t key, int role, const struct ipcp_ring_cfg *cfg)
+{
+    ring_reset(r);
+    size_t cap;
+    int rc = cfg_capacity(cfg, &cap);
+    if (rc < 0) return rc;
+    rc = ipcp_shm_create_sysv(&r->shm, key, IPCP_RING_HDR_SIZE + cap);
+    return ring_finish_open(r, rc, role, cfg, 1);
+}
+
+int ipcp_ring_attach_sysv(struct ipcp_ring *r, int shmid, int role, const struct ipcp_ring_cfg *cfg)
+{
+    ring_reset(r);
+    int rc = ipcp_shm_attach_sysv(&r->shm, shmid, IPCP_RING_HDR_SIZE + IPCP_RING_MIN_CAP,
+                                  IPCP_RING_HDR_SIZE + IPCP_RING_MAX_CAP);
+    rc = ring_finish_open(r, rc, role, cfg, 0);
+    if (rc == 0) unlink_when_paired(r);
+    return rc;
+}
+
+int ipcp_ring_shmid(const struct ipcp_ring *r)
+{
+    return r->own_shm && r->shm.backend == IPCP_SHM_SYSV ? r->shm.shmid : -1;
+}
+
+int ipcp_ring_nattch(const struct ipcp_ring *r)
+{
+    return r->own_shm ? ipcp_shm_nattch(&r->shm) : -EINVAL;
 }
 
 const char *ipcp_ring_name(const struct ipcp_ring *r)

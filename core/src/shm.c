@@ -1,4 +1,5 @@
-/* shm.c - names, POSIX shm objects, memfds and the clean-up of crashed runs; see shm.h.
+/* shm.c - names, POSIX shm objects, memfds, SysV segments and the clean-up of crashed runs; see
+ * shm.h.
  *
  * This is a thin I/O layer: every failure path closes what it opened and unlinks what it
  * created, so a failed call leaves nothing behind. */
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,6 +119,7 @@ static void shm_reset(struct ipcp_shm *m)
 {
     memset(m, 0, sizeof(*m));
     m->fd = -1;
+    m->shmid = -1;
 }
 
 /* Unlinks m->name only if it still names the object we mapped (same device and inode): a name
@@ -199,6 +202,7 @@ int ipcp_shm_create_memfd(struct ipcp_shm *m, const char *kind, size_t size)
         return rc;
     }
     m->fd = fd;
+    m->backend = IPCP_SHM_MEMFD;
     m->owner = 1;
     return 0;
 }
@@ -244,9 +248,142 @@ int ipcp_shm_attach_fd(struct ipcp_shm *m, int fd, size_t min_size, size_t max_s
     return rc;
 }
 
+/* ---- System V segments ---------------------------------------------------------------- */
+
+void ipcp_shm_sysv_limits_read(struct ipcp_shm_sysv_limits *l)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    l->page = page > 0 ? (uint64_t)page : 4096;
+    /* the kernel's defaults (SHMMAX, SHMALL, SHMMNI of include/uapi/linux/shm.h) */
+    l->shmmax = ipcp__proc_u64("/proc/sys/kernel/shmmax", UINT64_MAX - (1ull << 24));
+    l->shmall = ipcp__proc_u64("/proc/sys/kernel/shmall", UINT64_MAX - (1ull << 24));
+    l->shmmni = ipcp__proc_u64("/proc/sys/kernel/shmmni", 4096);
+    struct shm_info info;
+    if (shmctl(0, SHM_INFO, (struct shmid_ds *)(void *)&info) >= 0) {
+        l->used_pages = (uint64_t)info.shm_tot;
+        l->used_ids = (uint64_t)info.used_ids;
+    } else {
+        l->used_pages = l->used_ids = 0;
+    }
+}
+
+int ipcp_shm_sysv_check(const struct ipcp_shm_sysv_limits *l, size_t size)
+{
+    if (size == 0) return -EINVAL;
+    if ((uint64_t)size > l->shmmax) return -IPCP_E_SHMMAX;
+    if (l->used_ids >= l->shmmni) return -IPCP_E_SHMMNI;
+    uint64_t page = l->page != 0 ? l->page : 4096;
+    uint64_t pages = (uint64_t)size / page + ((uint64_t)size % page != 0);
+    if (l->used_pages > l->shmall || pages > l->shmall - l->used_pages) return -IPCP_E_SHMALL;
+    return 0;
+}
+
+static void sysv_register(int add, int id)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "%d", id);
+    /* best effort: never fails the creation */
+    (void)(add ? ipcp_registry_add("sysv-shm", name) : ipcp_registry_remove("sysv-shm", name));
+}
+
+int ipcp_shm_create_sysv(struct ipcp_shm *m, key_t key, size_t size)
+{
+    shm_reset(m);
+    if (size == 0 || size > (size_t)INT64_MAX) return -EINVAL;
+    int id = shmget(key, size, IPC_CREAT | IPC_EXCL | 0600);
+    if (id < 0) {
+        int err = -errno;
+        if (err == -EINVAL || err == -ENOSPC) {
+            /* which limit: shmmax (EINVAL), shmmni or shmall (ENOSPC) */
+            struct ipcp_shm_sysv_limits l;
+            ipcp_shm_sysv_limits_read(&l);
+            int why = ipcp_shm_sysv_check(&l, size);
+            if (why < 0) return why; /* else the usage changed since: the kernel's word */
+        }
+        return err;
+    }
+    sysv_register(1, id);
+    void *a = shmat(id, NULL, 0);
+    if (a == (void *)-1) {
+        int err = -errno;
+        shmctl(id, IPC_RMID, NULL); /* created by us a moment ago, under IPC_EXCL */
+        sysv_register(0, id);
+        return err;
+    }
+    m->addr = a;
+    m->size = size;
+    m->backend = IPCP_SHM_SYSV;
+    m->shmid = id;
+    m->owner = 1;
+    m->linked = 1;
+    return 0;
+}
+
+/* The segment's description, if this user owns and created it. */
+static int sysv_stat(int id, struct shmid_ds *ds)
+{
+    if (shmctl(id, IPC_STAT, ds) < 0) return -errno;
+    uid_t me = geteuid();
+    if (ds->shm_perm.uid != me || ds->shm_perm.cuid != me) return -EPERM;
+    return 0;
+}
+
+int ipcp_shm_attach_sysv(struct ipcp_shm *m, int shmid, size_t min_size, size_t max_size)
+{
+    shm_reset(m);
+    if (shmid < 0) return -EINVAL;
+    struct shmid_ds ds;
+    int rc = sysv_stat(shmid, &ds);
+    if (rc < 0) return rc;
+    if (ds.shm_segsz < min_size || ds.shm_segsz > max_size || ds.shm_segsz == 0)
+        return -IPCP_E_LAYOUT;
+    void *a = shmat(shmid, NULL, 0);
+    if (a == (void *)-1) return -errno;
+    /* Attached, the id cannot go to another segment: check that it still is the one measured. */
+    struct shmid_ds now;
+    rc = sysv_stat(shmid, &now);
+    if (rc == 0 && (now.shm_segsz != ds.shm_segsz || now.shm_cpid != ds.shm_cpid ||
+                    now.shm_ctime != ds.shm_ctime))
+        rc = -IPCP_E_LAYOUT;
+    if (rc < 0) {
+        shmdt(a);
+        return rc;
+    }
+    m->addr = a;
+    m->size = ds.shm_segsz;
+    m->backend = IPCP_SHM_SYSV;
+    m->shmid = shmid;
+    m->linked = 1;
+    return 0;
+}
+
+int ipcp_shm_nattch(const struct ipcp_shm *m)
+{
+    if (m->backend != IPCP_SHM_SYSV || m->shmid < 0) return -EINVAL;
+    struct shmid_ds ds;
+    if (shmctl(m->shmid, IPC_STAT, &ds) < 0) return -errno;
+    return ds.shm_nattch > INT_MAX ? INT_MAX : (int)ds.shm_nattch;
+}
+
+/* IPC_RMID while we are attached: the id still names our segment. */
+static int sysv_remove(struct ipcp_shm *m)
+{
+    if (shmctl(m->shmid, IPC_RMID, NULL) < 0 && errno != EINVAL && errno != EIDRM) return -errno;
+    return 0;
+}
+
+/* ---- all backends ------------------------------------------------------------------------ */
+
 int ipcp_shm_unlink(struct ipcp_shm *m)
 {
-    if (!m->linked || m->name[0] == '\0') return 0;
+    if (!m->linked) return 0;
+    if (m->backend == IPCP_SHM_SYSV) {
+        m->linked = 0;
+        int rc = sysv_remove(m);
+        if (m->owner) sysv_register(0, m->shmid); /* nothing left to clean after a crash */
+        return rc;
+    }
+    if (m->name[0] == '\0') return 0;
     m->linked = 0;
     int rc = unlink_if_same(m);
     if (m->owner) (void)ipcp_registry_remove("shm", m->name);
@@ -255,6 +392,13 @@ int ipcp_shm_unlink(struct ipcp_shm *m)
 
 void ipcp_shm_close(struct ipcp_shm *m)
 {
+    if (m->backend == IPCP_SHM_SYSV) {
+        if (m->owner && m->linked) sysv_remove(m); /* before the detach: the id is still ours */
+        if (m->addr != NULL) shmdt(m->addr);
+        if (m->owner && m->shmid >= 0) sysv_register(0, m->shmid);
+        shm_reset(m);
+        return;
+    }
     if (m->addr != NULL) munmap(m->addr, m->size);
     if (m->fd >= 0) close(m->fd);
     if (m->owner && m->linked && m->name[0] != '\0') unlink_if_same(m);

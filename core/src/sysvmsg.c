@@ -208,14 +208,11 @@ struct ipcp_sysvmsg_ep {
     struct ipcp_sysvmsg_rx rx;
 };
 
+/* a value that makes no sense: the kernel's default */
 static long read_limit(const char *path, long dflt)
 {
-    FILE *f = fopen(path, "re");
-    if (f == NULL) return dflt;
-    long v = 0;
-    int ok = fscanf(f, "%ld", &v) == 1;
-    fclose(f);
-    return ok && v > 0 ? v : dflt; /* a value that makes no sense: the kernel's default */
+    uint64_t v = ipcp__proc_u64(path, (uint64_t)dflt);
+    return v > LONG_MAX ? LONG_MAX : (long)v;
 }
 
 void ipcp_sysvmsg_limits(long *msgmax, long *msgmnb, long *msgmni)

@@ -40,6 +40,7 @@
 #include "ipcproof/mqlock.h"
 #include "ipcproof/registry.h"
 #include "ipcproof/shm.h"
+#include "ipcproof/sysvmsg.h"
 #include "ipcproof/xport.h"
 #include "testutil.h"
 
@@ -55,6 +56,9 @@ struct item {
     char name[256];
     long pid;
     int err;
+    int why;
+    long uid;
+    long long age;
 };
 
 static struct seen {
@@ -73,6 +77,27 @@ static void on_item(const struct ipcp_registry_item *it, void *arg)
     snprintf(x->name, sizeof(x->name), "%s", it->name);
     x->pid = it->pid;
     x->err = it->err;
+    x->why = it->why;
+    x->uid = it->uid;
+    x->age = it->age_s;
+}
+
+/* Every item of status st says: owner dead for `why`, owned by us, made within the last
+ * `max_age` seconds (age -1: unknown, allowed only when max_age < 0). Returns how many. */
+static int check_details(int st, int why, long long max_age)
+{
+    int n = 0;
+    for (int i = 0; i < sn.n; i++) {
+        const struct item *x = &sn.it[i];
+        if (x->status != st) continue;
+        n++;
+        if (x->why != why) fail_msg("%s %s: why %d, expected %d", x->kind, x->name, x->why, why);
+        if (x->uid != (long)geteuid())
+            fail_msg("%s %s: uid %ld, expected %ld", x->kind, x->name, x->uid, (long)geteuid());
+        if (max_age >= 0 && (x->age < 0 || x->age > max_age))
+            fail_msg("%s %s: age %lld s", x->kind, x->name, x->age);
+    }
+    return n;
 }
 
 static void clean(unsigned flags)
@@ -139,6 +164,18 @@ static int sysv_sem_exists(int id)
 {
     struct semid_ds ds;
     return semctl(id, 0, IPC_STAT, &ds) == 0;
+}
+
+static int sysv_shm_exists(int id)
+{
+    struct shmid_ds ds;
+    return shmctl(id, IPC_STAT, &ds) == 0;
+}
+
+static int sysv_msg_exists(int id)
+{
+    struct msqid_ds ds;
+    return msgctl(id, IPC_STAT, &ds) == 0;
 }
 
 static int path_exists(const char *p)
@@ -221,6 +258,8 @@ struct made {
     char semshm[96];            /* ... and its record */
     int semid;                  /* sysv-sem lock */
     char sysvshm[96];           /* ... and its record */
+    int segid;                  /* a SysV segment (ipcp_shm_create_sysv) */
+    int msqid;                  /* a SysV message queue (ipcp_sysvmsg_create) */
     char fifo[96], sock[96];
     int ok;
 };
@@ -251,6 +290,13 @@ static int create_all(struct made *m)
     ipcp_lock_objects(sv, &o);
     m->semid = o.semid;
     snprintf(m->sysvshm, sizeof(m->sysvshm), "%s", o.shm);
+    struct ipcp_shm seg;
+    if (ipcp_shm_create_sysv(&seg, IPC_PRIVATE, 8192) < 0) return 7;
+    m->segid = seg.shmid;
+    struct ipcp_sysvmsg_cfg qc = {.producers = 1, .consumers = 1, .max_msg = 100};
+    struct ipcp_sysvmsg *q;
+    if (ipcp_sysvmsg_create(&qc, &q) < 0) return 8;
+    m->msqid = ipcp_sysvmsg_id(q, 0);
     if (ipcp_xport_fifo_create(m->fifo) < 0) return 5;
     int l = ipcp_xport_unix_listen(m->sock, SOCK_STREAM);
     if (l < 0) return 6;
@@ -279,7 +325,8 @@ static int all_exist(const struct made *m)
 {
     return shm_exists(m->shm) + mq_exists(m->mq) + shm_exists(m->mq) + sem_exists(m->sem) +
            shm_exists(m->semshm) + sysv_sem_exists(m->semid) + shm_exists(m->sysvshm) +
-           path_exists(m->fifo) + path_exists(m->sock);
+           sysv_shm_exists(m->segid) + sysv_msg_exists(m->msqid) + path_exists(m->fifo) +
+           path_exists(m->sock);
 }
 
 static void expect_all(const struct made *m, enum ipcp_registry_status st)
@@ -293,6 +340,10 @@ static void expect_all(const struct made *m, enum ipcp_registry_status st)
     expect("shm", m->semshm, st);
     expect("sysv-sem", id, st);
     expect("shm", m->sysvshm, st);
+    snprintf(id, sizeof(id), "%d", m->segid);
+    expect("sysv-shm", id, st);
+    snprintf(id, sizeof(id), "%d", m->msqid);
+    expect("sysv-msg", id, st);
     expect("path", m->fifo, st);
     expect("path", m->sock, st);
 }
@@ -311,13 +362,14 @@ static void test_killed_creator_cleaned(void **s)
         int st = tu_wait(child, 10000);
         fail_msg("the child could not create its objects (step %d)", WEXITSTATUS(st));
     }
-    assert_int_equal(all_exist(&m), 9);
+    assert_int_equal(all_exist(&m), 11);
     assert_int_equal(entries(), 1);
 
-    /* alive: everything kept */
+    /* alive: everything kept, with its owner and age */
     clean(IPCP_REG_CLEAN_REGISTERED_ONLY);
     expect_all(&m, IPCP_REG_KEPT_ALIVE);
-    assert_int_equal(all_exist(&m), 9);
+    assert_int_equal(all_exist(&m), 11);
+    assert_int_equal(check_details(IPCP_REG_KEPT_ALIVE, IPCP_REG_WHY_NONE, 600), 11);
 
     kill(child, SIGKILL);
     assert_int_equal(waitpid(child, NULL, 0), child);
@@ -325,14 +377,16 @@ static void test_killed_creator_cleaned(void **s)
     /* dead, dry run: nothing removed */
     clean(IPCP_REG_CLEAN_DRY_RUN | IPCP_REG_CLEAN_REGISTERED_ONLY);
     expect_all(&m, IPCP_REG_WOULD_REMOVE);
-    assert_int_equal(all_exist(&m), 9);
+    assert_int_equal(all_exist(&m), 11);
+    assert_int_equal(check_details(IPCP_REG_WOULD_REMOVE, IPCP_REG_WHY_PID_GONE, 600), 11);
     assert_int_equal(entries(), 1);
     assert_int_equal(sn.sum.dead, 1);
 
     /* dead: everything removed, then the entry */
     clean(IPCP_REG_CLEAN_REGISTERED_ONLY);
     expect_all(&m, IPCP_REG_REMOVED);
-    assert_int_equal(sn.sum.count[IPCP_REG_REMOVED], 9);
+    assert_int_equal(sn.sum.count[IPCP_REG_REMOVED], 11);
+    assert_int_equal(check_details(IPCP_REG_REMOVED, IPCP_REG_WHY_PID_GONE, 600), 11);
     assert_int_equal(all_exist(&m), 0);
     assert_int_equal(entries(), 0);
 
@@ -501,6 +555,7 @@ static void test_pid_reuse_is_dead(void **s)
     expect("shm", name, IPCP_REG_WOULD_REMOVE);
     expect("path", fifo, IPCP_REG_WOULD_REMOVE);
     expect("path", other, IPCP_REG_KEPT_OTHER);
+    assert_int_equal(check_details(IPCP_REG_WOULD_REMOVE, IPCP_REG_WHY_PID_REUSED, 600), 2);
     assert_true(shm_exists(name));
     assert_true(path_exists(fifo));
     assert_int_equal(entries(), 1);

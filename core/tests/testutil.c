@@ -105,3 +105,23 @@ const char *tu_name(char *buf, size_t cap)
     snprintf(buf, cap, "ipcp-test-%ld-%u", (long)getpid(), n++);
     return buf;
 }
+
+int tu_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') n++;
+    if (d != NULL) closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+int tu_scaled(int n)
+{
+    const char *e = getenv("IPCP_TEST_SCALE");
+    long pct = e != NULL ? strtol(e, NULL, 10) : 100;
+    if (pct <= 0) pct = 100;
+    long v = (long)n * pct / 100;
+    return v < 1 ? 1 : (int)v;
+}

@@ -24,6 +24,11 @@ int tu_wait(pid_t pid, int timeout_ms);
 /* Asserts the child exited normally with status 0. */
 void tu_wait_ok(pid_t pid, int timeout_ms);
 
+/* Open fds of this process (a test compares the count before and after). */
+int tu_count_fds(void);
+/* n scaled by IPCP_TEST_SCALE=<percent> (default 100), at least 1. */
+int tu_scaled(int n);
+
 /* Entries in /dev/shm whose name starts with prefix. */
 int tu_shm_count(const char *prefix);
 

@@ -1,4 +1,5 @@
-/* protos/ring.c - core's shared-memory SPSC ring (ring.h) as the stress protocol "ring".
+/* protos/ring.c - core's shared-memory SPSC ring (ring.h) as the stress protocols "ring" and
+ * "ring-sysv".
  *
  * create() makes the region in the supervisor: a POSIX shm object named after the run id
  * (--opt backing=shm, the default, which also exercises the naming and unlinking that the leak
@@ -6,10 +7,19 @@
  * ipcp_ring_attach_mem() on the supervisor's mapping, which forked workers inherit and threads
  * share: one mapping, so ThreadSanitizer sees both sides at the same addresses. One producer and
  * one consumer: other counts are refused with -EINVAL. The --capacity hint becomes the data area
- * (rounded up to a power of two); messages larger than the ring travel in chunks. */
+ * (rounded up to a power of two); messages larger than the ring travel in chunks.
+ *
+ * "ring-sysv" is the same ring over a System V segment (IPC_PRIVATE) that the supervisor creates.
+ * An endpoint in another process (process mode) attaches it by id with ipcp_ring_attach_sysv(),
+ * as an unrelated peer would: the second side's attach marks the segment removed (IPC_RMID), so
+ * nothing outlives the run even if every process is SIGKILLed. Endpoints in the supervisor's own
+ * process (thread mode, --mode sched) share its mapping, so that ThreadSanitizer and the
+ * scheduler see both sides at the same addresses. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ipc.h>
+#include <unistd.h>
 
 #include "ipcproof/plugin.h"
 #include "ipcproof/ring.h"
@@ -19,9 +29,13 @@ struct ring_ctx {
     struct ipcp_ring_cfg cfg;
     void *mem;
     size_t size;
+    int shmid;    /* ring-sysv: the segment, else -1 */
+    pid_t holder; /* the process that holds `owner` */
 };
 
-static int ring_create(const struct ipcp_chan_cfg *cfg, void **out)
+enum { BACKING_SHM, BACKING_MEMFD, BACKING_SYSV };
+
+static int ring_make(const struct ipcp_chan_cfg *cfg, int backing, void **out)
 {
     if (cfg->producers != 1 || cfg->consumers != 1) return -EINVAL;
     if (cfg->max_msg > IPCP_RING_MAX_MSG_LIMIT) return -EMSGSIZE;
@@ -34,7 +48,9 @@ static int ring_create(const struct ipcp_chan_cfg *cfg, void **out)
         cap <<= 1;
     x->cfg.capacity = cap;
     x->cfg.max_msg = cfg->max_msg;
-    int r = strstr(cfg->options, "backing=memfd") != NULL
+    int r = backing == BACKING_SYSV
+                ? ipcp_ring_create_sysv(&x->owner, IPC_PRIVATE, IPCP_RING_NONE, &x->cfg)
+            : backing == BACKING_MEMFD
                 ? ipcp_ring_create_memfd(&x->owner, IPCP_RING_NONE, &x->cfg)
                 : ipcp_ring_create(&x->owner, cfg->run_id, IPCP_RING_NONE, &x->cfg);
     if (r < 0) {
@@ -42,8 +58,21 @@ static int ring_create(const struct ipcp_chan_cfg *cfg, void **out)
         return r;
     }
     x->mem = ipcp_ring_mem(&x->owner, &x->size);
+    x->shmid = ipcp_ring_shmid(&x->owner);
+    x->holder = getpid();
     *out = x;
     return 0;
+}
+
+static int ring_create(const struct ipcp_chan_cfg *cfg, void **out)
+{
+    return ring_make(
+        cfg, strstr(cfg->options, "backing=memfd") != NULL ? BACKING_MEMFD : BACKING_SHM, out);
+}
+
+static int ring_sysv_create(const struct ipcp_chan_cfg *cfg, void **out)
+{
+    return ring_make(cfg, BACKING_SYSV, out);
 }
 
 static int ring_open(void *ctx, int role, uint32_t index, void **ep)
@@ -52,9 +81,10 @@ static int ring_open(void *ctx, int role, uint32_t index, void **ep)
     struct ring_ctx *x = ctx;
     struct ipcp_ring *r = calloc(1, sizeof(*r));
     if (r == NULL) return -ENOMEM;
-    int rc = ipcp_ring_attach_mem(
-        r, x->mem, x->size, role == IPCP_ROLE_PRODUCER ? IPCP_RING_PRODUCER : IPCP_RING_CONSUMER,
-        &x->cfg);
+    int side = role == IPCP_ROLE_PRODUCER ? IPCP_RING_PRODUCER : IPCP_RING_CONSUMER;
+    int rc = x->shmid >= 0 && getpid() != x->holder
+                 ? ipcp_ring_attach_sysv(r, x->shmid, side, &x->cfg)
+                 : ipcp_ring_attach_mem(r, x->mem, x->size, side, &x->cfg);
     if (rc < 0) {
         free(r);
         return rc;
@@ -91,6 +121,18 @@ const struct ipcp_channel_ops st_ring_ops = {
     .name = "ring",
     .flags = IPCP_CHAN_FIFO,
     .create = ring_create,
+    .open = ring_open,
+    .send = ring_send,
+    .recv = ring_recv,
+    .close = ring_close,
+    .destroy = ring_destroy,
+};
+
+const struct ipcp_channel_ops st_ring_sysv_ops = {
+    .abi_version = IPCP_PLUGIN_ABI_VERSION,
+    .name = "ring-sysv",
+    .flags = IPCP_CHAN_FIFO,
+    .create = ring_sysv_create,
     .open = ring_open,
     .send = ring_send,
     .recv = ring_recv,

@@ -186,7 +186,7 @@ set_tests_properties(stress.sched.validate_signals_case PROPERTIES TIMEOUT 300
   ENVIRONMENT "${_ipcp_env}")
 # the built-in protocols, instrumented (libipcproof-protos-sched.so): every atomic operation of
 # core/ is a point; those blocking in calls the scheduler does not interpose are refused
-foreach(p ring frame-pipe frame-unix frame-seqpacket mq-handoff sysv-msg mq-chan mq-chan-prio
+foreach(p ring ring-sysv frame-pipe frame-unix frame-seqpacket mq-handoff sysv-msg mq-chan mq-chan-prio
           condvar-queue)
   ipcp_stress_test(NAME stress.sched.builtin.${p} RC 0 JSON_GE "sched.schedules_run=100"
     ARGS stress --proto ${p} --mode sched --schedules 100 --seed 1)

@@ -246,6 +246,20 @@ ipcp_stress_test(NAME stress.sysv_msg.kill_recv_blocked RC 0 MAX_SECONDS 60
 ipcp_stress_test(NAME stress.sysv_msg.small_queue RC 0
   ARGS stress --proto sysv-msg --producers 3 --consumers 1 --capacity 300 --max-size 2000
   --messages 2000 --seed 1)
+# --- ring-sysv: the ring over a System V segment (ipcp_ring_create_sysv / attach_sysv) -----------
+# Each process-mode endpoint attaches the segment by id (the pair's second attach marks it removed);
+# chunked sizes up to 3 rings; thread mode on one mapping; a peer SIGKILLed while the other side
+# waits on a full or an empty ring (an error, not a hang); leaks are looked for as for every run.
+ipcp_stress_test(NAME stress.ring_sysv.process RC 0 JSON_GE "stats.messages_received=20000"
+  ARGS stress --proto ring-sysv --capacity 4096 --max-size 12288 --messages 20000 --seed 1)
+ipcp_stress_test(NAME stress.ring_sysv.threads RC 0 JSON_GE "stats.messages_received=20000"
+  ARGS stress --proto ring-sysv --mode thread --capacity 4096 --max-size 12288 --messages 20000
+  --seed 1)
+ipcp_stress_test(NAME stress.ring_sysv.kill_send_blocked RC 0 MAX_SECONDS 60
+  ARGS stress --proto ring-sysv --consumer-delay 300 --capacity 1024 --max-size 3000
+  --fault kill --kill-point send-blocked --seed 1)
+ipcp_stress_test(NAME stress.ring_sysv.kill_anywhere RC 0 MAX_SECONDS 60
+  ARGS stress --proto ring-sysv --capacity 1024 --max-size 3000 --fault kill --seed 1)
 # --- mq-chan: POSIX mq as a data channel (messages in chunks of mq_msgsize, core/src/mqchan.c) ---
 # Sizes up to 5 chunks, several producers (chunks of producers interleave), thread mode, SIGKILL of
 # an endpoint anywhere and of a producer blocked half-way through a message on a full queue; the

@@ -34,6 +34,8 @@ ipcp_stress_unit_test(checker checker report payload config spawn exec execfx bu
                       sched/schedfmt)
 target_link_libraries(stress_checker_test PRIVATE ipcproof PkgConfig::XXHASH PkgConfig::JANSSON)
 ipcp_stress_unit_test(dfs dfs spawn)
+ipcp_stress_unit_test(clean clean cli spawn)
+target_link_libraries(stress_clean_test PRIVATE ipcproof)
 
 # ctest labels for the tests of this file.
 ipcp_label_tests(unit)

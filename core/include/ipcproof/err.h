@@ -32,6 +32,9 @@ enum ipcp_error {
     IPCP_E_STATE,      /* call not allowed in the object's current state */
     IPCP_E_MSGMNB,     /* SysV msg_qbytes above /proc/sys/kernel/msgmnb (needs CAP_SYS_RESOURCE) */
     IPCP_E_MSGMNI,     /* SysV message queue limit /proc/sys/kernel/msgmni reached (ENOSPC) */
+    IPCP_E_SHMMAX,     /* SysV segment size above /proc/sys/kernel/shmmax */
+    IPCP_E_SHMALL,     /* SysV shared memory total /proc/sys/kernel/shmall (pages) reached */
+    IPCP_E_SHMMNI,     /* SysV segment count /proc/sys/kernel/shmmni reached */
     IPCP_E_LAST
 };
 

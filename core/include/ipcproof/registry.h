@@ -92,6 +92,13 @@ enum ipcp_registry_status {
     IPCP_REG_NSTATUS
 };
 
+/* Why an owner counts as dead. */
+enum ipcp_registry_why {
+    IPCP_REG_WHY_NONE = 0,   /* the owner is not dead (or unknown) */
+    IPCP_REG_WHY_PID_GONE,   /* no process has the pid any more: the run ended */
+    IPCP_REG_WHY_PID_REUSED, /* the pid is another process now (another start time) */
+};
+
 /* One object (or, with kind "entry", one registry entry file) and what clean did with it. */
 struct ipcp_registry_item {
     enum ipcp_registry_status status;
@@ -103,6 +110,12 @@ struct ipcp_registry_item {
                           name (of an unknown PID namespace); 0 when unknown */
     int err;           /* errno for IPCP_REG_FAILED and IPCP_REG_UNCHECKED, else 0 */
     const char *entry; /* the entry's file name, NULL for IPCP_REG_NO_ENTRY */
+    enum ipcp_registry_why why; /* for the objects of a dead owner: why it is dead */
+    long uid;        /* owner uid: the entry's (the object's for IPCP_REG_NO_ENTRY and objects
+                        found by a stem); -1 when unknown */
+    long long age_s; /* seconds since the object was made or last changed (st_ctime, the SysV
+                        ctime); -1 when unknown (gone, not looked at: SysV objects of a live
+                        or foreign owner, unreadable entries) */
 };
 
 struct ipcp_registry_summary {

@@ -1,10 +1,10 @@
 /* ring.h - single-producer single-consumer ring in shared memory, for messages of any size.
  *
  * One producer and one consumer (processes or threads) exchange whole messages through a ring
- * of `capacity` bytes (a power of two) in a POSIX shm object, a memfd, or memory the caller
- * provides. A message of up to capacity - IPCP_RING_REC_HDR bytes travels as one record; a
- * larger one (up to the configured max_msg) travels in chunks FIRST, MIDDLE..., LAST that the
- * consumer reassembles. docs/ring.md has the layout, the protocols and the benchmark figures.
+ * of `capacity` bytes (a power of two) in a POSIX shm object, a memfd, a System V segment, or
+ * memory the caller provides. A message of up to capacity - IPCP_RING_REC_HDR bytes travels as one
+ * record; a larger one (up to the configured max_msg) travels in chunks FIRST, MIDDLE..., LAST that
+ * the consumer reassembles. docs/ring.md has the layout, the protocols and the benchmark figures.
  *
  * Each side opens its own handle (struct ipcp_ring) with a role; a handle is used by one thread
  * at a time. The producer's copy API is send(); its zero-copy API reserve() + commit(). The
@@ -154,6 +154,21 @@ int ipcp_ring_attach(struct ipcp_ring *r, const char *name, int role,
  * pass), and the attach for an fd received that way (the fd stays the caller's). */
 int ipcp_ring_create_memfd(struct ipcp_ring *r, int role, const struct ipcp_ring_cfg *cfg);
 int ipcp_ring_attach_fd(struct ipcp_ring *r, int fd, int role, const struct ipcp_ring_cfg *cfg);
+
+/* Same over a System V segment (shm.h): created with key IPC_PRIVATE or one from ftok(3) (the
+ * peer finds the id with shmget(key, 0, 0)), attached by id (ipcp_ring_shmid gives it) after
+ * checking that this user owns it and its size. The segment is marked removed (IPC_RMID) as soon
+ * as both sides are attached, so that it vanishes with the last detach even if both sides are
+ * SIGKILLed; before that, the creator's close removes it, and after a crash the registry lets
+ * `ipcproof clean` remove it. Kernel limits: -IPCP_E_SHMMAX, -IPCP_E_SHMALL, -IPCP_E_SHMMNI. */
+int ipcp_ring_create_sysv(struct ipcp_ring *r, key_t key, int role,
+                          const struct ipcp_ring_cfg *cfg);
+int ipcp_ring_attach_sysv(struct ipcp_ring *r, int shmid, int role,
+                          const struct ipcp_ring_cfg *cfg);
+int ipcp_ring_shmid(const struct ipcp_ring *r); /* the SysV segment's id, or -1 */
+/* Processes attached to the SysV segment (2 once a peer process attached; the shm_nattch of
+ * ipcs -m), or -EINVAL for the other backends. */
+int ipcp_ring_nattch(const struct ipcp_ring *r);
 
 const char *ipcp_ring_name(const struct ipcp_ring *r); /* "" unless created/attached by name */
 int ipcp_ring_fd(const struct ipcp_ring *r);           /* the memfd, or -1 */
