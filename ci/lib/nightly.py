@@ -39,6 +39,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCHEMA = "ipcproof-nightly/1"
 FUZZ_SHARE, STRESS_SHARE = 0.60, 0.30
 ENGINES = ("libfuzzer", "afl")
+# AFL++ instances, as its docs advise for parallel fuzzing: the main one and the others run the
+# build without sanitizers (afl-plain), with `-c` and the CMPLOG build (afl-cmplog) on the main
+# one; exactly one secondary runs the ASan + UBSan build (afl). Without the plain build, every
+# instance runs the ASan one, as before.
+AFL_FLAVOURS = ("afl-plain", "afl-cmplog")
 # What ctest gives sanitizer builds (IPCP_TEST_ENV in CMakeLists.txt).
 SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:halt_on_error=1",
            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
@@ -677,6 +682,8 @@ class Nightly:
         if binp is None:
             res["status"] = "not built"
             return res
+        layout = self.afl_layout(target, binp)
+        res["layout"] = {name: flavour for name, (flavour, _, _) in layout.items()}
         # Input: the seeds, the previous night's corpus and what libFuzzer just found.
         inp = os.path.join(tdir, "afl-in")
         os.makedirs(inp, exist_ok=True)
@@ -707,13 +714,16 @@ class Nightly:
         vsecs = max(3, int(seconds) - 2)
         procs = []
         t = now()
-        names = ["main"] + [f"s{i}" for i in range(1, self.a.jobs)]
+        names = list(layout)
         for name in names:
+            _, ibin, cmplog = layout[name]
             cmd = ["afl-fuzz", "-i", inp, "-o", sync, "-M" if name == "main" else "-S", name,
                    "-V", str(vsecs), "-T", name, "-t", "1000", "-m", "none"]
+            if cmplog:
+                cmd += ["-c", cmplog]
             if os.path.isfile(d):
                 cmd += ["-x", d]
-            cmd += ["--", binp]
+            cmd += ["--", ibin]
             if self.can_unshare():
                 # afl-fuzz as init of a PID namespace: nothing it forked outlives it.
                 cmd = ["unshare", "--pid", "--fork", "--kill-child"] + cmd
@@ -783,6 +793,21 @@ class Nightly:
         res.update(execs=execs, edges=edges, corpus=corpus, crash_files=crashes, hangs=hangs,
                    exec_per_s=round(execs / max(0.1, res["seconds"]), 1), series=series)
         return res
+
+    def afl_layout(self, target, asan_bin):
+        """Instance name -> (flavour, binary, CMPLOG binary or None), AFL_FLAVOURS' rule."""
+        plain = self.usable("afl-plain", f"fuzz_{target}")
+        cmplog = self.usable("afl-cmplog", f"fuzz_{target}")
+        names = ["main"] + [f"s{i}" for i in range(1, self.a.jobs)]
+        if plain is None:
+            return {n: ("afl", asan_bin, cmplog if n == "main" else None) for n in names}
+        layout = {}
+        for n in names:
+            # one instance runs ASan: the second if there is one, else the only one
+            asan = n == ("s1" if len(names) > 1 else "main")
+            layout[n] = ("afl" if asan else "afl-plain", asan_bin if asan else plain,
+                         cmplog if n == "main" else None)
+        return layout
 
     @staticmethod
     def afl_stats(path):
@@ -1452,6 +1477,8 @@ class Nightly:
             wanted = []
             if targets:
                 wanted += [(e, names) for e in ENGINES if e in self.a.engines]
+                if "afl" in self.a.engines:  # AFL++'s advice: one ASan instance, one CMPLOG
+                    wanted += [(b, names) for b in AFL_FLAVOURS]
             wanted += [(b, ["ipcproof_cli"]) for b in ("asan", "tsan") if b in self.a.stress_builds]
             for preset, tg in wanted:
                 self.build(preset, tg)

@@ -15,7 +15,8 @@ Checks, without building or fuzzing anything:
   - coverage JSON in ci/coverage's shape (per target, best target per file in the total) and in
     llvm-cov export's shape;
   - exec/s over a window rather than between two bursty reports;
-  - libFuzzer fork-mode status lines and AFL++ plot_data are parsed.
+  - libFuzzer fork-mode status lines and AFL++ plot_data are parsed;
+  - the AFL++ instances: plain main with CMPLOG, one ASan secondary.
 """
 import importlib.util
 import json
@@ -247,6 +248,31 @@ class Samples(unittest.TestCase):
                              [{"t": 8.0, "execs": 144581, "exec_per_s": 16988.2, "edges": 7}])
         finally:
             os.unlink(f.name)
+
+
+class AflLayout(unittest.TestCase):
+    """AFL++'s advice for parallel instances: plain main with CMPLOG, one ASan secondary."""
+
+    @staticmethod
+    def layout(jobs, built=("afl", "afl-plain", "afl-cmplog")):
+        from types import SimpleNamespace
+        me = SimpleNamespace(a=SimpleNamespace(jobs=jobs),
+                             usable=lambda p, t: f"/b/{p}/{t}" if p in built else None)
+        return nl.Nightly.afl_layout(me, "x", "/b/afl/fuzz_x")
+
+    def test_three_jobs(self):
+        self.assertEqual(self.layout(3), {
+            "main": ("afl-plain", "/b/afl-plain/fuzz_x", "/b/afl-cmplog/fuzz_x"),
+            "s1": ("afl", "/b/afl/fuzz_x", None),
+            "s2": ("afl-plain", "/b/afl-plain/fuzz_x", None)})
+
+    def test_one_job_runs_asan_with_cmplog(self):
+        self.assertEqual(self.layout(1),
+                         {"main": ("afl", "/b/afl/fuzz_x", "/b/afl-cmplog/fuzz_x")})
+
+    def test_without_the_plain_build_every_instance_is_asan(self):
+        self.assertEqual(self.layout(2, built=("afl",)), {
+            "main": ("afl", "/b/afl/fuzz_x", None), "s1": ("afl", "/b/afl/fuzz_x", None)})
 
 
 if __name__ == "__main__":
