@@ -475,7 +475,7 @@ static int peers_gone(struct ipcp_cvq_ep *e, int alive)
 static int check_ep(const struct ipcp_cvq_ep *e, int role)
 {
     if (e == NULL) return -EINVAL;
-    if (e->role != role || e->closed || ipcp__mqlock_forkgen() != e->forkgen) return -IPCP_E_STATE;
+    if (e->role != role || e->closed || ipcp__os_forkgen() != e->forkgen) return -IPCP_E_STATE;
     return 0;
 }
 
@@ -576,7 +576,7 @@ int ipcp_cvq_open(struct ipcp_cvq *q, int role, uint32_t index, struct ipcp_cvq_
     e->q = q;
     e->role = role;
     e->rec = role == IPCP_CVQ_PRODUCER ? index : q->producers + index;
-    e->forkgen = ipcp__mqlock_forkgen();
+    e->forkgen = ipcp__os_forkgen();
     for (size_t i = 0; i < IPCP_ARRAY_SIZE(e->pfd); i++)
         e->pfd[i] = PFD_NONE;
     int rc = ipcp__proc_self(&e->pid, &e->start);
@@ -608,7 +608,7 @@ int ipcp_cvq_open(struct ipcp_cvq *q, int role, uint32_t index, struct ipcp_cvq_
 void ipcp_cvq_close(struct ipcp_cvq_ep *e)
 {
     if (e == NULL) return;
-    if (!e->closed && ipcp__mqlock_forkgen() == e->forkgen) {
+    if (!e->closed && ipcp__os_forkgen() == e->forkgen) {
         struct ipcp_deadline dl;
         ipcp__deadline_init(&dl, OPEN_TIMEOUT);
         if (qlock(e, &dl, 0) == 0) {

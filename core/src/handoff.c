@@ -289,7 +289,7 @@ int ipcp_handoff_create(const struct ipcp_handoff_cfg *cfg, struct ipcp_handoff 
     ho->stride = (cfg->slot_size + IPCP_CACHELINE - 1) / IPCP_CACHELINE * IPCP_CACHELINE;
     ho->map_size = sizeof(struct ho_hdr) + (size_t)cfg->nslots * ho->stride;
     ho->creator = getpid();
-    int rc = ipcp__mqlock_objname(ho->name, sizeof(ho->name), "handoff", cfg->stem);
+    int rc = ipcp__os_objname(ho->name, sizeof(ho->name), "handoff", cfg->stem);
     if (rc < 0) goto fail_free;
     /* the queues share the shm name's pid and suffix */
     const char *rest = ho->name + strlen("/ipcp.handoff");
@@ -297,7 +297,7 @@ int ipcp_handoff_create(const struct ipcp_handoff_cfg *cfg, struct ipcp_handoff 
     snprintf(ho->oname, sizeof(ho->oname), "/ipcp.hok%s", rest);
 
     void *map;
-    rc = ipcp__mqlock_shm_create(ho->name, ho->map_size, &map);
+    rc = ipcp__os_shm_create(ho->name, ho->map_size, &map);
     if (rc < 0) goto fail_free;
     ho->hdr = map;
     ho->hdr->magic = HO_MAGIC;
@@ -306,10 +306,10 @@ int ipcp_handoff_create(const struct ipcp_handoff_cfg *cfg, struct ipcp_handoff 
     ho->hdr->slot_size = (uint32_t)cfg->slot_size;
 
     /* one READY (or OK) per slot at most is ever outstanding: nslots messages fit */
-    rc = ipcp__mqlock_mq_create(ho->rname, cfg->nslots, IPCP_HANDOFF_MSG_SIZE);
+    rc = ipcp__os_mq_create(ho->rname, cfg->nslots, IPCP_HANDOFF_MSG_SIZE);
     if (rc < 0) goto fail_shm;
     mq_close((mqd_t)rc);
-    rc = ipcp__mqlock_mq_create(ho->oname, cfg->nslots, IPCP_HANDOFF_MSG_SIZE);
+    rc = ipcp__os_mq_create(ho->oname, cfg->nslots, IPCP_HANDOFF_MSG_SIZE);
     if (rc < 0) goto fail_rq;
     mq_close((mqd_t)rc);
     *out = ho;
@@ -367,10 +367,10 @@ int ipcp_handoff_open(struct ipcp_handoff *ho, int role, struct ipcp_handoff_ep 
         free(ep);
         return -EBUSY;
     }
-    rc = ipcp__mqlock_mq_open(ho->rname, ho->nslots, IPCP_HANDOFF_MSG_SIZE);
+    rc = ipcp__os_mq_open(ho->rname, ho->nslots, IPCP_HANDOFF_MSG_SIZE);
     if (rc < 0) goto fail;
     ep->rq = (mqd_t)rc;
-    rc = ipcp__mqlock_mq_open(ho->oname, ho->nslots, IPCP_HANDOFF_MSG_SIZE);
+    rc = ipcp__os_mq_open(ho->oname, ho->nslots, IPCP_HANDOFF_MSG_SIZE);
     if (rc < 0) goto fail;
     ep->oq = (mqd_t)rc;
     ipcp_handoff_tx_init(&ep->tx, ho->nslots, ho->slot_size);

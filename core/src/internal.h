@@ -143,22 +143,22 @@ struct timespec ipcp__mono_after_ms(int timeout_ms);
  * which may exceed LONG_MAX); dflt when the file is missing or holds no such number. */
 uint64_t ipcp__proc_u64(const char *path, uint64_t dflt);
 
-/* mqlock.c: OS-object plumbing shared by mqlock.c, handoff.c and lock.c.
+/* os.c: named OS objects for every protocol (mqlock.c, handoff.c, lock.c, mqchan.c, cvq.c).
  * Names are "/ipcp.<kind>.<creator pid>.<suffix>", suffix = the caller's stem or 16 hex
  * digits from getrandom(): shm.h's rule (ipcp_shm_name, ipcp_shm_name_stem). */
-int ipcp__mqlock_objname(char *buf, unsigned long cap, const char *kind, const char *stem);
+int ipcp__os_objname(char *buf, unsigned long cap, const char *kind, const char *stem);
 /* shm_open(O_CREAT|O_EXCL, 0600) + ftruncate + mmap(MAP_SHARED); the name is unlinked again on
  * failure. */
-int ipcp__mqlock_shm_create(const char *name, unsigned long size, void **map);
+int ipcp__os_shm_create(const char *name, unsigned long size, void **map);
 /* mq_open(O_CREAT|O_EXCL|O_RDWR|O_CLOEXEC, 0600) after checking the limits: the mqd (>= 0), or
  * -IPCP_E_MQ_MAXMSG / -IPCP_E_MQ_MSGSIZE / -IPCP_E_MQ_QUEUES / -errno. */
-int ipcp__mqlock_mq_create(const char *name, long maxmsg, long msgsize);
+int ipcp__os_mq_create(const char *name, long maxmsg, long msgsize);
 /* mq_open(O_RDWR|O_CLOEXEC) of an existing queue whose attributes must be maxmsg/msgsize
  * (-IPCP_E_LAYOUT otherwise). */
-int ipcp__mqlock_mq_open(const char *name, long maxmsg, long msgsize);
+int ipcp__os_mq_open(const char *name, long maxmsg, long msgsize);
 /* Bumped in the child at every fork() (pthread_atfork): a handle remembers it to refuse use
  * after being inherited, without a getpid() syscall per call. */
-uint32_t ipcp__mqlock_forkgen(void);
+uint32_t ipcp__os_forkgen(void);
 
 /* proc.c: process identity and liveness from /proc (a program running the library as threads
  * of one process may define both itself: harnesses/fuzz_lock_sched.c).

@@ -101,7 +101,7 @@ struct ipcp_lock_ctx {
 struct ipcp_lock {
     struct ipcp_lock_ctx *ctx;
     uint32_t pid;
-    uint32_t forkgen; /* ipcp__mqlock_forkgen() at open: another value = inherited over fork */
+    uint32_t forkgen; /* ipcp__os_forkgen() at open: another value = inherited over fork */
     uint64_t tag;     /* our owner-word value */
     int held;
     sem_t *sem;
@@ -199,10 +199,10 @@ int ipcp_lock_create(enum ipcp_lock_kind kind, const struct ipcp_lock_cfg *cfg,
         *out = ctx;
         return 0;
     }
-    rc = ipcp__mqlock_objname(ctx->shm, sizeof(ctx->shm), "lock", cfg->run_id);
+    rc = ipcp__os_objname(ctx->shm, sizeof(ctx->shm), "lock", cfg->run_id);
     if (rc < 0) goto fail;
     void *map;
-    rc = ipcp__mqlock_shm_create(ctx->shm, sizeof(struct lock_shared), &map);
+    rc = ipcp__os_shm_create(ctx->shm, sizeof(struct lock_shared), &map);
     if (rc < 0) {
         ctx->shm[0] = '\0';
         goto fail;
@@ -258,7 +258,7 @@ int ipcp_lock_open(struct ipcp_lock_ctx *ctx, uint32_t index, struct ipcp_lock *
     if (h == NULL) return -ENOMEM;
     h->ctx = ctx;
     h->fd = -1;
-    h->forkgen = ipcp__mqlock_forkgen();
+    h->forkgen = ipcp__os_forkgen();
     uint64_t start;
     int rc = ipcp__proc_self(&h->pid, &start);
     if (rc < 0) goto fail;
@@ -508,7 +508,7 @@ static int ofd_release(struct ipcp_lock *h)
 static int check_handle(const struct ipcp_lock *h)
 {
     if (h->held) return -IPCP_E_STATE;
-    if (ipcp__mqlock_forkgen() != h->forkgen) return -IPCP_E_STATE; /* inherited over fork */
+    if (ipcp__os_forkgen() != h->forkgen) return -IPCP_E_STATE; /* inherited over fork */
     return 0;
 }
 
@@ -582,7 +582,7 @@ int ipcp_lock_trylock(struct ipcp_lock *h)
 
 int ipcp_lock_unlock(struct ipcp_lock *h)
 {
-    if (!h->held || ipcp__mqlock_forkgen() != h->forkgen) return -IPCP_E_STATE;
+    if (!h->held || ipcp__os_forkgen() != h->forkgen) return -IPCP_E_STATE;
     h->held = 0;
     if (h->ctx->kind == IPCP_LOCK_MQ_TOKEN) return ipcp_mqlock_unlock(h->mqh);
     struct lock_shared *sh = h->ctx->sh;

@@ -235,9 +235,9 @@ int ipcp_mqchan_create(const struct ipcp_mqchan_cfg *cfg, struct ipcp_mqchan **o
         .msgsize_max = lim.msgsize_max,
         .privileged = lim.privileged,
     };
-    int rc = ipcp__mqlock_objname(ch->name, sizeof(ch->name), "mqchan", cfg->stem);
+    int rc = ipcp__os_objname(ch->name, sizeof(ch->name), "mqchan", cfg->stem);
     if (rc < 0) goto fail;
-    rc = ipcp__mqlock_mq_create(ch->name, maxmsg, msgsize); /* checks the limits, registers */
+    rc = ipcp__os_mq_create(ch->name, maxmsg, msgsize); /* checks the limits, registers */
     if (rc < 0) goto fail;
     mq_close((mqd_t)rc);
     *out = ch;
@@ -285,7 +285,7 @@ int ipcp_mqchan_open(struct ipcp_mqchan *ch, int role, uint32_t index, struct ip
         rc = ipcp_mqchan_rx_init(&ep->rx, ch->producers, ch->max_msg, (size_t)ch->info.msgsize);
         if (rc < 0) goto fail;
     }
-    rc = ipcp__mqlock_mq_open(ch->name, ch->info.maxmsg, ch->info.msgsize);
+    rc = ipcp__os_mq_open(ch->name, ch->info.maxmsg, ch->info.msgsize);
     if (rc < 0) goto fail;
     ep->q = (mqd_t)rc;
     *out = ep;

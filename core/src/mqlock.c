@@ -168,150 +168,6 @@ void ipcp_mqlock_on_unlock(uint16_t epoch, const struct ipcp_mqlock_self *self, 
     *desired = ipcp_mqlock_word_pack(&o);
 }
 
-/* ==== limits =============================================================================== */
-
-#define HARD_MSGMAX          65536L              /* kernel HARD_MSGMAX */
-#define HARD_MSGSIZEMAX      (16L * 1024 * 1024) /* kernel HARD_MSGSIZEMAX */
-#define CAP_SYS_RESOURCE_BIT 24
-
-static long read_long_file(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    char buf[32];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    char *end;
-    long v = strtol(buf, &end, 10);
-    return end == buf || v < 0 ? 0 : v;
-}
-
-static int cap_sys_resource(void)
-{
-    FILE *f = fopen("/proc/self/status", "re");
-    if (f == NULL) return 0;
-    char line[256];
-    unsigned long long eff = 0;
-    while (fgets(line, sizeof(line), f) != NULL)
-        if (sscanf(line, "CapEff: %llx", &eff) == 1) break;
-    fclose(f);
-    return (eff >> CAP_SYS_RESOURCE_BIT) & 1;
-}
-
-int ipcp_mq_limits_read(struct ipcp_mq_limits *l)
-{
-    l->msg_max = read_long_file("/proc/sys/fs/mqueue/msg_max");
-    l->msgsize_max = read_long_file("/proc/sys/fs/mqueue/msgsize_max");
-    l->queues_max = read_long_file("/proc/sys/fs/mqueue/queues_max");
-    l->privileged = cap_sys_resource();
-    return 0;
-}
-
-int ipcp_mq_limits_check(const struct ipcp_mq_limits *l, long maxmsg, long msgsize)
-{
-    if (maxmsg <= 0 || msgsize <= 0) return -EINVAL;
-    long mmax = l->privileged ? HARD_MSGMAX : l->msg_max;
-    long smax = l->privileged ? HARD_MSGSIZEMAX : l->msgsize_max;
-    if (mmax > 0 && maxmsg > mmax) return -IPCP_E_MQ_MAXMSG;
-    if (smax > 0 && msgsize > smax) return -IPCP_E_MQ_MSGSIZE;
-    return 0;
-}
-
-/* ==== OS-object plumbing (internal, shared with handoff.c and lock.c) ====================== */
-
-int ipcp__mqlock_objname(char *buf, unsigned long cap, const char *kind, const char *stem)
-{
-    /* One naming rule for the whole library: shm.h's (the clean-up of dead creators parses it). */
-    int n = stem != NULL && stem[0] != '\0' ? ipcp_shm_name_stem(buf, cap, kind, stem)
-                                            : ipcp_shm_name(buf, cap, kind);
-    return n < 0 ? n : 0;
-}
-
-int ipcp__mqlock_shm_create(const char *name, unsigned long size, void **map)
-{
-    int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) return -errno;
-    int rc = 0;
-    if (ftruncate(fd, (off_t)size) < 0) {
-        rc = -errno;
-    } else {
-        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (p == MAP_FAILED)
-            rc = -errno;
-        else
-            *map = p;
-    }
-    close(fd);
-    if (rc < 0)
-        shm_unlink(name);
-    else
-        (void)ipcp_registry_add("shm", name); /* best effort */
-    return rc;
-}
-
-int ipcp__mqlock_mq_create(const char *name, long maxmsg, long msgsize)
-{
-    struct ipcp_mq_limits lim;
-    ipcp_mq_limits_read(&lim);
-    int rc = ipcp_mq_limits_check(&lim, maxmsg, msgsize);
-    if (rc < 0) return rc;
-    struct mq_attr a = {.mq_maxmsg = maxmsg, .mq_msgsize = msgsize};
-    mqd_t q = mq_open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600, &a);
-    if (q != (mqd_t)-1) {
-        (void)ipcp_registry_add("mq", name); /* best effort */
-        return (int)q;
-    }
-    int e = errno;
-    /* At creation EMFILE is RLIMIT_MSGQUEUE (the bytes of all queues of this user) and ENOSPC
-     * is queues_max; EINVAL may be a limit lowered since we read it. */
-    if (e == EMFILE || e == ENOSPC) return -IPCP_E_MQ_QUEUES;
-    if (e == EINVAL) {
-        ipcp_mq_limits_read(&lim);
-        rc = ipcp_mq_limits_check(&lim, maxmsg, msgsize);
-        if (rc < 0) return rc;
-    }
-    return -e;
-}
-
-int ipcp__mqlock_mq_open(const char *name, long maxmsg, long msgsize)
-{
-    mqd_t q = mq_open(name, O_RDWR | O_CLOEXEC);
-    if (q == (mqd_t)-1) return -errno;
-    struct mq_attr a;
-    if (mq_getattr(q, &a) < 0) {
-        int e = errno;
-        mq_close(q);
-        return -e;
-    }
-    if (a.mq_maxmsg != maxmsg || a.mq_msgsize != msgsize) {
-        mq_close(q);
-        return -IPCP_E_LAYOUT;
-    }
-    return (int)q;
-}
-
-static _Atomic uint32_t fork_gen;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-
-static void fork_child(void)
-{
-    /* The child is single-threaded here; relaxed is enough. */
-    atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
-}
-
-static void fork_register(void)
-{
-    pthread_atfork(NULL, NULL, fork_child);
-}
-
-uint32_t ipcp__mqlock_forkgen(void)
-{
-    pthread_once(&fork_once, fork_register);
-    return ipcp_load_relaxed32(&fork_gen); /* only ever changed by our own fork */
-}
-
 /* ==== the lock ============================================================================== */
 
 #define MQLOCK_MAGIC    0x4b4c514du /* "MQLK" */
@@ -350,7 +206,7 @@ struct ipcp_mqlock_handle {
     struct ipcp_mqlock *l;
     mqd_t q;
     struct ipcp_mqlock_self self;
-    uint32_t forkgen; /* ipcp__mqlock_forkgen() at open: another value = inherited over fork */
+    uint32_t forkgen; /* ipcp__os_forkgen() at open: another value = inherited over fork */
     int held;
     uint16_t epoch; /* epoch of the token we hold */
     /* How long the word and the acquisition counter have stood still, as this handle saw them:
@@ -377,10 +233,10 @@ int ipcp_mqlock_create(const struct ipcp_mqlock_cfg *cfg, struct ipcp_mqlock **o
     l->recovery_ms = recovery_ms;
     l->check_ms = recovery_ms / 5 < 1 ? 1 : recovery_ms / 5 > 50 ? 50 : recovery_ms / 5;
     l->creator = getpid();
-    int rc = ipcp__mqlock_objname(l->name, sizeof(l->name), "mqlock", cfg ? cfg->stem : NULL);
+    int rc = ipcp__os_objname(l->name, sizeof(l->name), "mqlock", cfg ? cfg->stem : NULL);
     if (rc < 0) goto fail_free;
     void *map;
-    rc = ipcp__mqlock_shm_create(l->name, sizeof(struct mqlock_rec), &map);
+    rc = ipcp__os_shm_create(l->name, sizeof(struct mqlock_rec), &map);
     if (rc < 0) goto fail_free;
     l->rec = map;
     l->rec->magic = MQLOCK_MAGIC;
@@ -389,7 +245,7 @@ int ipcp_mqlock_create(const struct ipcp_mqlock_cfg *cfg, struct ipcp_mqlock **o
     /* No user exists yet (they are forked or started after create returns). */
     ipcp_store_release64(&l->rec->word, ipcp_mqlock_word_initial());
 
-    int q = ipcp__mqlock_mq_create(l->name, (long)depth, IPCP_MQLOCK_TOKEN_SIZE);
+    int q = ipcp__os_mq_create(l->name, (long)depth, IPCP_MQLOCK_TOKEN_SIZE);
     if (q < 0) {
         rc = q;
         goto fail_shm;
@@ -441,14 +297,14 @@ int ipcp_mqlock_open(struct ipcp_mqlock *l, struct ipcp_mqlock_handle **out)
     struct ipcp_mqlock_handle *h = calloc(1, sizeof(*h));
     if (h == NULL) return -ENOMEM;
     h->l = l;
-    h->forkgen = ipcp__mqlock_forkgen();
+    h->forkgen = ipcp__os_forkgen();
     ipcp_mqlock_watch_reset(&h->watch);
     int rc = ipcp__proc_self(&h->self.pid, &h->self.start);
     if (rc < 0) {
         free(h);
         return rc;
     }
-    rc = ipcp__mqlock_mq_open(l->name, l->depth, IPCP_MQLOCK_TOKEN_SIZE);
+    rc = ipcp__os_mq_open(l->name, l->depth, IPCP_MQLOCK_TOKEN_SIZE);
     if (rc < 0) {
         free(h);
         return rc;
@@ -561,7 +417,7 @@ static int after_timeout(struct ipcp_mqlock_handle *h, struct ipcp_mqlock_watch 
 static int check_handle(const struct ipcp_mqlock_handle *h)
 {
     if (h->held) return -IPCP_E_STATE;
-    if (ipcp__mqlock_forkgen() != h->forkgen) return -IPCP_E_STATE; /* inherited over fork */
+    if (ipcp__os_forkgen() != h->forkgen) return -IPCP_E_STATE; /* inherited over fork */
     return 0;
 }
 
@@ -627,7 +483,7 @@ int ipcp_mqlock_trylock(struct ipcp_mqlock_handle *h)
 
 int ipcp_mqlock_unlock(struct ipcp_mqlock_handle *h)
 {
-    if (!h->held || ipcp__mqlock_forkgen() != h->forkgen) return -IPCP_E_STATE;
+    if (!h->held || ipcp__os_forkgen() != h->forkgen) return -IPCP_E_STATE;
     struct mqlock_rec *rec = h->l->rec;
     h->held = 0;
     uint64_t expected, desired;

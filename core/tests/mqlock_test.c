@@ -935,9 +935,9 @@ static void test_limits(void **s)
     }
     /* through real creation: refused before mq_open, nothing created */
     char name[96];
-    assert_int_equal(ipcp__mqlock_objname(name, sizeof(name), "mqlock", "limits"), 0);
-    assert_int_equal(ipcp__mqlock_mq_create(name, lim.msg_max + 1, 16), -IPCP_E_MQ_MAXMSG);
-    assert_int_equal(ipcp__mqlock_mq_create(name, 1, lim.msgsize_max + 1), -IPCP_E_MQ_MSGSIZE);
+    assert_int_equal(ipcp__os_objname(name, sizeof(name), "mqlock", "limits"), 0);
+    assert_int_equal(ipcp__os_mq_create(name, lim.msg_max + 1, 16), -IPCP_E_MQ_MAXMSG);
+    assert_int_equal(ipcp__os_mq_create(name, 1, lim.msgsize_max + 1), -IPCP_E_MQ_MSGSIZE);
     assert_true(mq_gone(name));
     struct ipcp_mqlock_cfg cfg = {
         .stem = "limits", .recovery_ms = 0, .depth = (unsigned)lim.msg_max + 1};
