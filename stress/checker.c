@@ -175,6 +175,7 @@ static void check_errors(const struct st_case *cs, const struct st_outcome *o, i
                          struct st_report *rep)
 {
     int64_t kill_ns = atomic_load_explicit(&cs->sh->kill_ns, memory_order_relaxed);
+    const int robust_lock = !cs->is_chan && (cs->proto_flags & IPCP_LOCK_ROBUST) != 0;
     for (uint32_t i = 0; i < cs->nworkers; i++) {
         const struct st_slot *s = &cs->slots[i];
         int err = atomic_load_explicit(&s->err, memory_order_acquire);
@@ -185,6 +186,17 @@ static void check_errors(const struct st_case *cs, const struct st_outcome *o, i
         char who[48], eb[96];
         st_endpoint_name(cs, i, who, sizeof(who));
         int64_t at = atomic_load_explicit(&s->err_ns, memory_order_relaxed);
+        /* a lock that claims IPCP_LOCK_ROBUST promised to survive a holder's death: an error
+         * after one (ENOTRECOVERABLE: nobody made the mutex consistent) is its failure */
+        if (robust_lock && (killed || o->crash_ns) && at >= (killed ? kill_ns : o->crash_ns)) {
+            st_report_add(rep, ST_V_ERROR, 1,
+                          "%s: %s #%" PRIu64 " returned %s after a holder died: a lock that "
+                          "claims IPCP_LOCK_ROBUST must go on working (made consistent again)",
+                          who, st_phase_name((int)ph),
+                          atomic_load_explicit(&s->err_seq, memory_order_relaxed),
+                          errstr(err, eb, sizeof(eb)));
+            continue;
+        }
         if (killed && at >= kill_ns && st_tolerated_after_kill(err)) {
             st_report_note(rep, "%s: %s returned %s after the kill fault", who,
                            st_phase_name((int)ph), ipcp_errname(err));

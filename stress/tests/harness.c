@@ -15,6 +15,8 @@
  *   create    create() returns -ENOSPC                                    -> exit status 2
  *   liar      (lock) lock() returns 1 although no holder died             -> error
  *   hide      (lock) after a holder died, lock() returns 0 instead of 1   -> error (--fault kill)
+ *   inconsistent (lock) after a holder died, lock() returns 1 but never makes the mutex
+ *             consistent: the next lock() returns ENOTRECOVERABLE         -> error (--fault kill)
  *   duplast   recv() hands out the last message once more when the pipe is empty -> duplicate
  *   sendtime  recv() changes a byte of the header's send time           -> torn
  *   weirderr  send() returns -12345, a code nobody knows                  -> error
@@ -402,7 +404,7 @@ static int lk_lock(void *h, int timeout_ms)
         nanosleep(&ts, NULL);
     }
     if (r == EOWNERDEAD) {
-        pthread_mutex_consistent(&l->m);
+        if (strcmp(l->bug, "inconsistent") != 0) pthread_mutex_consistent(&l->m);
         return strcmp(l->bug, "hide") == 0 ? 0 : 1;
     }
     if (r != 0) return -r;

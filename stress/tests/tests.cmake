@@ -80,6 +80,15 @@ ipcp_stress_test(NAME stress.harness.leak RC 1 KINDS leak
   ARGS stress --plugin ${H} --kind channel --messages 500 --opt bug=leak)
 ipcp_stress_test(NAME stress.harness.lock_liar RC 1 KINDS error
   ARGS stress --plugin ${H} --kind lock --workers 3 --messages 2000 --opt bug=liar)
+# a robust lock left unrecoverable after a death fails (ENOTRECOVERABLE is its failure, not a
+# consequence of the kill to forgive), with the kill fault and at crash points
+ipcp_stress_test(NAME stress.harness.lock_inconsistent RC 1 KINDS error
+  DETAIL "ENOTRECOVERABLE.*after a holder died: a lock that claims IPCP_LOCK_ROBUST"
+  ARGS stress --plugin ${H} --kind lock --workers 3 --messages 2000 --fault kill --seed 1
+  --opt bug=inconsistent)
+ipcp_stress_test(NAME stress.harness.lock_inconsistent_crash_points RC 1 KINDS error
+  DETAIL "ENOTRECOVERABLE.*after a holder died"
+  ARGS stress --plugin ${H} --kind lock --workers 3 --crash-points --opt bug=inconsistent)
 ipcp_stress_test(NAME stress.harness.lock_hides_death RC 1 KINDS error
   ARGS stress --plugin ${H} --kind lock --workers 3 --messages 2000 --fault kill --opt bug=hide)
 ipcp_stress_test(NAME stress.harness.create_fails RC 2
