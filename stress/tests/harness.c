@@ -15,6 +15,7 @@
  *   create    create() returns -ENOSPC                                    -> exit status 2
  *   liar      (lock) lock() returns 1 although no holder died             -> error
  *   hide      (lock) after a holder died, lock() returns 0 instead of 1   -> error (--fault kill)
+ *   lastbatch sends 8 messages at a time; close() forgets a partial batch -> loss
  *   inconsistent (lock) after a holder died, lock() returns 1 but never makes the mutex
  *             consistent: the next lock() returns ENOTRECOVERABLE         -> error (--fault kill)
  *   duplast   recv() hands out the last message once more when the pipe is empty -> duplicate
@@ -67,6 +68,9 @@ struct ep {
     size_t have, need, held;
     uint8_t *last; /* consumer: last message, for bug=dup */
     size_t last_len;
+    uint8_t *batch[8]; /* producer, bug=lastbatch: messages not written yet */
+    size_t batch_len[8];
+    unsigned nbatch;
 };
 
 static void parse(const char *opt, char *bug, size_t cap, unsigned long *after)
@@ -209,6 +213,8 @@ static int ch_open(void *ctx, int role, uint32_t index, void **out)
 static void ch_close(void *ep)
 {
     struct ep *e = ep;
+    for (unsigned i = 0; i < e->nbatch; i++) /* bug=lastbatch: dropped, never written */
+        free(e->batch[i]);
     free(e->buf);
     free(e->last);
     free(e);
@@ -261,6 +267,21 @@ static int ch_send(void *ep, const void *msg, size_t len, int timeout_ms)
     if (is(x, "drop") && n >= x->after && n % 50 == 0) {
         e->n++;
         return 0; /* "sent" */
+    }
+    if (is(x, "lastbatch")) { /* 8 messages at a time; close() forgets a partial batch */
+        e->batch[e->nbatch] = malloc(len ? len : 1);
+        if (e->batch[e->nbatch] == NULL) return -ENOMEM;
+        memcpy(e->batch[e->nbatch], msg, len);
+        e->batch_len[e->nbatch++] = len;
+        e->n++;
+        if (e->nbatch < 8) return 0;
+        int r = 0;
+        for (unsigned i = 0; i < e->nbatch; i++) {
+            if (r == 0) r = write_frame(x->fds[1], e->batch[i], e->batch_len[i], 1000);
+            free(e->batch[i]);
+        }
+        e->nbatch = 0;
+        return r;
     }
     if (is(x, "reorder") && n >= x->after && n % 50 == 0 && !e->held) {
         memcpy(e->buf, msg, len); /* hold it back; it goes out after the next one */

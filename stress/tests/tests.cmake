@@ -380,6 +380,14 @@ ipcp_stress_test(NAME stress.processes_only_thread_na RC 0 RESULT n/a ENV IPCP_F
   ARGS stress --plugin $<TARGET_FILE:fixture_blocking_locks> --kind lock --mode thread
   --workers 3 --messages 1000 --opt how=fcntl --seed 1)
 
+# a producer's close() that loses its last partial batch of 8 (harness bug=lastbatch): the
+# clock does not end a run on a batch boundary (a few more messages after the stop, from the
+# seed), nor does validate's message quota (an odd multiple of a prime)
+ipcp_stress_test(NAME stress.harness.last_batch_lost RC 1 KINDS loss
+  ARGS stress --plugin ${H} --kind channel --duration 0.3 --seed 1 --opt bug=lastbatch)
+ipcp_stress_test(NAME stress.harness.last_batch_lost_validate RC 1 KINDS loss
+  ARGS validate --plugin ${H} --kind channel --budget 5 --seed 1 --opt bug=lastbatch)
+
 # --- validate on hostile plugins: a verdict and a report within the budget and a fixed margin ----
 foreach(how exit crash hang)
   set(kind crash)
