@@ -33,6 +33,7 @@ ipcp_stress_unit_test(plugbuild plugbuild elfinfo spawn)
 ipcp_stress_unit_test(checker checker report payload config spawn exec sched/schedfmt)
 target_link_libraries(stress_checker_test PRIVATE ipcproof PkgConfig::XXHASH PkgConfig::JANSSON)
 ipcp_stress_unit_test(dfs dfs spawn)
+ipcp_stress_unit_test(hb sched/hb spawn)
 
 # ctest labels for the tests of this file.
 ipcp_label_tests(unit)
