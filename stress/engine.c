@@ -559,8 +559,10 @@ static void run_loop(struct sup *S)
         (void)poll(&p, 1, kill_pending ? 1 : 5);
     }
     if (stop_state == 1)
-        st_report_note(rep, "stop fault: the run ended before the stop point (%" PRIu64
-                            " operations of endpoint %u)", cs->stop_at, cs->stop_victim - 1);
+        st_report_note(rep,
+                       "stop fault: the run ended before the stop point (%" PRIu64
+                       " operations of endpoint %u)",
+                       cs->stop_at, cs->stop_victim - 1);
     for (uint32_t i = 0; i < o->nproc; i++) /* blocking: every one was killed or has ended */
         if (!o->reaped[i] && st_wait_until(o->pids[i], &o->status[i], 0, NULL) == 1) {
             o->reaped[i] = 1;
@@ -792,12 +794,48 @@ static void finish_host(struct sup *S, int created)
     st_capture_pump(&h->out, 0);
 }
 
+/* One side of a data race, as words: "consumer 0 read of 4 bytes at m3+0x90". */
+static void race_side(const struct st_sched_report *sr, const struct st_sched_access *a, char *buf,
+                      size_t cap)
+{
+    const char *who = a->thread < ST_SCHED_MAX_THREADS ? sr->names[a->thread] : "?";
+    if (a->known)
+        snprintf(buf, cap, "%.24s %s of %llu byte%s at m%u+0x%x (%.160s, after step %llu)", who,
+                 a->write ? "write" : "read", (unsigned long long)a->size, a->size == 1 ? "" : "s",
+                 a->object, a->offset, a->where, (unsigned long long)a->step);
+    else /* older than what its thread's log keeps */
+        snprintf(buf, cap, "%.24s %s of m%u+0x%x (where: too long ago to say)", who,
+                 a->write ? "write" : "read", a->object, a->offset);
+}
+
+/* A data race the runtime found: both accesses in the detail, and as the violation's frames. */
+static void race_outcome(struct sup *S)
+{
+    struct st_sched_report *sr = S->cs.sched_rep;
+    struct st_report *rep = S->rep;
+    char now[400], before[400];
+    race_side(sr, &sr->race.access[1], now, sizeof(now));
+    race_side(sr, &sr->race.access[0], before, sizeof(before));
+    st_report_add(rep, ST_V_RACE, 1,
+                  "schedule %" PRIu64 ", step %" PRIu64
+                  ": a data race on m%u+0x%x: the %.400s races with the earlier %.400s; neither "
+                  "happens before the other",
+                  S->cs.schedule, sr->steps, sr->race.object, sr->race.offset, now, before);
+    for (int i = 0; i < rep->nv; i++)
+        if (rep->v[i].kind == ST_V_RACE && rep->v[i].frames[0] == '\0')
+            snprintf(rep->v[i].frames, sizeof(rep->v[i].frames), "#0 %.370s\n#1 %.370s", now,
+                     before);
+}
+
 /* What the scheduler runtime said of the schedule, as violations. */
 static void sched_outcome(struct sup *S)
 {
     struct st_sched_report *sr = S->cs.sched_rep;
     struct st_report *rep = S->rep;
-    if (sr->status == ST_SCHED_DEADLOCK || sr->status == ST_SCHED_LOSTWAKE) {
+    if (sr->status == ST_SCHED_RACE) {
+        st_symbolize(sr);
+        race_outcome(S);
+    } else if (sr->status == ST_SCHED_DEADLOCK || sr->status == ST_SCHED_LOSTWAKE) {
         st_symbolize(sr);
         char text[1024] = "";
         size_t len = 0;
@@ -980,7 +1018,7 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
     }
     if (cs->sched_rep != NULL && rep->status != 2) {
         if (rep->nv && cs->sched_rep->status != ST_SCHED_DEADLOCK &&
-            cs->sched_rep->status != ST_SCHED_LOSTWAKE)
+            cs->sched_rep->status != ST_SCHED_LOSTWAKE && cs->sched_rep->status != ST_SCHED_RACE)
             st_symbolize(cs->sched_rep);
         free(rep->sched);
         rep->sched = malloc(sizeof(*rep->sched));

@@ -113,6 +113,7 @@ struct st_config {
     int plain_points;        /* --plain-points */
     int memory_sc;           /* --memory sc (default tso: a store buffer per thread) */
     int lost_wakeups;        /* --lost-wakeups: a futex waiter asleep on a changed word fails */
+    int no_races;            /* --races off: no happens-before race detection */
     unsigned preemptions;    /* --preemptions: dfs's bound */
     const uint8_t *choices;  /* dfs: the prefix of the schedule (--choices, or the search's) */
     uint32_t nchoices;

@@ -37,6 +37,7 @@ typedef uint32_t vc_t[HB_MAX_THREADS];
 struct spage {
     uintptr_t base;
     struct spage *next;
+    uint32_t lo, hi; /* the bytes ever touched: [lo, hi) (what a reuse must clear) */
     uint32_t w[PAGE], r[PAGE];
 };
 
@@ -64,8 +65,8 @@ static struct {
     uint32_t n;
     vc_t C[HB_MAX_THREADS], F[HB_MAX_THREADS], A[HB_MAX_THREADS];
     uint8_t has_f[HB_MAX_THREADS];
-    struct pend pend[HB_MAX_THREADS][HB_PENDING];
-    uint32_t npend[HB_MAX_THREADS];
+    struct pend pend[HB_MAX_THREADS][HB_PENDING]; /* a ring: the oldest at pend0 */
+    uint32_t npend[HB_MAX_THREADS], pend0[HB_MAX_THREADS];
     /* synchronisation objects: open addressing, and their clocks */
     struct sync *sync;
     uint32_t *sync_vc;
@@ -290,7 +291,7 @@ void hb_store_buffered(uint32_t t, const void *a, int mo)
 {
     if (!H.on) return;
     if (H.npend[t] == HB_PENDING) hb_store_flushed(t); /* the caller flushes first: never */
-    struct pend *p = &H.pend[t][H.npend[t]++];
+    struct pend *p = &H.pend[t][(H.pend0[t] + H.npend[t]++) % HB_PENDING];
     p->addr = (uintptr_t)a;
     p->gives = releases(mo) || H.has_f[t];
     if (p->gives) memcpy(p->vc, releases(mo) ? H.C[t] : H.F[t], H.n * sizeof(uint32_t));
@@ -300,13 +301,13 @@ void hb_store_buffered(uint32_t t, const void *a, int mo)
 void hb_store_flushed(uint32_t t)
 {
     if (!H.on || H.npend[t] == 0) return;
-    struct pend *p = &H.pend[t][0];
+    struct pend *p = &H.pend[t][H.pend0[t]];
     if (p->gives) {
         uint32_t *l = sync_clock((const void *)p->addr, HB_ATOMIC, 1);
         if (l != NULL) join(l, p->vc);
     }
     H.npend[t]--;
-    memmove(&H.pend[t][0], &H.pend[t][1], H.npend[t] * sizeof(H.pend[t][0]));
+    H.pend0[t] = (H.pend0[t] + 1) % HB_PENDING;
 }
 
 /* ---- the shadow --------------------------------------------------------------------------- */
@@ -331,6 +332,8 @@ static struct spage *shadow(uintptr_t base, int create)
         return NULL;
     }
     p->base = base;
+    p->lo = PAGE;
+    p->hi = 0;
     p->next = H.bucket[b];
     H.bucket[b] = p;
     return H.last = p;
@@ -380,11 +383,16 @@ void hb_forget(const void *a, size_t n)
         if (p != NULL) {
             uint32_t from = base < lo ? (uint32_t)(lo - base) : 0;
             uint32_t to = hi - base < PAGE ? (uint32_t)(hi - base) : PAGE;
+            int whole = from <= p->lo && to >= p->hi;
+            if (from < p->lo) from = p->lo; /* nothing was ever recorded outside [lo, hi) */
+            if (to > p->hi) to = p->hi;
             for (uint32_t k = from; k < to; k++)
                 if (p->r[k] & SHARED) rvc_drop(p->r[k] & ~SHARED);
-            memset(&p->w[from], 0, (to - from) * sizeof(uint32_t));
-            memset(&p->r[from], 0, (to - from) * sizeof(uint32_t));
-            if (from == 0 && to == PAGE) { /* the whole page: kept for the next one */
+            if (from < to) {
+                memset(&p->w[from], 0, (to - from) * sizeof(uint32_t));
+                memset(&p->r[from], 0, (to - from) * sizeof(uint32_t));
+            }
+            if (whole) { /* nothing left: the page is kept for the next one */
                 struct spage **pp = &H.bucket[bucket_of(base)];
                 while (*pp != p)
                     pp = &(*pp)->next;
@@ -501,6 +509,8 @@ int hb_access(uint32_t t, const void *a, size_t n, int write, const void *pc, ui
         struct spage *p = shadow(base, 1);
         if (p == NULL) return 0;
         uint32_t to = hi - base < PAGE ? (uint32_t)(hi - base) : PAGE;
+        if ((uint32_t)(x - base) < p->lo) p->lo = (uint32_t)(x - base);
+        if (to > p->hi) p->hi = to;
         for (uint32_t k = (uint32_t)(x - base); k < to; k++)
             if (one_byte(p, k, t, write, race, &changed)) {
                 race->cur = (struct hb_access){.thread = t,
