@@ -794,76 +794,6 @@ static void finish_host(struct sup *S, int created)
     st_capture_pump(&h->out, 0);
 }
 
-/* One side of a data race, as words: "consumer 0 read of 4 bytes at m3+0x90". */
-static void race_side(const struct st_sched_report *sr, const struct st_sched_access *a, char *buf,
-                      size_t cap)
-{
-    const char *who = a->thread < ST_SCHED_MAX_THREADS ? sr->names[a->thread] : "?";
-    if (a->known)
-        snprintf(buf, cap, "%.24s %s of %llu byte%s at m%u+0x%x (%.160s, after step %llu)", who,
-                 a->write ? "write" : "read", (unsigned long long)a->size, a->size == 1 ? "" : "s",
-                 a->object, a->offset, a->where, (unsigned long long)a->step);
-    else /* older than what its thread's log keeps */
-        snprintf(buf, cap, "%.24s %s of m%u+0x%x (where: too long ago to say)", who,
-                 a->write ? "write" : "read", a->object, a->offset);
-}
-
-/* A data race the runtime found: both accesses in the detail, and as the violation's frames. */
-static void race_outcome(struct sup *S)
-{
-    struct st_sched_report *sr = S->cs.sched_rep;
-    struct st_report *rep = S->rep;
-    char now[400], before[400];
-    race_side(sr, &sr->race.access[1], now, sizeof(now));
-    race_side(sr, &sr->race.access[0], before, sizeof(before));
-    st_report_add(rep, ST_V_RACE, 1,
-                  "schedule %" PRIu64 ", step %" PRIu64
-                  ": a data race on m%u+0x%x: the %.400s races with the earlier %.400s; neither "
-                  "happens before the other",
-                  S->cs.schedule, sr->steps, sr->race.object, sr->race.offset, now, before);
-    for (int i = 0; i < rep->nv; i++)
-        if (rep->v[i].kind == ST_V_RACE && rep->v[i].frames[0] == '\0')
-            snprintf(rep->v[i].frames, sizeof(rep->v[i].frames), "#0 %.370s\n#1 %.370s", now,
-                     before);
-}
-
-/* What the scheduler runtime said of the schedule, as violations. */
-static void sched_outcome(struct sup *S)
-{
-    struct st_sched_report *sr = S->cs.sched_rep;
-    struct st_report *rep = S->rep;
-    if (sr->status == ST_SCHED_RACE) {
-        st_symbolize(sr);
-        race_outcome(S);
-    } else if (sr->status == ST_SCHED_DEADLOCK || sr->status == ST_SCHED_LOSTWAKE) {
-        st_symbolize(sr);
-        char text[1024] = "";
-        size_t len = 0;
-        for (uint32_t i = 0; i < ST_SCHED_MAX_THREADS && len < sizeof(text); i++) {
-            const struct st_sched_blocked *b = &sr->blocked[i];
-            if (!b->blocked) continue;
-            len += (size_t)snprintf(text + len, sizeof(text) - len,
-                                    "%s%.24s in %.32s at %.160s (on m%u+0x%x)", len ? "; " : "",
-                                    sr->names[i], b->what, b->where, b->object, b->offset);
-        }
-        if (sr->status == ST_SCHED_DEADLOCK)
-            st_report_add(rep, ST_V_DEADLOCK, 1,
-                          "schedule %" PRIu64 ", step %" PRIu64
-                          ": every thread is blocked and no timer is pending: %s",
-                          S->cs.schedule, sr->steps, text);
-        else
-            st_report_add(rep, ST_V_DEADLOCK, 1,
-                          "schedule %" PRIu64 ", step %" PRIu64
-                          ": a lost wake-up: nobody can run, and a futex waiter sleeps on a word "
-                          "that has changed since (only its timeout will wake it): %s",
-                          S->cs.schedule, sr->steps, text);
-    } else if (sr->status == ST_SCHED_LIVELOCK)
-        st_report_add(rep, ST_V_DEADLOCK, 1, "schedule %" PRIu64 ": %s", S->cs.schedule, sr->text);
-    else if (sr->status != ST_SCHED_FINISHED && S->o.nproc && !S->o.watchdog_killed)
-        st_report_note(rep, "schedule %" PRIu64 ": the scheduler runtime did not report an end",
-                       S->cs.schedule);
-}
-
 int st_run_once(const struct st_config *c, struct st_report *rep, int verify, uint64_t schedule)
 {
     static unsigned case_no;
@@ -1002,7 +932,8 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
         }
     }
     if (rep->status != 2 && S->o.nproc > 0) {
-        if (cs->sched_rep != NULL) sched_outcome(S);
+        if (cs->sched_rep != NULL)
+            st_sched_outcome(cs->sched_rep, cs->schedule, S->o.nproc && !S->o.watchdog_killed, rep);
         st_check_case(cs, &S->o, rep);
         after_run_notes(S);
     }

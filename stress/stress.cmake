@@ -54,6 +54,7 @@ if(NOT IPCP_SANITIZERS AND NOT IPCP_COVERAGE AND NOT IPCP_FUZZ_ENGINE STREQUAL "
                                     ${CMAKE_CURRENT_SOURCE_DIR}/sched/tsancb.c
                                     ${CMAKE_CURRENT_SOURCE_DIR}/sched/hb.c
                                     ${CMAKE_CURRENT_SOURCE_DIR}/sched/crashpt.c
+                                    ${CMAKE_CURRENT_SOURCE_DIR}/sched/places.c
                                     ${CMAKE_CURRENT_SOURCE_DIR}/sched/interpose.c
                                     ${CMAKE_CURRENT_SOURCE_DIR}/sched/interpose_ipc.c)
   set_target_properties(ipcproof_sched PROPERTIES OUTPUT_NAME ipcproof-sched

@@ -1,41 +1,11 @@
-/* crashpt.c - inside libipcproof-sched.so: where the harness's code is (its own copies are not
- * the protocol's scheduling points), and the crash points of process mode (schedrt.h). */
+/* crashpt.c - inside libipcproof-sched.so: the crash points of process mode (schedrt.h). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <elf.h>
-#include <link.h>
 #include <signal.h>
 #include <stdint.h>
 
 #include "schedrt.h"
-
-/* The text of the main executable (the harness): its own copies are not the protocol's. */
-static uintptr_t exe_lo, exe_hi;
-
-static int find_exe(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    (void)arg;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
-            exe_lo = info->dlpi_addr + ph->p_vaddr;
-            exe_hi = exe_lo + ph->p_memsz;
-        }
-    }
-    return 1; /* the first object is the executable */
-}
-
-void sr_find_harness(void)
-{
-    if (exe_hi == 0) dl_iterate_phdr(find_exe, NULL);
-}
-
-int sr_from_harness(const void *pc)
-{
-    return (uintptr_t)pc >= exe_lo && (uintptr_t)pc < exe_hi;
-}
 
 /* ---- crash points (process mode) --------------------------------------------------------- */
 

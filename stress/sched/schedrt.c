@@ -589,39 +589,6 @@ void sr_sleep_until(int64_t when, const void *pc)
 
 /* ---- the report ----------------------------------------------------------------------------- */
 
-/* pc as a module of the report's table + offset; where = the dynamic symbol, if any */
-static void place(struct st_sched_report *r, const void *pc, struct st_sched_pc *at, char *where,
-                  size_t cap)
-{
-    Dl_info di;
-    memset(at, 0, sizeof(*at));
-    where[0] = '\0';
-    if (pc == NULL || !dladdr(pc, &di) || di.dli_fname == NULL) return;
-    uint32_t m = 0;
-    for (uint32_t i = 0; i < ST_SCHED_MODULES && r->modules[i][0]; i++)
-        if (strcmp(r->modules[i], di.dli_fname) == 0) m = i + 1;
-    for (uint32_t i = 0; m == 0 && i < ST_SCHED_MODULES; i++)
-        if (r->modules[i][0] == '\0') {
-            snprintf(r->modules[i], sizeof(r->modules[i]), "%s", di.dli_fname);
-            m = i + 1;
-        }
-    at->module = m;
-    at->offset = (uint64_t)((uintptr_t)pc - (uintptr_t)di.dli_fbase);
-    if (di.dli_sname != NULL)
-        snprintf(where, cap, "%s+0x%lx", di.dli_sname,
-                 (unsigned long)((uintptr_t)pc - (uintptr_t)di.dli_saddr));
-}
-
-/* Names the code places of the trace's events (module + offset, and the symbol if any). */
-SR_EXPORT void ipcproof_sched_place_trace(struct st_sched_report *r)
-{
-    uint64_t from = r->nevents > ST_SCHED_TRACE ? r->nevents - ST_SCHED_TRACE : 0;
-    for (uint64_t i = from; i < r->nevents; i++) {
-        struct st_sched_event *e = &r->trace[i % ST_SCHED_TRACE];
-        place(r, (const void *)(uintptr_t)e->pc, &e->at, e->where, sizeof(e->where));
-    }
-}
-
 static void finish(uint32_t status)
 {
     struct st_sched_report *r = S.rep;
@@ -640,7 +607,7 @@ static void finish(uint32_t status)
                 b->blocked = 1;
                 snprintf(b->what, sizeof(b->what), "%s", t->what ? t->what : "?");
                 if (t->key) locate(t->key, &b->object, &b->offset);
-                place(r, t->pc, &b->at, b->where, sizeof(b->where));
+                sr_place(r, t->pc, &b->at, b->where, sizeof(b->where));
             }
         } else if (status == ST_SCHED_LIVELOCK) {
             static const char *const st[] = {"?", "runnable", "blocked", "done"};
@@ -700,7 +667,7 @@ static void race_side(struct st_sched_access *s, const struct hb_access *a)
     s->step = a->step;
     s->known = a->known;
     s->pc = (uint64_t)(uintptr_t)a->pc;
-    place(S.rep, a->pc, &s->at, s->where, sizeof(s->where));
+    sr_place(S.rep, a->pc, &s->at, s->where, sizeof(s->where));
 }
 
 void sr_access(const volatile void *a, size_t n, int write, int op, const void *pc)

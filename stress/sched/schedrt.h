@@ -34,9 +34,14 @@ enum sr_op {
 };
 
 /* pc is in the main executable (the ipcproof harness), not in the protocol's code; where that
- * is, is found by sr_find_harness() (once, before the first call). crashpt.c */
+ * is, is found by sr_find_harness() (once, before the first call). places.c */
 int sr_from_harness(const void *pc);
 void sr_find_harness(void);
+/* pc as a module of r's table + offset (at), and where = its dynamic symbol, if any. places.c */
+struct st_sched_report;
+struct st_sched_pc;
+void sr_place(struct st_sched_report *r, const void *pc, struct st_sched_pc *at, char *where,
+              size_t cap);
 
 /* --crash-point in process mode: counts a scheduling point of this thread when armed, and dies
  * at the chosen one. Called where a scheduled thread would have a point, scheduled or not. */
