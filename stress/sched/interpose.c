@@ -6,7 +6,10 @@
  * signal or post happens, or its (virtual) deadline passes. The real object is still used for
  * the state (a robust mutex keeps its owner and EOWNERDEAD), only through non-blocking calls.
  * Memory copies are scheduling points: a protocol that publishes a record before copying it in
- * is caught between the two. Every other thread goes straight to libc.
+ * is caught between the two. Each of these calls also tells the race detector (hb.h) what it
+ * synchronises (an unlock with the next lock, a post with a wait, a write with a read), copies
+ * are checked as accesses, and freed or unmapped memory is forgotten. Every other thread goes
+ * straight to libc.
  *
  * Message queues, SysV semaphores and rwlocks: interpose_ipc.c. Not interposed (documented in
  * docs/sched.md): epoll/select, threads the protocol creates itself, calls glibc makes

@@ -5,12 +5,13 @@
  * fence is a scheduling point: the scheduler may let another thread run before it happens. The
  * operation itself is performed here: sequentially consistent, or under --memory tso (x86-TSO)
  * an atomic store below seq_cst goes into the thread's store buffer, its own later loads see it,
- * and locked read-modify-writes and seq_cst fences drain the buffer first (schedrt.h). Plain
- * reads and writes are notifications (the compiled code does the access itself): they drain the
- * thread's buffered stores they overlap (program order), and are scheduling points only with
- * plain_points. The whole set clang-14 emits is defined, so that dlopen() of any TSan plugin
- * succeeds; the ones only race detection needs (vptr, func entry/exit) do nothing. Outside a
- * scheduled thread every callback is the bare operation. */
+ * and locked read-modify-writes and seq_cst fences drain the buffer first (schedrt.h). Each
+ * atomic operation also tells the race detector (hb.h) what it synchronises, by its memory order.
+ * Plain reads and writes are notifications (the compiled code does the access itself): they
+ * drain the thread's buffered stores they overlap (program order), are checked for data races,
+ * and are scheduling points only with plain_points. The whole set clang-14 emits is defined, so
+ * that dlopen() of any TSan plugin succeeds; the ones only ThreadSanitizer's reports need (vptr,
+ * func entry/exit) do nothing. Outside a scheduled thread every callback is the bare operation. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
