@@ -8,35 +8,47 @@
 #include "stress.h"
 #include "symbolize.h"
 
-/* One side of a data race, as words: "consumer 0 read of 4 bytes at m3+0x90". */
-static void race_side(const struct st_sched_report *sr, const struct st_sched_access *a, char *buf,
-                      size_t cap)
+/* One side of a data race: what ("consumer 0 read of 4 bytes at m3+0x90"), and where, as
+ * "copy_out broken_ring.c:66, after step 12" for the detail and as a frame "copy_out at
+ * broken_ring.c:66" (the form sanitizer frames and SARIF locations are read in). */
+static void race_side(const struct st_sched_report *sr, const struct st_sched_access *a, char *what,
+                      char *where, char *frame, size_t cap)
 {
     const char *who = a->thread < ST_SCHED_MAX_THREADS ? sr->names[a->thread] : "?";
-    if (a->known)
-        snprintf(buf, cap, "%.24s %s of %llu byte%s at m%u+0x%x (%.160s, after step %llu)", who,
-                 a->write ? "write" : "read", (unsigned long long)a->size, a->size == 1 ? "" : "s",
-                 a->object, a->offset, a->where, (unsigned long long)a->step);
-    else /* older than what its thread's log keeps */
-        snprintf(buf, cap, "%.24s %s of m%u+0x%x (where: too long ago to say)", who,
-                 a->write ? "write" : "read", a->object, a->offset);
+    const char *rw = a->write ? "write" : "read";
+    if (!a->known) { /* older than what its thread's log keeps */
+        snprintf(what, cap, "%.24s %s of m%u+0x%x", who, rw, a->object, a->offset);
+        snprintf(where, cap, "too long ago to say where");
+        snprintf(frame, cap, "?");
+        return;
+    }
+    snprintf(what, cap, "%.24s %s of %llu byte%s at m%u+0x%x", who, rw, (unsigned long long)a->size,
+             a->size == 1 ? "" : "s", a->object, a->offset);
+    snprintf(where, cap, "%.160s, after step %llu", a->where, (unsigned long long)a->step);
+    const char *sp = strchr(a->where, ' ');
+    if (sp != NULL && sp[1] != '(' && strchr(sp, ':') != NULL)
+        snprintf(frame, cap, "%.*s at %.100s", (int)(sp - a->where), a->where, sp + 1);
+    else
+        snprintf(frame, cap, "%.160s", a->where);
 }
 
 /* A data race the runtime found: both accesses in the detail, and as the violation's frames. */
 static void race_outcome(const struct st_sched_report *sr, uint64_t schedule, struct st_report *rep)
 {
-    char now[400], before[400];
-    race_side(sr, &sr->race.access[1], now, sizeof(now));
-    race_side(sr, &sr->race.access[0], before, sizeof(before));
+    char what[2][200], where[2][200], frame[2][200];
+    for (int i = 0; i < 2; i++)
+        race_side(sr, &sr->race.access[i], what[i], where[i], frame[i], sizeof(what[i]));
     st_report_add(rep, ST_V_RACE, 1,
                   "schedule %" PRIu64 ", step %" PRIu64
-                  ": a data race on m%u+0x%x: the %.400s races with the earlier %.400s; neither "
+                  ": a data race on m%u+0x%x: the %s (%s) races with the earlier %s (%s); neither "
                   "happens before the other",
-                  schedule, sr->steps, sr->race.object, sr->race.offset, now, before);
+                  schedule, sr->steps, sr->race.object, sr->race.offset, what[1], where[1], what[0],
+                  where[0]);
     for (int i = 0; i < rep->nv; i++)
         if (rep->v[i].kind == ST_V_RACE && rep->v[i].frames[0] == '\0')
-            snprintf(rep->v[i].frames, sizeof(rep->v[i].frames), "#0 %.370s\n#1 %.370s", now,
-                     before);
+            snprintf(rep->v[i].frames, sizeof(rep->v[i].frames),
+                     "#0 %.150s: this %.200s\n#1 %.150s: the earlier %.200s", frame[1], what[1],
+                     frame[0], what[0]);
 }
 
 void st_sched_outcome(struct st_sched_report *sr, uint64_t schedule, int ran, struct st_report *rep)
