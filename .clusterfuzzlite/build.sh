@@ -73,12 +73,13 @@ if [[ " $CFLAGS " != *"-fsanitize=memory"* ]]; then
   $CC $CFLAGS -fno-sanitize=address,memory -fsanitize=thread "${cflags[@]}" -c core/src/ring.c \
     -o "$obj/sched_ring.o"
   for src in stress/sched/schedrt.c stress/sched/tsancb.c stress/sched/schedfmt.c \
-             harnesses/sched_glue.c; do
+             stress/sched/hb.c stress/sched/crashpt.c stress/sched/places.c harnesses/sched_glue.c; do
     # shellcheck disable=SC2086
     $CC $CFLAGS "${cflags[@]}" -I"$root/stress/sched" -c "$src" -o "$obj/sched_$(basename "$src")".o
   done
   sched_objs=("$obj/sched_ring.o" "$obj"/sched_schedrt.c.o "$obj"/sched_tsancb.c.o
-              "$obj"/sched_schedfmt.c.o "$obj"/sched_sched_glue.c.o -ldl -latomic)
+              "$obj"/sched_schedfmt.c.o "$obj"/sched_hb.c.o "$obj"/sched_crashpt.c.o
+              "$obj"/sched_places.c.o "$obj"/sched_sched_glue.c.o -ldl -latomic)
 fi
 for harness in harnesses/fuzz_*.c; do
   target=$(basename "$harness" .c)
