@@ -632,29 +632,17 @@ static void finish(uint32_t status)
 
 void sr_sync(int what, const volatile void *a, int arg)
 {
+    /* by what: the detector's entry for it (SR_HB_FENCE: hb_fence, which has no address) */
+    static void (*const op[])(uint32_t, const void *, int) = {
+        [SR_HB_ACQUIRE] = hb_acquire, [SR_HB_RELEASE] = hb_release, [SR_HB_LOAD] = hb_load,
+        [SR_HB_STORE] = hb_store,     [SR_HB_RMW] = hb_rmw,
+    };
     if (!S.cfg.races || !sr_active()) return;
     busy = 1;
-    uint32_t t = (uint32_t)me;
-    const void *p = (const void *)a;
-    switch (what) {
-    case SR_HB_ACQUIRE:
-        hb_acquire(t, p, arg);
-        break;
-    case SR_HB_RELEASE:
-        hb_release(t, p, arg);
-        break;
-    case SR_HB_LOAD:
-        hb_load(t, p, arg);
-        break;
-    case SR_HB_STORE:
-        hb_store(t, p, arg);
-        break;
-    case SR_HB_RMW:
-        hb_rmw(t, p, arg);
-        break;
-    default:
-        hb_fence(t, arg);
-    }
+    if (what == SR_HB_FENCE)
+        hb_fence((uint32_t)me, arg);
+    else
+        op[what]((uint32_t)me, (const void *)a, arg);
     busy = 0;
 }
 
