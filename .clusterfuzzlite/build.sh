@@ -72,12 +72,14 @@ declare -A sched_core=([ring_sched]="ring.c" [lock_sched]="mqlock.c handoff.c")
 sched_objs=()
 if [[ " $CFLAGS " != *"-fsanitize=memory"* ]]; then
   for src in stress/sched/schedrt.c stress/sched/tsancb.c stress/sched/interpose_ipc.c \
-             stress/sched/schedfmt.c harnesses/sched_glue.c; do
+             stress/sched/schedfmt.c stress/sched/hb.c stress/sched/crashpt.c \
+             stress/sched/places.c harnesses/sched_glue.c; do
     # shellcheck disable=SC2086
     $CC $CFLAGS "${cflags[@]}" -I"$root/stress/sched" -c "$src" -o "$obj/sched_$(basename "$src")".o
   done
   sched_objs=("$obj"/sched_schedrt.c.o "$obj"/sched_tsancb.c.o "$obj"/sched_interpose_ipc.c.o
-              "$obj"/sched_schedfmt.c.o "$obj"/sched_sched_glue.c.o -ldl -latomic)
+              "$obj"/sched_schedfmt.c.o "$obj"/sched_hb.c.o "$obj"/sched_crashpt.c.o
+              "$obj"/sched_places.c.o "$obj"/sched_sched_glue.c.o -ldl -latomic)
   for name in "${!sched_core[@]}"; do
     for src in ${sched_core[$name]}; do
       # shellcheck disable=SC2086

@@ -128,7 +128,7 @@ static void check_exits(const struct st_case *cs, const struct st_outcome *o, st
             int code = WEXITSTATUS(st);
             if (code == ST_EXIT_SCHED && cs->cfg->mode == ST_MODE_SCHED && cs->sched_rep &&
                 cs->sched_rep->status >= ST_SCHED_DEADLOCK)
-                continue; /* the deadlock the scheduler found, reported from its report */
+                continue; /* the deadlock or race the scheduler found, from its report */
             if (code == 0 || code == ST_EXIT_SETUP) {
                 /* the harness marks its slot(s) done just before it exits: anything else that
                  * exits with these statuses is the protocol calling exit() */
@@ -304,7 +304,8 @@ static void check_loss(const struct st_case *cs, uint32_t killed, struct st_repo
         return;
     }
     if (cs->sched_rep != NULL && cs->sched_rep->status >= ST_SCHED_DEADLOCK) {
-        st_report_note(rep, "loss not checked: the schedule ended in a deadlock");
+        st_report_note(rep, "loss not checked: the schedule ended in a %s",
+                       cs->sched_rep->status == ST_SCHED_RACE ? "data race" : "deadlock");
         return;
     }
     if (consumer_lost) {

@@ -128,6 +128,8 @@ static const char stress_text[] =
     "                               sc: sequential consistency\n"
     "  --lost-wakeups               a futex waiter asleep on a word that changed while nobody\n"
     "                               can run is a violation (its wake-up was lost)\n"
+    "  --races on|off               on (default): two plain accesses of the same bytes, one a\n"
+    "                               write, not ordered by happens-before are a `race`\n"
     "  --choices P:A,...|none       dfs: only the schedule taking alternative A at branching\n"
     "                               point P (the rerun line of a failure)\n"
     "  --minimise N                 a failing schedule is rerun with fewer preemptions and\n"

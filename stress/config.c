@@ -137,6 +137,7 @@ void st_config_repro(const struct st_config *c, char *buf, size_t cap)
         if (c->plain_points) append(buf, cap, " --plain-points");
         if (c->memory_sc) append(buf, cap, " --memory sc");
         if (c->lost_wakeups) append(buf, cap, " --lost-wakeups");
+        if (c->no_races) append(buf, cap, " --races off");
         if (c->nshards > 1 && !c->one_schedule && !c->choices_arg)
             append(buf, cap, " --shard %u/%u", c->shard, c->nshards);
     }

@@ -825,40 +825,6 @@ static void finish_host(struct sup *S, int created)
     st_capture_pump(&h->out, 0);
 }
 
-/* What the scheduler runtime said of the schedule, as violations. */
-static void sched_outcome(struct sup *S)
-{
-    struct st_sched_report *sr = S->cs.sched_rep;
-    struct st_report *rep = S->rep;
-    if (sr->status == ST_SCHED_DEADLOCK || sr->status == ST_SCHED_LOSTWAKE) {
-        st_symbolize(sr);
-        char text[1024] = "";
-        size_t len = 0;
-        for (uint32_t i = 0; i < ST_SCHED_MAX_THREADS && len < sizeof(text); i++) {
-            const struct st_sched_blocked *b = &sr->blocked[i];
-            if (!b->blocked) continue;
-            len += (size_t)snprintf(text + len, sizeof(text) - len,
-                                    "%s%.24s in %.32s at %.160s (on m%u+0x%x)", len ? "; " : "",
-                                    sr->names[i], b->what, b->where, b->object, b->offset);
-        }
-        if (sr->status == ST_SCHED_DEADLOCK)
-            st_report_add(rep, ST_V_DEADLOCK, 1,
-                          "schedule %" PRIu64 ", step %" PRIu64
-                          ": every thread is blocked and no timer is pending: %s",
-                          S->cs.schedule, sr->steps, text);
-        else
-            st_report_add(rep, ST_V_DEADLOCK, 1,
-                          "schedule %" PRIu64 ", step %" PRIu64
-                          ": a lost wake-up: nobody can run, and a futex waiter sleeps on a word "
-                          "that has changed since (only its timeout will wake it): %s",
-                          S->cs.schedule, sr->steps, text);
-    } else if (sr->status == ST_SCHED_LIVELOCK)
-        st_report_add(rep, ST_V_DEADLOCK, 1, "schedule %" PRIu64 ": %s", S->cs.schedule, sr->text);
-    else if (sr->status != ST_SCHED_FINISHED && S->o.nproc && !S->o.watchdog_killed)
-        st_report_note(rep, "schedule %" PRIu64 ": the scheduler runtime did not report an end",
-                       S->cs.schedule);
-}
-
 int st_run_once(const struct st_config *c, struct st_report *rep, int verify, uint64_t schedule)
 {
     static unsigned case_no;
@@ -1005,7 +971,8 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
         }
     }
     if (rep->status != 2 && S->o.nproc > 0) {
-        if (cs->sched_rep != NULL) sched_outcome(S);
+        if (cs->sched_rep != NULL)
+            st_sched_outcome(cs->sched_rep, cs->schedule, S->o.nproc && !S->o.watchdog_killed, rep);
         st_check_case(cs, &S->o, rep);
         after_run_notes(S);
     }
@@ -1021,7 +988,7 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
     }
     if (cs->sched_rep != NULL && rep->status != 2) {
         if (rep->nv && cs->sched_rep->status != ST_SCHED_DEADLOCK &&
-            cs->sched_rep->status != ST_SCHED_LOSTWAKE)
+            cs->sched_rep->status != ST_SCHED_LOSTWAKE && cs->sched_rep->status != ST_SCHED_RACE)
             st_symbolize(cs->sched_rep);
         free(rep->sched);
         rep->sched = malloc(sizeof(*rep->sched));

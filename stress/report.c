@@ -212,9 +212,10 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
         char shard[40] = "";
         if (c->nshards > 1) snprintf(shard, sizeof(shard), ", shard %u/%u", c->shard, c->nshards);
         fprintf(o,
-                "  sched: %s, %s%s, %llu schedule%s run (%llu scheduling points); the last, #%llu: "
-                "%llu points, %llu switches, trace %016llx\n",
-                st_strategy_name(c->strategy), c->memory_sc ? "sc" : "tso", shard,
+                "  sched: %s, %s%s%s, %llu schedule%s run (%llu scheduling points); the last, "
+                "#%llu: %llu points, %llu switches, trace %016llx\n",
+                st_strategy_name(c->strategy), c->memory_sc ? "sc" : "tso",
+                c->no_races ? ", no race detection" : "", shard,
                 (unsigned long long)r->schedules_run, r->schedules_run == 1 ? "" : "s",
                 (unsigned long long)r->sched_steps_total, (unsigned long long)r->schedule,
                 (unsigned long long)r->sched->steps, (unsigned long long)r->sched->switches,
@@ -390,6 +391,8 @@ json_t *st_report_json_obj(const struct st_config *c, const struct st_report *r,
         }
         json_object_set_new(sj, "depth", json_integer(c->depth));
         json_object_set_new(sj, "memory", json_string(c->memory_sc ? "sc" : "tso"));
+        json_object_set_new(sj, "races", json_boolean(!c->no_races));
+        json_object_set_new(sj, "race_checked_accesses", json_integer((json_int_t)sr->accesses));
         json_object_set_new(sj, "schedules_run", json_integer((json_int_t)r->schedules_run));
         json_object_set_new(sj, "schedule", json_integer((json_int_t)r->schedule));
         json_object_set_new(sj, "steps", json_integer((json_int_t)sr->steps));

@@ -55,6 +55,9 @@ add_dependencies(ipcproof_cli ipcproof_faults)
 if(NOT IPCP_SANITIZERS AND NOT IPCP_COVERAGE AND NOT IPCP_FUZZ_ENGINE STREQUAL "libfuzzer")
   add_library(ipcproof_sched SHARED ${CMAKE_CURRENT_SOURCE_DIR}/sched/schedrt.c
                                     ${CMAKE_CURRENT_SOURCE_DIR}/sched/tsancb.c
+                                    ${CMAKE_CURRENT_SOURCE_DIR}/sched/hb.c
+                                    ${CMAKE_CURRENT_SOURCE_DIR}/sched/crashpt.c
+                                    ${CMAKE_CURRENT_SOURCE_DIR}/sched/places.c
                                     ${CMAKE_CURRENT_SOURCE_DIR}/sched/interpose.c
                                     ${CMAKE_CURRENT_SOURCE_DIR}/sched/interpose_ipc.c
                                     ${CMAKE_CURRENT_SOURCE_DIR}/sched/interpose_lock.c)

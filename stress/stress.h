@@ -114,6 +114,7 @@ struct st_config {
     int plain_points;        /* --plain-points */
     int memory_sc;           /* --memory sc (default tso: a store buffer per thread) */
     int lost_wakeups;        /* --lost-wakeups: a futex waiter asleep on a changed word fails */
+    int no_races;            /* --races off: no happens-before race detection */
     unsigned preemptions;    /* --preemptions: dfs's bound */
     const uint8_t *choices;  /* dfs: the prefix of the schedule (--choices, or the search's) */
     uint32_t nchoices;
@@ -486,6 +487,12 @@ struct st_report {
 /* engine.c: one run of the case (one schedule in sched mode: its number); 0, 1 (violations) or
  * 2 (the run could not be judged), as rep->status. Whether SIGINT or SIGTERM came. */
 int st_run_once(const struct st_config *c, struct st_report *rep, int verify, uint64_t schedule);
+
+/* schedout.c: the end of a schedule (sr) as violations of rep: a deadlock, a lost wake-up, a
+ * livelock or a data race; ran: endpoints ran and no watchdog ended them (a schedule without an
+ * end is then worth a note). */
+void st_sched_outcome(struct st_sched_report *sr, uint64_t schedule, int ran,
+                      struct st_report *rep);
 int st_interrupted(void);
 
 /* dfs.c: the depth-first search of --strategy dfs. The next schedule's prefix after the run

@@ -64,6 +64,7 @@ enum {
     O_SCHEDSTEPS,
     O_PLAINPOINTS,
     O_MEMORY,
+    O_RACES,
     O_CRASHPOINT,
     O_CRASHPOINTS,
     O_LOSTWAKEUPS,
@@ -120,6 +121,7 @@ static const struct option stress_opts[] = {
     {"sched-steps", required_argument, NULL, O_SCHEDSTEPS},
     {"plain-points", no_argument, NULL, O_PLAINPOINTS},
     {"memory", required_argument, NULL, O_MEMORY},
+    {"races", required_argument, NULL, O_RACES},
     {"crash-point", required_argument, NULL, O_CRASHPOINT},
     {"crash-points", no_argument, NULL, O_CRASHPOINTS},
     {"lost-wakeups", no_argument, NULL, O_LOSTWAKEUPS},
@@ -408,6 +410,15 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
         }
         case O_MINIMISE:
             c->minimise = st_cli_u64(C, opt, a, 0, 100000);
+            sched_opt = opt;
+            break;
+        case O_RACES:
+            if (strcmp(a, "on") == 0)
+                c->no_races = 0;
+            else if (strcmp(a, "off") == 0)
+                c->no_races = 1;
+            else
+                st_cli_die(C, "--races: '%s' is not on or off", a);
             sched_opt = opt;
             break;
         case O_MEMORY:

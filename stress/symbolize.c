@@ -81,7 +81,7 @@ static void one_module(const struct st_sched_report *r, uint32_t m, struct slot 
 
 void st_symbolize(struct st_sched_report *r)
 {
-    struct slot sl[ST_SCHED_TRACE + ST_SCHED_MAX_THREADS];
+    struct slot sl[ST_SCHED_TRACE + ST_SCHED_MAX_THREADS + 2];
     size_t n = 0;
     uint64_t from = r->nevents > ST_SCHED_TRACE ? r->nevents - ST_SCHED_TRACE : 0;
     for (uint64_t i = from; i < r->nevents; i++) {
@@ -93,6 +93,11 @@ void st_symbolize(struct st_sched_report *r)
         if (r->blocked[i].blocked) {
             sl[n].at = &r->blocked[i].at;
             sl[n++].where = r->blocked[i].where;
+        }
+    for (int i = 0; r->status == ST_SCHED_RACE && i < 2; i++)
+        if (r->race.access[i].known) {
+            sl[n].at = &r->race.access[i].at;
+            sl[n++].where = r->race.access[i].where;
         }
     /* a fallback first: module+offset where the runtime found no symbol */
     for (size_t i = 0; i < n; i++) {

@@ -975,6 +975,7 @@ int st_sched_child(struct st_case *cs)
         .nthreads = cs->nworkers,
         .tso = !c->memory_sc,
         .lost_wakeups = (uint32_t)c->lost_wakeups,
+        .races = !c->no_races,
         .decisions = c->strategy == ST_SCHED_DFS ? c->choices : NULL,
         .ndecisions = c->strategy == ST_SCHED_DFS ? c->nchoices : 0,
         .signals = (c->faults & ST_FAULT_SIGNALS) != 0,

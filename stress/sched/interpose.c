@@ -6,7 +6,10 @@
  * signal or post happens, or its (virtual) deadline passes. The real object is still used for
  * the state (a robust mutex keeps its owner and EOWNERDEAD), only through non-blocking calls.
  * Memory copies are scheduling points: a protocol that publishes a record before copying it in
- * is caught between the two. Every other thread goes straight to libc.
+ * is caught between the two. Each of these calls also tells the race detector (hb.h) what it
+ * synchronises (an unlock with the next lock, a post with a wait, a write with a read), copies
+ * are checked as accesses, and freed or unmapped memory is forgotten. Every other thread goes
+ * straight to libc.
  *
  * Message queues, SysV semaphores and rwlocks: interpose_ipc.c. Not interposed (documented in
  * docs/sched.md): epoll/select, threads the protocol creates itself, calls glibc makes
@@ -17,16 +20,19 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <linux/futex.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "hb.h"
 #include "interpose.h"
 
 REAL(int, clock_gettime, (clockid_t, struct timespec *))
@@ -199,6 +205,7 @@ static int mutex_lock(pthread_mutex_t *m, int64_t deadline, const void *pc)
     sr_point(SR_OP_WAIT, m, 0, pc);
     for (;;) {
         int r = real_pthread_mutex_trylock(m);
+        if (r == 0 || r == EOWNERDEAD) sr_sync(SR_HB_ACQUIRE, m, HB_OBJ);
         if (r != EBUSY) return r; /* 0, EOWNERDEAD, ENOTRECOVERABLE, EDEADLK... */
         if (sr_block(m, deadline, "pthread_mutex_lock", pc) < 0) return ETIMEDOUT;
     }
@@ -229,7 +236,9 @@ SR_EXPORT int pthread_mutex_trylock(pthread_mutex_t *m)
 {
     resolve_pthread_mutex_trylock();
     sr_point(SR_OP_CAS, m, 0, PC); /* a crash point too when not scheduled */
-    return real_pthread_mutex_trylock(m);
+    int r = real_pthread_mutex_trylock(m);
+    if (r == 0 || r == EOWNERDEAD) sr_sync(SR_HB_ACQUIRE, m, HB_OBJ);
+    return r;
 }
 
 SR_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
@@ -241,6 +250,7 @@ SR_EXPORT int pthread_mutex_unlock(pthread_mutex_t *m)
     }
     sr_drain();
     sr_point(SR_OP_WAKE, m, 0, PC);
+    sr_sync(SR_HB_RELEASE, m, HB_OBJ);
     int r = real_pthread_mutex_unlock(m);
     sr_wake(m, -1);
     return r;
@@ -251,6 +261,7 @@ static int cond_wait(pthread_cond_t *c, pthread_mutex_t *m, int64_t deadline, co
     resolve_pthread_mutex_unlock();
     sr_drain();
     sr_point(SR_OP_WAKE, m, 0, pc);
+    sr_sync(SR_HB_RELEASE, m, HB_OBJ);
     int r = real_pthread_mutex_unlock(m);
     if (r != 0) return r;
     sr_wake(m, -1);
@@ -317,7 +328,10 @@ static int sem_wait_until(sem_t *s, int64_t deadline, const void *pc)
     sr_drain();
     sr_point(SR_OP_WAIT, s, 0, pc);
     for (;;) {
-        if (real_sem_trywait(s) == 0) return 0;
+        if (real_sem_trywait(s) == 0) {
+            sr_sync(SR_HB_ACQUIRE, s, HB_OBJ);
+            return 0;
+        }
         if (errno != EAGAIN) return -1;
         if (sr_interrupt(s, pc)) {
             errno = EINTR;
@@ -368,7 +382,9 @@ SR_EXPORT int sem_trywait(sem_t *s)
 {
     resolve_sem_trywait();
     sr_point(SR_OP_CAS, s, 0, PC);
-    return real_sem_trywait(s);
+    int r = real_sem_trywait(s);
+    if (r == 0) sr_sync(SR_HB_ACQUIRE, s, HB_OBJ);
+    return r;
 }
 
 SR_EXPORT int sem_post(sem_t *s)
@@ -380,6 +396,7 @@ SR_EXPORT int sem_post(sem_t *s)
     }
     sr_drain();
     sr_point(SR_OP_WAKE, s, 0, PC);
+    sr_sync(SR_HB_RELEASE, s, HB_OBJ);
     int r = real_sem_post(s);
     sr_wake(s, 1);
     return r;
@@ -396,6 +413,15 @@ __attribute__((constructor)) static void resolve_copies(void)
     *(void **)&real_memcpy = dlsym(RTLD_NEXT, "memcpy");
     *(void **)&real_memmove = dlsym(RTLD_NEXT, "memmove");
     *(void **)&real_memset = dlsym(RTLD_NEXT, "memset");
+}
+
+/* A copy by the protocol: a scheduling point, then a read of the source and a write of the
+ * destination for the race detector. The harness's own copies are neither. */
+static void copy_point(void *d, const void *s, size_t n, const void *pc)
+{
+    sr_point(SR_OP_COPY, d, n, pc);
+    if (s != NULL) sr_access(s, n, 0, SR_OP_COPY, pc);
+    sr_access(d, n, 1, SR_OP_COPY, pc);
 }
 
 /* before the constructor ran (another library's constructor may copy): byte by byte, volatile so
@@ -418,7 +444,7 @@ SR_EXPORT void *memcpy(void *d, const void *s, size_t n)
     if (n && sr_active()) {
         sr_drain_overlap(d, n);
         sr_drain_overlap(s, n);
-        if (!sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+        if (!sr_from_harness(PC)) copy_point(d, s, n, PC);
     } else if (n && !sr_from_harness(PC)) {
         sr_crash_point();
     }
@@ -430,7 +456,7 @@ SR_EXPORT void *memmove(void *d, const void *s, size_t n)
     if (n && sr_active()) {
         sr_drain_overlap(d, n);
         sr_drain_overlap(s, n);
-        if (!sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+        if (!sr_from_harness(PC)) copy_point(d, s, n, PC);
     } else if (n && !sr_from_harness(PC)) {
         sr_crash_point();
     }
@@ -441,7 +467,7 @@ SR_EXPORT void *memset(void *d, int c, size_t n)
 {
     if (n && sr_active()) {
         sr_drain_overlap(d, n);
-        if (!sr_from_harness(PC)) sr_point(SR_OP_COPY, d, n, PC);
+        if (!sr_from_harness(PC)) copy_point(d, NULL, n, PC);
     } else if (n && !sr_from_harness(PC)) {
         sr_crash_point();
     }
@@ -450,6 +476,58 @@ SR_EXPORT void *memset(void *d, int c, size_t n)
     for (size_t i = 0; i < n; i++)
         dd[i] = (unsigned char)c;
     return d;
+}
+
+/* ---- memory that ends: what was done there is forgotten ------------------------------------- */
+
+/* A new object in freed or unmapped memory has no history: a race detector that remembered the
+ * old one's accesses would see a race between two objects. glibc's own entry points (exported
+ * for this) free without a lookup that could itself allocate. */
+void __libc_free(void *p);
+void *__libc_realloc(void *p, size_t n);
+
+SR_EXPORT void free(void *p)
+{
+    if (p != NULL && sr_active()) sr_forget(p, malloc_usable_size(p));
+    __libc_free(p);
+}
+
+SR_EXPORT void *realloc(void *p, size_t n)
+{
+    if (p != NULL && sr_active()) sr_forget(p, malloc_usable_size(p)); /* it may move */
+    return __libc_realloc(p, n);
+}
+
+REAL(void *, mmap, (void *, size_t, int, int, int, off_t))
+REAL(int, munmap, (void *, size_t))
+REAL(void *, mremap, (void *, size_t, size_t, int, ...))
+
+SR_EXPORT void *mmap(void *a, size_t len, int prot, int flags, int fd, off_t off)
+{
+    resolve_mmap();
+    void *r = real_mmap(a, len, prot, flags, fd, off);
+    if (r != MAP_FAILED && sr_active()) sr_forget(r, len); /* whatever was mapped there before */
+    return r;
+}
+
+SR_EXPORT int munmap(void *a, size_t len)
+{
+    resolve_munmap();
+    if (sr_active()) sr_forget(a, len);
+    return real_munmap(a, len);
+}
+
+SR_EXPORT void *mremap(void *a, size_t len, size_t nlen, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    void *want = (flags & MREMAP_FIXED) ? va_arg(ap, void *) : NULL;
+    va_end(ap);
+    resolve_mremap();
+    if (sr_active()) sr_forget(a, len);
+    void *r = real_mremap(a, len, nlen, flags, want);
+    if (r != MAP_FAILED && sr_active()) sr_forget(r, nlen);
+    return r;
 }
 
 SR_EXPORT unsigned int sleep(unsigned int s)
@@ -486,6 +564,7 @@ SR_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
     int64_t deadline = timeout > 0 ? sr_now() + (int64_t)timeout * 1000000 : 0;
     for (;;) {
         int r = real_poll(fds, n, 0);
+        if (r > 0) sr_sync(SR_HB_ACQUIRE, &fd_key, HB_IO); /* readiness: after what made it */
         if (r != 0 || timeout == 0) return r;
         if (sr_interrupt(fds, PC)) {
             errno = EINTR;
@@ -516,9 +595,12 @@ static int fd_before(int fd, short ev, int nonblock, size_t len, int op, const c
     return 0;
 }
 
-/* After it: bytes taken make room for a writer, bytes given may wake a reader. */
+/* After it: bytes taken make room for a writer, bytes given may wake a reader. What a write
+ * gives, a read takes: one clock for every fd (a read is ordered after every earlier write, to
+ * whichever fd: more order than the kernel gives, never less). */
 static ssize_t fd_after(ssize_t r, short ev)
 {
+    if (r >= 0) sr_sync(ev == POLLOUT ? SR_HB_RELEASE : SR_HB_ACQUIRE, &fd_key, HB_IO);
     if (ev == POLLOUT || r > 0) sr_wake(&fd_key, -1);
     return r;
 }

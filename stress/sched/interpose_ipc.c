@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <sys/sem.h>
 
+#include "hb.h"
 #include "interpose.h"
 
 /* ---- POSIX message queues ---------------------------------------------------------------------
@@ -42,6 +43,9 @@ static ssize_t mq_io(int send, mqd_t q, char *msg, size_t len, unsigned prio, un
         ssize_t r = send ? real_mq_timedsend(q, msg, len, prio, &past)
                          : real_mq_timedreceive(q, msg, len, prio_out, &past);
         if (r >= 0) {
+            /* a receive is ordered after every send before it (to any queue: more order than
+             * the kernel gives, never less) */
+            sr_sync(send ? SR_HB_RELEASE : SR_HB_ACQUIRE, &mq_key, HB_IO);
             sr_wake(&mq_key, -1); /* room for a sender, or a message for a receiver */
             return r;
         }
@@ -132,6 +136,9 @@ static int sem_ops(int id, struct sembuf *sops, size_t n, const struct timespec 
     sr_point(SR_OP_WAIT, NULL, n, pc);
     for (;;) {
         if (real_semop(id, mine, n) == 0) {
+            /* a wait after every post before it, whatever the operations: one clock */
+            sr_sync(SR_HB_ACQUIRE, &sysv_key, HB_IO);
+            sr_sync(SR_HB_RELEASE, &sysv_key, HB_IO);
             sr_wake(&sysv_key, -1);
             return 0;
         }
@@ -187,6 +194,7 @@ static int rw_lock(pthread_rwlock_t *l, int wr, int64_t deadline, const void *pc
     sr_point(SR_OP_WAIT, l, 0, pc);
     for (;;) {
         int r = wr ? real_pthread_rwlock_trywrlock(l) : real_pthread_rwlock_tryrdlock(l);
+        if (r == 0) sr_sync(SR_HB_ACQUIRE, l, HB_OBJ);
         if (r != EBUSY) return r;
         if (sr_block(l, deadline, wr ? "pthread_rwlock_wrlock" : "pthread_rwlock_rdlock", pc) < 0)
             return ETIMEDOUT;
@@ -218,6 +226,20 @@ RWLOCK_CALL(pthread_rwlock_timedrdlock, 0, (pthread_rwlock_t * l, const struct t
 RWLOCK_CALL(pthread_rwlock_timedwrlock, 1, (pthread_rwlock_t * l, const struct timespec *abs),
             (l, abs), rw_deadline(abs))
 
+/* the non-blocking ones: a point, and a lock taken is ordered after the unlocks before it */
+#define RWLOCK_TRY(name)                                                                           \
+    SR_EXPORT int name(pthread_rwlock_t *l)                                                        \
+    {                                                                                              \
+        resolve_##name();                                                                          \
+        sr_point(SR_OP_CAS, l, 0, PC);                                                             \
+        int r = real_##name(l);                                                                    \
+        if (r == 0) sr_sync(SR_HB_ACQUIRE, l, HB_OBJ);                                             \
+        return r;                                                                                  \
+    }
+
+RWLOCK_TRY(pthread_rwlock_tryrdlock)
+RWLOCK_TRY(pthread_rwlock_trywrlock)
+
 SR_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
 {
     resolve_pthread_rwlock_unlock();
@@ -227,6 +249,7 @@ SR_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t *l)
     }
     sr_drain();
     sr_point(SR_OP_WAKE, l, 0, PC);
+    sr_sync(SR_HB_RELEASE, l, HB_OBJ);
     int r = real_pthread_rwlock_unlock(l);
     sr_wake(l, -1);
     return r;

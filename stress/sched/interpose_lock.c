@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "hb.h"
 #include "interpose.h"
 
 #define FILE_POLL_NS 1000000 /* 1 ms of virtual time */
@@ -32,6 +33,20 @@ REAL(int, pthread_spin_unlock, (pthread_spinlock_t *))
 
 static const char file_key = 0; /* every file-lock wait: woken by any unlock made here */
 
+/* A lock taken: what its last holder did before unlocking happens before what follows (one
+ * clock for every file lock: it may hide a race between two files' holders, never invent one). */
+static int acquired(int r)
+{
+    if (r == 0) sr_sync(SR_HB_ACQUIRE, &file_key, HB_OBJ);
+    return r;
+}
+
+/* An unlock about to be made (the release is published first, as the holder's last act). */
+static void releasing(void)
+{
+    sr_sync(SR_HB_RELEASE, &file_key, HB_OBJ);
+}
+
 /* try(arg): the non-blocking form of the call, 0 or -1 with errno */
 static int file_wait(int (*try)(int, long, long), int fd, long a, long b, const char *what,
                      const void *pc)
@@ -39,7 +54,7 @@ static int file_wait(int (*try)(int, long, long), int fd, long a, long b, const 
     sr_drain(); /* a system call */
     sr_point(SR_OP_WAIT, NULL, 0, pc);
     for (;;) {
-        if (try(fd, a, b) == 0) return 0;
+        if (try(fd, a, b) == 0) return acquired(0);
         if (errno != EWOULDBLOCK && errno != EAGAIN && errno != EACCES) return -1;
         if (sr_interrupt(NULL, pc)) {
             errno = EINTR; /* none of these is restarted after a handler */
@@ -67,8 +82,11 @@ SR_EXPORT int flock(int fd, int op)
 {
     resolve_flock();
     if (!sr_active()) return real_flock(fd, op);
-    if (op & LOCK_UN) return unlocked(real_flock(fd, op));
-    if (op & LOCK_NB) return real_flock(fd, op);
+    if (op & LOCK_UN) {
+        releasing();
+        return unlocked(real_flock(fd, op));
+    }
+    if (op & LOCK_NB) return acquired(real_flock(fd, op));
     return file_wait(try_flock, fd, op, 0, "flock()", PC);
 }
 
@@ -85,11 +103,17 @@ static int record_lock(int fd, int cmd, void *arg, const void *pc)
     struct flock *fl = arg;
     if (cmd == F_SETLKW || cmd == F_OFD_SETLKW) {
         int nb = cmd == F_SETLKW ? F_SETLK : F_OFD_SETLK;
-        if (fl->l_type == F_UNLCK) return unlocked(real_fcntl(fd, nb, fl));
+        if (fl->l_type == F_UNLCK) {
+            releasing();
+            return unlocked(real_fcntl(fd, nb, fl));
+        }
         return file_wait(try_setlk, fd, nb, (long)fl, "fcntl(F_SETLKW)", pc);
     }
-    int r = real_fcntl(fd, cmd, arg);
-    return (cmd == F_SETLK || cmd == F_OFD_SETLK) && fl->l_type == F_UNLCK ? unlocked(r) : r;
+    if (fl->l_type == F_UNLCK) { /* F_SETLK / F_OFD_SETLK */
+        releasing();
+        return unlocked(real_fcntl(fd, cmd, arg));
+    }
+    return acquired(real_fcntl(fd, cmd, arg));
 }
 
 static int is_lock_cmd(int cmd)
@@ -133,8 +157,12 @@ static int try_lockf(int fd, long unused, long len)
 static int lockf_common(int fd, int cmd, off64_t len, const void *pc)
 {
     resolve_lockf64();
-    if (!sr_active() || cmd == F_TLOCK || cmd == F_TEST) return real_lockf64(fd, cmd, len);
-    if (cmd == F_ULOCK) return unlocked(real_lockf64(fd, cmd, len));
+    if (!sr_active() || cmd == F_TEST) return real_lockf64(fd, cmd, len);
+    if (cmd == F_TLOCK) return acquired(real_lockf64(fd, cmd, len));
+    if (cmd == F_ULOCK) {
+        releasing();
+        return unlocked(real_lockf64(fd, cmd, len));
+    }
     return file_wait(try_lockf, fd, 0, (long)len, "lockf()", pc);
 }
 
@@ -157,7 +185,10 @@ SR_EXPORT int pthread_spin_lock(pthread_spinlock_t *l)
     if (!sr_active()) return real_pthread_spin_lock(l);
     for (;;) {
         sr_point(SR_OP_CAS, l, 0, PC);
-        if (real_pthread_spin_trylock(l) == 0) return 0;
+        if (real_pthread_spin_trylock(l) == 0) {
+            sr_sync(SR_HB_ACQUIRE, l, HB_OBJ);
+            return 0;
+        }
         sr_point(SR_OP_YIELD, l, 0, PC); /* spinning: the holder must run */
     }
 }
@@ -165,8 +196,11 @@ SR_EXPORT int pthread_spin_lock(pthread_spinlock_t *l)
 SR_EXPORT int pthread_spin_trylock(pthread_spinlock_t *l)
 {
     resolve_pthread_spin_trylock();
-    if (sr_active()) sr_point(SR_OP_CAS, l, 0, PC);
-    return real_pthread_spin_trylock(l);
+    if (!sr_active()) return real_pthread_spin_trylock(l);
+    sr_point(SR_OP_CAS, l, 0, PC);
+    int r = real_pthread_spin_trylock(l);
+    if (r == 0) sr_sync(SR_HB_ACQUIRE, l, HB_OBJ);
+    return r;
 }
 
 SR_EXPORT int pthread_spin_unlock(pthread_spinlock_t *l)
@@ -175,6 +209,7 @@ SR_EXPORT int pthread_spin_unlock(pthread_spinlock_t *l)
     if (sr_active()) {
         sr_point(SR_OP_STORE, l, 0, PC);
         sr_drain(); /* a release */
+        sr_sync(SR_HB_RELEASE, l, HB_OBJ);
     }
     return real_pthread_spin_unlock(l);
 }

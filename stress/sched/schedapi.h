@@ -32,6 +32,7 @@ enum st_sched_status {
     ST_SCHED_DEADLOCK, /* every thread blocked, no timer pending */
     ST_SCHED_LIVELOCK, /* the step limit was reached */
     ST_SCHED_LOSTWAKE, /* a futex waiter sleeps on a word that changed, and nobody can run */
+    ST_SCHED_RACE,     /* a data race (cfg.races): race below */
 };
 
 struct st_sched_cfg {
@@ -57,6 +58,9 @@ struct st_sched_cfg {
      * deliver a signal (one of its choices); the call returns as if a handler installed without
      * SA_RESTART had run (EINTR, a spurious condvar wake-up, a sleep cut short) */
     uint32_t signals;
+    /* happens-before race detection on the plain accesses (sched/hb.h): the first data race
+     * ends the schedule (ST_SCHED_RACE) */
+    uint32_t races;
 };
 
 #define ST_SCHED_MODULES 8
@@ -90,6 +94,27 @@ struct st_sched_blocked {
     char where[160];
 };
 
+/* One side of a data race. */
+struct st_sched_access {
+    uint32_t thread;
+    uint32_t write;          /* 1: a write, 0: a read */
+    uint32_t object, offset; /* its first byte, named as the trace names memory */
+    uint64_t size;           /* bytes */
+    uint64_t step;           /* the last scheduling point of its thread before it */
+    uint32_t known;          /* the earlier access: 0 when only its thread and kind are known */
+    uint32_t copy;           /* made by memcpy, memmove or memset */
+    uint64_t pc;
+    struct st_sched_pc at;
+    char where[160];
+};
+
+/* The first data race of the schedule: access[1] was about to happen and races with access[0],
+ * made earlier by another thread; neither happens before the other. */
+struct st_sched_race {
+    uint32_t object, offset; /* the first byte both touch */
+    struct st_sched_access access[2];
+};
+
 /* dfs: one branching point of a schedule (a choice with two alternatives or more). Alternative 0
  * lets the running thread go on (or keeps a store buffered); the others are preemptions when
  * `preempt` is set, and free choices when it is not (the running thread cannot go on). */
@@ -110,7 +135,9 @@ struct st_sched_report {
     char modules[ST_SCHED_MODULES][256]; /* paths of the modules code addresses are in */
     struct st_sched_blocked blocked[ST_SCHED_MAX_THREADS]; /* at a deadlock */
     char text[2048];                                       /* livelock: why */
-    uint64_t nevents; /* events ever recorded; the last ST_SCHED_TRACE are in trace[] */
+    struct st_sched_race race;                             /* ST_SCHED_RACE */
+    uint64_t accesses; /* plain accesses the race detector checked (0: it was off) */
+    uint64_t nevents;  /* events ever recorded; the last ST_SCHED_TRACE are in trace[] */
     struct st_sched_event trace[ST_SCHED_TRACE];
     /* dfs: the branching points (how many there were; the first ST_SCHED_CHOICES are below), and
      * whether a prescribed choice did not exist (the run did not follow its prefix) */

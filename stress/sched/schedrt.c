@@ -28,8 +28,6 @@
 #define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
-#include <elf.h>
-#include <link.h>
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -42,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hb.h"
 #include "schedapi.h"
 #include "schedrt.h"
 
@@ -61,6 +60,7 @@ static inline void cpu_relax(void)
 #endif
 }
 #define SB_MAX 16 /* store buffer entries per thread */
+_Static_assert(SB_MAX <= HB_PENDING, "the race detector follows every buffered store");
 
 enum tstate { T_NONE = 0, T_RUNNABLE, T_BLOCKED, T_DONE };
 
@@ -96,6 +96,7 @@ static struct {
     struct sthread t[ST_SCHED_MAX_THREADS];
     int cur;
     uint64_t steps, switches, rng, hash;
+    uint64_t accesses; /* checked by the race detector */
     int64_t vtime;
     uint64_t change[16]; /* pct change points, ascending */
     uint32_t nchange, next_change;
@@ -109,8 +110,8 @@ static struct {
 /* volatile: the runtime's own calls of memcpy/memset (made by the compiler too) come back to
  * this library's interposers, which read these; a compiler that takes those calls for libc's
  * may not drop or move a store around them */
-static _Thread_local volatile int me = -1;
-static _Thread_local volatile int busy; /* inside the runtime: its own copies are not points */
+static SR_TLS volatile int me = -1;
+static SR_TLS volatile int busy; /* inside the runtime: its own copies are not points */
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
@@ -146,28 +147,6 @@ static uint64_t rnd(void)
     if (S.dpos < S.cfg.ndecisions) return S.cfg.decisions[S.dpos++];
     S.rng += 0x9e3779b97f4a7c15ull;
     return mix(S.rng);
-}
-
-/* The text of the main executable (the harness): its own copies are not the protocol's. */
-static uintptr_t exe_lo, exe_hi;
-
-static int find_exe(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    (void)arg;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
-            exe_lo = info->dlpi_addr + ph->p_vaddr;
-            exe_hi = exe_lo + ph->p_memsz;
-        }
-    }
-    return 1; /* the first object is the executable */
-}
-
-int sr_from_harness(const void *pc)
-{
-    return (uintptr_t)pc >= exe_lo && (uintptr_t)pc < exe_hi;
 }
 
 int sr_active(void)
@@ -240,6 +219,7 @@ static void flush_one(int i)
     struct sthread *t = &S.t[i];
     if (t->sb_n == 0) return;
     mem_store(t->sb[0].addr, t->sb[0].size, t->sb[0].value);
+    if (S.cfg.races) hb_store_flushed((uint32_t)i); /* what it releases, released now */
     int self = me;
     me = i; /* the event is the flushed thread's */
     record(SR_OP_FLUSH, t->sb[0].addr, t->sb[0].value, t->sb[0].pc);
@@ -270,11 +250,12 @@ void sr_drain(void)
     }
 }
 
-void sr_store(volatile void *a, int size, uint64_t v, int seq_cst)
+void sr_store(volatile void *a, int size, uint64_t v, int mo)
 {
-    if (!sr_tso() || seq_cst) {
+    if (!sr_tso() || mo == HB_SEQ_CST) {
         sr_drain();
         mem_store(a, size, v);
+        sr_sync(SR_HB_STORE, a, mo);
         return;
     }
     struct sthread *t = &S.t[me];
@@ -285,6 +266,7 @@ void sr_store(volatile void *a, int size, uint64_t v, int seq_cst)
     t->sb[t->sb_n].value = v;
     t->sb[t->sb_n].pc = __builtin_return_address(0);
     t->sb_n++;
+    if (S.cfg.races) hb_store_buffered((uint32_t)me, (const void *)a, mo);
     busy = 0;
 }
 
@@ -507,40 +489,12 @@ static void pct_step(void)
     }
 }
 
-/* ---- crash points (process mode) --------------------------------------------------------- */
-
-/* Armed in the victim's thread: the number of scheduling points left before it dies. */
-static _Thread_local volatile uint64_t crash_left, crash_seen;
-
-void sr_crash_point(void)
-{
-    if (crash_left == 0) return;
-    crash_seen++;
-    if (--crash_left == 0) raise(SIGKILL); /* before the operation of this point */
-}
-
-/* Counts the scheduling points of this thread from now on, and SIGKILLs the process at the
- * n-th (1-based), before its operation happens. */
-SR_EXPORT void ipcproof_sched_crash_arm(uint64_t n)
-{
-    if (exe_hi == 0) dl_iterate_phdr(find_exe, NULL); /* the harness's copies do not count */
-    crash_seen = 0;
-    crash_left = n;
-}
-
-/* Stops counting; returns how many points were seen (fewer than n: it never died). */
-SR_EXPORT uint64_t ipcproof_sched_crash_disarm(void)
-{
-    crash_left = 0;
-    return crash_seen;
-}
-
 /* ---- in-process deaths (schedapi.h: ipcproof_sched_die_at) --------------------------------- */
 
-static _Thread_local uint64_t die_left; /* points left */
-static _Thread_local jmp_buf *die_env;
-static _Thread_local void (*die_fn)(void *);
-static _Thread_local void *die_arg;
+static SR_TLS uint64_t die_left; /* points left */
+static SR_TLS jmp_buf *die_env;
+static SR_TLS void (*die_fn)(void *);
+static SR_TLS void *die_arg;
 
 SR_EXPORT void ipcproof_sched_die_at(uint64_t n, jmp_buf *env, void (*died)(void *), void *arg)
 {
@@ -561,7 +515,7 @@ static _Noreturn void die(const void *pc) /* chosen for the armed point's operat
 
 void sr_point(int op, const volatile void *addr, uint64_t value, const void *pc)
 {
-    if (crash_left) sr_crash_point();
+    sr_crash_point();
     if (!sr_active()) return;
     busy = 1;
     struct sthread *t = &S.t[me];
@@ -608,6 +562,7 @@ int sr_block(const void *key, int64_t deadline_ns, const char *what, const void 
     int next = choose();
     if (next < 0) park();
     hand_over(next);
+    if (S.cfg.races && !t->timed_out) hb_acquire((uint32_t)me, key, HB_WAKE); /* its waker's */
     t->wake_at = 0;
     t->what = NULL;
     t->fword = NULL;
@@ -619,6 +574,7 @@ int sr_block(const void *key, int64_t deadline_ns, const char *what, const void 
 int sr_wake(const void *key, int n)
 {
     int woken = 0;
+    if (S.cfg.races && me >= 0 && S.active) hb_release((uint32_t)me, key, HB_WAKE);
     for (uint32_t i = 0; i < S.n && (n < 0 || woken < n); i++) {
         struct sthread *t = &S.t[i];
         if (t->state == T_BLOCKED && t->key == key) {
@@ -661,6 +617,9 @@ long sr_futex(uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts, 
         sr_drain();
         sr_point(SR_OP_WAIT, uaddr, val, pc);
         if (__atomic_load_n(uaddr, __ATOMIC_SEQ_CST) != val) {
+            /* the word changed: as if loaded with acquire, and after a wake that may be why */
+            sr_sync(SR_HB_ACQUIRE, uaddr, HB_WAKE);
+            sr_sync(SR_HB_LOAD, uaddr, HB_ACQUIRE);
             errno = EAGAIN;
             return -1;
         }
@@ -705,39 +664,6 @@ void sr_sleep_until(int64_t when, const void *pc)
 
 /* ---- the report ----------------------------------------------------------------------------- */
 
-/* pc as a module of the report's table + offset; where = the dynamic symbol, if any */
-static void place(struct st_sched_report *r, const void *pc, struct st_sched_pc *at, char *where,
-                  size_t cap)
-{
-    Dl_info di;
-    memset(at, 0, sizeof(*at));
-    where[0] = '\0';
-    if (pc == NULL || !dladdr(pc, &di) || di.dli_fname == NULL) return;
-    uint32_t m = 0;
-    for (uint32_t i = 0; i < ST_SCHED_MODULES && r->modules[i][0]; i++)
-        if (strcmp(r->modules[i], di.dli_fname) == 0) m = i + 1;
-    for (uint32_t i = 0; m == 0 && i < ST_SCHED_MODULES; i++)
-        if (r->modules[i][0] == '\0') {
-            snprintf(r->modules[i], sizeof(r->modules[i]), "%s", di.dli_fname);
-            m = i + 1;
-        }
-    at->module = m;
-    at->offset = (uint64_t)((uintptr_t)pc - (uintptr_t)di.dli_fbase);
-    if (di.dli_sname != NULL)
-        snprintf(where, cap, "%s+0x%lx", di.dli_sname,
-                 (unsigned long)((uintptr_t)pc - (uintptr_t)di.dli_saddr));
-}
-
-/* Names the code places of the trace's events (module + offset, and the symbol if any). */
-SR_EXPORT void ipcproof_sched_place_trace(struct st_sched_report *r)
-{
-    uint64_t from = r->nevents > ST_SCHED_TRACE ? r->nevents - ST_SCHED_TRACE : 0;
-    for (uint64_t i = from; i < r->nevents; i++) {
-        struct st_sched_event *e = &r->trace[i % ST_SCHED_TRACE];
-        place(r, (const void *)(uintptr_t)e->pc, &e->at, e->where, sizeof(e->where));
-    }
-}
-
 static void finish(uint32_t status)
 {
     struct st_sched_report *r = S.rep;
@@ -746,6 +672,7 @@ static void finish(uint32_t status)
         r->switches = S.switches;
         r->trace_hash = S.hash;
         r->vtime_ns = S.vtime - VTIME_START;
+        r->accesses = S.accesses;
         if (!S.cfg.raw_trace) ipcproof_sched_place_trace(r);
         if (status == ST_SCHED_DEADLOCK || status == ST_SCHED_LOSTWAKE) {
             for (uint32_t i = 0; i < S.n; i++) {
@@ -755,7 +682,7 @@ static void finish(uint32_t status)
                 b->blocked = 1;
                 snprintf(b->what, sizeof(b->what), "%s", t->what ? t->what : "?");
                 if (t->key) locate(t->key, &b->object, &b->offset);
-                place(r, t->pc, &b->at, b->where, sizeof(b->where));
+                sr_place(r, t->pc, &b->at, b->where, sizeof(b->where));
             }
         } else if (status == ST_SCHED_LIVELOCK) {
             static const char *const st[] = {"?", "runnable", "blocked", "done"};
@@ -774,6 +701,63 @@ static void finish(uint32_t status)
     S.active = 0;
     atomic_store(&S.status, status);
     futex_wake(&S.status);
+}
+
+/* ---- data races (cfg.races; hb.h) ----------------------------------------------------------- */
+
+void sr_sync(int what, const volatile void *a, int arg)
+{
+    /* by what: the detector's entry for it (SR_HB_FENCE: hb_fence, which has no address) */
+    static void (*const op[])(uint32_t, const void *, int) = {
+        [SR_HB_ACQUIRE] = hb_acquire, [SR_HB_RELEASE] = hb_release, [SR_HB_LOAD] = hb_load,
+        [SR_HB_STORE] = hb_store,     [SR_HB_RMW] = hb_rmw,
+    };
+    if (!S.cfg.races || !sr_active()) return;
+    busy = 1;
+    if (what == SR_HB_FENCE)
+        hb_fence((uint32_t)me, arg);
+    else
+        op[what]((uint32_t)me, (const void *)a, arg);
+    busy = 0;
+}
+
+static void race_side(struct st_sched_access *s, const struct hb_access *a)
+{
+    s->thread = a->thread;
+    s->write = a->write;
+    locate((const void *)a->addr, &s->object, &s->offset);
+    s->size = a->size;
+    s->step = a->step;
+    s->known = a->known;
+    s->pc = (uint64_t)(uintptr_t)a->pc;
+    sr_place(S.rep, a->pc, &s->at, s->where, sizeof(s->where));
+}
+
+void sr_access(const volatile void *a, size_t n, int write, int op, const void *pc)
+{
+    if (!S.cfg.races || !sr_active()) return;
+    busy = 1;
+    S.accesses += hb_on() != 0;
+    struct hb_race rc;
+    if (hb_access((uint32_t)me, (const void *)a, n, write, pc, S.steps, &rc)) {
+        record(op, a, n, pc); /* the trace ends with it */
+        if (S.rep != NULL) {
+            locate((const void *)rc.at, &S.rep->race.object, &S.rep->race.offset);
+            race_side(&S.rep->race.access[0], &rc.prev);
+            race_side(&S.rep->race.access[1], &rc.cur);
+        }
+        finish(ST_SCHED_RACE);
+        park();
+    }
+    busy = 0;
+}
+
+void sr_forget(const volatile void *a, size_t n)
+{
+    if (!S.cfg.races || !sr_active()) return;
+    busy = 1;
+    hb_forget((const void *)a, n);
+    busy = 0;
 }
 
 /* ---- the entry points of the harness -------------------------------------------------------- */
@@ -818,7 +802,8 @@ SR_EXPORT int ipcproof_sched_begin(const struct st_sched_cfg *cfg, struct st_sch
             S.change[j] = S.change[j - 1];
             S.change[j - 1] = x;
         }
-    if (exe_hi == 0) dl_iterate_phdr(find_exe, NULL);
+    sr_find_harness();
+    if (S.cfg.races && hb_begin(S.n) < 0) S.cfg.races = 0;
     S.active = 1;
     return 0;
 }

@@ -10,6 +10,9 @@
 #include <stdint.h>
 
 #define SR_EXPORT __attribute__((visibility("default")))
+/* the runtime's thread-locals: static TLS (the library is preloaded, or linked in), read on
+ * every scheduling point and interposed call without a __tls_get_addr call */
+#define SR_TLS _Thread_local __attribute__((tls_model("initial-exec")))
 
 enum sr_op {
     SR_OP_LOAD,    /* atomic load */
@@ -31,8 +34,15 @@ enum sr_op {
     SR_OP_N
 };
 
-/* pc is in the main executable (the ipcproof harness), not in the protocol's code. */
+/* pc is in the main executable (the ipcproof harness), not in the protocol's code; where that
+ * is, is found by sr_find_harness() (once, before the first call). places.c */
 int sr_from_harness(const void *pc);
+void sr_find_harness(void);
+/* pc as a module of r's table + offset (at), and where = its dynamic symbol, if any. places.c */
+struct st_sched_report;
+struct st_sched_pc;
+void sr_place(struct st_sched_report *r, const void *pc, struct st_sched_pc *at, char *where,
+              size_t cap);
 
 /* --crash-point in process mode: counts a scheduling point of this thread when armed, and dies
  * at the chosen one. Called where a scheduled thread would have a point, scheduled or not. */
@@ -74,14 +84,26 @@ void sr_sleep_until(int64_t t, const void *pc);
  * a fence, a locked read-modify-write, a blocking call or the thread's end. The thread's own
  * loads see its buffered stores. */
 int sr_tso(void); /* this thread is scheduled and the memory model is TSO */
-/* Stores v (size 1, 2, 4 or 8 bytes) at a: buffered under TSO below seq_cst, else directly. */
-void sr_store(volatile void *a, int size, uint64_t v, int seq_cst);
+/* Stores v (size 1, 2, 4 or 8 bytes) at a with memory order mo (TSan's enum): buffered under
+ * TSO below seq_cst, else directly; what it releases is released when it becomes visible. */
+void sr_store(volatile void *a, int size, uint64_t v, int mo);
 /* The value of this thread's newest buffered store to exactly a (1), or 0 when none. */
 int sr_forward(const volatile void *a, int size, uint64_t *v);
 /* Makes every buffered store of this thread visible, oldest first. */
 void sr_drain(void);
 /* Drains when a buffered store overlaps [a, a + n): the thread's own plain accesses see them. */
 void sr_drain_overlap(const volatile void *a, size_t n);
+
+/* Happens-before for the race detector (cfg.races; hb.h), for the running scheduled thread:
+ * SR_HB_ACQUIRE / SR_HB_RELEASE of (a, arg = enum hb_kind); the atomic operations SR_HB_LOAD,
+ * SR_HB_STORE, SR_HB_RMW and SR_HB_FENCE on a with arg = the memory order. */
+enum { SR_HB_ACQUIRE, SR_HB_RELEASE, SR_HB_LOAD, SR_HB_STORE, SR_HB_RMW, SR_HB_FENCE };
+void sr_sync(int what, const volatile void *a, int arg);
+/* A plain access (op: SR_OP_READ, SR_OP_WRITE or SR_OP_COPY) of [a, a + n) about to happen: the
+ * first one that races ends the schedule (ST_SCHED_RACE) and never returns. */
+void sr_access(const volatile void *a, size_t n, int write, int op, const void *pc);
+/* [a, a + n) was freed or unmapped by a scheduled thread: its accesses are forgotten. */
+void sr_forget(const volatile void *a, size_t n);
 
 /* Virtual time in ns (CLOCK_MONOTONIC of the scheduled threads). */
 int64_t sr_now(void);

@@ -5,25 +5,26 @@
  * fence is a scheduling point: the scheduler may let another thread run before it happens. The
  * operation itself is performed here: sequentially consistent, or under --memory tso (x86-TSO)
  * an atomic store below seq_cst goes into the thread's store buffer, its own later loads see it,
- * and locked read-modify-writes and seq_cst fences drain the buffer first (schedrt.h). Plain
- * reads and writes are notifications (the compiled code does the access itself): they drain the
- * thread's buffered stores they overlap (program order), and are scheduling points only with
- * plain_points. The whole set clang-14 emits is defined, so that dlopen() of any TSan plugin
- * succeeds; the ones only race detection needs (vptr, func entry/exit) do nothing. Outside a
- * scheduled thread every callback is the bare operation. */
+ * and locked read-modify-writes and seq_cst fences drain the buffer first (schedrt.h). Each
+ * atomic operation also tells the race detector (hb.h) what it synchronises, by its memory order.
+ * Plain reads and writes are notifications (the compiled code does the access itself): they
+ * drain the thread's buffered stores they overlap (program order), are checked for data races,
+ * and are scheduling points only with plain_points. The whole set clang-14 emits is defined, so
+ * that dlopen() of any TSan plugin succeeds; the ones only ThreadSanitizer's reports need (vptr,
+ * func entry/exit) do nothing. Outside a scheduled thread every callback is the bare operation. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <stdint.h>
 
+#include "hb.h"
 #include "schedrt.h"
 
 #ifdef __clang__ /* the 128-bit callbacks are what the instrumentation calls, lock-free or not */
 #pragma clang diagnostic ignored "-Watomic-alignment"
 #endif
 
-typedef int tsan_mo; /* relaxed 0, consume, acquire, release, acq_rel, seq_cst 5 */
-#define MO_SEQ_CST 5
+typedef int tsan_mo; /* relaxed 0, consume, acquire, release, acq_rel, seq_cst 5 (enum hb_mo) */
 
 static int plain_points;
 
@@ -42,6 +43,7 @@ static inline void plain(int op, void *a, unsigned long n, const void *pc)
     if (!sr_active()) return;
     sr_drain_overlap(a, n);
     if (plain_points) sr_point(op, a, n, pc);
+    sr_access(a, n, op == SR_OP_WRITE, op, pc);
 }
 
 /* clang-format off */
@@ -96,11 +98,13 @@ SR_EXPORT void __tsan_ignore_thread_end(void) {}
 SR_EXPORT void __tsan_acquire(void *a)
 {
     sr_point(SR_OP_LOAD, a, 0, PC);
+    sr_sync(SR_HB_ACQUIRE, a, HB_ATOMIC);
 }
 SR_EXPORT void __tsan_release(void *a)
 {
     sr_point(SR_OP_STORE, a, 0, PC);
     sr_drain(); /* what the annotated instruction published is published */
+    sr_sync(SR_HB_RELEASE, a, HB_ATOMIC);
 }
 
 /* ---- atomics -----------------------------------------------------------------------------------
@@ -110,20 +114,20 @@ SR_EXPORT void __tsan_release(void *a)
 #define RMW(n, T, name, builtin)                                                                   \
     SR_EXPORT T __tsan_atomic##n##_##name(volatile T *a, T v, tsan_mo mo)                          \
     {                                                                                              \
-        (void)mo;                                                                                  \
         sr_point(SR_OP_RMW, a, (uint64_t)v, PC);                                                   \
         sr_drain(); /* a locked instruction drains the store buffer */                             \
+        sr_sync(SR_HB_RMW, a, mo);                                                                 \
         return builtin(a, v, SC);                                                                  \
     }
 
 #define CAS(n, T, name)                                                                            \
     SR_EXPORT int __tsan_atomic##n##_##name(volatile T *a, T *c, T v, tsan_mo mo, tsan_mo fmo)     \
     {                                                                                              \
-        (void)mo;                                                                                  \
-        (void)fmo;                                                                                 \
         sr_point(SR_OP_CAS, a, (uint64_t)v, PC);                                                   \
         sr_drain();                                                                                \
-        return __atomic_compare_exchange_n(a, c, v, 0, SC, SC); /* never fails spuriously */      \
+        int ok = __atomic_compare_exchange_n(a, c, v, 0, SC, SC); /* never fails spuriously */    \
+        sr_sync(ok ? SR_HB_RMW : SR_HB_LOAD, a, ok ? mo : fmo);                                    \
+        return ok;                                                                                 \
     }
 
 #define ATOMICS(n, T)                                                                              \
@@ -132,24 +136,26 @@ SR_EXPORT void __tsan_release(void *a)
         (void)mo;                                                                                  \
         sr_point(SR_OP_LOAD, a, 0, PC);                                                            \
         uint64_t fwd;                                                                              \
-        if (sizeof(T) <= 8 && sr_forward(a, (int)sizeof(T), &fwd)) return (T)fwd;                  \
+        if (sizeof(T) <= 8 && sr_forward(a, (int)sizeof(T), &fwd)) return (T)fwd; /* its own */  \
+        sr_sync(SR_HB_LOAD, a, mo);                                                                \
         return __atomic_load_n(a, SC);                                                             \
     }                                                                                              \
     SR_EXPORT void __tsan_atomic##n##_store(volatile T *a, T v, tsan_mo mo)                        \
     {                                                                                              \
         sr_point(SR_OP_STORE, a, (uint64_t)v, PC);                                                 \
         if (sizeof(T) <= 8) {                                                                      \
-            sr_store((volatile void *)a, (int)sizeof(T), (uint64_t)v, mo == MO_SEQ_CST);           \
+            sr_store((volatile void *)a, (int)sizeof(T), (uint64_t)v, mo);                         \
         } else {                                                                                   \
             sr_drain();                                                                            \
             __atomic_store_n(a, v, SC);                                                            \
+            sr_sync(SR_HB_STORE, a, mo);                                                           \
         }                                                                                          \
     }                                                                                              \
     SR_EXPORT T __tsan_atomic##n##_exchange(volatile T *a, T v, tsan_mo mo)                        \
     {                                                                                              \
-        (void)mo;                                                                                  \
         sr_point(SR_OP_RMW, a, (uint64_t)v, PC);                                                   \
         sr_drain();                                                                                \
+        sr_sync(SR_HB_RMW, a, mo);                                                                 \
         return __atomic_exchange_n(a, v, SC);                                                      \
     }                                                                                              \
     RMW(n, T, fetch_add, __atomic_fetch_add)                                                       \
@@ -163,11 +169,10 @@ SR_EXPORT void __tsan_release(void *a)
     SR_EXPORT T __tsan_atomic##n##_compare_exchange_val(volatile T *a, T c, T v, tsan_mo mo,       \
                                                         tsan_mo fmo)                               \
     {                                                                                              \
-        (void)mo;                                                                                  \
-        (void)fmo;                                                                                 \
         sr_point(SR_OP_CAS, a, (uint64_t)v, PC);                                                   \
         sr_drain();                                                                                \
-        __atomic_compare_exchange_n(a, &c, v, 0, SC, SC);                                          \
+        int ok = __atomic_compare_exchange_n(a, &c, v, 0, SC, SC);                                 \
+        sr_sync(ok ? SR_HB_RMW : SR_HB_LOAD, a, ok ? mo : fmo);                                    \
         return c;                                                                                  \
     }
 /* clang-format on */
@@ -183,7 +188,8 @@ ATOMICS(128, __int128)
 SR_EXPORT void __tsan_atomic_thread_fence(tsan_mo mo)
 {
     sr_point(SR_OP_FENCE, NULL, 0, PC);
-    if (mo == MO_SEQ_CST) sr_drain(); /* under TSO only mfence orders a store before a load */
+    if (mo == HB_SEQ_CST) sr_drain(); /* under TSO only mfence orders a store before a load */
+    sr_sync(SR_HB_FENCE, NULL, mo);
     __atomic_thread_fence(SC);
 }
 

@@ -14,7 +14,7 @@ set(_ipcp_tsan_plugins ${CMAKE_CURRENT_BINARY_DIR}/plugins/tsan)
 file(MAKE_DIRECTORY ${_ipcp_tsan_plugins})
 set(_ipcp_sched_outputs)
 foreach(src IN LISTS IPCP_EXAMPLE_PLUGINS ITEMS ${CMAKE_CURRENT_SOURCE_DIR}/tests/harness.c
-        ${CMAKE_CURRENT_SOURCE_DIR}/tests/blocking_locks.c)
+        ${CMAKE_CURRENT_SOURCE_DIR}/tests/blocking_locks.c ${CMAKE_CURRENT_SOURCE_DIR}/tests/reuse.c)
   get_filename_component(name ${src} NAME_WE)
   set(out ${_ipcp_tsan_plugins}/${name}.so)
   add_custom_command(OUTPUT ${out}
@@ -58,16 +58,53 @@ ipcp_stress_test(NAME stress.sched.broken_ring_lost_wakeup_stall RC 1 KINDS star
   DETAIL "arrived 20.0 ms of virtual time after"
   ARGS stress --plugin ${T}/broken_ring_lost_wakeup.so --mode sched --strategy random
   --schedules 300 --seed 1)
-# the good ones pass many schedules
+# the good ones pass many schedules, with the race detector on (the default)
 foreach(good good_ring good_pipe)
-  ipcp_stress_test(NAME stress.sched.${good} RC 0 JSON_GE "sched.schedules_run=300"
+  ipcp_stress_test(NAME stress.sched.${good} RC 0 JSON_EQ "sched.races=ON"
+    JSON_GE "sched.schedules_run=300|sched.race_checked_accesses=1"
     ARGS stress --plugin ${T}/${good}.so --mode sched --schedules 300 --seed 1)
 endforeach()
 foreach(good good_robust_mutex good_asm_spinlock)
-  ipcp_stress_test(NAME stress.sched.${good} RC 0 JSON_GE "sched.schedules_run=300"
+  ipcp_stress_test(NAME stress.sched.${good} RC 0 JSON_EQ "sched.races=ON"
+    JSON_GE "sched.schedules_run=300"
     ARGS stress --plugin ${T}/${good}.so --kind lock --workers 3 --mode sched --schedules 300
     --seed 1)
 endforeach()
+# data races (happens-before): the relaxed ring's record bytes are read with nothing ordering
+# them after the producer's writes. Every schedule that moves a message shows it, whatever the
+# seed, strategy or memory model; with the detector off it passes, as it did before.
+foreach(seed 1 2 3)
+  ipcp_stress_test(NAME stress.sched.broken_ring_relaxed_seed${seed} RC 1 KINDS race
+    JSON_EQ "sched.schedules_run=1"
+    DETAIL "a data race on m[0-9]+\\+0x[0-9a-f]+: the consumer 0 read of 4 bytes at m[0-9]+\\+0x[0-9a-f]+ \\(copy_out broken_ring_relaxed.c:[0-9]+, after step [0-9]+\\) races with the earlier producer 0 write of [0-9]+ bytes? at m[0-9]+\\+0x[0-9a-f]+ \\(copy_in broken_ring_relaxed.c:[0-9]+, after step [0-9]+\\)"
+    ARGS stress --plugin ${T}/broken_ring_relaxed.so --mode sched --schedules 1 --seed ${seed})
+endforeach()
+ipcp_stress_test(NAME stress.sched.broken_ring_relaxed_random_sc RC 1 KINDS race
+  JSON_EQ "sched.schedules_run=1"
+  ARGS stress --plugin ${T}/broken_ring_relaxed.so --mode sched --strategy random --memory sc
+  --schedules 1 --seed 4)
+ipcp_stress_test(NAME stress.sched.broken_ring_relaxed_dfs RC 1 KINDS race
+  JSON_EQ "sched.schedules_run=1"
+  ARGS stress --plugin ${T}/broken_ring_relaxed.so --mode sched --strategy dfs --seed 1)
+ipcp_stress_test(NAME stress.sched.broken_ring_relaxed_races_off RC 0 JSON_EQ "sched.races=OFF"
+  ARGS stress --plugin ${T}/broken_ring_relaxed.so --mode sched --races off --schedules 100
+  --seed 1)
+ipcp_stress_test(NAME stress.sched.races_bad RC 2 NO_JSON STDERR "--races: 'maybe' is not on or off"
+  ARGS stress --plugin ${T}/good_ring.so --mode sched --races maybe)
+# freed and unmapped memory reused by the other endpoint, unordered with the first use: a new
+# object, not a race (the detector forgets what free() and munmap() end)
+foreach(reuse heap map)
+  ipcp_stress_test(NAME stress.sched.reuse_${reuse}_no_race RC 0 JSON_EQ "sched.races=ON"
+    JSON_GE "sched.schedules_run=300|sched.race_checked_accesses=1"
+    ARGS stress --plugin ${T}/reuse.so --mode sched --schedules 300 --seed 1 --opt reuse=${reuse})
+endforeach()
+# a race's schedule reruns byte for byte (violations with both accesses, trace)
+add_test(NAME stress.sched.race_replay_identical
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/sched_replay.sh
+          $<TARGET_FILE:ipcproof_cli> ${T}/broken_ring_relaxed.so --schedules 5 --seed 5
+          --strategy random)
+set_tests_properties(stress.sched.race_replay_identical PROPERTIES TIMEOUT 300
+  ENVIRONMENT "${_ipcp_env}")
 ipcp_stress_test(NAME stress.sched.good_ring_random RC 0
   ARGS stress --plugin ${T}/good_ring.so --mode sched --strategy random --schedules 100 --seed 2)
 # the checker through the scheduler: a planted bug, and an exact deadlock
@@ -186,13 +223,16 @@ set_tests_properties(stress.sched.validate_signals_case PROPERTIES TIMEOUT 300
   ENVIRONMENT "${_ipcp_env}")
 # the built-in protocols, instrumented (libipcproof-protos-sched.so): every atomic operation of
 # core/ is a point; those blocking in calls the scheduler does not interpose are refused
+# (and race-free: the detector is on, and checks the copies and plain accesses of core/)
 foreach(p ring ring-sysv frame-pipe frame-unix frame-seqpacket mq-handoff sysv-msg mq-chan mq-chan-prio
           condvar-queue)
-  ipcp_stress_test(NAME stress.sched.builtin.${p} RC 0 JSON_GE "sched.schedules_run=100"
+  ipcp_stress_test(NAME stress.sched.builtin.${p} RC 0 JSON_EQ "sched.races=ON"
+    JSON_GE "sched.schedules_run=100|sched.race_checked_accesses=1"
     ARGS stress --proto ${p} --mode sched --schedules 100 --seed 1)
 endforeach()
 foreach(p robust-mutex posix-sem mq-token sysv-sem ofd-lock)
-  ipcp_stress_test(NAME stress.sched.builtin.${p} RC 0 JSON_GE "sched.schedules_run=100"
+  ipcp_stress_test(NAME stress.sched.builtin.${p} RC 0 JSON_EQ "sched.races=ON"
+    JSON_GE "sched.schedules_run=100"
     ARGS stress --proto ${p} --workers 3 --mode sched --schedules 100 --seed 1)
 endforeach()
 # and with signals: every blocking call of core/ that can be interrupted may be (EINTR, a

@@ -322,6 +322,15 @@ add_test(NAME stress.sarif.validate_plugin_src
           $<TARGET_FILE:ipcproof_cli> ${CMAKE_CURRENT_SOURCE_DIR}/plugins/examples/broken_pipe_bigwrites.c
           ${_ipcp_out}/validate_plugin_src.sarif ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/sarif_check.py)
 set_tests_properties(stress.sarif.validate_plugin_src PROPERTIES TIMEOUT 300 ENVIRONMENT "${_ipcp_env}")
+# a race of the sched cases (their happens-before detector) is located in the plugin's source
+if(IPCP_HAVE_SCHED)
+  add_test(NAME stress.sarif.validate_sched_race
+    COMMAND sh -c "\"$0\" validate --plugin-src \"$1\" --budget 8 --seed 1 --sarif \"$2\" >/dev/null; rc=$?; [ $rc = 1 ] || { echo \"validate exit $rc, expected 1\"; exit 1; }; python3 \"$3\" \"$2\" race broken_ring_relaxed.c"
+            $<TARGET_FILE:ipcproof_cli> ${CMAKE_CURRENT_SOURCE_DIR}/plugins/examples/broken_ring_relaxed.c
+            ${_ipcp_out}/validate_sched_race.sarif ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/sarif_check.py)
+  set_tests_properties(stress.sarif.validate_sched_race PROPERTIES TIMEOUT 300
+    ENVIRONMENT "${_ipcp_env};IPCPROOF_TSAN_BIN=")
+endif()
 ipcp_stress_test(NAME stress.sarif.bad_path RC 2 NO_JSON STDERR "--sarif: cannot write"
   ARGS validate --proto ring --sarif /nonexistent/dir/x.sarif)
 

@@ -36,6 +36,7 @@ target_link_libraries(stress_checker_test PRIVATE ipcproof PkgConfig::XXHASH Pkg
 ipcp_stress_unit_test(dfs dfs spawn)
 ipcp_stress_unit_test(clean clean cli spawn)
 target_link_libraries(stress_clean_test PRIVATE ipcproof)
+ipcp_stress_unit_test(hb sched/hb spawn)
 
 # ctest labels for the tests of this file.
 ipcp_label_tests(unit)

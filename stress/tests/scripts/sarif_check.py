@@ -22,4 +22,8 @@ hits = [r for r in results if r["ruleId"] == rule and any(
     loc["physicalLocation"]["artifactLocation"]["uri"].endswith(suffix)
     for loc in r.get("locations", []))]
 assert hits, "no %s result located in *%s: %s" % (rule, suffix, json.dumps(results)[:600])
+for r in hits:  # a file name, not a frame's text around it
+    for loc in r["locations"]:
+        uri = loc["physicalLocation"]["artifactLocation"]["uri"]
+        assert " " not in uri and "(" not in uri, uri
 print("sarif ok: %d results, %d %s in %s" % (len(results), len(hits), rule, suffix))
