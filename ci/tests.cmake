@@ -15,6 +15,8 @@ find_program(IPCP_PYTHON3 NAMES python3 HINTS /usr/bin)
 find_program(IPCP_CHROMIUM NAMES chromium HINTS /usr/bin)
 find_program(IPCP_CLANG14 NAMES clang-14)
 find_program(IPCP_ZIP NAMES zip)
+find_program(IPCP_LLVM_PROFDATA NAMES llvm-profdata-14 llvm-profdata)
+find_program(IPCP_LLVM_COV NAMES llvm-cov-14 llvm-cov)
 
 if(IPCP_PYTHON3)
   add_test(NAME ci.report.sections
@@ -33,6 +35,17 @@ if(IPCP_PYTHON3)
   add_test(NAME ci.aslr
            COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/aslr_test.py ${IPCP_CI_DIR})
   set_tests_properties(ci.aslr PROPERTIES TIMEOUT 120)
+  # ci/coverage: the figures and the trend from fabricated input, then for real (a coverage build
+  # of two targets in its own directory, a tiny --corpora).
+  add_test(NAME ci.coverage.trend
+           COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/coverage_test.py trend ${PROJECT_SOURCE_DIR})
+  set_tests_properties(ci.coverage.trend PROPERTIES TIMEOUT 120)
+  if(IPCP_CLANG14 AND IPCP_LLVM_PROFDATA AND IPCP_LLVM_COV)
+    add_test(NAME ci.coverage.run
+             COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/coverage_test.py run ${PROJECT_SOURCE_DIR}
+                     ${PROJECT_BINARY_DIR}/ci-coverage-test)
+    set_tests_properties(ci.coverage.run PROPERTIES TIMEOUT 1500)
+  endif()
   if(IPCP_CHROMIUM)
     add_test(NAME ci.report.chromium
              COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/report_screenshot.py ${IPCP_CI_DIR}/report
