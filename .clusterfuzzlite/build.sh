@@ -50,7 +50,7 @@ cxx=()
 [ -z "${CXX:-}" ] || cxx=(-DCMAKE_CXX_COMPILER="$CXX")
 cmake -S "$root" -B "$bdir" -DCMAKE_C_COMPILER="$CC" "${cxx[@]}" -DIPCP_FUZZ_ENGINE=external \
   -DIPCP_FUZZ_ENGINE_LINK="$LIB_FUZZING_ENGINE" -DBUILD_TESTING=OFF -DIPCP_BUILD_STRESS=OFF \
-  -DIPCP_BUILD_BENCHMARKS=OFF -DBUILD_SHARED_LIBS=OFF
+  -DIPCP_BUILD_BENCHMARKS=OFF -DBUILD_SHARED_LIBS=OFF -DIPCP_BUILD_LIBRARY_TWIN=OFF
 # everything configured: libipcproof, the fuzz targets (ring_sched not in MemorySanitizer
 # builds: see harnesses/CMakeLists.txt) and the seed generator
 cmake --build "$bdir" -j"$(nproc)"
