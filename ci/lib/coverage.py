@@ -4,7 +4,8 @@ line, function and branch coverage of every file of core/src/ (and of the harnes
 against a previous run, a terminal table and a Markdown table. Standard library only.
 
     coverage.py summarize --root ROOT --export EXPORT.json --targets TARGETS.json
-                          [--corpus DIR]... [--previous SUMMARY.json] [--json OUT] [--markdown OUT]
+                          [--corpus DIR]... [--units UNITS.json] [--previous SUMMARY.json]
+                          [--json OUT] [--markdown OUT]
     coverage.py check-previous --previous SUMMARY.json
 
 EXPORT.json is `llvm-cov export -summary-only` over every fuzz target and libipcproof.a (so a
@@ -157,6 +158,8 @@ def text(res):
                                        if v.get("corpus_inputs") else "")
         + ("" if v.get("status") == "ok" else f" [{v.get('status')}]")
         for t, v in sorted(tg.items())))
+    if res.get("unit_tests"):
+        out.append("unit tests: " + ", ".join(f"{u} {st}" for u, st in sorted(res["unit_tests"].items())))
     return "\n".join(out)
 
 
@@ -190,6 +193,7 @@ def main(argv):
     ap.add_argument("--export")
     ap.add_argument("--targets")
     ap.add_argument("--corpus", action="append", default=[])
+    ap.add_argument("--units")
     ap.add_argument("--previous")
     ap.add_argument("--json")
     ap.add_argument("--markdown")
@@ -202,6 +206,8 @@ def main(argv):
             return 2
         return 0
     res = summarize(load(a.export, "llvm-cov export"), a.root, load(a.targets, "target list"))
+    if a.units:
+        res["unit_tests"] = load(a.units, "unit test list")
     real = os.path.realpath(a.root)
     res["corpus"] = [os.path.relpath(c, real) if os.path.realpath(c).startswith(real + os.sep)
                      else c for c in a.corpus]

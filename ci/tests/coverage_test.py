@@ -15,7 +15,9 @@ every core/src/*.c is in its JSON with line, function and branch figures (files 
 reaches at 0 %); inputs under --corpora are replayed and change the figures (the real seeds of
 frame_decode given as --corpora reach functions of frame.c that a 1-byte input does not); with
 the seeds and --corpora both are replayed; --previous gives per-file and total trends equal to
-the difference of the two runs; bad arguments exit 2 with a message before anything is built.
+the difference of the two runs; bad arguments exit 2 with a message before anything is built;
+--unit-tests adds core/'s cmocka tests to the profile (lock.c, which no fuzz target reaches, gets
+covered) and exits 1 exactly when one of them fails.
 """
 import glob
 import json
@@ -142,11 +144,12 @@ class Run(unittest.TestCase):
         cmd = [os.path.join(SRC, "ci", "coverage"), "--build-dir", build or BUILD, "--json", out,
                *args, *(self.targets if targets is None else targets)]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
-        self.assertEqual(r.returncode, expect, r.stdout[-3000:] + r.stderr[-3000:])
+        if expect is not None:
+            self.assertEqual(r.returncode, expect, r.stdout[-3000:] + r.stderr[-3000:])
         if expect:
             return r
         with open(out) as f:
-            return json.load(f)
+            return (r, json.load(f)) if expect is None else json.load(f)
 
     def corpora(self, name, with_seeds):
         d = os.path.join(self.tmp, name)
@@ -227,6 +230,22 @@ class Run(unittest.TestCase):
         for k in METRICS:
             self.assertAlmostEqual(both["trend"][k], round(
                 both["totals"][k]["percent"] - tiny["totals"][k]["percent"], 2), places=2)
+
+
+    def test_3_unit_tests_join_the_profile(self):
+        fuzz = self.by_file(self.cov())
+        self.assertEqual(fuzz["core/src/lock.c"]["lines"]["covered"], 0)  # no target reaches it
+        r, res = self.cov("--unit-tests", expect=None)
+        units = res["unit_tests"]
+        self.assertIn("lock_test", units)
+        self.assertEqual(set(units), {os.path.basename(p)[:-2] for p in
+                                      glob.glob(os.path.join(SRC, "core", "tests", "*_test.c"))})
+        # exit 1 exactly when a unit test failed (the figures are written either way)
+        self.assertEqual(r.returncode, 1 if "failed" in units.values() else 0, r.stderr[-2000:])
+        lock = self.by_file(res)["core/src/lock.c"]
+        self.assertGreater(lock["lines"]["covered"], 0)
+        self.assertGreater(lock["functions"]["covered"], 0)
+        self.assertIn("core/tests/*_test.c (unit tests)", res["corpus"])
 
 
 def main():
