@@ -209,7 +209,8 @@ def main(argv):
     if a.units:
         res["unit_tests"] = load(a.units, "unit test list")
     real = os.path.realpath(a.root)
-    res["corpus"] = [os.path.relpath(c, real) if os.path.realpath(c).startswith(real + os.sep)
+    res["corpus"] = [os.path.relpath(c, real)
+                     if os.path.isabs(c) and os.path.realpath(c).startswith(real + os.sep)
                      else c for c in a.corpus]
     if a.previous:
         try:
