@@ -14,7 +14,10 @@ set(IPCP_CI_FIXTURE ${IPCP_CI_DIR}/tests/fixtures/summary.json)
 find_program(IPCP_PYTHON3 NAMES python3 HINTS /usr/bin)
 find_program(IPCP_CHROMIUM NAMES chromium HINTS /usr/bin)
 find_program(IPCP_CLANG14 NAMES clang-14)
+find_program(IPCP_CLANGXX14 NAMES clang++-14)
 find_program(IPCP_ZIP NAMES zip)
+find_program(IPCP_LLVM_PROFDATA NAMES llvm-profdata-14 llvm-profdata)
+find_program(IPCP_LLVM_COV NAMES llvm-cov-14 llvm-cov)
 
 if(IPCP_PYTHON3)
   add_test(NAME ci.report.sections
@@ -33,16 +36,28 @@ if(IPCP_PYTHON3)
   add_test(NAME ci.aslr
            COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/aslr_test.py ${IPCP_CI_DIR})
   set_tests_properties(ci.aslr PROPERTIES TIMEOUT 120)
+  # ci/coverage: the figures and the trend from fabricated input, then for real (a coverage build
+  # of two targets in its own directory, a tiny --corpora).
+  add_test(NAME ci.coverage.trend
+           COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/coverage_test.py trend ${PROJECT_SOURCE_DIR})
+  set_tests_properties(ci.coverage.trend PROPERTIES TIMEOUT 120)
+  if(IPCP_CLANG14 AND IPCP_LLVM_PROFDATA AND IPCP_LLVM_COV)
+    add_test(NAME ci.coverage.run
+             COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/coverage_test.py run ${PROJECT_SOURCE_DIR}
+                     ${PROJECT_BINARY_DIR}/ci-coverage-test)
+    set_tests_properties(ci.coverage.run PROPERTIES TIMEOUT 1500)
+  endif()
   if(IPCP_CHROMIUM)
     add_test(NAME ci.report.chromium
              COMMAND ${IPCP_PYTHON3} ${IPCP_CI_DIR}/tests/report_screenshot.py ${IPCP_CI_DIR}/report
                      ${IPCP_CI_FIXTURE} ${IPCP_CHROMIUM})
     set_tests_properties(ci.report.chromium PROPERTIES TIMEOUT 180 LABELS report)
   endif()
-  if(IPCP_CLANG14 AND IPCP_ZIP)
+  if(IPCP_CLANG14 AND IPCP_CLANGXX14 AND IPCP_ZIP)
+    # two builds of every target through CMake (a libFuzzer flag, a driver library)
     add_test(NAME ci.clusterfuzzlite.build
              COMMAND bash ${IPCP_CI_DIR}/tests/cflite_build.sh ${PROJECT_SOURCE_DIR})
-    set_tests_properties(ci.clusterfuzzlite.build PROPERTIES TIMEOUT 300)
+    set_tests_properties(ci.clusterfuzzlite.build PROPERTIES TIMEOUT 900)
   endif()
 endif()
 

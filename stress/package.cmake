@@ -2,8 +2,8 @@
 # only a top-level build packages). `cpack -G DEB` (or TGZ) in the build directory after the
 # build. The packages hold: ipcproof and, when IPCP_TSAN_TWIN names one, its ThreadSanitizer twin
 # as ipcproof-tsan (found by `validate` next to ipcproof); the interposer and scheduler libraries;
-# libipcproof (static), its headers, pkg-config and CMake package files; the man page, bash
-# completion, the docs and the examples.
+# libipcproof, static and shared (core/CMakeLists.txt), its headers, pkg-config and CMake
+# package files; the man page, bash completion, the docs and the examples.
 set(IPCP_TSAN_TWIN "" CACHE FILEPATH
     "an ipcproof built with the tsan preset, packaged as ipcproof-tsan (empty: none)")
 if(IPCP_TSAN_TWIN)
@@ -32,7 +32,8 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "libc6, libjansson4, libxxhash0")
 # validate --plugin-src compiles plugins; programs as endpoints are often Python
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "clang-14, libclang-rt-14-dev, gcc, python3")
+# (and libxxhash-dev: linking the static libipcproof, and pkg-config's view of ipcproof.pc)
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "clang-14, libclang-rt-14-dev, gcc, python3, libxxhash-dev")
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
     "ipcproof runs a protocol (a plugin, a built-in, or your own programs) through stress\n cases, fault injection and controlled schedules, and says what broke: loss, duplicates,\n reordering, torn messages, exclusion, deadlock, crashes, races and leaks.")
 include(CPack)

@@ -14,7 +14,9 @@ Steps, each recorded as a phase in summary.json:
   5. triage  every crash file replayed with the libFuzzer build, keyed by its sanitizer kind and
              top stack frames, one minimized reproducer per key; a key that a file in
              corpora/regressions/<target>/ reproduces is known, any other is new.
-  6. coverage ci/coverage over the merged corpora (line coverage of core/ per file).
+  6. coverage ci/coverage over the seeds and tonight's merged corpora: one merged profile, line,
+              function and branch coverage of every file of core/src/, trend against the
+              previous run's summary.json.
   7. report  DIR/summary.json, DIR/report.html (ci/report).
 Python 3 standard library only.
 """
@@ -199,6 +201,8 @@ OUT_RESULTS = ("work", "logs", "crashes", "stress", "coverage", "summary.json",
                "summary.json.tmp", "report.html")
 # The previous run's merged corpus: read back as an input (moved to work/prev-corpora).
 OUT_CARRIED = ("corpora", ".prev-corpora")
+# The previous run's summary.json, kept as work/previous-summary.json for the coverage trend.
+PREV_SUMMARY = "previous-summary.json"
 
 
 class OutDirError(Exception):
@@ -332,10 +336,22 @@ def prepare_out_dir(out):
         if os.path.lexists(keep):
             remove_inside(real, keep)
         os.rename(prev, keep)
+    # the previous run's summary: the coverage trend is measured against it
+    prev_summary = None
+    old = os.path.join(real, "summary.json")
+    if os.path.isfile(old) and not os.path.islink(old):
+        try:
+            with open(old, "rb") as f:
+                prev_summary = f.read()
+        except OSError:
+            prev_summary = None
     for name in OUT_RESULTS:
         remove_inside(real, os.path.join(real, name), ignore_errors=True)
     work = os.path.join(real, "work")
     os.makedirs(os.path.join(work, "tmp"), exist_ok=True)
+    if prev_summary is not None:
+        with open(os.path.join(work, PREV_SUMMARY), "wb") as f:
+            f.write(prev_summary)
     os.makedirs(os.path.join(real, "logs"), exist_ok=True)
     prev_corpora = os.path.join(work, "prev-corpora")
     if os.path.isdir(keep) and not os.path.islink(keep):
@@ -1338,14 +1354,19 @@ class Nightly:
         os.makedirs(cdir, exist_ok=True)
         js = os.path.join(cdir, "coverage.json")
         corp = os.path.join(self.out, "corpora")
-        cmd = [tool, "--json", js, "--html", os.path.join(cdir, "html")]
-        with open(tool, errors="replace") as f:
-            takes_corpora = "--corpora" in f.read()
-        if takes_corpora and os.path.isdir(corp):
-            cmd += ["--corpora", corp]  # tonight's merged corpora
-            res["corpus"] = rel(corp)
-        else:
-            res["corpus"] = "corpora/ (the checked-in seeds and regressions)"
+        md = os.path.join(cdir, "coverage.md")
+        cmd = [tool, "--json", js, "--markdown", md, "--html", os.path.join(cdir, "html")]
+        res["corpus"] = "corpora/ (the checked-in seeds and regressions)"
+        if os.path.isdir(corp):
+            cmd += ["--corpora", corp]  # tonight's merged corpora, one directory per target
+            res["corpus"] += f" and {rel(corp)} (tonight's merged corpora)"
+        prev = self.a.previous or os.path.join(self.work, PREV_SUMMARY)
+        if os.path.isfile(prev):
+            if self.previous_has_coverage(prev):
+                cmd += ["--previous", prev]
+                res["previous"] = rel(prev) if self.a.previous else "the previous run's summary.json"
+            else:
+                self.warnings.append(f"no coverage trend: {rel(prev)} holds no coverage files")
         cmd += [t["name"] for t in targets] if targets else []
         rc, out = run(cmd, log=os.path.join(self.logs, "coverage.log"), timeout=1800)
         try:
@@ -1360,13 +1381,13 @@ class Nightly:
             self.phase("coverage", "failed", t, res["detail"])
             return res
         res.update(self.coverage_from(data), status="ok" if rc == 0 else "failed")
-        html = os.path.join(cdir, "html")
-        if os.path.isdir(html):  # llvm-cov's annotated sources, linked from the report
-            res["html"] = {d: os.path.relpath(os.path.join(html, d, "index.html"), self.out)
-                           for d in sorted(os.listdir(html))
-                           if os.path.isfile(os.path.join(html, d, "index.html"))}
-        lines = res["totals"].get("lines", {})
-        detail = f"core/ lines {lines.get('percent', 0):.1f}%" if lines else "no totals"
+        html = os.path.join(cdir, "html", "index.html")
+        if os.path.isfile(html):  # llvm-cov's annotated sources, linked from the report
+            res["html"] = {"merged profile": os.path.relpath(html, self.out)}
+        if os.path.isfile(md):
+            res["markdown"] = os.path.relpath(md, self.out)
+        detail = ", ".join(f"{k} {m['percent']:.1f}%" for k, m in res["totals"].items()) or "no totals"
+        detail = "core/src " + detail
         if rc != 0:
             self.error(f"ci/coverage exited {rc} (a target failed on its corpus), see "
                        f"{rel(os.path.join(self.logs, 'coverage.log'))}", out[-1200:])
@@ -1375,9 +1396,22 @@ class Nightly:
         return res
 
     @staticmethod
+    def previous_has_coverage(path):
+        """An earlier summary.json (or ci/coverage JSON) with per-file coverage: a trend base."""
+        try:
+            with open(path) as f:
+                d = json.load(f)
+        except (OSError, ValueError):
+            return False
+        if isinstance(d, dict) and isinstance(d.get("coverage"), dict):
+            d = d["coverage"]
+        return isinstance(d, dict) and isinstance(d.get("files"), list) and bool(d["files"])
+
+    @staticmethod
     def coverage_from(data):
-        """Accepts ci/coverage's JSON: {totals, files:[{file, lines:{covered,count,percent}}]}
-        or llvm-cov export -summary-only ({data:[{totals, files:[{filename, summary}]}]})."""
+        """Accepts ci/coverage's JSON ({totals, files:[{file, lines, functions, branches,
+        reached?, trend?}], harnesses, targets, trend?}) or llvm-cov export -summary-only
+        ({data:[{totals, files:[{filename, summary}]}]})."""
         def metric(m):
             if not isinstance(m, dict):
                 return None
@@ -1385,40 +1419,34 @@ class Nightly:
             return {"covered": c, "count": n,
                     "percent": round(float(m["percent"] if "percent" in m
                                            else 100.0 * c / n if n else 0.0), 2)}
-        if isinstance(data.get("targets"), dict):
-            # ci/coverage: per target, the core/ files it touches. The union over targets is not
-            # in it; per file the best target's figure is taken (a lower bound of the union).
-            files, best = [], {}
-            for t, r in sorted(data["targets"].items()):
-                for name, m in sorted((r.get("files") or {}).items()):
-                    files.append({"file": rel(name), "target": t, "lines": metric(m)})
-                    if m.get("covered", 0) >= best.get(name, {}).get("covered", -1):
-                        best[name] = m
-            cnt = sum(m.get("count", 0) for m in best.values())
-            cov = sum(m.get("covered", 0) for m in best.values())
-            totals = {"lines": metric({"covered": cov, "count": cnt})} if cnt else {}
-            # a harness that keeps a protocol model: its own lines are code under test too
-            harnesses = [{"file": rel(h.get("file", "?")), "target": t, "lines": metric(h)}
-                         for t, r in sorted(data["targets"].items())
-                         for h in [r.get("harness")] if isinstance(h, dict)]
-            return {"totals": totals, "files": files, "harnesses": harnesses,
-                    "targets": {t: r.get("lines") for t, r in data["targets"].items()}}
+        keys = ("lines", "functions", "branches")
+        extra = {}
         if "data" in data and isinstance(data["data"], list) and data["data"]:
             d = data["data"][0]
             files = [{"file": rel(f.get("filename", "?")),
-                      **{k: metric(f.get("summary", {}).get(k)) for k in ("lines", "functions",
-                                                                           "branches")}}
+                      **{k: metric(f.get("summary", {}).get(k)) for k in keys}}
                      for f in d.get("files", [])]
-            totals = {k: metric(d.get("totals", {}).get(k)) for k in ("lines", "functions", "branches")}
+            totals = {k: metric(d.get("totals", {}).get(k)) for k in keys}
         else:
-            files = [{"file": rel(f.get("file") or f.get("filename") or "?"),
-                      **{k: metric(f.get(k)) for k in ("lines", "functions", "branches")}}
-                     for f in data.get("files", [])]
-            totals = {k: metric((data.get("totals") or {}).get(k))
-                      for k in ("lines", "functions", "branches")}
+            files = []
+            for f in data.get("files", []):
+                row = {"file": rel(f.get("file") or f.get("filename") or "?"),
+                       **{k: metric(f.get(k)) for k in keys}}
+                for k in ("reached", "missing", "trend"):
+                    if k in f:
+                        row[k] = f[k]
+                files.append(row)
+            totals = {k: metric((data.get("totals") or {}).get(k)) for k in keys}
+            extra["harnesses"] = [{"file": rel(h.get("file", "?")), "target": h.get("target"),
+                                   **{k: metric(h.get(k)) for k in keys if h.get(k)}}
+                                  for h in data.get("harnesses") or [] if isinstance(h, dict)]
+            if isinstance(data.get("targets"), dict):
+                extra["targets"] = data["targets"]
+            if isinstance(data.get("trend"), dict):
+                extra["trend"] = data["trend"]
         files = [f for f in files if f["file"].startswith("core/")] or files
-        return {"totals": {k: v for k, v in totals.items() if v},
-                "files": [{k: v for k, v in f.items() if v is not None} for f in files]}
+        return dict(extra, totals={k: v for k, v in totals.items() if v},
+                    files=[{k: v for k, v in f.items() if v is not None} for f in files])
 
     # -- 7. summary and report --
 
@@ -1524,9 +1552,13 @@ class Nightly:
                       f"{', '.join(r.get('violation_kinds') or {}) or 'violation'}\n    {r['repro']}")
         for e in s["errors"]:
             print(f"  error: {e}")
-        lines = (s["coverage"].get("totals") or {}).get("lines")
-        if lines:
-            print(f"  core/ line coverage {lines['percent']:.1f}%")
+        tot = s["coverage"].get("totals") or {}
+        if tot:
+            trend = s["coverage"].get("trend") or {}
+            print("  core/src coverage: " + ", ".join(
+                f"{k} {m['percent']:.1f}%"
+                + (f" ({trend[k]:+.1f})" if isinstance(trend.get(k), (int, float)) else "")
+                for k, m in tot.items()))
         print(f"  report: {out}/report.html   summary: {out}/summary.json")
 
 
@@ -1555,6 +1587,9 @@ def parse_args(argv):
                     help="builds to run ipcproof validate in (default asan,tsan; '' for none)")
     ap.add_argument("--no-coverage", dest="coverage", action="store_false",
                     help="skip the coverage step")
+    ap.add_argument("--previous", metavar="SUMMARY.json",
+                    help="the coverage trend is measured against this earlier summary.json "
+                         "(default: the one the previous run left in DIR)")
     ap.add_argument("--seed", type=int, help="seed for libFuzzer and validate (default: time)")
     ap.add_argument("--keep-work", action="store_true",
                     help="keep DIR/work/ (AFL++ sync dirs, raw crash files)")
@@ -1565,6 +1600,8 @@ def parse_args(argv):
     a = ap.parse_args(argv)
     if a.budget <= 0 or a.jobs < 1:
         ap.error("--budget must be > 0 and --jobs >= 1")
+    if a.previous and not os.path.isfile(a.previous):
+        ap.error(f"--previous {a.previous}: no such file")
     a.engines = [e for e in a.engines.split(",") if e]
     bad = [e for e in a.engines if e not in ENGINES]
     if bad:

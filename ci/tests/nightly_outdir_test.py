@@ -284,6 +284,22 @@ class Accepted(Base):
         self.assertEqual(left["notes.txt"], b"mine")
         self.assertEqual(os.listdir(os.path.join(d, "logs")), [])
 
+    def test_previous_summary_is_kept_for_the_trend(self):
+        d = self.marked("out")
+        write(os.path.join(d, "summary.json"), '{"coverage": {"files": []}}')
+        nl.prepare_out_dir(d)
+        self.assertFalse(os.path.exists(os.path.join(d, "summary.json")))
+        with open(os.path.join(d, "work", nl.PREV_SUMMARY)) as f:
+            self.assertEqual(f.read(), '{"coverage": {"files": []}}')
+        # a summary.json that is a link (inside DIR: one out of it is refused) is removed, not
+        # read through
+        write(os.path.join(d, "mine.json"), '{"coverage": {"files": [{"file": "x"}]}}')
+        os.symlink("mine.json", os.path.join(d, "summary.json"))
+        nl.prepare_out_dir(d)
+        self.assertFalse(os.path.exists(os.path.join(d, "work", nl.PREV_SUMMARY)))
+        self.assertFalse(os.path.lexists(os.path.join(d, "summary.json")))
+        self.assertTrue(os.path.isfile(os.path.join(d, "mine.json")))
+
     def test_run_keeps_previous_corpora_and_unknown_files(self):
         d = self.marked("out")
         t = a_target()

@@ -12,8 +12,8 @@ Checks, without building or fuzzing anything:
   - a validate report becomes one verdict row per mode with the right result, violation count
     and kinds, median throughput, and a repro command that names the binary of the build; a
     missing report is an error row;
-  - coverage JSON in ci/coverage's shape (per target, best target per file in the total) and in
-    llvm-cov export's shape;
+  - coverage JSON in ci/coverage's shape (every file of core/src/ with lines, functions, branches
+    and trend) and in llvm-cov export's shape; which previous summaries can give a trend;
   - exec/s over a window rather than between two bursty reports;
   - libFuzzer fork-mode status lines and AFL++ plot_data are parsed;
   - the AFL++ instances: plain main with CMPLOG, one ASan secondary.
@@ -181,22 +181,39 @@ class Coverage(unittest.TestCase):
                                        "lines": {"covered": 8, "count": 10, "percent": 80.0}}])
 
     def test_ci_coverage_shape(self):
-        c = nl.Nightly.coverage_from({"targets": {
-            "a": {"inputs": 3, "lines": {"count": 110, "covered": 60, "percent": 54.5},
-                  "files": {"core/src/frame.c": {"count": 100, "covered": 50, "percent": 50.0},
-                            "core/src/err.c": {"count": 10, "covered": 10, "percent": 100.0}}},
-            "b": {"inputs": 2, "lines": {"count": 100, "covered": 70, "percent": 70.0},
-                  "files": {"core/src/frame.c": {"count": 100, "covered": 70, "percent": 70.0}},
-                  "harness": {"file": "harnesses/fuzz_b.c", "count": 40, "covered": 30,
-                              "percent": 75.0}}}})
-        self.assertEqual([(f["file"], f["target"]) for f in c["files"]],
-                         [("core/src/err.c", "a"), ("core/src/frame.c", "a"), ("core/src/frame.c", "b")])
-        # per file the best target: frame.c 70/100 from b, err.c 10/10 from a
-        self.assertEqual(c["totals"]["lines"], {"covered": 80, "count": 110, "percent": 72.73})
-        self.assertEqual(c["targets"]["b"]["percent"], 70.0)
-        # harness-resident models are listed apart and stay out of the core/ total
+        m = lambda c, n: {"covered": c, "count": n, "percent": round(100.0 * c / n, 2)}
+        c = nl.Nightly.coverage_from({
+            "totals": {"lines": m(60, 110), "functions": m(5, 9), "branches": m(20, 50)},
+            "files": [{"file": "core/src/frame.c", "lines": m(60, 100), "functions": m(5, 8),
+                       "branches": m(20, 40), "reached": True, "trend": {"lines": 2.5}},
+                      {"file": "core/src/err.c", "lines": m(0, 10), "functions": m(0, 1),
+                       "branches": m(0, 10), "reached": False, "trend": None}],
+            "harnesses": [{"file": "harnesses/fuzz_b.c", "target": "b", "lines": m(30, 40)}],
+            "targets": {"b": {"inputs": 4, "corpus_inputs": 2, "status": "ok"}},
+            "trend": {"lines": 1.5, "functions": None, "branches": -0.25}})
+        # every file, the unreached one too, with its three metrics and trend
+        self.assertEqual([f["file"] for f in c["files"]], ["core/src/frame.c", "core/src/err.c"])
+        self.assertEqual(c["files"][1]["lines"], {"covered": 0, "count": 10, "percent": 0.0})
+        self.assertFalse(c["files"][1]["reached"])
+        self.assertEqual(c["files"][0]["branches"]["percent"], 50.0)
+        self.assertEqual(c["files"][0]["trend"], {"lines": 2.5})
+        self.assertNotIn("trend", c["files"][1])  # None: a file new since the previous night
+        self.assertEqual(c["totals"]["functions"], m(5, 9))
+        self.assertEqual(c["trend"]["branches"], -0.25)
+        self.assertEqual(c["targets"]["b"]["corpus_inputs"], 2)
         self.assertEqual(c["harnesses"], [{"file": "harnesses/fuzz_b.c", "target": "b",
-                                           "lines": {"covered": 30, "count": 40, "percent": 75.0}}])
+                                           "lines": m(30, 40)}])
+
+    def test_previous_summary_with_coverage(self):
+        with tempfile.TemporaryDirectory() as d:
+            for name, body, ok in (("good.json", {"coverage": {"files": [{"file": "core/src/a.c"}]}}, True),
+                                   ("plain.json", {"files": [{"file": "core/src/a.c"}]}, True),
+                                   ("nocov.json", {"coverage": {"status": "skipped", "files": []}}, False),
+                                   ("bad.json", None, False)):
+                p = os.path.join(d, name)
+                with open(p, "w") as f:
+                    f.write("not json{" if body is None else json.dumps(body))
+                self.assertEqual(nl.Nightly.previous_has_coverage(p), ok, name)
 
     def test_llvm_cov_export_shape(self):
         c = nl.Nightly.coverage_from({"data": [{

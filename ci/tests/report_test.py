@@ -113,21 +113,50 @@ class ReportTest(unittest.TestCase):
         rows = re.findall(r"<tr><td><code>.*?</tr>", core, re.S)
         self.assertEqual(len(rows), len(self.s["coverage"]["files"]))
         for f in self.s["coverage"]["files"]:
+            row = [r for r in rows if r.startswith(f"<tr><td><code>{f['file']}</code></td>")]
+            self.assertEqual(len(row), 1, f["file"])
             pct = f["lines"]["percent"]
-            row = [r for r in rows if r.startswith(f"<tr><td><code>{f['file']}</code></td>"
-                                                   f"<td>{f['target']}</td>")]
-            self.assertEqual(len(row), 1, (f["file"], f["target"]))
             self.assertIn(f'<span style="width:{pct:.1f}%">', row[0])
-            self.assertIn(f"{pct:.1f}% <span class=\"muted\">({f['lines']['covered']}/"
-                          f"{f['lines']['count']})", row[0])
-        tot = self.s["coverage"]["totals"]["lines"]
-        self.assertIn(f"<th>total (best target per file)</th><th></th><th></th>"
-                      f"<th class=\"num\">{tot['percent']:.1f}%", sec)
+            for k in ("lines", "functions", "branches"):  # each with its own numbers
+                m = f[k]
+                self.assertIn(f"{m['percent']:.1f}% <span class=\"muted\">({m['covered']}/"
+                              f"{m['count']})", row[0], (f["file"], k))
+            t = f.get("trend")
+            if t is None:  # not in the previous night's summary
+                self.assertIn('<td class="num">new</td>', row[0])
+            else:
+                self.assertIn(f'<td class="num">l {t["lines"]:+.1f} / f {t["functions"]:+.1f} / '
+                              f'b {t["branches"]:+.1f}</td>', row[0])
+        # a file no target reaches is a row at 0 %
+        self.assertTrue(any("xport.c" in r and "0.0% <span" in r for r in rows))
+        tot, tr = self.s["coverage"]["totals"], self.s["coverage"]["trend"]
+        self.assertIn(f"<th>total</th><th></th><th class=\"num\">{tot['lines']['percent']:.1f}%", sec)
+        self.assertIn(f"{tot['branches']['percent']:.1f}% <span class=\"muted\">"
+                      f"({tot['branches']['covered']}/{tot['branches']['count']})</span></th>", sec)
+        self.assertIn(f'<th class="num">l {tr["lines"]:+.1f} / f {tr["functions"]:+.1f} / '
+                      f'b {tr["branches"]:+.1f}</th>', sec)
+        self.assertIn("against the previous run&#x27;s summary.json", sec)
         for h in self.s["coverage"]["harnesses"]:
             self.assertIn(f"<tr><td><code>{h['file']}</code></td><td>{h['target']}</td>", sec)
             self.assertIn(f"{h['lines']['percent']:.1f}% <span class=\"muted\">", sec)
         for t, href in self.s["coverage"]["html"].items():
             self.assertIn(f'<a href="{href}">{t}</a>', sec)
+        head = self.section("summary")
+        self.assertIn(f"{tot['lines']['percent']:.1f}% ({tr['lines']:+.1f})", head)
+
+    def test_coverage_without_trend(self):
+        s = json.loads(json.dumps(self.s))
+        s["coverage"].pop("trend")
+        s["coverage"].pop("previous")
+        for f in s["coverage"]["files"]:
+            f.pop("trend")
+        r = render(s)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        page = r.stdout
+        sec = page[page.index('<section id="coverage">'):]
+        sec = sec[:sec.index("</section>")]
+        self.assertNotIn(">trend<", sec)
+        self.assertNotIn(">new<", sec)
 
     def test_self_contained(self):
         low = self.page.lower()

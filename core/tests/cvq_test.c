@@ -31,7 +31,13 @@
 #include "ipcproof/err.h"
 #include "testutil.h"
 
-#define SHM_PREFIX "ipcp.cvq."
+/* this process's queues only: /dev/shm is shared with every other test and user on the machine */
+static int my_shm_count(void)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "ipcp.cvq.%ld.", (long)getpid());
+    return tu_shm_count(prefix);
+}
 
 static int64_t now_ms(void)
 {
@@ -171,7 +177,7 @@ static struct ipcp_cvq_ep *ep_open(struct ipcp_cvq *q, int role, uint32_t index)
 
 static void shm_clean(void)
 {
-    assert_int_equal(tu_shm_count(SHM_PREFIX), 0);
+    assert_int_equal(my_shm_count(), 0);
 }
 
 static void test_sizes_and_limits(void **state)
@@ -243,7 +249,7 @@ static void test_sizes_and_limits(void **state)
     struct ipcp_cvq *a = NULL, *b = NULL;
     assert_int_equal(ipcp_cvq_create(&cfg, &a), 0);
     assert_int_equal(ipcp_cvq_create(&cfg, &b), -EEXIST);
-    assert_int_equal(tu_shm_count(SHM_PREFIX), 1);
+    assert_int_equal(my_shm_count(), 1);
     ipcp_cvq_destroy(a);
     shm_clean();
 }

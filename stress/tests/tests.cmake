@@ -341,8 +341,16 @@ add_test(NAME stress.action
 set_tests_properties(stress.action PROPERTIES TIMEOUT 300 ENVIRONMENT "${_ipcp_env}")
 
 # --- the .deb: built with CPack, unpacked, used from there (stress/package.cmake) -----------------
+# A consumer of the unpacked library is built in plain flavours only (sanitizer and coverage
+# flags would have to be repeated by the consumer, as for core.install_consumer).
+if(NOT IPCP_SANITIZERS AND NOT IPCP_COVERAGE AND IPCP_FUZZ_ENGINE STREQUAL "replay")
+  set(_ipcp_pkg_consumer ${PROJECT_SOURCE_DIR}/core/tests/install)
+else()
+  set(_ipcp_pkg_consumer "")
+endif()
 add_test(NAME stress.package
-  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/package_test.sh ${CMAKE_BINARY_DIR})
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/package_test.sh ${CMAKE_BINARY_DIR}
+          "${_ipcp_pkg_consumer}" ${CMAKE_C_COMPILER})
 set_tests_properties(stress.package PROPERTIES TIMEOUT 300 ENVIRONMENT "${_ipcp_env}" LABELS install)
 
 # --- --fault stop: one endpoint SIGSTOPped 50..500 ms; a correct protocol only waits --------------

@@ -1,5 +1,6 @@
 # ctest driver: install the build into a scratch prefix, build the consumer against it with
-# find_package and with pkg-config, run both.
+# find_package (shared and static) and with pkg-config, run them, check which libipcproof each
+# one uses.
 foreach(v BUILD_DIR SRC_DIR WORK_DIR C_COMPILER)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "run.cmake needs -D${v}=")
@@ -21,10 +22,30 @@ execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/build RESULT_VARIAB
 if(rc)
   message(FATAL_ERROR "building the consumer failed: ${rc}")
 endif()
-foreach(exe consumer_cmake consumer_pc)
+# shared: the consumer needs libipcproof.so.0 (found through the RPATH CMake sets); static: not
+foreach(exe consumer_cmake:shared consumer_pc:shared consumer_static:static)
+  string(REPLACE ":" ";" exe ${exe})
+  list(GET exe 1 kind)
+  list(GET exe 0 exe)
   execute_process(COMMAND ${WORK_DIR}/build/${exe} RESULT_VARIABLE rc)
   if(rc)
     message(FATAL_ERROR "${exe} failed: ${rc}")
+  endif()
+  execute_process(COMMAND readelf -d ${WORK_DIR}/build/${exe} OUTPUT_VARIABLE dyn RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "readelf -d ${exe} failed: ${rc}")
+  endif()
+  if(kind STREQUAL "shared" AND NOT dyn MATCHES "NEEDED[^\n]*libipcproof\\.so\\.0")
+    message(FATAL_ERROR "${exe} does not use the shared libipcproof:\n${dyn}")
+  elseif(kind STREQUAL "static" AND dyn MATCHES "libipcproof")
+    message(FATAL_ERROR "${exe} should link libipcproof statically:\n${dyn}")
+  endif()
+endforeach()
+# the install holds both, the shared one with its soname
+foreach(f libipcproof.a libipcproof.so libipcproof.so.0)
+  file(GLOB found ${WORK_DIR}/prefix/lib*/${f} ${WORK_DIR}/prefix/lib*/*/${f})
+  if(NOT found)
+    message(FATAL_ERROR "the install has no ${f}")
   endif()
 endforeach()
 file(REMOVE_RECURSE ${WORK_DIR})
