@@ -393,6 +393,7 @@ struct brow {
     double aim;
     const char *na;
     char error[200];
+    char noisy[96]; /* why its aim can be judged neither met nor missed (row_noise), or "" */
 };
 
 static struct bcase g_cases[B_MAX_CASES];
@@ -2437,6 +2438,37 @@ static int aim_met(const struct brow *r)
     return r->aim_op == AIM_GE ? r->ratio >= r->aim : r->ratio <= r->aim;
 }
 
+#define NOISY_SPREAD 1.5 /* the best repetition's ratio this many times the worst's */
+
+/* A row cannot say met or missed when its repetitions disagree about the aim (some meet it,
+ * others miss it, the best ratio NOISY_SPREAD times the worst), or when it was measured while
+ * the machine had more runnable work than CPUs and its median is within NOISY_SPREAD of the
+ * aim: a baseline that collapsed under load once made a round trip "met". A row far from its
+ * aim in every repetition keeps its verdict. Fills r->noisy with why. */
+static void row_noise(struct brow *r)
+{
+    r->noisy[0] = '\0';
+    if (r->aim_op == AIM_NONE || r->na || r->error[0] || r->reps < 2 || r->rmin <= 0) return;
+    int straddle = r->aim_op == AIM_GE ? r->rmin < r->aim && r->aim <= r->rmax
+                                       : r->rmin <= r->aim && r->aim < r->rmax;
+    if (straddle && r->rmax / r->rmin >= NOISY_SPREAD) {
+        snprintf(r->noisy, sizeof(r->noisy),
+                 "repetitions disagree: ratios %.3g to %.3g about the aim", r->rmin, r->rmax);
+        return;
+    }
+    double load = 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    FILE *f = fopen("/proc/loadavg", "re");
+    if (f != NULL) {
+        if (fscanf(f, "%lf", &load) != 1) load = 0;
+        fclose(f);
+    }
+    if (ncpu > 0 && load > (double)ncpu && r->ratio * NOISY_SPREAD >= r->aim &&
+        r->ratio <= r->aim * NOISY_SPREAD)
+        snprintf(r->noisy, sizeof(r->noisy), "load %.2f on %ld CPUs, ratio near the aim", load,
+                 ncpu);
+}
+
 static void print_header(void)
 {
     printf("%-38s %-6s %10s %10s %6s %6s %6s %7s %-6s %s\n", "row", "unit", "protocol", "baseline",
@@ -2455,12 +2487,13 @@ static void print_row(const struct brow *r)
     } else {
         figure(r->unit, r->value, a, sizeof(a));
         figure(r->unit, r->baseline, b, sizeof(b));
-        printf("%-38s %-6s %10s %10s %6.2f %6.2f %6.2f %7s %-6s %s\n", r->name, r->unit, a, b,
+        printf("%-38s %-6s %10s %10s %6.2f %6.2f %6.2f %7s %-6s %s%s%s%s\n", r->name, r->unit, a, b,
                r->ratio, r->rmin, r->rmax, aim,
                r->aim_op == AIM_NONE ? ""
+               : r->noisy[0]         ? "noisy"
                : aim_met(r)          ? "met"
                                      : "MISSED",
-               r->baseline_name);
+               r->baseline_name, r->noisy[0] ? " (" : "", r->noisy, r->noisy[0] ? ")" : "");
         if (r->extra && strcmp(r->extra, "msgs_per_s") == 0) {
             human(r->xval, a, sizeof(a));
             human(r->xbase, b, sizeof(b));
@@ -2567,6 +2600,12 @@ static int write_json(const char *path, const struct machine *m, double seconds)
             snprintf(aim, sizeof(aim), "%s%.2f", r->aim_op == AIM_GE ? ">=" : "<=", r->aim);
             json_object_set_new(o, "aim", json_string(aim));
             if (have) json_object_set_new(o, "aim_met", json_boolean(aim_met(r)));
+            if (have)
+                json_object_set_new(o, "verdict",
+                                    json_string(r->noisy[0]  ? "noisy"
+                                                : aim_met(r) ? "met"
+                                                             : "missed"));
+            if (r->noisy[0]) json_object_set_new(o, "noisy", json_string(r->noisy));
         }
         if (r->na) json_object_set_new(o, "na", json_string(r->na));
         if (r->error[0]) json_object_set_new(o, "error", json_string(r->error));
@@ -2692,8 +2731,10 @@ int st_bench_main(int argc, char **argv)
         if (run_case(&g_cases[i]) < 0) failures++;
         for (int k = first; k < g_nrows; k++)
             g_rows[k].seconds = (double)(now_ns() - c0) / 1e9;
-        for (int k = first; k < g_nrows; k++)
+        for (int k = first; k < g_nrows; k++) {
+            row_noise(&g_rows[k]);
             print_row(&g_rows[k]);
+        }
     }
     double seconds = (double)(now_ns() - t0) / 1e9;
     read_line("/proc/loadavg", NULL, m.load1, sizeof(m.load1));

@@ -8,4 +8,10 @@ if(BUILD_TESTING)
             -P ${CMAKE_CURRENT_SOURCE_DIR}/bench_check.cmake)
   set_tests_properties(stress.bench_smoke PROPERTIES TIMEOUT 300 ENVIRONMENT "${IPCP_TEST_ENV}"
                        LABELS bench)
+  # met / missed / noisy follow from each row's own repetitions (and the load)
+  add_test(NAME stress.bench_verdicts
+    COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/bench_verdicts.py
+            $<TARGET_FILE:ipcproof_cli>)
+  set_tests_properties(stress.bench_verdicts PROPERTIES TIMEOUT 300
+                       ENVIRONMENT "${IPCP_TEST_ENV}" LABELS bench)
 endif()
