@@ -349,8 +349,6 @@ ipcp_stress_test(NAME stress.crash.broken_robust_lie RC 1 KINDS deadlock
   ARGS stress --plugin ${T}/broken_robust_lie.so --kind lock --workers 3 --crash-points --seed 1
   --stall 2)
 
-# ctest labels for the other tests of this file (the ci.* ones are labelled where added).
-ipcp_label_tests(stress sched)
 
 # locks whose blocking happens inside libc without an atomic the instrumentation sees: flock,
 # OFD locks and spinlocks are interposed (interpose_lock.c) and pass; POSIX record locks
@@ -380,3 +378,6 @@ ipcp_stress_test(NAME stress.sched.processes_only_na RC 0 RESULT n/a
   DETAIL "declares IPCP_LOCK_PROCESSES" ENV IPCP_FIXTURE_PROCESSES=1
   ARGS stress --plugin ${T}/blocking_locks.so --kind lock --mode sched --workers 3
   --schedules 10 --opt how=fcntl --seed 1)
+
+# ctest labels for the other tests of this file (the ci.* ones are labelled where added).
+ipcp_label_tests(stress sched)
