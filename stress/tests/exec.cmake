@@ -74,13 +74,17 @@ ipcp_stress_test(NAME stress.exec.faults.eintr_unfaulted RC 0
 set(_ipcp_both "signal storm: [1-9][0-9]* SIGURGs taken.*short-io: [1-9][0-9]* short counts")
 ipcp_stress_test(NAME stress.exec.faults.c_pair RC 0 NOTE "${_ipcp_both}"
   ARGS stress ${_ipcp_cpair_fifo} --fault short-io,signals --fault-rate 0.2)
-# the correct examples in Python and shell (cat) stand both faults
+# the correct Python example stands both faults; the shell pair stands short-io. Not signals:
+# `cat FIFO` does not retry an open() that a signal interrupted ("cat: ...fifo: Interrupted
+# system call"), which happens when a SIGURG lands while the consumer waits for the producer to
+# open its end - a program that installs a handler without SA_RESTART must retry there, and the
+# shell pair's consumer is plain cat (docs/exec.md)
 ipcp_stress_test(NAME stress.exec.faults.fifo_pair RC 0 NOTE "${_ipcp_both}"
   ARGS stress ${_ipcp_fifo_pair} --producers 3 --messages 3000 --max-size 16384
        --fault short-io,signals --seed 1)
-ipcp_stress_test(NAME stress.exec.faults.shell_pair RC 0 NOTE "${_ipcp_both}"
-  ARGS stress ${_ipcp_shell_pair} --messages 5000 --max-size 65536 --fault short-io,signals
-       --seed 1)
+ipcp_stress_test(NAME stress.exec.faults.shell_pair RC 0
+  NOTE "short-io: [1-9][0-9]* short counts"
+  ARGS stress ${_ipcp_shell_pair} --messages 5000 --max-size 65536 --fault short-io --seed 1)
 ipcp_stress_test(NAME stress.exec.faults.lockf_worker RC 0 NOTE "signal storm: [1-9]"
   ARGS stress ${_ipcp_lockf} --workers 3 --messages 300 --fault signals --seed 1)
 # shared memory and semaphores: signals interrupt sem_timedwait (which it retries); short-io has

@@ -86,9 +86,11 @@ ipcp_stress_test(NAME stress.harness.lock_inconsistent RC 1 KINDS error
   DETAIL "ENOTRECOVERABLE.*after a holder died: a lock that claims IPCP_LOCK_ROBUST"
   ARGS stress --plugin ${H} --kind lock --workers 3 --messages 2000 --fault kill --seed 1
   --opt bug=inconsistent)
-ipcp_stress_test(NAME stress.harness.lock_inconsistent_crash_points RC 1 KINDS error
-  DETAIL "ENOTRECOVERABLE.*after a holder died"
-  ARGS stress --plugin ${H} --kind lock --workers 3 --crash-points --opt bug=inconsistent)
+if(IPCP_HAVE_SCHED) # crash points need the scheduler runtime (not in sanitizer builds)
+  ipcp_stress_test(NAME stress.harness.lock_inconsistent_crash_points RC 1 KINDS error
+    DETAIL "ENOTRECOVERABLE.*after a holder died"
+    ARGS stress --plugin ${H} --kind lock --workers 3 --crash-points --opt bug=inconsistent)
+endif()
 ipcp_stress_test(NAME stress.harness.lock_hides_death RC 1 KINDS error
   ARGS stress --plugin ${H} --kind lock --workers 3 --messages 2000 --fault kill --opt bug=hide)
 ipcp_stress_test(NAME stress.harness.create_fails RC 2
@@ -397,11 +399,12 @@ ipcp_stress_test(NAME stress.processes_only_thread_na RC 0 RESULT n/a ENV IPCP_F
   ARGS stress --plugin $<TARGET_FILE:fixture_blocking_locks> --kind lock --mode thread
   --workers 3 --messages 1000 --opt how=fcntl --seed 1)
 
-# a producer's close() that loses its last partial batch of 8 (harness bug=lastbatch): the
-# clock does not end a run on a batch boundary (a few more messages after the stop, from the
-# seed), nor does validate's message quota (an odd multiple of a prime)
+# a producer's close() that loses its last partial batch of 8 (harness bug=lastbatch) is loss;
+# validate finds it: its message caps are odd multiples of a prime, and after the clock stops a
+# run each producer sends a few more messages (from the seed), so its runs do not end on a batch
+# boundary (one clock-ended run still does 1 time in 8; validate's many cases do not all miss)
 ipcp_stress_test(NAME stress.harness.last_batch_lost RC 1 KINDS loss
-  ARGS stress --plugin ${H} --kind channel --duration 0.3 --seed 1 --opt bug=lastbatch)
+  ARGS stress --plugin ${H} --kind channel --messages 1003 --seed 1 --opt bug=lastbatch)
 ipcp_stress_test(NAME stress.harness.last_batch_lost_validate RC 1 KINDS loss
   ARGS validate --plugin ${H} --kind channel --budget 5 --seed 1 --opt bug=lastbatch)
 
