@@ -69,6 +69,12 @@ ipcp_stress_test(NAME stress.exec.faults.short_read_unfaulted RC 0
 ipcp_stress_test(NAME stress.exec.faults.eintr_caught RC 1 KINDS error
   DETAIL "'s program exited.*status [13]" ARGS stress ${_ipcp_cpair_fifo} --opt bug=eintr
   --fault signals)
+# programs that end before the first look at /proc: the interposer's own count of the images it
+# started in says it was there (a quick run was n/a 1 time in 4, and in the TSan build often)
+foreach(seed 1 2 3 4)
+  ipcp_stress_test(NAME stress.exec.faults.quick_programs_${seed} RC 0 RESULT pass
+    ARGS stress ${_ipcp_cpair_fifo} --messages 50 --fault short-io --fault-rate 0.5 --seed ${seed})
+endforeach()
 ipcp_stress_test(NAME stress.exec.faults.eintr_unfaulted RC 0
   ARGS stress ${_ipcp_cpair_fifo} --opt bug=eintr)
 set(_ipcp_both "signal storm: [1-9][0-9]* SIGURGs taken.*short-io: [1-9][0-9]* short counts")
