@@ -36,6 +36,15 @@ target_compile_definitions(ipcproof_cli PRIVATE
   IPCP_INCLUDE_DIR_INSTALL="${CMAKE_INSTALL_FULL_INCLUDEDIR}"
   IPCP_BIN_TO_LIBDIR="${_ipcp_bin_to_lib}")
 install(TARGETS ipcproof_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The TSan build tells ThreadSanitizer the ordering it cannot see (stress/tsanwrap.c): those
+# definitions must be what a dlopen()ed plugin's calls resolve to.
+if(IPCP_SANITIZERS MATCHES "thread")
+  foreach(sym sem_clockwait pthread_mutex_clocklock pthread_mutex_timedlock
+              pthread_rwlock_clockrdlock pthread_rwlock_clockwrlock mq_send mq_timedsend
+              mq_receive mq_timedreceive semop semtimedop)
+    target_link_options(ipcproof_cli PRIVATE "LINKER:--export-dynamic-symbol=${sym}")
+  endforeach()
+endif()
 
 # libipcproof-faults.so: the LD_PRELOAD interposer of --fault short-io, kept next to ipcproof in
 # the build tree and installed in the libdir. Never instrumented (no sanitizer, coverage or
