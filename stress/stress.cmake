@@ -41,7 +41,7 @@ install(TARGETS ipcproof_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 if(IPCP_SANITIZERS MATCHES "thread")
   foreach(sym sem_clockwait pthread_mutex_clocklock pthread_mutex_timedlock
               pthread_rwlock_clockrdlock pthread_rwlock_clockwrlock mq_send mq_timedsend
-              mq_receive mq_timedreceive semop semtimedop)
+              mq_receive mq_timedreceive semop semtimedop msgsnd msgrcv)
     target_link_options(ipcproof_cli PRIVATE "LINKER:--export-dynamic-symbol=${sym}")
   endforeach()
 endif()

@@ -6,20 +6,19 @@
  * would be reported as a data race: a false `race` verdict. LLVM 14's runtime (and gcc 12's
  * libtsan) miss sem_clockwait, pthread_mutex_clocklock and pthread_rwlock_clock{rd,wr}lock, lose
  * an EOWNERDEAD result of pthread_mutex_timedlock (clang's), and cannot see the kernel's ordering
- * through POSIX message queues and SysV semaphores. The definitions below, exported from the
- * executable, come first in the dynamic symbol lookup of every plugin; each calls the C library's
- * own function and tells TSan what it synchronised:
+ * through POSIX message queues, SysV semaphores and SysV message queues. The definitions below,
+ * exported from the executable, come first in the dynamic symbol lookup of every plugin; each calls
+ * the C library's own function and tells TSan what it synchronised:
  *   - the clock/timed locks: the TSan mutex annotations (pre_lock/post_lock), so that unlock()
  *     through the intercepted pthread_*_unlock pairs with them;
  *   - sem_clockwait: an acquire on the semaphore's address, which the intercepted sem_post
  *     releases;
- *   - mq_*send / mq_*receive and semop / semtimedop: a release before a message is sent or a
- *     semaphore raised, an acquire after one is received or lowered, on a sync word chosen by
- *     the queue's inode or the semaphore set and number (the same for every descriptor and
- *     process-local id of one object).
- * This is what ThreadSanitizer does for sem_post / sem_wait, so what it hides is what TSan hides
- * there: ordering between two senders through the queue itself. Outside a TSan build the file
- * is empty. */
+ *   - mq_*send / mq_*receive, msgsnd / msgrcv and semop / semtimedop: a release before a message is
+ * sent or a semaphore raised, an acquire after one is received or lowered, on a sync word chosen by
+ *     the queue's inode, the SysV queue's id, or the semaphore set and number (the same for every
+ * descriptor and process-local id of one object). This is what ThreadSanitizer does for sem_post /
+ * sem_wait, so what it hides is what TSan hides there: ordering between two senders through the
+ * queue itself. Outside a TSan build the file is empty. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -219,6 +218,23 @@ EXPORT int semtimedop(int id, struct sembuf *ops, size_t n, const struct timespe
 {
     sem_ops_release(id, ops, n);
     return sem_ops_acquire(id, ops, n, real_semtimedop()(id, ops, n, t));
+}
+
+/* ---- SysV message queues -------------------------------------------------------------------- */
+
+REAL(int, msgsnd, (int, const void *, size_t, int))
+EXPORT int msgsnd(int id, const void *m, size_t n, int flags)
+{
+    __tsan_release(sync_word((uint64_t)id | 2ull << 40, 0));
+    return real_msgsnd()(id, m, n, flags);
+}
+
+REAL(ssize_t, msgrcv, (int, void *, size_t, long, int))
+EXPORT ssize_t msgrcv(int id, void *m, size_t n, long type, int flags)
+{
+    ssize_t r = real_msgrcv()(id, m, n, type, flags);
+    if (r >= 0) __tsan_acquire(sync_word((uint64_t)id | 2ull << 40, 0));
+    return r;
 }
 
 #else

@@ -7,6 +7,8 @@
  *   rwclock    a process-shared rwlock taken with pthread_rwlock_clockwrlock
  *   mq         a POSIX message queue holding one token: receive to lock, send to unlock
  *   sysv       a SysV semaphore: semtimedop -1 to lock, semop +1 to unlock
+ *   sysvmsg    a SysV message queue holding one token: msgrcv (IPC_NOWAIT, polled up to the
+ *              deadline) to lock, msgsnd to unlock
  * Not robust, not fair: only exclusion is promised. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -21,12 +23,18 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/msg.h>
 #include <sys/sem.h>
 #include <time.h>
 
 #include <ipcproof/plugin.h>
 
-enum how { SEMCLOCK, CLOCKLOCK, TIMEDLOCK, RWCLOCK, MQ, SYSV };
+enum how { SEMCLOCK, CLOCKLOCK, TIMEDLOCK, RWCLOCK, MQ, SYSV, SYSVMSG };
+
+struct token {
+    long type;
+    char t;
+};
 
 struct shared {
     sem_t sem;
@@ -38,7 +46,7 @@ struct ctx {
     enum how how;
     struct shared *sh;
     char mq_name[64];
-    int semid;
+    int semid; /* the SysV semaphore set or message queue */
 };
 
 struct handle {
@@ -61,7 +69,8 @@ static struct timespec after_ms(clockid_t clk, int ms)
 
 static int create(const struct ipcp_lock_cfg *cfg, void **ctxp)
 {
-    static const char *names[] = {"semclock", "clocklock", "timedlock", "rwclock", "mq", "sysv"};
+    static const char *names[] = {"semclock", "clocklock", "timedlock", "rwclock",
+                                  "mq",       "sysv",      "sysvmsg"};
     const char *o = strstr(cfg->options, "how=");
     if (o == NULL) return -EINVAL;
     struct ctx *c = calloc(1, sizeof(*c));
@@ -99,6 +108,12 @@ static int create(const struct ipcp_lock_cfg *cfg, void **ctxp)
         struct sembuf up = {0, 1, 0};
         if (rc == 0 && semop(c->semid, &up, 1) != 0) rc = -errno;
         if (rc < 0 && c->semid >= 0) semctl(c->semid, 0, IPC_RMID);
+    } else if (c->how == SYSVMSG) {
+        c->semid = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+        if (c->semid < 0) rc = -errno;
+        struct token t = {1, 't'};
+        if (rc == 0 && msgsnd(c->semid, &t, 1, 0) != 0) rc = -errno;
+        if (rc < 0 && c->semid >= 0) msgctl(c->semid, IPC_RMID, NULL);
     }
     if (rc < 0) {
         munmap(c->sh, sizeof(*c->sh));
@@ -150,6 +165,18 @@ static int lock_(void *hp, int timeout_ms)
         }
         return n == 1 ? 0 : -errno;
     }
+    case SYSVMSG:
+        for (;;) {
+            struct token t;
+            if (msgrcv(h->c->semid, &t, 1, 0, IPC_NOWAIT) == 1) return 0;
+            if (errno != ENOMSG && errno != EINTR) return -errno;
+            struct timespec now, pause = {0, 20000};
+            clock_gettime(CLOCK_REALTIME, &now);
+            if (now.tv_sec > real.tv_sec ||
+                (now.tv_sec == real.tv_sec && now.tv_nsec >= real.tv_nsec))
+                return -ETIMEDOUT;
+            nanosleep(&pause, NULL);
+        }
     default: {
         struct sembuf down = {0, -1, 0};
         struct timespec rel = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
@@ -174,6 +201,10 @@ static int unlock_(void *hp)
         return -pthread_rwlock_unlock(&sh->rw);
     case MQ:
         return mq_send(h->q, "t", 1, 0) == 0 ? 0 : -errno;
+    case SYSVMSG: {
+        struct token t = {1, 't'};
+        return msgsnd(h->c->semid, &t, 1, 0) == 0 ? 0 : -errno;
+    }
     default: {
         struct sembuf up = {0, 1, 0};
         return semop(h->c->semid, &up, 1) == 0 ? 0 : -errno;
@@ -192,7 +223,8 @@ static void destroy(void *ctx)
 {
     struct ctx *c = ctx;
     if (c->how == MQ) mq_unlink(c->mq_name);
-    if (c->semid >= 0) semctl(c->semid, 0, IPC_RMID);
+    if (c->how == SYSV) semctl(c->semid, 0, IPC_RMID);
+    if (c->how == SYSVMSG) msgctl(c->semid, IPC_RMID, NULL);
     munmap(c->sh, sizeof(*c->sh));
     free(c);
 }

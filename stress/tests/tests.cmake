@@ -224,9 +224,9 @@ if(_ipcp_tsan_build AND CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
     ARGS stress --plugin $<TARGET_FILE:plugin_good_asm_spinlock> --kind lock --mode thread
     --workers 2 --messages 20000 --opt annotate=0 --seed 1)
   # correct locks ordered only by calls the TSan runtime does not see by itself (sem_clockwait,
-  # the clock/timed mutex and rwlock calls, POSIX mq, SysV semaphores): stress/tsanwrap.c tells
+  # the clock/timed mutex and rwlock calls, POSIX mq, SysV semaphores and queues): tsanwrap.c tells
   # it, so thread mode finds no race (it did before, each a false `race`)
-  foreach(how semclock clocklock timedlock rwclock mq sysv)
+  foreach(how semclock clocklock timedlock rwclock mq sysv sysvmsg)
     ipcp_stress_test(NAME stress.tsan_kernel_sync_${how} RC 0 JSON_GE "stats.acquisitions=6000"
       ARGS stress --plugin $<TARGET_FILE:fixture_kernel_sync> --kind lock --mode thread
       --workers 3 --messages 2000 --opt how=${how} --seed 1)
