@@ -420,6 +420,8 @@ static void run_loop(struct sup *S)
     int64_t stall_ns = (int64_t)((c->stall > 0 ? c->stall : ST_STALL_MS / 1000.0) * 1e9);
     int64_t t_begin = st_now_ns();
     int64_t last_change = t_begin, last_progress_print = t_begin;
+    int64_t killed_ns = 0;
+    char killed_what[96] = ""; /* "<endpoint> was killed in <phase>" once the kill fault struck */
     uint64_t mark = progress_mark(cs);
     int started = 0, stopped = 0, host_noted = 0;
     int kill_pending = cs->kill_victim != 0 && cs->is_chan && !c->crash_point;
@@ -498,6 +500,9 @@ static void run_loop(struct sup *S)
                 atomic_store(&cs->sh->killed, v + 1);
                 atomic_store(&cs->sh->kill_ns, now);
                 o->killed_by_fault = v + 1;
+                killed_ns = now;
+                snprintf(killed_what, sizeof(killed_what), "%s was killed in %s",
+                         st_endpoint_name(cs, v, nm, sizeof(nm)), st_phase_name((int)ph));
                 kill_pending = 0;
                 st_report_note(rep, "kill fault: %s killed in %s after %" PRIu64 " operations",
                                st_endpoint_name(cs, v, nm, sizeof(nm)), st_phase_name((int)ph),
@@ -529,15 +534,35 @@ static void run_loop(struct sup *S)
                 last_change = now; /* the stall clock starts again when it goes on */
             }
         }
+        if (!cs->is_chan && cs->kill_victim && !killed_what[0]) {
+            /* a lock's victim kills itself, holding the lock or not, and stamps the time */
+            int64_t k = (int64_t)atomic_load(&cs->sh->kill_ns);
+            uint32_t v = cs->kill_victim - 1;
+            char nm[48];
+            if (k > t_begin && k <= now && v < o->nproc) {
+                killed_ns = k;
+                snprintf(killed_what, sizeof(killed_what), "%s was killed %s",
+                         st_endpoint_name(cs, v, nm, sizeof(nm)),
+                         cs->kill_in_cs ? "inside the critical section" : "between acquisitions");
+            }
+        }
         uint64_t m = progress_mark(cs);
         if (m != mark) {
             mark = m;
             last_change = now;
         }
         const char *why = NULL;
-        char whybuf[96];
+        char whybuf[224];
         if (now - last_change > stall_ns) {
-            snprintf(whybuf, sizeof(whybuf), "no progress for %.1f s", (double)stall_ns / 1e9);
+            int n = snprintf(whybuf, sizeof(whybuf), "no progress for %.1f s",
+                             (double)stall_ns / 1e9);
+            /* the user's first question when a kill case stalls: did it stop because of it? */
+            if (killed_what[0] && last_change >= killed_ns &&
+                last_change - killed_ns < 1000000000 && n > 0 && (size_t)n < sizeof(whybuf))
+                snprintf(whybuf + n, sizeof(whybuf) - (size_t)n,
+                         ", starting %.2f s after %s (kill fault): a peer's death the protocol "
+                         "did not recover from",
+                         (double)(last_change - killed_ns) / 1e9, killed_what);
             why = whybuf;
         } else if (now - t_begin > (int64_t)(deadline_s * 1e9)) {
             snprintf(whybuf, sizeof(whybuf), "case deadline of %.1f s passed", deadline_s);
@@ -550,7 +575,7 @@ static void run_loop(struct sup *S)
             char doing[400];
             st_threads_doing(o->pids[0], doing, sizeof(doing));
             snprintf(rep->na, sizeof(rep->na),
-                     "sched mode lost control (%s): a thread blocks in a call the scheduler does "
+                     "sched mode lost control (%.96s): a thread blocks in a call the scheduler does "
                      "not interpose, or spins in code without scheduling points (not built with "
                      "-fsanitize=thread); %s (docs/sched.md, limits)",
                      why, doing);

@@ -18,6 +18,8 @@
  *   lastbatch sends 8 messages at a time; close() forgets a partial batch -> loss
  *   inconsistent (lock) after a holder died, lock() returns 1 but never makes the mutex
  *             consistent: the next lock() returns ENOTRECOVERABLE         -> error (--fault kill)
+ *   swallow   (lock) after a holder died, lock() keeps the mutex and returns -ETIMEDOUT: nobody
+ *             gets in again                                     -> deadlock (--fault kill)
  *   duplast   recv() hands out the last message once more when the pipe is empty -> duplicate
  *   sendtime  recv() changes a byte of the header's send time           -> torn
  *   weirderr  send() returns -12345, a code nobody knows                  -> error
@@ -425,6 +427,11 @@ static int lk_lock(void *h, int timeout_ms)
         nanosleep(&ts, NULL);
     }
     if (r == EOWNERDEAD) {
+        if (strcmp(l->bug, "swallow") == 0) { /* keeps the mutex, says it timed out */
+            struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            return -ETIMEDOUT;
+        }
         if (strcmp(l->bug, "inconsistent") != 0) pthread_mutex_consistent(&l->m);
         return strcmp(l->bug, "hide") == 0 ? 0 : 1;
     }

@@ -93,6 +93,11 @@ if(IPCP_HAVE_SCHED) # crash points need the scheduler runtime (not in sanitizer 
 endif()
 ipcp_stress_test(NAME stress.harness.lock_hides_death RC 1 KINDS error
   ARGS stress --plugin ${H} --kind lock --workers 3 --messages 2000 --fault kill --opt bug=hide)
+# a stall that starts right after the kill fault says so (the user's first question)
+ipcp_stress_test(NAME stress.harness.lock_swallows_death RC 1 KINDS deadlock
+  DETAIL "no progress for 2.0 s, starting [0-9.]+ s after worker [0-9] was killed inside the critical section .kill fault.: a peer's death the protocol did not recover from"
+  ARGS stress --plugin ${H} --kind lock --workers 3 --messages 2000 --fault kill --seed 1
+  --stall 2 --opt bug=swallow)
 ipcp_stress_test(NAME stress.harness.create_fails RC 2
   ARGS stress --plugin ${H} --kind channel --opt bug=create)
 ipcp_stress_test(NAME stress.harness.bad_abi RC 2
