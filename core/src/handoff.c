@@ -403,21 +403,6 @@ static int take_ok(struct ipcp_handoff_ep *ep, const uint8_t *msg, ssize_t n)
     return 0;
 }
 
-/* Takes every OK already queued, without waiting. */
-static int drain_oks(struct ipcp_handoff_ep *ep)
-{
-    uint8_t msg[IPCP_HANDOFF_MSG_SIZE];
-    for (;;) {
-        ssize_t n = mq_timedreceive(ep->oq, (char *)msg, sizeof(msg), NULL, &ZERO_TS);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return errno == ETIMEDOUT || errno == EAGAIN ? 0 : -errno;
-        }
-        int rc = take_ok(ep, msg, n);
-        if (rc < 0) return rc;
-    }
-}
-
 /* Waits for one message on q up to the deadline, in slices that look at the peer. */
 static ssize_t wait_msg(struct ipcp_handoff_ep *ep, mqd_t q, uint8_t msg[IPCP_HANDOFF_MSG_SIZE],
                         const struct ipcp_deadline *dl)
@@ -441,8 +426,10 @@ int ipcp_handoff_send(struct ipcp_handoff_ep *ep, const void *data, size_t len, 
     if (len > ep->ho->slot_size) return -EMSGSIZE;
     struct ipcp_deadline dl;
     ipcp__deadline_init(&dl, timeout_ms);
-    int rc = drain_oks(ep);
-    if (rc < 0) return rc;
+    /* OKs are taken only when the next slot needs one: they come back in slot order, the queue
+     * holds every one that can be outstanding, and looking for them before every send cost a
+     * failed receive (a system call) per message. */
+    int rc;
     uint32_t slot;
     uint64_t seq;
     uint8_t msg[IPCP_HANDOFF_MSG_SIZE];
