@@ -387,7 +387,19 @@ static void check_exec(const struct st_case *cs, uint32_t killed, struct st_repo
         char who[48], text[256];
         st_endpoint_name(cs, i, who, sizeof(who));
         st_exec_why_text((int)why, val, text, sizeof(text));
-        const char *hint = why == ST_EX_STATUS && val == 127 ? " (command not found?)" : "";
+        if ((why == ST_EX_STATUS || why == ST_EX_EARLY) && (val == 127 || val == 126) &&
+            rep->status != 2) {
+            /* the shell's own codes: the command could not be found, or found but not run: a
+             * usage error, not a verdict about the protocol */
+            rep->status = 2;
+            snprintf(rep->error, sizeof(rep->error),
+                     "%s's command could not be run: /bin/sh exited with status %lld (%s; its "
+                     "output is below)",
+                     who, (long long)val,
+                     val == 127 ? "command not found" : "found but not executable");
+            return;
+        }
+        const char *hint = "";
         if (cause[0] && (why == ST_EX_STATUS || why == ST_EX_EARLY || why == ST_EX_NOEXIT)) {
             /* a program may end on the error its protocol reported after a peer died */
             st_report_note(rep, "%s's program %s after %s", who, text, cause);

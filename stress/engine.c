@@ -554,8 +554,8 @@ static void run_loop(struct sup *S)
         const char *why = NULL;
         char whybuf[224];
         if (now - last_change > stall_ns) {
-            int n = snprintf(whybuf, sizeof(whybuf), "no progress for %.1f s",
-                             (double)stall_ns / 1e9);
+            int n =
+                snprintf(whybuf, sizeof(whybuf), "no progress for %.1f s", (double)stall_ns / 1e9);
             /* the user's first question when a kill case stalls: did it stop because of it? */
             if (killed_what[0] && last_change >= killed_ns &&
                 last_change - killed_ns < 1000000000 && n > 0 && (size_t)n < sizeof(whybuf))
@@ -574,11 +574,12 @@ static void run_loop(struct sup *S)
              * interpose, or spinning where it has no scheduling points. Not a verdict. */
             char doing[400];
             st_threads_doing(o->pids[0], doing, sizeof(doing));
-            snprintf(rep->na, sizeof(rep->na),
-                     "sched mode lost control (%.96s): a thread blocks in a call the scheduler does "
-                     "not interpose, or spins in code without scheduling points (not built with "
-                     "-fsanitize=thread); %s (docs/sched.md, limits)",
-                     why, doing);
+            snprintf(
+                rep->na, sizeof(rep->na),
+                "sched mode lost control (%.96s): a thread blocks in a call the scheduler does "
+                "not interpose, or spins in code without scheduling points (not built with "
+                "-fsanitize=thread); %s (docs/sched.md, limits)",
+                why, doing);
             atomic_store(&cs->sh->abort_run, 1);
             kill_all(S);
             o->watchdog_killed = 1;

@@ -154,6 +154,7 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
     FILE *o = stdout;
     char a[32], b[32], d1[32], d2[32], d3[32], d4[32], d5[32], fl[64];
     if (r->status == 2) {
+        o = stderr; /* a setup error is named on stderr, as every exit status 2 */
         fprintf(o, "ipcproof stress: setup error: %s\n", r->error);
         for (int i = 0; i < r->nv; i++)
             fprintf(o, "  %s (%" PRIu64 "): %s\n", st_vkind_name(r->v[i].kind), r->v[i].count,

@@ -188,10 +188,16 @@ ipcp_stress_test(NAME stress.exec.example.fifo_pair_stop RC 0 NOTE "stop fault: 
 ipcp_stress_test(NAME stress.exec.contract.teardown_leaks RC 1 KINDS leak DETAIL "ipcproof-exec-"
   ARGS stress --exec-producer ${_ipcp_contract} --exec-consumer ${_ipcp_contract}
        --exec-setup ${_ipcp_contract} --exec-teardown true --messages 100 --seed 1)
-# a command that does not exist: status 127, said plainly
-ipcp_stress_test(NAME stress.exec.contract.not_found RC 1 KINDS error DETAIL "command not found"
+# a command that does not exist (the shell's status 127) or cannot be run (126) is a usage
+# error named on stderr, exit 2, not a verdict about the protocol
+ipcp_stress_test(NAME stress.exec.contract.not_found RC 2 NO_JSON
+  STDERR "consumer 0's command could not be run: /bin/sh exited with status 127 .command not found"
   ARGS stress --exec-producer /nonexistent/producer --exec-consumer /nonexistent/consumer
        --messages 10 --seed 1)
+ipcp_stress_test(NAME stress.exec.contract.not_executable RC 2 NO_JSON
+  STDERR "command could not be run: /bin/sh exited with status 126 .found but not executable"
+  ARGS stress --exec-producer ${CMAKE_CURRENT_SOURCE_DIR}/tests/exec.cmake
+       --exec-consumer /bin/cat --messages 10 --seed 1)
 # the rerun line replays the commands, quoted where the shell needs it
 ipcp_stress_test(NAME stress.exec.contract.repro RC 1 KINDS duplicate
   JSON_EQ "repro=ipcproof stress --exec-producer ${_ipcp_contract} --exec-consumer 'python3 ${_ipcp_contract}' --exec-setup ${_ipcp_contract} --exec-teardown ${_ipcp_contract} --mode process --producers 1 --consumers 1 --messages 300 --min-size 64 --max-size 1024 --seed 1 --opt bug=consumer-dup --stall 3"

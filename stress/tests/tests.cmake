@@ -98,11 +98,11 @@ ipcp_stress_test(NAME stress.harness.lock_swallows_death RC 1 KINDS deadlock
   DETAIL "no progress for 2.0 s, starting [0-9.]+ s after worker [0-9] was killed inside the critical section .kill fault.: a peer's death the protocol did not recover from"
   ARGS stress --plugin ${H} --kind lock --workers 3 --messages 2000 --fault kill --seed 1
   --stall 2 --opt bug=swallow)
-ipcp_stress_test(NAME stress.harness.create_fails RC 2
+ipcp_stress_test(NAME stress.harness.create_fails RC 2 STDERR "setup error: .*create"
   ARGS stress --plugin ${H} --kind channel --opt bug=create)
 ipcp_stress_test(NAME stress.harness.bad_abi RC 2
   ARGS stress --plugin $<TARGET_FILE:fixture_badabi>)
-ipcp_stress_test(NAME stress.harness.missing_plugin RC 2
+ipcp_stress_test(NAME stress.harness.missing_plugin RC 2 STDERR "setup error: cannot load plugin"
   ARGS stress --plugin ${_ipcp_out}/no-such-plugin.so)
 ipcp_stress_test(NAME stress.harness.bad_flag RC 2 NO_JSON
   ARGS stress --plugin ${H} --no-such-flag)
