@@ -25,6 +25,7 @@ void ipcp_handoff_msg_encode(const struct ipcp_handoff_msg *m, uint8_t out[IPCP_
     memset(out, 0, IPCP_HANDOFF_MSG_SIZE);
     memcpy(out, &magic, 4);
     out[4] = m->type;
+    out[5] = m->flags;
     memcpy(out + 8, &m->slot, 4);
     memcpy(out + 12, &m->len, 4);
     memcpy(out + 16, &m->seq, 8);
@@ -39,14 +40,16 @@ int ipcp_handoff_msg_decode(const void *buf, size_t len, struct ipcp_handoff_msg
     memcpy(&magic, p, 4);
     if (magic != IPCP_HANDOFF_MSG_MAGIC) return -EBADMSG;
     if (p[4] != IPCP_HANDOFF_READY && p[4] != IPCP_HANDOFF_OK) return -EBADMSG;
-    if (p[5] != 0 || p[6] != 0 || p[7] != 0) return -EBADMSG;
+    if ((p[5] & ~IPCP_HANDOFF_F_NOSUM) != 0 || p[6] != 0 || p[7] != 0) return -EBADMSG;
     struct ipcp_handoff_msg t;
     t.type = p[4];
+    t.flags = p[5];
     memcpy(&t.slot, p + 8, 4);
     memcpy(&t.len, p + 12, 4);
     memcpy(&t.seq, p + 16, 8);
     memcpy(&t.sum, p + 24, 8);
-    if (t.type == IPCP_HANDOFF_OK && (t.len != 0 || t.sum != 0)) return -EBADMSG;
+    if (t.type == IPCP_HANDOFF_OK && (t.flags != 0 || t.len != 0 || t.sum != 0)) return -EBADMSG;
+    if ((t.flags & IPCP_HANDOFF_F_NOSUM) && t.sum != 0) return -EBADMSG;
     *m = t;
     return 0;
 }
@@ -93,10 +96,11 @@ int ipcp_handoff_tx_written(struct ipcp_handoff_tx *tx, uint32_t slot, size_t le
     tx->slot[slot].seq = tx->next_seq;
     tx->slot[slot].len = (uint32_t)len;
     struct ipcp_handoff_msg m = {.type = IPCP_HANDOFF_READY,
+                                 .flags = tx->checksum ? 0 : IPCP_HANDOFF_F_NOSUM,
                                  .slot = slot,
                                  .len = (uint32_t)len,
                                  .seq = tx->next_seq,
-                                 .sum = sum};
+                                 .sum = tx->checksum ? sum : 0};
     ipcp_handoff_msg_encode(&m, out);
     return 0;
 }
@@ -185,7 +189,7 @@ int ipcp_handoff_rx_on_ready(struct ipcp_handoff_rx *rx, const void *msg, size_t
     int rc = ipcp_handoff_msg_decode(msg, len, &m);
     if (rc < 0) return rc;
     if (m.type != IPCP_HANDOFF_READY || m.slot >= rx->nslots || m.len > rx->slot_size ||
-        m.slot != m.seq % rx->nslots)
+        m.slot != m.seq % rx->nslots || (rx->require_sum && (m.flags & IPCP_HANDOFF_F_NOSUM)))
         return -EBADMSG;
     if (m.seq != rx->expect_seq) return -IPCP_E_SEQUENCE;
     rx->reading = 1;
@@ -197,7 +201,8 @@ int ipcp_handoff_rx_on_ready(struct ipcp_handoff_rx *rx, const void *msg, size_t
 int ipcp_handoff_rx_verify(const struct ipcp_handoff_rx *rx, const void *copy, size_t len)
 {
     if (!rx->reading) return -IPCP_E_STATE;
-    if (len != rx->cur.len || ipcp_handoff_checksum(copy, len) != rx->cur.sum)
+    if (len != rx->cur.len) return -IPCP_E_PAYSUM;
+    if (!(rx->cur.flags & IPCP_HANDOFF_F_NOSUM) && ipcp_handoff_checksum(copy, len) != rx->cur.sum)
         return -IPCP_E_PAYSUM;
     return 0;
 }
@@ -205,8 +210,12 @@ int ipcp_handoff_rx_verify(const struct ipcp_handoff_rx *rx, const void *copy, s
 int ipcp_handoff_rx_done(struct ipcp_handoff_rx *rx, uint8_t out[IPCP_HANDOFF_MSG_SIZE])
 {
     if (!rx->reading) return -IPCP_E_STATE;
-    struct ipcp_handoff_msg ok = {
-        .type = IPCP_HANDOFF_OK, .slot = rx->cur.slot, .len = 0, .seq = rx->cur.seq, .sum = 0};
+    struct ipcp_handoff_msg ok = {.type = IPCP_HANDOFF_OK,
+                                  .flags = 0,
+                                  .slot = rx->cur.slot,
+                                  .len = 0,
+                                  .seq = rx->cur.seq,
+                                  .sum = 0};
     ipcp_handoff_msg_encode(&ok, out);
     rx->expect_seq++;
     rx->reading = 0;
@@ -248,6 +257,7 @@ struct ipcp_handoff {
     uint32_t nslots;
     size_t slot_size;
     size_t stride;
+    unsigned flags; /* IPCP_HANDOFF_CHECKSUM: both sides, by the copy each process has */
     pid_t creator;
 };
 
@@ -281,11 +291,14 @@ static int peer_dead(const struct ipcp_handoff_ep *ep)
 int ipcp_handoff_create(const struct ipcp_handoff_cfg *cfg, struct ipcp_handoff **out)
 {
     *out = NULL;
-    if (cfg == NULL || !geometry_ok(cfg->nslots, cfg->slot_size)) return -EINVAL;
+    if (cfg == NULL || !geometry_ok(cfg->nslots, cfg->slot_size) ||
+        (cfg->flags & ~IPCP_HANDOFF_CHECKSUM) != 0)
+        return -EINVAL;
     struct ipcp_handoff *ho = calloc(1, sizeof(*ho));
     if (ho == NULL) return -ENOMEM;
     ho->nslots = cfg->nslots;
     ho->slot_size = cfg->slot_size;
+    ho->flags = cfg->flags;
     ho->stride = (cfg->slot_size + IPCP_CACHELINE - 1) / IPCP_CACHELINE * IPCP_CACHELINE;
     ho->map_size = sizeof(struct ho_hdr) + (size_t)cfg->nslots * ho->stride;
     ho->creator = getpid();
@@ -375,6 +388,7 @@ int ipcp_handoff_open(struct ipcp_handoff *ho, int role, struct ipcp_handoff_ep 
     ep->oq = (mqd_t)rc;
     ipcp_handoff_tx_init(&ep->tx, ho->nslots, ho->slot_size);
     ipcp_handoff_rx_init(&ep->rx, ho->nslots, ho->slot_size);
+    ep->tx.checksum = ep->rx.require_sum = (ho->flags & IPCP_HANDOFF_CHECKSUM) != 0;
     *out = ep;
     return 0;
 fail:
@@ -442,7 +456,8 @@ int ipcp_handoff_send(struct ipcp_handoff_ep *ep, const void *data, size_t len, 
     if (rc < 0) return rc;
     uint8_t *p = slot_ptr(ep->ho, slot);
     memcpy(p, data, len);
-    rc = ipcp_handoff_tx_written(&ep->tx, slot, len, ipcp_handoff_checksum(data, len), msg);
+    uint64_t sum = ep->tx.checksum ? ipcp_handoff_checksum(data, len) : 0;
+    rc = ipcp_handoff_tx_written(&ep->tx, slot, len, sum, msg);
     if (rc < 0) return rc;
     /* Our writes to the slot happen before the receiver's reads (kernel-ordered; TSan). */
     ipcp_tsan_release(p);

@@ -52,14 +52,21 @@ static int my_shm_left(void)
     return tu_shm_count(prefix);
 }
 
-static struct ipcp_handoff *make(uint32_t nslots, size_t slot_size, char *name, size_t cap)
+static struct ipcp_handoff *make_f(uint32_t nslots, size_t slot_size, unsigned flags, char *name,
+                                   size_t cap)
 {
-    struct ipcp_handoff_cfg cfg = {.stem = NULL, .nslots = nslots, .slot_size = slot_size};
+    struct ipcp_handoff_cfg cfg = {
+        .stem = NULL, .nslots = nslots, .slot_size = slot_size, .flags = flags};
     struct ipcp_handoff *ho = NULL;
     int rc = ipcp_handoff_create(&cfg, &ho);
     if (rc != 0) fail_msg("ipcp_handoff_create: %s", ipcp_strerror(rc));
     snprintf(name, cap, "%s", ipcp_handoff_name(ho));
     return ho;
+}
+
+static struct ipcp_handoff *make(uint32_t nslots, size_t slot_size, char *name, size_t cap)
+{
+    return make_f(nslots, slot_size, 0, name, cap);
 }
 
 static void destroy_and_check(struct ipcp_handoff *ho, const char *name)
@@ -99,7 +106,8 @@ static void test_codec(void **s)
     struct {
         size_t off;
         uint8_t val;
-    } bad[] = {{0, 0x00}, {3, 0x00}, {4, 0}, {4, 3}, {5, 1}, {6, 1}, {7, 0x80}};
+    } bad[] = {{0, 0x00}, {3, 0x00}, {4, 0}, {4, 3},   {5, 1}, /* F_NOSUM with a sum */
+               {5, 2},    {5, 0x81}, {6, 1}, {7, 0x80}};
     for (size_t i = 0; i < IPCP_ARRAY_SIZE(bad); i++) {
         uint8_t c[IPCP_HANDOFF_MSG_SIZE];
         memcpy(c, b, sizeof(c));
@@ -117,8 +125,18 @@ static void test_codec(void **s)
     ipcp_handoff_msg_encode(&ok, b);
     assert_int_equal(ipcp_handoff_msg_decode(b, sizeof(b), &d), -EBADMSG);
     ok.sum = 0;
+    ok.flags = IPCP_HANDOFF_F_NOSUM; /* nor a flag */
+    ipcp_handoff_msg_encode(&ok, b);
+    assert_int_equal(ipcp_handoff_msg_decode(b, sizeof(b), &d), -EBADMSG);
+    ok.flags = 0;
     ipcp_handoff_msg_encode(&ok, b);
     assert_int_equal(ipcp_handoff_msg_decode(b, sizeof(b), &d), 0);
+    /* a READY without a checksum: F_NOSUM and sum 0 */
+    struct ipcp_handoff_msg ns = {
+        .type = IPCP_HANDOFF_READY, .flags = IPCP_HANDOFF_F_NOSUM, .slot = 1, .len = 3, .seq = 5};
+    ipcp_handoff_msg_encode(&ns, b);
+    assert_int_equal(ipcp_handoff_msg_decode(b, sizeof(b), &d), 0);
+    assert_int_equal(d.flags, IPCP_HANDOFF_F_NOSUM);
     assert_int_equal(ipcp_handoff_checksum("abc", 3), ipcp_handoff_checksum("abc", 3));
     assert_true(ipcp_handoff_checksum("abc", 3) != ipcp_handoff_checksum("abd", 3));
 }
@@ -140,6 +158,8 @@ static void test_tx_machine(void **s)
     assert_int_equal(ipcp_handoff_tx_init(&tx, 2, 0), -EINVAL);
     assert_int_equal(ipcp_handoff_tx_init(&tx, 2, (size_t)IPCP_HANDOFF_MAX_SLOT + 1), -EINVAL);
     assert_int_equal(ipcp_handoff_tx_init(&tx, 2, 64), 0);
+    assert_int_equal(tx.checksum, 0); /* off unless asked for */
+    tx.checksum = 1;
     assert_true(ipcp_handoff_tx_valid(&tx));
 
     uint32_t slot;
@@ -159,6 +179,15 @@ static void test_tx_machine(void **s)
     assert_int_equal(d.type, IPCP_HANDOFF_READY);
     assert_int_equal(d.len, 64);
     assert_int_equal(d.sum, 42);
+    assert_int_equal(d.flags, 0);
+    /* without the checksum option the READY says so and carries no sum */
+    struct ipcp_handoff_tx plain = tx;
+    plain.checksum = 0;
+    plain.slot[0].state = IPCP_HANDOFF_FREE;
+    assert_int_equal(ipcp_handoff_tx_written(&plain, 0, 64, 42, ready), 0);
+    assert_int_equal(ipcp_handoff_msg_decode(ready, sizeof(ready), &d), 0);
+    assert_int_equal(d.flags, IPCP_HANDOFF_F_NOSUM);
+    assert_int_equal(d.sum, 0);
     /* abort: the same seq is used again */
     assert_int_equal(ipcp_handoff_tx_abort(&tx, 0), 0);
     assert_int_equal(ipcp_handoff_tx_abort(&tx, 0), -IPCP_E_STATE);
@@ -263,6 +292,23 @@ static void test_rx_machine(void **s)
     mk_ready(b, 1, 1, 0, ipcp_handoff_checksum("", 0));
     assert_int_equal(ipcp_handoff_rx_on_ready(&rx, b, sizeof(b), &m), 0);
     assert_int_equal(ipcp_handoff_rx_verify(&rx, "", 0), 0);
+    assert_int_equal(ipcp_handoff_rx_done(&rx, ok), 0);
+
+    /* a READY without a checksum: only its length is checked, unless one is required */
+    struct ipcp_handoff_msg ns = {.type = IPCP_HANDOFF_READY,
+                                  .flags = IPCP_HANDOFF_F_NOSUM,
+                                  .slot = 2,
+                                  .len = 7,
+                                  .seq = 2,
+                                  .sum = 0};
+    ipcp_handoff_msg_encode(&ns, b);
+    struct ipcp_handoff_rx strict = rx;
+    strict.require_sum = 1;
+    assert_int_equal(ipcp_handoff_rx_on_ready(&strict, b, sizeof(b), &m), -EBADMSG);
+    assert_int_equal(strict.expect_seq, 2); /* unchanged */
+    assert_int_equal(ipcp_handoff_rx_on_ready(&rx, b, sizeof(b), &m), 0);
+    assert_int_equal(ipcp_handoff_rx_verify(&rx, "paylaod", 7), 0);
+    assert_int_equal(ipcp_handoff_rx_verify(&rx, data, 6), -IPCP_E_PAYSUM);
 }
 
 /* ---- both machines, randomized pipeline ------------------------------------------------- */
@@ -338,6 +384,9 @@ static void test_create_open_errors(void **s)
     cfg.stem = "no.dots";
     assert_int_equal(ipcp_handoff_create(&cfg, &ho), -EINVAL);
     cfg.stem = "ho-t1";
+    cfg.flags = 0x2; /* an unknown flag */
+    assert_int_equal(ipcp_handoff_create(&cfg, &ho), -EINVAL);
+    cfg.flags = 0;
     assert_int_equal(ipcp_handoff_create(&cfg, &ho), 0);
     char name[96], want[96];
     snprintf(name, sizeof(name), "%s", ipcp_handoff_name(ho));
@@ -386,7 +435,7 @@ static void test_forged_messages(void **s)
 {
     (void)s;
     char name[96], rname[96], oname[96];
-    struct ipcp_handoff *ho = make(2, 32, name, sizeof(name));
+    struct ipcp_handoff *ho = make_f(2, 32, IPCP_HANDOFF_CHECKSUM, name, sizeof(name));
     queue_names(name, rname, oname, sizeof(rname));
     struct ipcp_handoff_ep *tx, *rx;
     assert_int_equal(ipcp_handoff_open(ho, IPCP_HANDOFF_SENDER, &tx), 0);
@@ -401,6 +450,12 @@ static void test_forged_messages(void **s)
     assert_int_equal(ipcp_handoff_recv(rx, in, sizeof(in), 100), -IPCP_E_PAYSUM);
     uint8_t okm[IPCP_HANDOFF_MSG_SIZE];
     assert_int_equal(mq_receive(oq, (char *)okm, sizeof(okm), NULL), IPCP_HANDOFF_MSG_SIZE);
+    /* with the checksum option a READY without one is refused */
+    struct ipcp_handoff_msg ns = {
+        .type = IPCP_HANDOFF_READY, .flags = IPCP_HANDOFF_F_NOSUM, .slot = 1, .len = 3, .seq = 1};
+    ipcp_handoff_msg_encode(&ns, b);
+    assert_int_equal(mq_send(rq, (const char *)b, sizeof(b), 0), 0);
+    assert_int_equal(ipcp_handoff_recv(rx, in, sizeof(in), 100), -EBADMSG);
     /* bad fields are refused and the receiver still expects seq 1 */
     mk_ready(b, 1, 1, 33, 0);
     assert_int_equal(mq_send(rq, (const char *)b, sizeof(b), 0), 0);
@@ -470,10 +525,10 @@ static int receiver_main(void *p)
     return rc;
 }
 
-static void run_processes(uint32_t nslots, size_t slot, uint64_t count)
+static void run_processes(uint32_t nslots, size_t slot, uint64_t count, unsigned flags)
 {
     char name[96];
-    struct ipcp_handoff *ho = make(nslots, slot, name, sizeof(name));
+    struct ipcp_handoff *ho = make_f(nslots, slot, flags, name, sizeof(name));
     struct stream_arg a = {ho, count, slot, 0};
     pid_t r = tu_spawn(receiver_main, &a);
     pid_t w = tu_spawn(sender_main, &a);
@@ -485,13 +540,13 @@ static void run_processes(uint32_t nslots, size_t slot, uint64_t count)
 static void test_processes_100k_8slots(void **s)
 {
     (void)s;
-    run_processes(8, 256, 100000);
+    run_processes(8, 256, 100000, IPCP_HANDOFF_CHECKSUM);
 }
 
 static void test_processes_1slot(void **s)
 {
     (void)s;
-    run_processes(1, 4096, 20000);
+    run_processes(1, 4096, 20000, 0);
 }
 
 static void *sender_thread(void *p)

@@ -3,7 +3,8 @@
  *
  * One sender and one receiver (other counts: -EINVAL). Slots are max_msg bytes; --opt slots=N
  * sets how many messages are in flight (default 4; at most the IPC namespace's mq msg_max,
- * which is 10 in the private namespace `ipcproof stress` runs in). Objects are named after the
+ * which is 10 in the private namespace `ipcproof stress` runs in); --opt checksum=1 turns on
+ * the XXH3 checksum of every message (IPCP_HANDOFF_CHECKSUM). Objects are named after the
  * run id; create() and destroy() run in the supervisor, each side opens its endpoint in its
  * worker. */
 #include <errno.h>
@@ -18,10 +19,12 @@ static int ho_create(const struct ipcp_chan_cfg *cfg, void **ctx)
     if (cfg->producers != 1 || cfg->consumers != 1) return -EINVAL;
     if (cfg->max_msg > IPCP_HANDOFF_MAX_SLOT) return -EMSGSIZE;
     const char *s = strstr(cfg->options, "slots=");
+    const char *k = strstr(cfg->options, "checksum=");
     struct ipcp_handoff_cfg c = {
         .stem = cfg->run_id,
         .nslots = s ? (uint32_t)strtoul(s + 6, NULL, 10) : 4,
         .slot_size = cfg->max_msg,
+        .flags = k && k[9] == '1' ? IPCP_HANDOFF_CHECKSUM : 0,
     };
     struct ipcp_handoff *ho;
     int r = ipcp_handoff_create(&c, &ho);

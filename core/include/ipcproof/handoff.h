@@ -2,11 +2,13 @@
  * message queues.
  *
  * The sender (P1) writes a message into a slot of a shared-memory area and sends
- * READY(slot, seq, len, checksum) on the READY queue; the receiver (P2) receives it, copies the
- * slot out, checks the length and the XXH3-64 checksum on its copy, and sends OK(slot, seq) on
- * the OK queue. P1 writes into a slot again only after that slot's OK. With N slots the sender
- * pipelines up to N messages; message seq always uses slot seq % N, so both sides know which
- * slot comes next and a READY naming another slot is refused.
+ * READY(slot, seq, len[, checksum]) on the READY queue; the receiver (P2) receives it, copies the
+ * slot out, checks the length (and, when the READY carries one, the XXH3-64 checksum) on its
+ * copy, and sends OK(slot, seq) on the OK queue. The checksum is an option both sides agree on
+ * (IPCP_HANDOFF_CHECKSUM): it costs a pass over the message on each side, more than the copy. P1
+ * writes into a slot again only after that slot's OK. With N slots the sender pipelines up to N
+ * messages; message seq always uses slot seq % N, so both sides know which slot comes next and a
+ * READY naming another slot is refused.
  *
  * Everything the peer controls is untrusted: every field of every message is validated (slot
  * index < nslots, len <= slot size, seq the expected one, the slot in the state the message
@@ -38,10 +40,13 @@ extern "C" {
 
 enum ipcp_handoff_type { IPCP_HANDOFF_READY = 1, IPCP_HANDOFF_OK = 2 };
 
-/* Wire format, 32 bytes, host byte order: magic u32, type u8, 3 zero bytes, slot u32, len u32,
- * seq u64, sum u64. An OK carries len 0 and sum 0. */
+/* Wire format, 32 bytes, host byte order: magic u32, type u8, flags u8, 2 zero bytes, slot u32,
+ * len u32, seq u64, sum u64. An OK carries flags 0, len 0 and sum 0; a READY's only flag is
+ * IPCP_HANDOFF_F_NOSUM (no checksum: sum is 0). */
+#define IPCP_HANDOFF_F_NOSUM 0x01u
 struct ipcp_handoff_msg {
     uint8_t type;
+    uint8_t flags;
     uint32_t slot;
     uint32_t len;
     uint64_t seq;
@@ -49,7 +54,8 @@ struct ipcp_handoff_msg {
 };
 void ipcp_handoff_msg_encode(const struct ipcp_handoff_msg *m, uint8_t out[IPCP_HANDOFF_MSG_SIZE]);
 /* Shape only (the state machines check the rest): 0, or -EBADMSG for a wrong length, magic,
- * type, non-zero padding, or an OK with len or sum set. */
+ * type, non-zero padding, an unknown flag, a READY with F_NOSUM and a sum, or an OK with flags,
+ * len or sum set. */
 int ipcp_handoff_msg_decode(const void *buf, size_t len, struct ipcp_handoff_msg *m);
 /* The checksum READY carries: XXH3-64. */
 uint64_t ipcp_handoff_checksum(const void *data, size_t len);
@@ -68,6 +74,7 @@ enum ipcp_handoff_slot_state {
 struct ipcp_handoff_tx {
     uint32_t nslots;
     uint32_t slot_size;
+    int checksum;      /* READYs carry the sum given to tx_written (else F_NOSUM); init: 0 */
     uint64_t next_seq; /* seq of the next message; its slot is next_seq % nslots */
     uint64_t acked;    /* OKs accepted */
     struct {
@@ -83,7 +90,8 @@ int ipcp_handoff_tx_init(struct ipcp_handoff_tx *tx, uint32_t nslots, size_t slo
  * (receive an OK first), or -IPCP_E_STATE when it is WRITTEN (send or abort it first). */
 int ipcp_handoff_tx_next(const struct ipcp_handoff_tx *tx, uint32_t *slot, uint64_t *seq);
 /* The caller wrote len bytes with checksum sum into the next slot: FREE -> WRITTEN, out = the
- * READY to send. -IPCP_E_STATE (not the next slot, or not FREE), -EMSGSIZE (len > slot size). */
+ * READY to send (with the sum when tx->checksum is set, else F_NOSUM and no sum). -IPCP_E_STATE
+ * (not the next slot, or not FREE), -EMSGSIZE (len > slot size). */
 int ipcp_handoff_tx_written(struct ipcp_handoff_tx *tx, uint32_t slot, size_t len, uint64_t sum,
                             uint8_t out[IPCP_HANDOFF_MSG_SIZE]);
 /* READY went into the queue: WRITTEN -> READY_SENT, next_seq++. -IPCP_E_STATE otherwise. */
@@ -105,6 +113,7 @@ int ipcp_handoff_tx_valid(const struct ipcp_handoff_tx *tx);
 struct ipcp_handoff_rx {
     uint32_t nslots;
     uint32_t slot_size;
+    int require_sum;     /* a READY without a checksum is refused (-EBADMSG); init: 0 */
     uint64_t expect_seq; /* seq of the next READY */
     int reading;         /* a READY was accepted and its OK not yet produced */
     struct ipcp_handoff_msg cur;
@@ -112,11 +121,13 @@ struct ipcp_handoff_rx {
 
 int ipcp_handoff_rx_init(struct ipcp_handoff_rx *rx, uint32_t nslots, size_t slot_size);
 /* A READY arrived. 0 (*m = the validated message; state READING), or -EBADMSG (malformed, not a
- * READY, slot >= nslots, slot != seq % nslots, len > slot size), -IPCP_E_SEQUENCE (seq is not
- * expect_seq), -IPCP_E_STATE (a READY is already being read). Unchanged on error. */
+ * READY, slot >= nslots, slot != seq % nslots, len > slot size, no checksum while require_sum),
+ * -IPCP_E_SEQUENCE (seq is not expect_seq), -IPCP_E_STATE (a READY is already being read).
+ * Unchanged on error. */
 int ipcp_handoff_rx_on_ready(struct ipcp_handoff_rx *rx, const void *msg, size_t len,
                              struct ipcp_handoff_msg *m);
-/* Checks the receiver's own copy of the slot against the READY: 0, or -IPCP_E_PAYSUM.
+/* Checks the receiver's own copy of the slot against the READY (its length, and its checksum
+ * when it carries one): 0, or -IPCP_E_PAYSUM.
  * -IPCP_E_STATE if no READY is being read. */
 int ipcp_handoff_rx_verify(const struct ipcp_handoff_rx *rx, const void *copy, size_t len);
 /* Done with the slot: out = OK(slot, seq); expect_seq++; READING -> idle. -IPCP_E_STATE if no
@@ -129,10 +140,17 @@ int ipcp_handoff_rx_valid(const struct ipcp_handoff_rx *rx);
 struct ipcp_handoff;    /* names, the mapping (process-local copy) */
 struct ipcp_handoff_ep; /* one side's endpoint */
 
+/* The sender checksums every message (XXH3-64 in its READY) and the receiver checks it on its
+ * copy and refuses a READY without one: catches a slot written while the receiver reads it (a
+ * sender that broke the protocol, or a third process scribbling). Off by default: the protocol
+ * never writes a slot before its OK, and the pass costs more than the copy at 64 KiB. */
+#define IPCP_HANDOFF_CHECKSUM 0x1u
+
 struct ipcp_handoff_cfg {
     const char *stem; /* [A-Za-z0-9_-]{1,32} or NULL: random name suffix */
     uint32_t nslots;  /* 1 .. min(IPCP_HANDOFF_MAX_SLOTS, /proc/sys/fs/mqueue/msg_max) */
     size_t slot_size; /* 1 .. IPCP_HANDOFF_MAX_SLOT */
+    unsigned flags;   /* IPCP_HANDOFF_CHECKSUM, or 0 */
 };
 
 enum { IPCP_HANDOFF_SENDER = 1, IPCP_HANDOFF_RECEIVER = 2 };
@@ -159,9 +177,9 @@ int ipcp_handoff_send(struct ipcp_handoff_ep *ep, const void *data, size_t len, 
 int ipcp_handoff_flush(struct ipcp_handoff_ep *ep, int timeout_ms);
 /* Receiver: the next message into buf. Its length, or -EMSGSIZE (cap too small: the message
  * stays pending for a call with a bigger buffer), -ETIMEDOUT, -IPCP_E_PEERDEAD (the sender died
- * and nothing is pending), -IPCP_E_PAYSUM (the copy does not match the checksum: the slot was
- * overwritten or corrupted; the message is OK'd and skipped), a READY refused by
- * ipcp_handoff_rx_on_ready (discarded), -IPCP_E_STATE (not the receiver), or -errno. */
+ * and nothing is pending), -IPCP_E_PAYSUM (the copy does not match the READY's length or
+ * checksum: the slot was overwritten or corrupted; the message is OK'd and skipped), a READY
+ * refused by ipcp_handoff_rx_on_ready (discarded), -IPCP_E_STATE (not the receiver), or -errno. */
 ssize_t ipcp_handoff_recv(struct ipcp_handoff_ep *ep, void *buf, size_t cap, int timeout_ms);
 void ipcp_handoff_close(struct ipcp_handoff_ep *ep);
 
