@@ -115,6 +115,8 @@ static const char stress_text[] =
     "  --crash-point N              (a -fsanitize=thread plugin) one endpoint dies at the N-th\n"
     "                               scheduling point of its third operation (docs/sched.md)\n"
     "  --crash-points               N = 1, 2, ... until every point of it was tried\n"
+    "  --crash-role producer|consumer  (channels) which kind of endpoint dies (default: either,\n"
+    "                               from the seed)\n"
     "sched options (--mode sched, a plugin built with clang-14 -fsanitize=thread):\n"
     "  --strategy pct|random|dfs    pct (default): priorities and d-1 change points;\n"
     "                               dfs: every schedule with at most --preemptions B (2),\n"

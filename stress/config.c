@@ -170,6 +170,8 @@ void st_config_repro(const struct st_config *c, char *buf, size_t cap)
     if (c->no_sandbox) append(buf, cap, " --no-sandbox");
     if (c->crash_point) append(buf, cap, " --crash-point %" PRIu64, c->crash_point);
     if (c->crash_points) append(buf, cap, " --crash-points");
+    if (c->crash_role)
+        append(buf, cap, " --crash-role %s", c->crash_role == 1 ? "producer" : "consumer");
     static const char *const kp[] = {"any", "send-blocked", "recv-blocked"};
     if ((c->faults & ST_FAULT_KILL) && c->kill_point != ST_KP_ANY)
         append(buf, cap, " --kill-point %s", kp[c->kill_point]);

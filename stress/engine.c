@@ -194,6 +194,9 @@ static void choose_faults(struct st_case *cs, const struct st_config *c, struct 
          * few messages), from the seed for which endpoint */
         cs->kill_victim =
             pick(&rng, 0, cs->is_chan ? cs->producers + cs->consumers : cs->nworkers) + 1;
+        if (cs->is_chan && c->crash_role == 1) cs->kill_victim = pick(&rng, 0, cs->producers) + 1;
+        if (cs->is_chan && c->crash_role == 2)
+            cs->kill_victim = pick(&rng, cs->producers, cs->consumers) + 1;
         cs->kill_at = 2;
         cs->kill_in_cs = 0;
     }

@@ -123,6 +123,7 @@ struct st_config {
     /* --crash-point N / --crash-points (process mode, the scheduler runtime preloaded) */
     uint64_t crash_point;  /* the victim dies at the N-th scheduling point of one operation */
     int crash_points;      /* try every point of that operation, one run each */
+    int crash_role;        /* channels: the victim is a producer (1) or a consumer (2); 0 any */
     const char *sched_out; /* --sched-out FILE: where a failing schedule is saved */
     uint64_t minimise;     /* --minimise N: candidate schedules to make a failing one small */
     /* --exec-*: the endpoints are the user's programs (exec.h); proto is then ST_EXEC_PROTO */

@@ -67,6 +67,7 @@ enum {
     O_RACES,
     O_CRASHPOINT,
     O_CRASHPOINTS,
+    O_CRASHROLE,
     O_LOSTWAKEUPS,
     O_PREEMPTIONS,
     O_CHOICES,
@@ -124,6 +125,7 @@ static const struct option stress_opts[] = {
     {"races", required_argument, NULL, O_RACES},
     {"crash-point", required_argument, NULL, O_CRASHPOINT},
     {"crash-points", no_argument, NULL, O_CRASHPOINTS},
+    {"crash-role", required_argument, NULL, O_CRASHROLE},
     {"lost-wakeups", no_argument, NULL, O_LOSTWAKEUPS},
     {"preemptions", required_argument, NULL, O_PREEMPTIONS},
     {"choices", required_argument, NULL, O_CHOICES},
@@ -379,6 +381,14 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
         case O_CRASHPOINTS:
             c->crash_points = 1;
             break;
+        case O_CRASHROLE:
+            if (strcmp(a, "producer") == 0)
+                c->crash_role = 1;
+            else if (strcmp(a, "consumer") == 0)
+                c->crash_role = 2;
+            else
+                st_cli_die(C, "--crash-role: '%s' is not producer or consumer", a);
+            break;
         case O_LOSTWAKEUPS:
             c->lost_wakeups = 1;
             sched_opt = "--lost-wakeups";
@@ -505,6 +515,8 @@ static void parse_stress(int argc, char **argv, struct st_config *c)
                    c->crash_points ? "s" : "");
     if ((c->crash_point || c->crash_points) && (c->faults & ST_FAULT_KILL))
         st_cli_die(C, "--crash-point and --fault kill are two ways to kill: choose one");
+    if (c->crash_role && !c->crash_point && !c->crash_points)
+        st_cli_die(C, "--crash-role goes with --crash-point or --crash-points");
     if (c->crash_point && c->crash_points)
         st_cli_die(C, "--crash-point N tries one point, --crash-points all of them: choose one");
     if (c->kill_point != ST_KP_ANY && !(c->faults & ST_FAULT_KILL))

@@ -55,6 +55,15 @@ static const struct vdef battery[] = {
      "--producers 4 --consumers 1 --consumer-delay 300 --fault kill --kill-point send-blocked"},
     {"kill: a consumer waiting on an empty channel", VC_CHAN | VC_MULTI | VC_KILL,
      "--producers 1 --consumers 2 --producer-delay 300 --fault kill --kill-point recv-blocked"},
+    /* a death at every scheduling point of one operation, not only where --fault kill lands:
+     * between a slot claimed and the slot published, say (docs/sched.md, crash points). Bounded
+     * by time as well: messages for a dead consumer may wait for ever (need not be rerouted) */
+    {"crash: a producer dies at every point of send()", VC_CHAN | VC_CRASHPT,
+     "--producers 2 --consumers 1 --crash-points --crash-role producer --messages 200 "
+     "--duration 0.5"},
+    {"crash: a consumer dies at every point of recv()", VC_CHAN | VC_CRASHPT,
+     "--producers 1 --consumers 2 --crash-points --crash-role consumer --messages 200 "
+     "--duration 0.5"},
     {"stop: a peer paused a while", VC_CHAN,
      "--producers 2 --consumers 1 --fault stop --max-size 4096"},
     {"fault signals", VC_CHAN | VC_SIGNALS,

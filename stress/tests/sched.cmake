@@ -14,7 +14,8 @@ set(_ipcp_tsan_plugins ${CMAKE_CURRENT_BINARY_DIR}/plugins/tsan)
 file(MAKE_DIRECTORY ${_ipcp_tsan_plugins})
 set(_ipcp_sched_outputs)
 foreach(src IN LISTS IPCP_EXAMPLE_PLUGINS ITEMS ${CMAKE_CURRENT_SOURCE_DIR}/tests/harness.c
-        ${CMAKE_CURRENT_SOURCE_DIR}/tests/blocking_locks.c ${CMAKE_CURRENT_SOURCE_DIR}/tests/reuse.c)
+        ${CMAKE_CURRENT_SOURCE_DIR}/tests/blocking_locks.c ${CMAKE_CURRENT_SOURCE_DIR}/tests/reuse.c
+        ${CMAKE_CURRENT_SOURCE_DIR}/tests/mpmc_claim.c)
   get_filename_component(name ${src} NAME_WE)
   set(out ${_ipcp_tsan_plugins}/${name}.so)
   add_custom_command(OUTPUT ${out}
@@ -341,6 +342,24 @@ ipcp_stress_test(NAME stress.crash.owner_after_cas_fixed RC 0
 ipcp_stress_test(NAME stress.crash.good_robust_mutex RC 0 JSON_GE "crash_points_in_operation=2"
   ARGS stress --plugin ${T}/good_robust_mutex.so --kind lock --workers 3 --crash-points --seed 1
   --stall 2)
+# a channel producer that dies between claiming a cell and publishing it (mpmc_claim.c): found
+# by --crash-role producer whichever producer the seed picks, and by validate's crash cases; a
+# random kill is no match for it
+foreach(seed 1 2)
+  ipcp_stress_test(NAME stress.crash.mpmc_claim_seed${seed} RC 1 KINDS loss deadlock
+    JSON_EQ "crash_point=4"
+    ARGS stress --plugin ${T}/mpmc_claim.so --producers 2 --consumers 1 --crash-points
+    --crash-role producer --messages 200 --duration 0.5 --seed ${seed} --stall 3)
+endforeach()
+ipcp_stress_test(NAME stress.validate.crash_cases_mpmc_claim RC 1 KINDS loss deadlock
+  ARGS validate --plugin $<TARGET_FILE:fixture_mpmc_claim> --plugin-tsan ${T}/mpmc_claim.so
+  --budget 10 --seed 1)
+ipcp_stress_test(NAME stress.crash.role_needs_crash_points RC 2 NO_JSON
+  STDERR "--crash-role goes with --crash-point or --crash-points"
+  ARGS stress --plugin ${T}/mpmc_claim.so --crash-role producer)
+ipcp_stress_test(NAME stress.crash.role_bad RC 2 NO_JSON
+  STDERR "--crash-role: 'holder' is not producer or consumer"
+  ARGS stress --plugin ${T}/mpmc_claim.so --crash-points --crash-role holder)
 ipcp_stress_test(NAME stress.crash.channel RC 0 JSON_GE "crash_points_in_operation=2"
   ARGS stress --plugin ${T}/good_pipe.so --crash-points --messages 200 --seed 1 --stall 2)
 ipcp_stress_test(NAME stress.crash.needs_robust RC 2 DETAIL "IPCP_LOCK_ROBUST"
