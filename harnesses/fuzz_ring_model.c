@@ -25,9 +25,15 @@
  * received, next_len after -EMSGSIZE, the shared tail equal to the reference's, head <= tail
  * <= head + capacity, both aligned, ipcp_ring_valid() on both handles, ipcp_ring_abandoned().
  * At the end: after the producer closed, every message is still delivered, then -EPIPE (or
- * -IPCP_E_TRUNCATED after an abandoned message); after the consumer closed, sends fail -EPIPE. */
+ * -IPCP_E_TRUNCATED after an abandoned message); after the consumer closed, sends fail -EPIPE.
+ *
+ * Time is virtual while only this thread runs (vtime.h): the 1 ms wait of operation 5 ends as
+ * the real one does, without the millisecond. Operation 6 runs on the real clocks. The ring's
+ * memory and the receive buffer are allocated once per geometry, each to its exact size (ASan
+ * guards their ends), and the ring's memory is filled with the same bytes before every input. */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +42,7 @@
 #include "internal.h"
 #include "ipcproof/err.h"
 #include "ipcproof/ring.h"
+#include "vtime.h"
 
 #define MAX_OPS     512
 #define MAX_Q       1024
@@ -120,8 +127,8 @@ static void pop(struct model *m)
     m->qn--;
 }
 
-/* The shared indices, read relaxed: only this thread runs when they are read (a consumer
- * thread, if any, was joined), and the values are only compared. */
+/* The shared indices, read relaxed: only this thread runs when they are read (the consumer
+ * thread, if it ran, finished its job: sem_wait), and the values are only compared. */
 FZ_NO_COVERAGE static void check_shared(const struct ring_pair *rp, const struct model *m,
                                         unsigned op)
 {
@@ -197,29 +204,96 @@ struct drain {
     int err;
 };
 
-static void *drain_main(void *arg)
+static void drain(struct drain *d)
 {
-    struct drain *d = arg;
     for (size_t i = 0; i < d->count; i++) {
         ssize_t n = ipcp_ring_recv(d->c, d->buf, d->cap, LONG_MS);
         if (n < 0) {
             d->err = (int)n;
-            return NULL;
+            return;
         }
         d->lens[i] = (uint32_t)n;
         d->msgs[i] = malloc(n ? (size_t)n : 1);
         if (d->msgs[i] == NULL) {
             d->err = -ENOMEM;
-            return NULL;
+            return;
         }
         memcpy(d->msgs[i], d->buf, (size_t)n);
     }
+}
+
+/* The consumer thread lives as long as the process and drains one job at a time: a thread per
+ * input cost more than the rest of the input. */
+static struct {
+    sem_t go, done;
+    struct drain *job;
+} worker;
+
+static void *drain_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        while (sem_wait(&worker.go) != 0)
+            continue; /* EINTR */
+        drain(worker.job);
+        sem_post(&worker.done);
+    }
     return NULL;
+}
+
+/* Runs d on the consumer thread, started on first use; drain_wait() waits for its end. */
+static void drain_start(struct drain *d)
+{
+    static int started;
+    if (!started) {
+        FZ_CHECK(sem_init(&worker.go, 0, 0) == 0 && sem_init(&worker.done, 0, 0) == 0, "sem_init");
+        pthread_t th;
+        FZ_CHECK(pthread_create(&th, NULL, drain_main, NULL) == 0, "pthread_create");
+        pthread_detach(th);
+        started = 1;
+    }
+    worker.job = d;
+    sem_post(&worker.go);
+}
+
+static void drain_wait(void)
+{
+    while (sem_wait(&worker.done) != 0)
+        continue; /* EINTR */
 }
 
 /* ---- the run -------------------------------------------------------------------------------- */
 
 static const uint32_t caps[4] = {128, 256, 1024, 4096};
+
+/* The ring's memory for capacity caps[i], allocated to its exact size on first use. */
+static uint8_t *ring_mem(unsigned i, size_t size)
+{
+    static uint8_t *mem[4];
+    if (mem[i] == NULL) mem[i] = aligned_alloc(64, size);
+    FZ_CHECK(mem[i] != NULL, "aligned_alloc");
+    memset(mem[i], 0xbe, size); /* what ASan's malloc leaves in a new block */
+    return mem[i];
+}
+
+/* A receive buffer of exactly len bytes (len = max_msg + 1: 16 values), kept for the process. */
+static uint8_t *recv_buf(size_t len)
+{
+    static struct {
+        size_t len;
+        uint8_t *p;
+    } bufs[16];
+    unsigned k = 0;
+    while (k < 16 && bufs[k].p != NULL && bufs[k].len != len)
+        k++;
+    FZ_CHECK(k < 16, "more than 16 buffer sizes");
+    if (bufs[k].p == NULL) {
+        bufs[k].p = malloc(len);
+        bufs[k].len = len;
+    }
+    FZ_CHECK(bufs[k].p != NULL, "malloc");
+    return bufs[k].p;
+}
 
 FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -243,15 +317,14 @@ FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct ring_pair rp;
     rp.size = ipcp_ring_mem_size(m.cap);
-    rp.mem = aligned_alloc(64, rp.size);
-    FZ_CHECK(rp.mem != NULL, "aligned_alloc");
+    rp.mem = ring_mem(cfgb & 3, rp.size);
+    fz_vtime_on(1);
     FZ_CHECK_RC(ipcp_ring_init_mem(&rp.p, rp.mem, rp.size, IPCP_RING_PRODUCER, &cfg), 0,
                 "init_mem producer");
     FZ_CHECK_RC(ipcp_ring_attach_mem(&rp.c, rp.mem, rp.size, IPCP_RING_CONSUMER, &cfg), 0,
                 "attach_mem consumer");
     size_t bufcap = m.max_msg + 1;
-    uint8_t *buf = malloc(bufcap);
-    FZ_CHECK(buf != NULL, "malloc");
+    uint8_t *buf = recv_buf(bufcap);
     unsigned slow = 0, threads = 0;
     const uint32_t one_rec = m.cap - IPCP_RING_REC_HDR;
 
@@ -412,10 +485,11 @@ FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             d.lens = calloc(d.count, sizeof(*d.lens));
             d.msgs = calloc(d.count, sizeof(*d.msgs));
             FZ_CHECK(d.lens != NULL && d.msgs != NULL, "calloc");
-            pthread_t th;
-            FZ_CHECK(pthread_create(&th, NULL, drain_main, &d) == 0, "pthread_create");
+            fz_vtime_off(); /* the consumer wakes this thread */
+            drain_start(&d);
             int rc = ipcp_ring_send(&rp.p, bytes_of(id), len, LONG_MS);
-            FZ_CHECK(pthread_join(th, NULL) == 0, "pthread_join");
+            drain_wait();
+            fz_vtime_on(0);
             FZ_CHECK_RC(rc, 0, "chunked send with a consumer");
             FZ_CHECK_RC(d.err, 0, "the consumer thread");
             for (size_t k = 0; k < d.count; k++) {
@@ -478,7 +552,6 @@ FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  n < 0 ? ipcp_errname((int)n) : "data");
         ipcp_ring_close(&rp.c);
     }
-    free(buf);
-    free(rp.mem);
+    fz_vtime_off();
     return 0;
 }

@@ -54,6 +54,12 @@ TRIAGE_ENV = {"ASAN_OPTIONS": "dedup_token_length=3:detect_leaks=1:symbolize=1:h
               "UBSAN_OPTIONS": "print_stacktrace=1:dedup_token_length=3:halt_on_error=1:symbolize=1"}
 LF_TIMEOUT_S = 10  # libFuzzer -timeout: an input running this long is a hang finding
 MAX_TRIAGE_FILES = 60  # crash files replayed per target (smallest first)
+# A fuzz target's speed aim: exec/s of one libFuzzer + ASan process, from the [ipcproof]
+# exec_per_s_aim of harnesses/<target>.options (this when it has none). A rate within
+# NOISY_SPREAD of its aim, measured while the machine had more runnable work than CPUs, is
+# "noisy" rather than met or missed (the rule of stress/bench.c's rows).
+DEFAULT_SPEED_AIM = 20000
+NOISY_SPREAD = 1.5
 
 
 # ---- small helpers ------------------------------------------------------------------------------
@@ -101,6 +107,21 @@ def fmt_rate(v):
 
 
 RATE_WINDOW_S = 3.0
+
+
+def speed_verdict(exec_per_s, workers, aim, load, ncpu):
+    """The speed row of a libFuzzer run: exec/s per process (the run's exec/s over its -fork
+    workers) against aim, as met / missed / noisy (with why) / n/a (nothing ran)."""
+    per = exec_per_s / max(1, workers)
+    v = {"aim": aim, "exec_per_s": round(per, 1), "load": round(load, 2), "cpus": ncpu}
+    if per <= 0 or not aim:
+        v["verdict"] = "n/a"
+    elif load > ncpu and per * NOISY_SPREAD >= aim and per <= aim * NOISY_SPREAD:
+        v["verdict"] = "noisy"
+        v["noisy"] = f"load {load:.2f} on {ncpu} CPUs, rate near the aim"
+    else:
+        v["verdict"] = "met" if per >= aim else "missed"
+    return v
 
 
 def add_sample(series, sample):
@@ -568,12 +589,13 @@ class Nightly:
 
     # -- 2. fuzzing --
 
-    def read_options(self, target):
-        """harnesses/<target>.options ([libfuzzer] key = value, OSS-Fuzz format) -> flags."""
+    @staticmethod
+    def options_section(target, want):
+        """[want] of harnesses/<target>.options (OSS-Fuzz format) -> [(key, value)]."""
         path = os.path.join(ROOT, "harnesses", f"{target}.options")
-        flags, section = [], None
+        pairs, section = [], None
         if not os.path.isfile(path):
-            return flags
+            return pairs
         with open(path) as f:
             for ln in f:
                 ln = ln.strip()
@@ -582,10 +604,21 @@ class Nightly:
                 m = re.match(r"\[(\w+)\]$", ln)
                 if m:
                     section = m.group(1)
-                elif section == "libfuzzer" and "=" in ln:
-                    k, v = (x.strip() for x in ln.split("=", 1))
-                    flags.append(f"-{k}={v}")
-        return flags
+                elif section == want and "=" in ln:
+                    pairs.append(tuple(x.strip() for x in ln.split("=", 1)))
+        return pairs
+
+    def read_options(self, target):
+        """harnesses/<target>.options ([libfuzzer] key = value) -> flags."""
+        return [f"-{k}={v}" for k, v in self.options_section(target, "libfuzzer")]
+
+    @classmethod
+    def speed_aim(cls, target):
+        """exec_per_s_aim of [ipcproof] in harnesses/<target>.options, else DEFAULT_SPEED_AIM."""
+        for k, v in cls.options_section(target, "ipcproof"):
+            if k == "exec_per_s_aim":
+                return int(v)
+        return DEFAULT_SPEED_AIM
 
     def input_dirs(self, target):
         dirs = [os.path.join(ROOT, "corpora", target)]
@@ -678,6 +711,8 @@ class Nightly:
             res.update(execs=lastp["execs"], cov=lastp["cov"], ft=lastp["ft"],
                        exec_per_s=round(lastp["execs"] / max(0.1, res["seconds"]), 1))
         res["series"] = series
+        res["speed"] = speed_verdict(res["exec_per_s"], self.a.jobs, self.speed_aim(target),
+                                     os.getloadavg()[0], os.cpu_count() or 1)
         res["corpus"] = len(files_in(corpus))
         res["crash_files"] = len(files_in(art))
         return res

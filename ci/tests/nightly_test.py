@@ -267,6 +267,32 @@ class Samples(unittest.TestCase):
             os.unlink(f.name)
 
 
+class Speed(unittest.TestCase):
+    def test_verdicts(self):
+        # per process: a 2-worker fork run's rate is halved before it meets its aim
+        v = nl.speed_verdict(50000.0, 2, 20000, 0.5, 2)
+        self.assertEqual((v["verdict"], v["exec_per_s"], v["aim"]), ("met", 25000.0, 20000))
+        self.assertEqual(nl.speed_verdict(30000.0, 2, 20000, 0.5, 2)["verdict"], "missed")
+        # under load (more runnable work than CPUs) and within 1.5x of the aim either way: noisy
+        for rate in (14000.0, 29000.0):
+            v = nl.speed_verdict(rate, 1, 20000, 3.0, 2)
+            self.assertEqual(v["verdict"], "noisy", rate)
+            self.assertIn("load 3.00 on 2 CPUs", v["noisy"])
+        # under load but far from the aim: the verdict stands
+        self.assertEqual(nl.speed_verdict(5000.0, 1, 20000, 3.0, 2)["verdict"], "missed")
+        self.assertEqual(nl.speed_verdict(31000.0, 1, 20000, 3.0, 2)["verdict"], "met")
+        self.assertEqual(nl.speed_verdict(0.0, 1, 20000, 0.1, 2)["verdict"], "n/a")
+
+    def test_aims_from_the_options_files(self):
+        self.assertEqual(nl.Nightly.speed_aim("frame_decode"), 100000)
+        self.assertEqual(nl.Nightly.speed_aim("chunk_reassembly"), 100000)
+        self.assertEqual(nl.Nightly.speed_aim("ring_model"), 20000)
+        self.assertEqual(nl.Nightly.speed_aim("no_such_target"), nl.DEFAULT_SPEED_AIM)
+        # the [ipcproof] section gives libFuzzer no flag
+        self.assertEqual(nl.Nightly.options_section("frame_decode", "libfuzzer"),
+                         [("max_len", "4200")])
+
+
 class AflLayout(unittest.TestCase):
     """AFL++'s advice for parallel instances: plain main with CMPLOG, one ASan secondary."""
 

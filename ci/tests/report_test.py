@@ -107,6 +107,22 @@ class ReportTest(unittest.TestCase):
             lf = t["engines"]["libfuzzer"]
             self.assertIn(f"{lf['cov']} edges", m.group(1))
 
+    def test_speed_rows(self):
+        sec = self.section("fuzz")
+        table = re.search(r'<table class="speed">(.*?)</table>', sec, re.S)
+        self.assertIsNotNone(table)
+        rows = re.findall(r'<tr class="([^"]*)"><td class="name">([^<]+)</td>(.*?)</tr>', table.group(1), re.S)
+        self.assertEqual([r[1] for r in rows], [t["name"] for t in self.s["fuzz"]["targets"]])
+        pills = {"met": "pass", "missed": "fail", "noisy": "flaky"}
+        for (cls, name, cells), t in zip(rows, self.s["fuzz"]["targets"]):
+            v = t["engines"]["libfuzzer"]["speed"]
+            self.assertIn(f'<span class="pill {pills[v["verdict"]]}">{v["verdict"]}</span>', cells)
+            self.assertEqual(cls, "fail" if v["verdict"] == "missed" else "", name)
+            if v["verdict"] == "noisy":
+                self.assertIn(v["noisy"], cells)
+        verdicts = {t["engines"]["libfuzzer"]["speed"]["verdict"] for t in self.s["fuzz"]["targets"]}
+        self.assertEqual(verdicts, {"missed", "noisy"}, "the fixture shows two kinds of rows")
+
     def test_coverage_rows(self):
         sec = self.section("coverage")
         core = sec.split("Fuzz targets")[0]

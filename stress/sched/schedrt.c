@@ -44,12 +44,16 @@
 #include "schedapi.h"
 #include "schedrt.h"
 
-#define VTIME_START  1000000000000LL /* 1000 s: far from 0, the same in every run */
-#define STEP_NS      10
-#define YIELD_NS     1000
-#define SPIN_LIMIT   16
-#define HANDOFF_SPIN 2000 /* polls of the baton before sleeping on it */
-#define SIGNAL_ODDS  4    /* pct, random: a blocking call is interrupted 1 time in 4 */
+#define VTIME_START 1000000000000LL /* 1000 s: far from 0, the same in every run */
+#define STEP_NS     10
+#define YIELD_NS    1000
+#define SPIN_LIMIT  16
+/* Waiting for the baton: polls, then sched_yield() (a thread waiting for the baton on the CPU
+ * the chosen one needs lets it run: on one CPU a hand-over costs a yield, not a futex sleep and
+ * wake-up plus a spin of the whole time slice), then a futex sleep. */
+#define HANDOFF_SPIN   64
+#define HANDOFF_YIELDS 200
+#define SIGNAL_ODDS    4 /* pct, random: a blocking call is interrupted 1 time in 4 */
 
 static inline void cpu_relax(void)
 {
@@ -446,13 +450,18 @@ static void baton_give(int i)
     if (atomic_exchange(&S.t[i].baton, 1) == 2) futex_wake(&S.t[i].baton);
 }
 
-/* Waits until this thread (i) has the baton: polls it for a while (it often comes back within
- * microseconds, and then no futex call is made on either side), then sleeps on it. */
+/* Waits until this thread (i) has the baton: polls it for a while, then yields the CPU for a
+ * while (it often comes back within microseconds, and then no futex call is made on either
+ * side), then sleeps on it. */
 static void baton_take(int i)
 {
     for (int k = 0; k < HANDOFF_SPIN; k++) {
         if (atomic_load_explicit(&S.t[i].baton, memory_order_acquire) == 1) return;
         cpu_relax();
+    }
+    for (int k = 0; k < HANDOFF_YIELDS; k++) {
+        if (atomic_load_explicit(&S.t[i].baton, memory_order_acquire) == 1) return;
+        sr_real_syscall6(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
     }
     uint32_t zero = 0;
     if (atomic_compare_exchange_strong(&S.t[i].baton, &zero, 2) || zero == 2)
