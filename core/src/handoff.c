@@ -491,27 +491,39 @@ int ipcp_handoff_flush(struct ipcp_handoff_ep *ep, int timeout_ms)
     return 0;
 }
 
-static int send_ok(struct ipcp_handoff_ep *ep)
+/* Sends the pending OK. Without a deadline it does not wait: at most nslots OKs are outstanding
+ * and the queue holds nslots, so only forged messages filling the queue make it wait. With one it
+ * waits for room up to the deadline, in slices that look at the peer: returning "timed out"
+ * before the deadline would make a caller's retry loop spin. */
+static int send_ok(struct ipcp_handoff_ep *ep, const struct ipcp_deadline *dl)
 {
-    /* Never waits: at most nslots OKs are outstanding and the queue holds nslots. */
     for (;;) {
-        if (mq_timedsend(ep->oq, (const char *)ep->okmsg, sizeof(ep->okmsg), 0, &ZERO_TS) == 0) {
+        struct timespec ts = ZERO_TS;
+        if (dl != NULL) {
+            int left = ipcp__deadline_left_ms(dl);
+            ts = ipcp__realtime_after_ms(left < 0 || left > SLICE_MS ? SLICE_MS : left);
+        }
+        if (mq_timedsend(ep->oq, (const char *)ep->okmsg, sizeof(ep->okmsg), 0, &ts) == 0) {
             ep->ok_pending = 0;
             return 0;
         }
-        if (errno != EINTR) return -errno;
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e != ETIMEDOUT || dl == NULL) return -e;
+        if (peer_dead(ep)) return -IPCP_E_PEERDEAD;
+        if (ipcp__deadline_left_ms(dl) == 0) return -ETIMEDOUT;
     }
 }
 
 ssize_t ipcp_handoff_recv(struct ipcp_handoff_ep *ep, void *buf, size_t cap, int timeout_ms)
 {
     if (ep->role != IPCP_HANDOFF_RECEIVER) return -IPCP_E_STATE;
-    if (ep->ok_pending) {
-        int rc = send_ok(ep);
-        if (rc < 0) return rc;
-    }
     struct ipcp_deadline dl;
     ipcp__deadline_init(&dl, timeout_ms);
+    if (ep->ok_pending) {
+        int rc = send_ok(ep, &dl);
+        if (rc < 0) return rc;
+    }
     struct ipcp_handoff_msg m;
     uint8_t msg[IPCP_HANDOFF_MSG_SIZE];
     if (!ep->rx.reading) {
@@ -531,7 +543,7 @@ ssize_t ipcp_handoff_recv(struct ipcp_handoff_ep *ep, void *buf, size_t cap, int
     ep->ok_pending = 1;
     /* Our reads of the slot happen before the sender writes it again after this OK. */
     ipcp_tsan_release(p);
-    int rc = send_ok(ep);
+    int rc = send_ok(ep, NULL);
     if (rc < 0 && rc != -ETIMEDOUT && rc != -EAGAIN) return rc;
     return bad < 0 ? bad : (ssize_t)m.len;
 }

@@ -537,6 +537,45 @@ static void run_processes(uint32_t nslots, size_t slot, uint64_t count, unsigned
     destroy_and_check(ho, name);
 }
 
+/* Forged OKs fill the OK queue, so the receiver's OK cannot go out: recv() waits for room up to
+ * its timeout instead of returning -ETIMEDOUT at once (a caller's retry loop then spun: the
+ * lock_sched livelock of corpora/regressions/lock_sched/livelock-recv-timed-out-early), and goes
+ * on once the sender has taken OKs. */
+static void test_ok_queue_full(void **s)
+{
+    (void)s;
+    char name[96], rname[96], oname[96];
+    struct ipcp_handoff *ho = make(2, 32, name, sizeof(name));
+    queue_names(name, rname, oname, sizeof(rname));
+    struct ipcp_handoff_ep *tx, *rx;
+    assert_int_equal(ipcp_handoff_open(ho, IPCP_HANDOFF_SENDER, &tx), 0);
+    assert_int_equal(ipcp_handoff_open(ho, IPCP_HANDOFF_RECEIVER, &rx), 0);
+    mqd_t oq = mq_open(oname, O_RDWR);
+    assert_true(oq != (mqd_t)-1);
+    assert_int_equal(ipcp_handoff_send(tx, "one", 3, 100), 0);
+    assert_int_equal(ipcp_handoff_send(tx, "two", 3, 100), 0);
+    uint8_t b[IPCP_HANDOFF_MSG_SIZE], in[64];
+    mk_ok(b, 1, 9); /* two forgeries fill the queue (2 slots) */
+    assert_int_equal(mq_send(oq, (const char *)b, sizeof(b), 0), 0);
+    assert_int_equal(mq_send(oq, (const char *)b, sizeof(b), 0), 0);
+    assert_int_equal(ipcp_handoff_recv(rx, in, sizeof(in), 100), 3); /* its OK stays pending */
+    int64_t t0 = ipcp__now_ns();
+    assert_int_equal(ipcp_handoff_recv(rx, in, sizeof(in), 300), -ETIMEDOUT);
+    assert_true(ipcp__now_ns() - t0 >=
+                250000000); /* it waited (a lower bound only: load cannot fail it) */
+    /* the sender takes the forgeries (refused) and the queue has room again */
+    uint8_t got[IPCP_HANDOFF_MSG_SIZE];
+    assert_int_equal(mq_receive(oq, (char *)got, sizeof(got), NULL), IPCP_HANDOFF_MSG_SIZE);
+    assert_int_equal(mq_receive(oq, (char *)got, sizeof(got), NULL), IPCP_HANDOFF_MSG_SIZE);
+    assert_int_equal(ipcp_handoff_recv(rx, in, sizeof(in), 1000), 3);
+    assert_memory_equal(in, "two", 3);
+    assert_int_equal(ipcp_handoff_flush(tx, 1000), 0);
+    mq_close(oq);
+    ipcp_handoff_close(tx);
+    ipcp_handoff_close(rx);
+    destroy_and_check(ho, name);
+}
+
 static void test_processes_100k_8slots(void **s)
 {
     (void)s;
@@ -681,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_model),
         cmocka_unit_test(test_create_open_errors),
         cmocka_unit_test(test_forged_messages),
+        cmocka_unit_test(test_ok_queue_full),
         cmocka_unit_test(test_processes_100k_8slots),
         cmocka_unit_test(test_processes_1slot),
         cmocka_unit_test(test_peer_death),
