@@ -1014,6 +1014,13 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
         else if (S->o.killed_by_fault == cs->kill_victim)
             st_report_note(rep, "crash point %" PRIu64 ": %s died there", c->crash_point,
                            st_endpoint_name(cs, cs->kill_victim - 1, (char[48]){0}, 48));
+        else if (rep->status == 0 && !rep->nv)
+            /* neither dead nor past its operation: it never got to one (a consumer no producer
+             * writes to, say), so no point can be tried; --crash-points would count in vain */
+            snprintf(rep->na, sizeof(rep->na),
+                     "crash point %" PRIu64 ": %s never reached its third operation, so it had "
+                     "nowhere to die (another --seed picks another endpoint)",
+                     c->crash_point, st_endpoint_name(cs, cs->kill_victim - 1, (char[48]){0}, 48));
     }
     if (cs->sched_rep != NULL && rep->status != 2) {
         if (rep->nv && cs->sched_rep->status != ST_SCHED_DEADLOCK &&

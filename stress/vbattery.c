@@ -62,7 +62,7 @@ static const struct vdef battery[] = {
      "--producers 2 --consumers 1 --crash-points --crash-role producer --messages 200 "
      "--duration 0.5"},
     {"crash: a consumer dies at every point of recv()", VC_CHAN | VC_CRASHPT,
-     "--producers 1 --consumers 2 --crash-points --crash-role consumer --messages 200 "
+     "--producers 2 --consumers 2 --crash-points --crash-role consumer --messages 200 "
      "--duration 0.5"},
     {"stop: a peer paused a while", VC_CHAN,
      "--producers 2 --consumers 1 --fault stop --max-size 4096"},
