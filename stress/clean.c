@@ -6,6 +6,7 @@
  * checked are listed, they are no error); 2 for a usage error, an unreadable registry directory
  * or an object that could not be removed. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -32,10 +33,35 @@ static const char *dead_why(const struct ipcp_registry_item *it)
                                               : "is gone: its run ended";
 }
 
+/* Objects a dry run already listed: one registered by two processes (its creator and a peer
+ * that opened it) is one object to remove, as the real run counts it. */
+struct seen {
+    char (*names)[160];
+    size_t n, cap;
+    unsigned dups;
+};
+
+static int seen_before(struct seen *sn, const struct ipcp_registry_item *it)
+{
+    char key[160];
+    snprintf(key, sizeof(key), "%s %s", it->kind, it->name);
+    for (size_t i = 0; i < sn->n; i++)
+        if (strcmp(sn->names[i], key) == 0) return 1;
+    if (sn->n == sn->cap) {
+        size_t cap = sn->cap ? 2 * sn->cap : 64;
+        void *p = realloc(sn->names, cap * sizeof(*sn->names));
+        if (p == NULL) return 0; /* listed twice at worst */
+        sn->names = p;
+        sn->cap = cap;
+    }
+    memcpy(sn->names[sn->n++], key, sizeof(key));
+    return 0;
+}
+
 /* One line per object: what was done, the object, its owner and age, and why. */
 static void print_item(const struct ipcp_registry_item *it, void *arg)
 {
-    (void)arg;
+    struct seen *sn = arg;
     const char *label;
     char why[192];
     long pid = it->pid;
@@ -45,6 +71,10 @@ static void print_item(const struct ipcp_registry_item *it, void *arg)
         snprintf(why, sizeof(why), "pid %ld %s", pid, dead_why(it));
         break;
     case IPCP_REG_WOULD_REMOVE:
+        if (seen_before(sn, it)) {
+            sn->dups++;
+            return;
+        }
         label = "would remove";
         snprintf(why, sizeof(why), "pid %ld %s", pid, dead_why(it));
         break;
@@ -104,7 +134,9 @@ int st_clean_main(int argc, char **argv)
     printf("ipcproof clean: registry %s/%s*%s\n", ipcp_registry_dir(), IPCP_REGISTRY_PREFIX,
            dry_run ? " (dry run: nothing is removed)" : "");
     struct ipcp_registry_summary s;
-    int rc = ipcp_registry_clean(dry_run ? IPCP_REG_CLEAN_DRY_RUN : 0, print_item, NULL, &s);
+    struct seen sn = {0};
+    int rc = ipcp_registry_clean(dry_run ? IPCP_REG_CLEAN_DRY_RUN : 0, print_item, &sn, &s);
+    free(sn.names);
     if (rc < 0) {
         fprintf(stderr, "ipcproof clean: cannot read the registry %s: %s\n", ipcp_registry_dir(),
                 strerror(-rc));
@@ -117,7 +149,7 @@ int st_clean_main(int argc, char **argv)
     const unsigned *n = s.count;
     printf("ipcproof clean: %u %s, %u already gone, %u kept (owner alive), %u kept (name reused), "
            "%u not checked, %u failed\n",
-           dry_run ? n[IPCP_REG_WOULD_REMOVE] : n[IPCP_REG_REMOVED],
+           dry_run ? n[IPCP_REG_WOULD_REMOVE] - sn.dups : n[IPCP_REG_REMOVED],
            dry_run ? "would be removed" : "removed", n[IPCP_REG_GONE], n[IPCP_REG_KEPT_ALIVE],
            n[IPCP_REG_KEPT_OTHER],
            n[IPCP_REG_OTHER_PIDNS] + n[IPCP_REG_OTHER_IPCNS] + n[IPCP_REG_NO_ENTRY] +

@@ -190,6 +190,18 @@ static void test_clean_lists_and_removes_exactly_the_dead(void **state)
             foreign);
     assert_int_equal(fclose(f), 0);
 
+    /* a peer of the dead owner that registered its shm object too (as a worker that opened
+     * it does), dead as well: one object, listed and counted once */
+    struct stat ns;
+    assert_int_equal(stat("/proc/self/ns/pid", &ns), 0);
+    snprintf(file, sizeof(file), "%s/" IPCP_REGISTRY_PREFIX "%lu.%ld.2", dir,
+             (unsigned long)ns.st_ino, (long)dead);
+    f = fopen(file, "wx");
+    assert_non_null(f);
+    fprintf(f, "ipcp-registry 1 pid=%ld start=2 pidns=%lu uid=%u\nshm 0 - %s\n", (long)dead,
+            (unsigned long)ns.st_ino, (unsigned)geteuid(), dm.shm);
+    assert_int_equal(fclose(f), 0);
+
     char seg[16], msq[16], lseg[16];
     snprintf(seg, sizeof(seg), "%d", dm.segid);
     snprintf(msq, sizeof(msq), "%d", dm.msqid);
