@@ -53,15 +53,20 @@ static uint32_t header_sum(const uint8_t raw[IPCP_FRAME_HDR_SIZE])
     return XXH32(tmp, sizeof(tmp), 0);
 }
 
-long ipcp_frame_encode(struct ipcp_frame_enc *e, const struct ipcp_frame_hdr *h,
-                       const void *payload, size_t max_payload)
+/* Checks h against the encoder's rules; 0 or the error ipcp_frame_encode returns. */
+static long check_hdr(const struct ipcp_frame_hdr *h, const void *payload, size_t max_payload)
 {
     size_t max = effective_max(max_payload);
     if ((h->flags & ~IPCP_FRAME_F_KNOWN) != 0) return -EINVAL;
     if (h->len > 0 && payload == NULL) return -EINVAL;
     if (h->total < h->len) return -EINVAL;
     if (h->len > max || h->len > IPCP_FRAME_MAX_HARD) return -IPCP_E_TOOBIG;
-    uint8_t *p = e->hdr;
+    return 0;
+}
+
+static void put_header(uint8_t p[IPCP_FRAME_HDR_SIZE], const struct ipcp_frame_hdr *h,
+                       const void *payload)
+{
     put32(p + 0, IPCP_FRAME_MAGIC);
     p[4] = IPCP_FRAME_VERSION;
     p[5] = h->flags;
@@ -73,11 +78,31 @@ long ipcp_frame_encode(struct ipcp_frame_enc *e, const struct ipcp_frame_hdr *h,
     put32(p + 28, 0);
     put64(p + 32, XXH3_64bits(h->len ? payload : "", h->len));
     put32(p + 28, XXH32(p, IPCP_FRAME_HDR_SIZE, 0));
+}
+
+long ipcp_frame_encode(struct ipcp_frame_enc *e, const struct ipcp_frame_hdr *h,
+                       const void *payload, size_t max_payload)
+{
+    long rc = check_hdr(h, payload, max_payload);
+    if (rc < 0) return rc;
+    put_header(e->hdr, h, payload);
     e->iov[0].iov_base = e->hdr;
     e->iov[0].iov_len = IPCP_FRAME_HDR_SIZE;
     e->iov[1].iov_base = (void *)(uintptr_t)payload;
     e->iov[1].iov_len = h->len;
     e->iovcnt = h->len ? 2 : 1;
+    return (long)IPCP_FRAME_HDR_SIZE + (long)h->len;
+}
+
+long ipcp_frame_encode_into(void *dst, size_t cap, const struct ipcp_frame_hdr *h,
+                            const void *payload, size_t max_payload)
+{
+    long rc = check_hdr(h, payload, max_payload);
+    if (rc < 0) return rc;
+    if (cap < IPCP_FRAME_HDR_SIZE || cap - IPCP_FRAME_HDR_SIZE < h->len) return -ENOSPC;
+    uint8_t *p = dst;
+    put_header(p, h, payload);
+    if (h->len) memcpy(p + IPCP_FRAME_HDR_SIZE, payload, h->len);
     return (long)IPCP_FRAME_HDR_SIZE + (long)h->len;
 }
 

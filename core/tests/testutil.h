@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "ipcproof/fdchan.h"
+
 /* Fill / check len bytes derived from seed (splitmix64 stream). check returns 1 when equal. */
 void tu_fill(void *buf, size_t len, uint64_t seed);
 int tu_check(const void *buf, size_t len, uint64_t seed);
@@ -34,5 +36,17 @@ int tu_shm_count(const char *prefix);
 
 /* A unique name stem for this test process: "ipcp-test-<pid>-<n>". */
 const char *tu_name(char *buf, size_t cap);
+
+/* A connected pair of fds for each transport fdchan carries: pipe (1 MiB), FIFO in /tmp, AF_UNIX
+ * stream, AF_UNIX seqpacket (1 MiB send buffer), TCP on loopback. */
+enum tu_xkind { TU_PIPE, TU_FIFO, TU_UNIX, TU_SEQPACKET, TU_TCP, TU_XKINDS };
+struct tu_xpair {
+    int rfd, wfd;               /* reader's fd, writer's fd (-1 once closed) */
+    enum ipcp_fdchan_kind kind; /* to open channels with */
+    char path[64];
+};
+void tu_xpair_make(enum tu_xkind k, struct tu_xpair *x);
+/* Closes what is still open and removes the FIFO. */
+void tu_xpair_drop(struct tu_xpair *x);
 
 #endif

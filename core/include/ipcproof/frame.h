@@ -73,6 +73,13 @@ struct ipcp_frame_enc {
 long ipcp_frame_encode(struct ipcp_frame_enc *e, const struct ipcp_frame_hdr *h,
                        const void *payload, size_t max_payload);
 
+/* The same frame written contiguously, header then a copy of the payload, into dst[0..cap):
+ * several small frames can be laid back to back and go out in one write. Returns the frame's
+ * byte count, the errors of ipcp_frame_encode, or -ENOSPC (cap below the frame's size; nothing
+ * is written then). */
+long ipcp_frame_encode_into(void *dst, size_t cap, const struct ipcp_frame_hdr *h,
+                            const void *payload, size_t max_payload);
+
 /* Parses and checks a header (magic, version, header checksum, flags, len <= max_payload,
  * len <= total). Pure. Returns 0 or -IPCP_E_BADMAGIC, -IPCP_E_BADVERSION, -IPCP_E_HDRSUM,
  * -EBADMSG (unknown flags, total < len, fragment flags inconsistent), -IPCP_E_TOOBIG. */
