@@ -574,8 +574,18 @@ static int fd_sender(void *arg)
         struct ipcp_fdchan *ch = NULL;
         if (ipcp_fdchan_open(&ch, -1, j->chi.w, &cfg) < 0) return 11;
         if (gate_child_ready(j->g) < 0) return 12;
-        for (long i = 0; i < j->n && rc == 0; i++)
-            if (ipcp_fdchan_send(ch, 1, buf, c->size, B_OP_MS) < 0) rc = 13;
+        /* Batches of up to B_FRAME_BATCH messages (ipcp_fdchan_sendv), as a producer with a
+         * queue of them sends: small frames share one write. */
+        enum { B_FRAME_BATCH = 256 };
+        struct ipcp_fdchan_msg msgs[B_FRAME_BATCH];
+        for (int i = 0; i < B_FRAME_BATCH; i++)
+            msgs[i] = (struct ipcp_fdchan_msg){.data = buf, .len = c->size, .type = 1};
+        for (long i = 0; i < j->n && rc == 0;) {
+            long k = j->n - i < B_FRAME_BATCH ? j->n - i : B_FRAME_BATCH;
+            ssize_t r = ipcp_fdchan_sendv(ch, msgs, (size_t)k, B_OP_MS);
+            if (r <= 0) rc = 13;
+            i += r;
+        }
         if (ipcp_fdchan_close(ch, B_OP_MS) < 0 && rc == 0) rc = 14;
     } else {
         if (gate_child_ready(j->g) < 0) return 12;
@@ -2174,7 +2184,9 @@ static void build_cases(void)
             c->count = scaled(tput_count[k], 20);
             c->side_name[0] = "frame";
             c->side_name[1] = xk_raw[xk];
-            if (sizes[k] == 64) c->aim_op = AIM_GE, c->aim = 0.75;
+            /* 64 B: batched frames must beat a raw write per message (seqpacket keeps one
+             * packet, one sendmsg, per frame) */
+            if (sizes[k] == 64) c->aim_op = AIM_GE, c->aim = xk == XK_SEQPACKET ? 0.75 : 1.0;
             if (sizes[k] == 65536) c->aim_op = AIM_GE, c->aim = 0.90;
         }
         c = add_case("frame", K_RTT, run_fd_rtt, "frame-%s/64B", xk_name[xk]);
