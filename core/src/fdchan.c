@@ -65,7 +65,8 @@ struct ipcp_fdchan {
     struct ipcp_frame_decoder dec;
     uint8_t *rx;
     size_t rx_cap, rx_off, rx_len;
-    size_t last_len; /* payload length of the last frame decoded */
+    uint8_t pkt_hdr[IPCP_FRAME_HDR_SIZE]; /* seqpacket: the header of the packet received */
+    size_t last_len;                      /* payload length of the last frame decoded */
     struct writer_state *ws;
     /* a whole message waiting to be handed out */
     int pend;
@@ -134,8 +135,8 @@ int ipcp_fdchan_open(struct ipcp_fdchan **cp, int rfd, int wfd, const struct ipc
             !c->w_is_sock && (sigaction(SIGPIPE, NULL, &sa) != 0 || sa.sa_handler != SIG_IGN);
     }
     if (rc == 0 && rfd >= 0) {
-        c->rx_cap =
-            cfg->kind == IPCP_FDCHAN_SEQPACKET ? IPCP_FRAME_HDR_SIZE + c->frag : RX_STREAM_CAP;
+        /* seqpacket: the payload of one packet (its header goes to pkt_hdr) */
+        c->rx_cap = cfg->kind == IPCP_FDCHAN_SEQPACKET ? c->frag : RX_STREAM_CAP;
         void *rx = NULL; /* page-aligned for the kernel's copy, see frame.c */
         if (posix_memalign(&rx, 4096, c->rx_cap) == 0) c->rx = rx;
         c->ws = calloc(nw, sizeof(*c->ws));
@@ -637,23 +638,61 @@ static int rx_fill_stream(struct ipcp_fdchan *c, const struct ipcp_deadline *dl)
     }
 }
 
+/* Where the payload of the next packet goes: straight into the message being reassembled when
+ * exactly one writer has one in progress (its next fragment most likely follows), else the
+ * receive buffer. Returns that writer, or -1. */
+static int rx_packet_dst(struct ipcp_fdchan *c, uint8_t **dst, size_t *room)
+{
+    *dst = c->rx;
+    *room = c->rx_cap;
+    int w = -1;
+    for (uint32_t i = 0; i < c->max_writers; i++) {
+        if (!c->ws[i].reasm_ready || !c->ws[i].reasm.active) continue;
+        if (w >= 0) return -1;
+        w = (int)i;
+    }
+    size_t left = 0;
+    uint8_t *p = w >= 0 ? ipcp_reasm_next(&c->ws[w].reasm, &left) : NULL;
+    if (p == NULL || left == 0) return -1;
+    *dst = p;
+    *room = left < c->rx_cap ? left : c->rx_cap;
+    return w;
+}
+
+/* One packet = one frame: the header lands in pkt_hdr and the payload in place (a recvmsg with
+ * two iovecs, three when the place is shorter than a packet may be: the rest spills into rx). */
 static int rx_fill_packet(struct ipcp_fdchan *c, const struct ipcp_deadline *dl)
 {
     struct ipcp_frame fr;
     for (;;) {
-        struct iovec iov = {.iov_base = c->rx, .iov_len = c->rx_cap};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+        uint8_t *dst;
+        size_t room;
+        int guess = rx_packet_dst(c, &dst, &room);
+        struct iovec iov[3] = {{.iov_base = c->pkt_hdr, .iov_len = IPCP_FRAME_HDR_SIZE},
+                               {.iov_base = dst, .iov_len = room},
+                               {.iov_base = c->rx, .iov_len = c->rx_cap - room}};
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = room < c->rx_cap ? 3 : 2};
         ssize_t r = c->io->recvmsg(c->io->ctx, c->rfd, &m, MSG_DONTWAIT);
         if (r > 0) {
             if (m.msg_flags & MSG_TRUNC) return rx_fail(c, -IPCP_E_TOOBIG);
-            size_t used = 0;
-            int rc = ipcp_frame_decode(&c->dec, c->rx, (size_t)r, &used, &fr);
-            if (rc == -EAGAIN) {
-                ipcp_frame_decoder_reset(&c->dec);
-                return rx_fail(c, -IPCP_E_TRUNCATED); /* a packet holds less than its frame */
+            if ((size_t)r < IPCP_FRAME_HDR_SIZE) return rx_fail(c, -IPCP_E_TRUNCATED);
+            size_t n = (size_t)r - IPCP_FRAME_HDR_SIZE;
+            const uint8_t *pl = dst;
+            if (n > room) { /* longer than the guess: gather it in rx */
+                memmove(c->rx + room, c->rx, n - room);
+                memcpy(c->rx, dst, room);
+                pl = c->rx;
             }
+            int rc = ipcp_frame_check(c->pkt_hdr, pl, n, c->max_msg, &fr);
             if (rc < 0) return rx_fail(c, rc);
-            if (used != (size_t)r) return rx_fail(c, -EBADMSG); /* bytes after the frame */
+            /* In place only as the next fragment of that writer's message. Anything else (a new
+             * FIRST, another writer's frame) leaves the reassembly buffer first: feeding it may
+             * reset or reallocate that buffer. */
+            if (pl != c->rx &&
+                (fr.hdr.writer != (uint32_t)guess || (fr.hdr.flags & IPCP_FRAME_F_FIRST))) {
+                if (n) memcpy(c->rx, pl, n);
+                fr.payload = c->rx;
+            }
             int f = rx_frame(c, &fr);
             if (f == 1) return 0;
             if (f < 0) return rx_fail(c, f);

@@ -132,6 +132,21 @@ int ipcp_frame_parse_header(const uint8_t raw[IPCP_FRAME_HDR_SIZE], size_t max_p
     return 0;
 }
 
+int ipcp_frame_check(const uint8_t hdr[IPCP_FRAME_HDR_SIZE], const void *payload, size_t n,
+                     size_t max_payload, struct ipcp_frame *out)
+{
+    struct ipcp_frame_hdr h;
+    int rc = ipcp_frame_parse_header(hdr, max_payload, &h);
+    if (rc < 0) return rc;
+    if (h.len > n) return -IPCP_E_TRUNCATED;
+    if (h.len < n) return -EBADMSG;
+    const uint8_t *pl = h.len ? payload : (const uint8_t *)"";
+    if (XXH3_64bits(pl, h.len) != h.psum) return -IPCP_E_PAYSUM;
+    out->hdr = h;
+    out->payload = pl;
+    return 1;
+}
+
 int ipcp_frame_decoder_init(struct ipcp_frame_decoder *d, size_t max_payload)
 {
     memset(d, 0, sizeof(*d));

@@ -283,6 +283,37 @@ static void test_encode_into(void **state)
     assert_int_equal(ipcp_frame_encode_into(buf, sizeof(buf), &h, NULL, 0), -EINVAL);
 }
 
+/* A frame whose header and payload lie apart (a packet received in two places): each fault has
+ * its error, and a good one comes out with its payload where it lies. */
+static void test_check_apart(void **state)
+{
+    (void)state;
+    uint8_t p[200];
+    tu_fill(p, sizeof(p), 8);
+    size_t n;
+    uint8_t *wire = encode(3, 4, p, sizeof(p), 0, &n);
+    uint8_t hdr[IPCP_FRAME_HDR_SIZE];
+    memcpy(hdr, wire, sizeof(hdr));
+    struct ipcp_frame fr;
+    assert_int_equal(ipcp_frame_check(hdr, p, sizeof(p), 0, &fr), 1);
+    assert_ptr_equal(fr.payload, p);
+    assert_int_equal(fr.hdr.type, 3);
+    assert_int_equal(fr.hdr.seq, 4);
+    assert_int_equal(ipcp_frame_check(hdr, p, sizeof(p) - 1, 0, &fr), -IPCP_E_TRUNCATED);
+    assert_int_equal(ipcp_frame_check(hdr, p, sizeof(p) + 1, 0, &fr), -EBADMSG);
+    assert_int_equal(ipcp_frame_check(hdr, p, sizeof(p), 199, &fr), -IPCP_E_TOOBIG);
+    p[7] ^= 1;
+    assert_int_equal(ipcp_frame_check(hdr, p, sizeof(p), 0, &fr), -IPCP_E_PAYSUM);
+    p[7] ^= 1;
+    hdr[9] ^= 1;
+    assert_int_equal(ipcp_frame_check(hdr, p, sizeof(p), 0, &fr), -IPCP_E_HDRSUM);
+    free(wire);
+    wire = encode(0, 0, NULL, 0, 0, &n);
+    assert_int_equal(ipcp_frame_check(wire, NULL, 0, 0, &fr), 1);
+    assert_int_equal(fr.hdr.len, 0);
+    free(wire);
+}
+
 /* Zero-copy feeding: the payload read straight into the decoder's space. */
 static void test_space_commit(void **state)
 {
@@ -321,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_huge_declared_length),
         cmocka_unit_test(test_encoder_limits),
         cmocka_unit_test(test_encode_into),
+        cmocka_unit_test(test_check_apart),
         cmocka_unit_test(test_space_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -109,6 +109,14 @@ struct ipcp_frame {
     const uint8_t *payload;
 };
 
+/* One whole frame whose header and payload lie apart, as a packet transport can receive them
+ * (the header into a small buffer, the payload straight into its final place): checks the header
+ * as ipcp_frame_parse_header does, that exactly n payload bytes came with it, and the payload
+ * checksum. Pure. Returns 1 with *out (out->payload = payload), or -IPCP_E_TRUNCATED (fewer than
+ * len bytes), -EBADMSG (bytes after the frame), -IPCP_E_PAYSUM, or a header error. */
+int ipcp_frame_check(const uint8_t hdr[IPCP_FRAME_HDR_SIZE], const void *payload, size_t n,
+                     size_t max_payload, struct ipcp_frame *out);
+
 /* max_payload 0 means IPCP_FRAME_MAX_DEFAULT. Returns 0 or -EINVAL (above the hard bound). */
 int ipcp_frame_decoder_init(struct ipcp_frame_decoder *d, size_t max_payload);
 void ipcp_frame_decoder_fini(struct ipcp_frame_decoder *d);
