@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -29,6 +30,13 @@ static const size_t edge_sizes[] = {0,     1,     PIPE_BUF - 1, PIPE_BUF, PIPE_B
 static uint64_t seed_of(uint32_t writer, uint64_t i)
 {
     return ((uint64_t)writer << 40) ^ (i * 0x9e37u + 11);
+}
+
+/* The type tells the writer too: empty messages of two writers are otherwise the same message,
+ * and the receiver could give one writer's to the other. */
+static uint16_t type_of(uint32_t writer, uint64_t i)
+{
+    return (uint16_t)(i * 8 + writer);
 }
 
 static struct ipcp_fdchan *chan(int rfd, int wfd, enum ipcp_fdchan_kind kind, unsigned flags,
@@ -73,8 +81,9 @@ static int sender(void *p)
         size_t k = 0;
         for (; k < batch && n + k < total; k++) {
             uint64_t i = n + k;
-            msgs[k] = (struct ipcp_fdchan_msg){
-                .data = buf + k * maxlen, .len = a->sizes[i % a->nsizes], .type = (uint16_t)i};
+            msgs[k] = (struct ipcp_fdchan_msg){.data = buf + k * maxlen,
+                                               .len = a->sizes[i % a->nsizes],
+                                               .type = type_of(a->writer, i)};
             tu_fill(buf + k * maxlen, msgs[k].len, seed_of(a->writer, i));
         }
         /* A long timeout: the whole batch is accepted, or something is wrong. */
@@ -110,7 +119,7 @@ static void receive_all(struct ipcp_fdchan *c, const size_t *sizes, size_t nsize
         for (uint32_t w = 0; w < writers && found < 0; w++) {
             uint64_t i = next[w];
             if (i < nsizes * (size_t)repeat && (size_t)n == sizes[i % nsizes] &&
-                type == (uint16_t)(i & 0xffff) && tu_check(buf, (size_t)n, seed_of(w, i)))
+                type == type_of(w, i) && tu_check(buf, (size_t)n, seed_of(w, i)))
                 found = (int)w;
         }
         if (found < 0) fail_msg("message %zu (%zd bytes) matches no writer's next message", got, n);
@@ -353,6 +362,13 @@ static void test_peer_killed_mid_frame(void **s)
         pid_t pid = tu_spawn(half_frame_then_pause, &x.wfd);
         close(x.wfd);
         x.wfd = -1;
+        /* The child's two writes are in before it is killed (on a loaded machine it may not
+         * have run at all within the receive timeout below). */
+        int inq = 0;
+        for (int64_t t0 = ipcp__now_ns(); inq < (int)IPCP_FRAME_HDR_SIZE + 300; usleep(1000)) {
+            assert_int_equal(ioctl(x.rfd, FIONREAD, &inq), 0);
+            assert_true(ipcp__now_ns() - t0 < T_MS * 1000000LL);
+        }
         struct ipcp_fdchan *c = chan(x.rfd, -1, x.kind, 0, 0, 0);
         uint8_t buf[2000];
         /* The partial frame is buffered, not lost, while the writer lives. */
