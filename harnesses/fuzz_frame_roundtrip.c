@@ -13,7 +13,8 @@
  *                 writers with timeout 0 and cut the stream: every complete message is still
  *                 delivered, then -IPCP_E_TRUNCATED if a partial one is left, else -EPIPE
  *   byte 1        bits 0-1 max_msg 100, 5000, 70000, 262144; bits 2-3 SEQPACKET fragment size
- *                 16, 100, 1000 or the default
+ *                 16, 100, 1000 or the default; bit 4 every end without payload checksums
+ *                 (IPCP_FDCHAN_NO_PAYSUM)
  *   operations    send (writer, length class, timeout 0 or long), a batch of 1-24 sends
  *                 (ipcp_fdchan_sendv), recv (copy, zero-copy, or with a buffer one byte too
  *                 small first), flush (timeout 0 or long), the reader closes (every write then
@@ -578,7 +579,8 @@ FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     struct ipcp_fdchan_cfg cfg = {.kind = kind,
-                                  .flags = transport == T_MULTI ? IPCP_FDCHAN_MULTIWRITER : 0,
+                                  .flags = (transport == T_MULTI ? IPCP_FDCHAN_MULTIWRITER : 0) |
+                                           (data[1] & 0x10 ? IPCP_FDCHAN_NO_PAYSUM : 0),
                                   .max_msg = r.max_msg,
                                   .frag = frag_choices[(data[1] >> 2) & 3],
                                   .io = &io};

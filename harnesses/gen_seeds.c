@@ -174,6 +174,19 @@ static void gen_frame_decode(void)
         frame(&b, IPCP_FRAME_F_LAST, 7, 0, 2, 1500, p + 1400, 100);
     }
     emit(&b, "fragments-two-writers-interleaved");
+    /* Frames without payload checksum: accepted when allowed (split seed bit 7), else refused. */
+    {
+        static uint8_t p[300];
+        pattern(p, sizeof(p), 2);
+        for (int allow = 0; allow < 2; allow++) {
+            start(&b, FD_MAX4096, (uint8_t)(allow ? 0x85 : 0x05));
+            frame(&b, IPCP_FRAME_F_WHOLE | IPCP_FRAME_F_NOSUM, 1, 0, 0, 300, p, 300);
+            whole(&b, 1, 1, 50);
+            frame(&b, IPCP_FRAME_F_FIRST | IPCP_FRAME_F_NOSUM, 1, 2, 0, 300, p, 100);
+            frame(&b, IPCP_FRAME_F_LAST | IPCP_FRAME_F_NOSUM, 1, 2, 0, 300, p + 100, 200);
+            emit(&b, allow ? "no-payload-checksum-allowed" : "no-payload-checksum-refused");
+        }
+    }
     start(&b, FD_MAX64K | FD_ZC, 10);
     fragmented(&b, 5, 77, 9000, 4056);
     emit(&b, "fragments-pipe-buf-sized");
@@ -392,6 +405,7 @@ static void gen_chunk_reassembly(void)
 #define RT_FRAG100  (1 << 2)
 #define RT_FRAG1000 (2 << 2)
 #define RT_FRAGDEF  (3 << 2)
+#define RT_NOSUM    0x10
 /* operations */
 #define RT_SEND        0
 #define RT_RECV        3
@@ -638,6 +652,15 @@ static void gen_frame_roundtrip(void)
     rt_op(&t, RT_RECV | RT_LONG);
     rt_op(&t, RT_RECV | RT_LONG);
     rt_emit(&t, RT_PIPE, RT_MAX100, "batch-too-big-refused");
+
+    /* Both ends without payload checksums (byte 1 bit 4), one by one and in a batch. */
+    rt_send(&t, RT_LONG, RT_LEN16, 2, 3000);
+    rt_batch(&t, RT_LONG, 3);
+    for (int i = 0; i < 3; i++)
+        rt_len(&t, RT_LEN8, 1, (uint16_t)(20 * i));
+    for (int i = 0; i < 4; i++)
+        rt_op(&t, RT_RECV | RT_LONG);
+    rt_emit(&t, RT_PIPE, (uint8_t)(RT_MAX5000 | RT_NOSUM), "no-payload-checksum");
 }
 
 /* ---- ring_model -------------------------------------------------------------------------- */

@@ -571,6 +571,7 @@ static int fd_sender(void *arg)
     int rc = 0;
     if (j->side == 0) {
         struct ipcp_fdchan_cfg cfg = fd_cfg(c->xk);
+        if (c->variant) cfg.flags |= IPCP_FDCHAN_NO_PAYSUM; /* the frame-nosum rows */
         struct ipcp_fdchan *ch = NULL;
         if (ipcp_fdchan_open(&ch, -1, j->chi.w, &cfg) < 0) return 11;
         if (gate_child_ready(j->g) < 0) return 12;
@@ -628,6 +629,7 @@ static int run_fd_tput(const struct bcase *c, int side, double v[2], char *err, 
     }
     if (side == 0) {
         struct ipcp_fdchan_cfg cfg = fd_cfg(c->xk);
+        if (c->variant) cfg.flags |= IPCP_FDCHAN_NO_PAYSUM;
         if ((rc = ipcp_fdchan_open(&ch, j.par.r, -1, &cfg)) < 0) {
             fail(err, cap, "fdchan_open: %s", ipcp_strerror(rc));
             goto out;
@@ -2188,6 +2190,17 @@ static void build_cases(void)
              * packet, one sendmsg, per frame) */
             if (sizes[k] == 64) c->aim_op = AIM_GE, c->aim = xk == XK_SEQPACKET ? 0.75 : 1.0;
             if (sizes[k] == 65536) c->aim_op = AIM_GE, c->aim = 0.90;
+        }
+        /* The same without the payload checksum (IPCP_FDCHAN_NO_PAYSUM), where it costs most. */
+        for (size_t k = 2; k < IPCP_ARRAY_SIZE(sizes); k++) {
+            c = add_case("frame", K_TPUT, run_fd_tput, "frame-nosum-%s/%s", xk_name[xk],
+                         size_label(sizes[k]));
+            c->xk = xk;
+            c->size = sizes[k];
+            c->count = scaled(tput_count[k], 20);
+            c->variant = 1;
+            c->side_name[0] = "frame without payload checksum";
+            c->side_name[1] = xk_raw[xk];
         }
         c = add_case("frame", K_RTT, run_fd_rtt, "frame-%s/64B", xk_name[xk]);
         c->xk = xk;

@@ -142,6 +142,8 @@ int ipcp_fdchan_open(struct ipcp_fdchan **cp, int rfd, int wfd, const struct ipc
         c->ws = calloc(nw, sizeof(*c->ws));
         if (c->rx == NULL || c->ws == NULL) rc = -ENOMEM;
         if (rc == 0) rc = ipcp_frame_decoder_init(&c->dec, max);
+        if (rc == 0)
+            ipcp_frame_decoder_allow_nosum(&c->dec, (cfg->flags & IPCP_FDCHAN_NO_PAYSUM) != 0);
     }
     if (rc < 0) {
         free(c->rx);
@@ -193,6 +195,11 @@ static int wait_fd(struct ipcp_fdchan *c, int fd, short events, const struct ipc
     return 0;
 }
 
+static unsigned tx_sum_flag(const struct ipcp_fdchan *c)
+{
+    return (c->flags & IPCP_FDCHAN_NO_PAYSUM) ? IPCP_FRAME_F_NOSUM : 0;
+}
+
 /* Writes frames of the current message until it is complete (0), the deadline passes
  * (-ETIMEDOUT) or an error occurs. */
 static int out_step(struct ipcp_fdchan *c, const struct ipcp_deadline *dl)
@@ -203,8 +210,9 @@ static int out_step(struct ipcp_fdchan *c, const struct ipcp_deadline *dl)
             size_t len = o->total - o->off;
             if (len > c->frag) len = c->frag;
             struct ipcp_frame_hdr h = {
-                .flags = (uint8_t)((o->off == 0 ? IPCP_FRAME_F_FIRST : 0) |
-                                   (o->off + len == o->total ? IPCP_FRAME_F_LAST : 0)),
+                .flags =
+                    (uint8_t)((o->off == 0 ? IPCP_FRAME_F_FIRST : 0) |
+                              (o->off + len == o->total ? IPCP_FRAME_F_LAST : 0) | tx_sum_flag(c)),
                 .type = o->type,
                 .seq = o->seq,
                 .len = (uint32_t)len,
@@ -419,7 +427,7 @@ static size_t send_batch(struct ipcp_fdchan *c, const struct ipcp_fdchan_msg *m,
     size_t k = 0, used = 0;
     while (k < n && batchable(c, m[k].len) && IPCP_FRAME_HDR_SIZE + m[k].len <= c->tx_cap - used) {
         struct ipcp_frame_hdr h = {
-            .flags = IPCP_FRAME_F_WHOLE,
+            .flags = (uint8_t)(IPCP_FRAME_F_WHOLE | tx_sum_flag(c)),
             .type = m[k].type,
             .seq = c->next_seq + k,
             .len = (uint32_t)m[k].len,
@@ -534,7 +542,8 @@ static int rx_frame(struct ipcp_fdchan *c, const struct ipcp_frame *fr)
     const uint8_t *ptr;
     size_t len;
     uint64_t seq;
-    if (fr->hdr.flags == IPCP_FRAME_F_WHOLE && !(ws->reasm_ready && ws->reasm.active)) {
+    int whole = (fr->hdr.flags & IPCP_FRAME_F_WHOLE) == IPCP_FRAME_F_WHOLE;
+    if (whole && !(ws->reasm_ready && ws->reasm.active)) {
         ptr = fr->payload;
         len = fr->hdr.len;
         seq = fr->hdr.seq;
@@ -683,7 +692,8 @@ static int rx_fill_packet(struct ipcp_fdchan *c, const struct ipcp_deadline *dl)
                 memcpy(c->rx, dst, room);
                 pl = c->rx;
             }
-            int rc = ipcp_frame_check(c->pkt_hdr, pl, n, c->max_msg, &fr);
+            int rc = ipcp_frame_check(c->pkt_hdr, pl, n, c->max_msg,
+                                      (c->flags & IPCP_FDCHAN_NO_PAYSUM) != 0, &fr);
             if (rc < 0) return rx_fail(c, rc);
             /* In place only as the next fragment of that writer's message. Anything else (a new
              * FIRST, another writer's frame) leaves the reassembly buffer first: feeding it may

@@ -2,7 +2,8 @@
  * seqpacket, TCP loopback) sent one by one and in batches, four writers of 1 MiB messages on one
  * pipe and one FIFO, a SIGALRM storm without SA_RESTART during 1 MiB transfers, the peer killed
  * mid-frame and between frames, EPIPE without SIGPIPE, timeouts, -EMSGSIZE losing nothing, sequence
- * gaps, and the hook table injecting short counts, EINTR and EAGAIN with no real syscall. */
+ * gaps, frames without payload checksum, and the hook table injecting short counts, EINTR and
+ * EAGAIN with no real syscall. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -564,6 +565,51 @@ static void test_corrupt_stream_breaks_channel(void **s)
     tu_xpair_drop(&x);
 }
 
+/* ---- the payload checksum left out (IPCP_FDCHAN_NO_PAYSUM) ----------------------------------- */
+
+static void test_no_paysum(void **s)
+{
+    (void)s;
+    const size_t sizes[] = {0, 100, 70000}; /* 70000: a direct read / two seqpacket fragments */
+    uint8_t *msg = malloc(70000), *in = malloc(70000);
+    for (int k = TU_PIPE; k <= TU_SEQPACKET; k++) {
+        if (k == TU_FIFO) continue;
+        struct tu_xpair x;
+        tu_xpair_make((enum tu_xkind)k, &x);
+        /* Both ends agree: every size arrives; a sender that keeps the checksum is welcome too. */
+        struct ipcp_fdchan *w = chan(-1, x.wfd, x.kind, IPCP_FDCHAN_NO_PAYSUM, 0, 0);
+        struct ipcp_fdchan *ws = chan(-1, x.wfd, x.kind, 0, 0, 0);
+        struct ipcp_fdchan *r = /* two writers with id 0: two sequences */
+            chan(x.rfd, -1, x.kind, IPCP_FDCHAN_NO_PAYSUM | IPCP_FDCHAN_NO_SEQCHECK, 0, 0);
+        for (size_t i = 0; i < 2 * IPCP_ARRAY_SIZE(sizes); i++) {
+            size_t len = sizes[i % IPCP_ARRAY_SIZE(sizes)];
+            tu_fill(msg, len, i);
+            assert_int_equal(ipcp_fdchan_send(i % 2 ? ws : w, 1, msg, len, T_MS), 0);
+            assert_int_equal(ipcp_fdchan_recv(r, NULL, in, 70000, T_MS), (ssize_t)len);
+            assert_true(tu_check(in, len, i));
+        }
+        ipcp_fdchan_close(ws, 0);
+        ipcp_fdchan_close(r, 0);
+        /* On the wire: the flag, and 0 where the checksum would be. */
+        uint8_t hdr[IPCP_FRAME_HDR_SIZE + 100];
+        assert_int_equal(ipcp_fdchan_send(w, 1, msg, 100, T_MS), 0);
+        assert_int_equal(read(x.rfd, hdr, sizeof(hdr)), sizeof(hdr));
+        assert_int_equal(hdr[5], IPCP_FRAME_F_WHOLE | IPCP_FRAME_F_NOSUM);
+        for (int i = 32; i < 40; i++)
+            assert_int_equal(hdr[i], 0);
+        /* A receiver that requires checksums refuses the frame. */
+        r = chan(x.rfd, -1, x.kind, 0, 0, 0);
+        assert_int_equal(ipcp_fdchan_send(w, 1, msg, 100, T_MS), 0);
+        assert_int_equal(ipcp_fdchan_recv(r, NULL, in, 70000, T_MS), -IPCP_E_NOSUM);
+        assert_int_equal(ipcp_fdchan_recv(r, NULL, in, 70000, T_MS), -IPCP_E_BROKEN);
+        ipcp_fdchan_close(w, 0);
+        ipcp_fdchan_close(r, 0);
+        tu_xpair_drop(&x);
+    }
+    free(msg);
+    free(in);
+}
+
 /* ---- the hook table: an in-memory byte pipe with injected faults, no real syscall ------------ */
 
 struct fakepipe {
@@ -719,6 +765,7 @@ int main(void)
         cmocka_unit_test(test_emsgsize_loses_nothing),
         cmocka_unit_test(test_sequence_gap_reported_once),
         cmocka_unit_test(test_corrupt_stream_breaks_channel),
+        cmocka_unit_test(test_no_paysum),
         cmocka_unit_test(test_hooks_inject_short_eintr_eagain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

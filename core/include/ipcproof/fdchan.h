@@ -63,6 +63,9 @@ enum ipcp_fdchan_kind {
 #define IPCP_FDCHAN_MULTIWRITER 0x1u /* fragments <= PIPE_BUF: several writers on one pipe */
 #define IPCP_FDCHAN_OWN_FDS     0x2u /* ipcp_fdchan_close() closes the fds */
 #define IPCP_FDCHAN_NO_SEQCHECK 0x4u /* do not check per-writer sequence numbers */
+#define IPCP_FDCHAN_NO_PAYSUM                                                                      \
+    0x8u /* send frames without payload checksum and accept such                                   \
+            frames (both ends must set it; frame.h) */
 
 #define IPCP_FDCHAN_MAX_WRITERS    256u
 #define IPCP_FDCHAN_SEQPACKET_FRAG (64u << 10)
@@ -135,6 +138,7 @@ int ipcp_fdchan_flush(struct ipcp_fdchan *c, int timeout_ms);
  *   -IPCP_E_SEQUENCE   a writer's sequence skipped or repeated (reported once; the message is
  *                 delivered by the next call)
  *   frame errors  -IPCP_E_BADMAGIC, -IPCP_E_BADVERSION, -IPCP_E_HDRSUM, -IPCP_E_PAYSUM,
+ *                 -IPCP_E_NOSUM (a frame without payload checksum, IPCP_FDCHAN_NO_PAYSUM unset),
  *                 -IPCP_E_TOOBIG, -EBADMSG, -IPCP_E_FRAGMENT: the stream cannot be trusted any
  *                 more; later calls return -IPCP_E_BROKEN
  * *type (if not NULL) receives the message type. */
