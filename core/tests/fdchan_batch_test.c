@@ -70,7 +70,6 @@ static void expect_msgs(struct ipcp_fdchan *r, size_t n, size_t len, uint64_t fi
 /* ---- the real syscalls, counted, with the frame boundaries of every write checked ---------- */
 
 struct counter {
-    const struct ipcp_io_ops *real;
     int writes;
     size_t max_write;
     int cut; /* writes that ended inside a frame */
@@ -108,44 +107,25 @@ static void count_bytes(struct counter *k, const struct iovec *iov, size_t cnt, 
 
 static ssize_t count_writev(void *ctx, int fd, const struct iovec *iov, int cnt)
 {
-    struct counter *k = ctx;
-    ssize_t r = k->real->writev(k->real->ctx, fd, iov, cnt);
-    if (r > 0) count_bytes(k, iov, (size_t)cnt, (size_t)r);
+    ssize_t r = ipcp_io_default()->writev(ipcp_io_default()->ctx, fd, iov, cnt);
+    if (r > 0) count_bytes(ctx, iov, (size_t)cnt, (size_t)r);
     return r;
 }
 
 static ssize_t count_sendmsg(void *ctx, int fd, const struct msghdr *m, int flags)
 {
-    struct counter *k = ctx;
-    ssize_t r = k->real->sendmsg(k->real->ctx, fd, m, flags);
-    if (r > 0) count_bytes(k, m->msg_iov, m->msg_iovlen, (size_t)r);
+    ssize_t r = ipcp_io_default()->sendmsg(ipcp_io_default()->ctx, fd, m, flags);
+    if (r > 0) count_bytes(ctx, m->msg_iov, m->msg_iovlen, (size_t)r);
     return r;
-}
-
-static ssize_t count_read(void *ctx, int fd, void *buf, size_t n)
-{
-    struct counter *k = ctx;
-    return k->real->read(k->real->ctx, fd, buf, n);
-}
-
-static ssize_t count_recvmsg(void *ctx, int fd, struct msghdr *m, int flags)
-{
-    struct counter *k = ctx;
-    return k->real->recvmsg(k->real->ctx, fd, m, flags);
-}
-
-static int count_poll(void *ctx, struct pollfd *p, nfds_t n, int timeout)
-{
-    struct counter *k = ctx;
-    return k->real->poll(k->real->ctx, p, n, timeout);
 }
 
 static struct ipcp_fdchan *counted_writer(struct counter *k, struct ipcp_io_ops *io,
                                           const struct tu_xpair *x, unsigned flags)
 {
-    *k = (struct counter){.real = ipcp_io_default()};
-    *io =
-        (struct ipcp_io_ops){count_read, count_writev, count_recvmsg, count_sendmsg, count_poll, k};
+    *k = (struct counter){0};
+    *io = tu_io_real(k);
+    io->writev = count_writev;
+    io->sendmsg = count_sendmsg;
     struct ipcp_fdchan_cfg cfg = {.kind = x->kind, .flags = flags, .io = io};
     struct ipcp_fdchan *w;
     assert_int_equal(ipcp_fdchan_open(&w, -1, x->wfd, &cfg), 0);
@@ -335,12 +315,7 @@ static ssize_t mem_writev(void *ctx, int fd, const struct iovec *iov, int cnt)
     if (want > free_) want = free_;
     if (f->epipe_at && want > f->epipe_at - f->tail) want = f->epipe_at - f->tail;
     assert_true(f->tail + want <= f->cap);
-    size_t done = 0;
-    for (int i = 0; i < cnt && done < want; i++) {
-        size_t l = iov[i].iov_len < want - done ? iov[i].iov_len : want - done;
-        memcpy(f->wire + f->tail + done, iov[i].iov_base, l);
-        done += l;
-    }
+    size_t done = tu_iov_gather(f->wire + f->tail, iov, cnt, want);
     f->tail += done;
     return (ssize_t)done;
 }
@@ -355,18 +330,6 @@ static ssize_t mem_read(void *ctx, int fd, void *buf, size_t n)
     memcpy(buf, f->wire + f->head, n);
     f->head += n;
     return (ssize_t)n;
-}
-
-static ssize_t mem_recvmsg(void *ctx, int fd, struct msghdr *m, int flags)
-{
-    (void)ctx, (void)fd, (void)m, (void)flags;
-    return -ENOSYS;
-}
-
-static ssize_t mem_sendmsg(void *ctx, int fd, const struct msghdr *m, int flags)
-{
-    (void)ctx, (void)fd, (void)m, (void)flags;
-    return -ENOSYS;
 }
 
 static int mem_poll(void *ctx, struct pollfd *p, nfds_t n, int timeout)
@@ -408,7 +371,8 @@ static void mem_open(struct mem *f, struct mem_chans *mc)
 {
     f->cap = 8 << 20;
     f->wire = malloc(f->cap);
-    mc->io = (struct ipcp_io_ops){mem_read, mem_writev, mem_recvmsg, mem_sendmsg, mem_poll, f};
+    mc->io =
+        (struct ipcp_io_ops){mem_read, mem_writev, tu_io_no_recvmsg, tu_io_no_sendmsg, mem_poll, f};
     struct ipcp_fdchan_cfg cfg = {.kind = IPCP_FDCHAN_STREAM, .io = &mc->io};
     assert_int_equal(pipe(mc->fds), 0); /* real fds only for fcntl(O_NONBLOCK) */
     assert_int_equal(ipcp_fdchan_open(&mc->w, -1, mc->fds[1], &cfg), 0);

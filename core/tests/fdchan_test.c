@@ -132,6 +132,18 @@ static void receive_all(struct ipcp_fdchan *c, const size_t *sizes, size_t nsize
     free(buf);
 }
 
+/* A sender process with a, the receiver here; the writing end is the child's alone. */
+static void one_sender_run(struct tu_xpair *x, struct sender_arg *a)
+{
+    pid_t pid = tu_spawn(sender, a);
+    close(x->wfd);
+    x->wfd = -1;
+    struct ipcp_fdchan *c = chan(x->rfd, -1, x->kind, 0, 0, 0);
+    receive_all(c, a->sizes, a->nsizes, a->repeat, 1);
+    tu_wait_ok(pid, 60000);
+    assert_int_equal(ipcp_fdchan_close(c, 0), 0);
+}
+
 static void transport_roundtrip(enum tu_xkind k)
 {
     struct tu_xpair x;
@@ -149,13 +161,7 @@ static void transport_roundtrip(enum tu_xkind k)
             tu_xpair_make(k, &x);
             a.fd = x.wfd;
         }
-        pid_t pid = tu_spawn(sender, &a);
-        close(x.wfd);
-        x.wfd = -1;
-        struct ipcp_fdchan *c = chan(x.rfd, -1, x.kind, 0, 0, 0);
-        receive_all(c, a.sizes, a.nsizes, a.repeat, 1);
-        tu_wait_ok(pid, 60000);
-        assert_int_equal(ipcp_fdchan_close(c, 0), 0);
+        one_sender_run(&x, &a);
     }
     tu_xpair_drop(&x);
 }
@@ -205,13 +211,7 @@ static void batch_roundtrip(enum tu_xkind k)
                            .nsizes = IPCP_ARRAY_SIZE(batch_sizes),
                            .repeat = 20,
                            .batch = 16};
-    pid_t pid = tu_spawn(sender, &a);
-    close(x.wfd);
-    x.wfd = -1;
-    struct ipcp_fdchan *c = chan(x.rfd, -1, x.kind, 0, 0, 0);
-    receive_all(c, a.sizes, a.nsizes, a.repeat, 1);
-    tu_wait_ok(pid, 60000);
-    assert_int_equal(ipcp_fdchan_close(c, 0), 0);
+    one_sender_run(&x, &a);
     tu_xpair_drop(&x);
 }
 
@@ -671,26 +671,9 @@ static ssize_t fake_writev(void *ctx, int fd, const struct iovec *iov, int cnt)
         want += iov[i].iov_len;
     want = clip(f, want);
     if (f->tail + want > f->cap) return -ENOSPC;
-    size_t done = 0;
-    for (int i = 0; i < cnt && done < want; i++) {
-        size_t l = iov[i].iov_len < want - done ? iov[i].iov_len : want - done;
-        memcpy(f->buf + f->tail, iov[i].iov_base, l);
-        f->tail += l;
-        done += l;
-    }
+    size_t done = tu_iov_gather(f->buf + f->tail, iov, cnt, want);
+    f->tail += done;
     return (ssize_t)done;
-}
-
-static ssize_t fake_recvmsg(void *ctx, int fd, struct msghdr *m, int flags)
-{
-    (void)ctx, (void)fd, (void)m, (void)flags;
-    return -ENOSYS;
-}
-
-static ssize_t fake_sendmsg(void *ctx, int fd, const struct msghdr *m, int flags)
-{
-    (void)ctx, (void)fd, (void)m, (void)flags;
-    return -ENOSYS;
 }
 
 static int fake_poll(void *ctx, struct pollfd *p, nfds_t n, int timeout)
@@ -709,7 +692,8 @@ static void test_hooks_inject_short_eintr_eagain(void **s)
     struct fakepipe f = {
         .cap = 8 << 20, .short_max = 97, .eintr_every = 5, .eagain_every = 7, .rng = 42};
     f.buf = malloc(f.cap);
-    struct ipcp_io_ops io = {fake_read, fake_writev, fake_recvmsg, fake_sendmsg, fake_poll, &f};
+    struct ipcp_io_ops io = {fake_read,        fake_writev, tu_io_no_recvmsg,
+                             tu_io_no_sendmsg, fake_poll,   &f};
     /* fd numbers are never used by the fake; -1 would mean "no such end", so use 1000/1001 */
     struct ipcp_fdchan_cfg cfg = {.kind = IPCP_FDCHAN_STREAM, .io = &io};
     struct ipcp_fdchan *w, *r;

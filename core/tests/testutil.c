@@ -186,3 +186,57 @@ void tu_xpair_drop(struct tu_xpair *x)
     if (x->path[0]) assert_int_equal(unlink(x->path), 0);
     x->path[0] = 0;
 }
+
+static ssize_t real_read(void *ctx, int fd, void *buf, size_t n)
+{
+    (void)ctx;
+    return ipcp_io_default()->read(ipcp_io_default()->ctx, fd, buf, n);
+}
+static ssize_t real_writev(void *ctx, int fd, const struct iovec *iov, int cnt)
+{
+    (void)ctx;
+    return ipcp_io_default()->writev(ipcp_io_default()->ctx, fd, iov, cnt);
+}
+static ssize_t real_recvmsg(void *ctx, int fd, struct msghdr *m, int flags)
+{
+    (void)ctx;
+    return ipcp_io_default()->recvmsg(ipcp_io_default()->ctx, fd, m, flags);
+}
+static ssize_t real_sendmsg(void *ctx, int fd, const struct msghdr *m, int flags)
+{
+    (void)ctx;
+    return ipcp_io_default()->sendmsg(ipcp_io_default()->ctx, fd, m, flags);
+}
+static int real_poll(void *ctx, struct pollfd *p, nfds_t n, int timeout)
+{
+    (void)ctx;
+    return ipcp_io_default()->poll(ipcp_io_default()->ctx, p, n, timeout);
+}
+
+struct ipcp_io_ops tu_io_real(void *ctx)
+{
+    return (struct ipcp_io_ops){real_read, real_writev, real_recvmsg, real_sendmsg, real_poll, ctx};
+}
+
+ssize_t tu_io_no_recvmsg(void *ctx, int fd, struct msghdr *m, int flags)
+{
+    (void)ctx, (void)fd, (void)m, (void)flags;
+    return -ENOSYS;
+}
+
+ssize_t tu_io_no_sendmsg(void *ctx, int fd, const struct msghdr *m, int flags)
+{
+    (void)ctx, (void)fd, (void)m, (void)flags;
+    return -ENOSYS;
+}
+
+size_t tu_iov_gather(void *dst, const struct iovec *iov, int cnt, size_t n)
+{
+    size_t done = 0;
+    for (int i = 0; i < cnt && done < n; i++) {
+        size_t l = iov[i].iov_len < n - done ? iov[i].iov_len : n - done;
+        memcpy((uint8_t *)dst + done, iov[i].iov_base, l);
+        done += l;
+    }
+    return done;
+}

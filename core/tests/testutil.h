@@ -49,4 +49,13 @@ void tu_xpair_make(enum tu_xkind k, struct tu_xpair *x);
 /* Closes what is still open and removes the FIFO. */
 void tu_xpair_drop(struct tu_xpair *x);
 
+/* Hook tables for fdchan tests. tu_io_real: every hook calls the real syscall
+ * (ipcp_io_default()) and ignores ctx, for a test to replace one or two of them with its own. */
+struct ipcp_io_ops tu_io_real(void *ctx);
+/* The socket hooks of an in-memory fake that is no socket: -ENOSYS. */
+ssize_t tu_io_no_recvmsg(void *ctx, int fd, struct msghdr *m, int flags);
+ssize_t tu_io_no_sendmsg(void *ctx, int fd, const struct msghdr *m, int flags);
+/* Copies the first n bytes of iov[0..cnt) (or all it holds, if fewer) to dst; returns how many. */
+size_t tu_iov_gather(void *dst, const struct iovec *iov, int cnt, size_t n);
+
 #endif
