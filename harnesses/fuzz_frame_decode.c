@@ -144,8 +144,9 @@ static void repair(uint8_t *s, size_t n, size_t max, int fix_h, int fix_p)
         uint32_t len = rd32(h + 16);
         if (len > max) len = 0; /* the decoder stops at this header anyway */
         int whole = n - at - IPCP_FRAME_HDR_SIZE >= len;
-        uint64_t psum = (h[5] & IPCP_FRAME_F_NOSUM) ? 0 : XXH3_64bits(h + IPCP_FRAME_HDR_SIZE, len);
-        if (fix_p && whole) wr64(h + 32, psum);
+        if (fix_p && whole) /* no checksum is written as 0 */
+            wr64(h + 32,
+                 (h[5] & IPCP_FRAME_F_NOSUM) ? 0 : XXH3_64bits(h + IPCP_FRAME_HDR_SIZE, len));
         if (fix_h) wr32(h + 28, ref_hsum(h));
         if (!whole) break;
         at += IPCP_FRAME_HDR_SIZE + len;
