@@ -1,6 +1,7 @@
 /* fuzz_frame_decode.c - arbitrary bytes through the incremental frame decoder (frame.h).
  *
- * Input: byte 0 configures the run, byte 1 seeds the split schedule, the rest is the stream.
+ * Input: byte 0 configures the run, byte 1 seeds the split schedule (its bit 7 also lets the
+ * decoder accept frames without payload checksum, IPCP_FRAME_F_NOSUM), the rest is the stream.
  *   cfg bits 0-1  max_payload: 40, 255, 4096 or 65536 bytes
  *   cfg bit  2    repair header checksums before decoding (so mutated lengths, flags and totals
  *                 get past XXH32 and reach the checks behind it)
@@ -19,7 +20,8 @@
  *     header fields and payload bytes, and re-encoding it (ipcp_frame_encode) gives back exactly
  *     the bytes the decoder consumed for it;
  *   - an invalid frame: the decoder fails with one of the errors that frame actually deserves
- *     (bad magic, version, header sum, flags/lengths, too big, payload sum) once the fault is
+ *     (bad magic, version, header sum, flags/lengths, too big, no payload checksum where one is
+ *     required, payload sum) once the fault is
  *     visible and without consuming bytes past the frame's header (its payload, for a payload
  *     sum); the error is sticky (decode, space and
  *     commit return it, consume nothing) until reset;
@@ -84,7 +86,7 @@ static void ref_allow(struct ref *r, int err)
     r->allowed[r->nallowed++] = err;
 }
 
-static struct ref ref_frame(const uint8_t *s, size_t n, size_t at, size_t max)
+static struct ref ref_frame(const uint8_t *s, size_t n, size_t at, size_t max, int allow_nosum)
 {
     struct ref r = {.kind = REF_INCOMPLETE};
     size_t avail = n - at;
@@ -110,8 +112,12 @@ static struct ref ref_frame(const uint8_t *s, size_t n, size_t at, size_t max)
     if (rd32(h + 28) != ref_hsum(h)) ref_allow(&r, -IPCP_E_HDRSUM);
     if (r.hdr.flags & ~IPCP_FRAME_F_KNOWN) ref_allow(&r, -EBADMSG);
     if (r.hdr.total < r.hdr.len) ref_allow(&r, -EBADMSG);
-    if (r.hdr.flags == IPCP_FRAME_F_WHOLE && r.hdr.total != r.hdr.len) ref_allow(&r, -EBADMSG);
+    if ((r.hdr.flags & IPCP_FRAME_F_WHOLE) == IPCP_FRAME_F_WHOLE && r.hdr.total != r.hdr.len)
+        ref_allow(&r, -EBADMSG);
+    int nosum = (r.hdr.flags & IPCP_FRAME_F_NOSUM) != 0;
+    if (nosum && r.hdr.psum != 0) ref_allow(&r, -EBADMSG); /* no checksum is written as 0 */
     if (r.hdr.len > max) ref_allow(&r, -IPCP_E_TOOBIG);
+    if (r.nallowed == 0 && nosum && !allow_nosum) ref_allow(&r, -IPCP_E_NOSUM);
     if (r.nallowed > 0) {
         r.kind = REF_ERROR;
         r.end = r.last = at + IPCP_FRAME_HDR_SIZE;
@@ -119,7 +125,7 @@ static struct ref ref_frame(const uint8_t *s, size_t n, size_t at, size_t max)
     }
     if (avail - IPCP_FRAME_HDR_SIZE < r.hdr.len) return r;
     r.end = r.last = at + IPCP_FRAME_HDR_SIZE + r.hdr.len;
-    if (XXH3_64bits(h + IPCP_FRAME_HDR_SIZE, r.hdr.len) != r.hdr.psum) {
+    if (!nosum && XXH3_64bits(h + IPCP_FRAME_HDR_SIZE, r.hdr.len) != r.hdr.psum) {
         r.kind = REF_ERROR;
         ref_allow(&r, -IPCP_E_PAYSUM);
         return r;
@@ -138,7 +144,9 @@ static void repair(uint8_t *s, size_t n, size_t max, int fix_h, int fix_p)
         uint32_t len = rd32(h + 16);
         if (len > max) len = 0; /* the decoder stops at this header anyway */
         int whole = n - at - IPCP_FRAME_HDR_SIZE >= len;
-        if (fix_p && whole) wr64(h + 32, XXH3_64bits(h + IPCP_FRAME_HDR_SIZE, len));
+        if (fix_p && whole) /* no checksum is written as 0 */
+            wr64(h + 32,
+                 (h[5] & IPCP_FRAME_F_NOSUM) ? 0 : XXH3_64bits(h + IPCP_FRAME_HDR_SIZE, len));
         if (fix_h) wr32(h + 28, ref_hsum(h));
         if (!whole) break;
         at += IPCP_FRAME_HDR_SIZE + len;
@@ -271,6 +279,8 @@ FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct ipcp_frame_decoder d;
     FZ_CHECK_RC(ipcp_frame_decoder_init(&d, max), 0, "decoder_init");
+    int allow_nosum = (data[1] & 0x80) != 0;
+    ipcp_frame_decoder_allow_nosum(&d, allow_nosum);
     FZ_CHECK(ipcp_frame_decoder_valid(&d) && ipcp_frame_decoder_idle(&d), "fresh decoder");
     struct feeder f = {.s = s,
                        .n = n,
@@ -280,7 +290,7 @@ FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t frames = 0;
     while (f.pos < n) {
         size_t start = f.pos;
-        struct ref r = ref_frame(s, n, start, max);
+        struct ref r = ref_frame(s, n, start, max, allow_nosum);
         struct ipcp_frame fr;
         int rc = feed_until_event(&d, &f, &fr, max);
         switch (r.kind) {

@@ -13,10 +13,12 @@
  *                 writers with timeout 0 and cut the stream: every complete message is still
  *                 delivered, then -IPCP_E_TRUNCATED if a partial one is left, else -EPIPE
  *   byte 1        bits 0-1 max_msg 100, 5000, 70000, 262144; bits 2-3 SEQPACKET fragment size
- *                 16, 100, 1000 or the default
- *   operations    send (writer, length class, timeout 0 or long), recv (copy, zero-copy, or
- *                 with a buffer one byte too small first), flush (timeout 0 or long), the
- *                 reader closes (every write then fails with EPIPE, poll says POLLERR)
+ *                 16, 100, 1000 or the default; bit 4 every end without payload checksums
+ *                 (IPCP_FDCHAN_NO_PAYSUM)
+ *   operations    send (writer, length class, timeout 0 or long), a batch of 1-24 sends
+ *                 (ipcp_fdchan_sendv), recv (copy, zero-copy, or with a buffer one byte too
+ *                 small first), flush (timeout 0 or long), the reader closes (every write then
+ *                 fails with EPIPE, poll says POLLERR)
  *   fault bytes   0-3 none, 4 short count (stream transports only: a write of <= PIPE_BUF on a
  *                 pipe and a packet are all or nothing, as in the kernel), 5 -EINTR, 6 -EAGAIN,
  *                 7 poll says -EINTR or reports a spurious readiness (poll never returns 0
@@ -25,7 +27,8 @@
  * A wire tap parses what the writers put on the transport (frame.h's header fields) and keeps
  * the order in which messages become complete there. Checked:
  *   - send returns 0 (accepted: written, or its tail kept for the next send/flush) or
- *     -ETIMEDOUT with nothing of it written (then it never appears on the wire); each writer's
+ *     -ETIMEDOUT with nothing of it written (then it never appears on the wire); a batch returns
+ *     k: its first k messages count as k sends, the rest never appear on the wire; each writer's
  *     messages appear on the wire whole, once, in order, with consecutive sequence numbers;
  *   - recv with a long timeout while a complete message is on the wire returns exactly the next
  *     one in wire order (type, length, bytes); -EMSGSIZE with a small buffer leaves it queued
@@ -61,6 +64,7 @@
 #define LONG_MS      10000
 #define MAX_TAPPED   4096
 #define PATTERN_SIZE (MAX_MSG_LEN + 65536)
+#define MAX_BATCH    24
 
 enum { T_PIPE, T_SOCK, T_MULTI, T_SEQPACKET, T_FIFO, T_COUNT };
 
@@ -454,6 +458,63 @@ FZ_NO_COVERAGE static size_t pick_len(struct fz_in *in, size_t max_msg, uint8_t 
     return len;
 }
 
+static void record_sent(struct run *r, struct writer *w, uint16_t type, size_t len)
+{
+    if (w->nsent == w->capsent) {
+        w->capsent = w->capsent ? 2 * w->capsent : 16;
+        w->sent = realloc(w->sent, w->capsent * sizeof(*w->sent));
+        FZ_CHECK(w->sent != NULL, "malloc");
+    }
+    w->sent[w->nsent].type = type;
+    w->sent[w->nsent].len = len;
+    w->nsent++;
+    r->bytes += len;
+}
+
+/* A batch of 1..MAX_BATCH messages through ipcp_fdchan_sendv: refused whole when one is too
+ * big; else k accepted (all of them with a long timeout), recorded as k sends. The tap then
+ * checks that the rest never shows on the wire and that sequence numbers run on without a gap. */
+FZ_NO_COVERAGE static void do_sendv(struct run *r, struct writer *w, struct fz_in *in, int long_to,
+                                    size_t budget)
+{
+    struct ipcp_fdchan_msg m[MAX_BATCH];
+    int slot = (int)(w - r->ws), toobig = 0;
+    size_t n = 1 + fz_u8(in) % MAX_BATCH, bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = pick_len(in, r->max_msg, fz_u8(in));
+        if (len > MAX_MSG_LEN || r->bytes + bytes + len > budget) {
+            n = i;
+            break;
+        }
+        uint64_t seq = w->nsent + i;
+        m[i] = (struct ipcp_fdchan_msg){.data = payload_of(slot, seq),
+                                        .len = len,
+                                        .type = (uint16_t)(seq * 31u + (unsigned)slot)};
+        bytes += len;
+        toobig |= len > r->max_msg;
+    }
+    if (n == 0) return;
+    size_t before = r->wire.len;
+    ssize_t rc = ipcp_fdchan_sendv(w->ch, m, n, long_to ? LONG_MS : 0);
+    if (toobig) {
+        if (!(r->wire.reader_gone && rc == -EPIPE))
+            FZ_CHECK_RC(rc, -IPCP_E_TOOBIG, "sendv with a message above max_msg");
+        FZ_CHECK(r->wire.len == before, "a refused batch wrote bytes");
+        return;
+    }
+    if (r->wire.reader_gone) {
+        if (!(rc == -ETIMEDOUT && !long_to))
+            FZ_CHECK_RC(rc, -EPIPE, "sendv after the reader closed");
+        return;
+    }
+    if (rc == -ETIMEDOUT && !long_to) return; /* none accepted: none of them on the wire */
+    FZ_CHECK(rc > 0 && (size_t)rc <= n && (!long_to || (size_t)rc == n),
+             "sendv of %zu messages (timeout %s) returned %zd (%s)", n, long_to ? "long" : "0", rc,
+             rc < 0 ? ipcp_errname((int)rc) : "accepted");
+    for (ssize_t i = 0; i < rc; i++)
+        record_sent(r, w, m[i].type, m[i].len);
+}
+
 FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2) return 0;
@@ -518,7 +579,8 @@ FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     struct ipcp_fdchan_cfg cfg = {.kind = kind,
-                                  .flags = transport == T_MULTI ? IPCP_FDCHAN_MULTIWRITER : 0,
+                                  .flags = (transport == T_MULTI ? IPCP_FDCHAN_MULTIWRITER : 0) |
+                                           (data[1] & 0x10 ? IPCP_FDCHAN_NO_PAYSUM : 0),
                                   .max_msg = r.max_msg,
                                   .frag = frag_choices[(data[1] >> 2) & 3],
                                   .io = &io};
@@ -537,7 +599,11 @@ FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (o & 7) {
         case 0:
         case 1:
-        case 2: { /* send */
+        case 2: { /* send; op 2 with bit 6: a batch */
+            if ((o & 7) == 2 && (o & 0x40)) {
+                do_sendv(&r, w, &in, long_to, budget);
+                break;
+            }
             size_t len = pick_len(&in, r.max_msg, fz_u8(&in));
             if (len > MAX_MSG_LEN || r.bytes + len > budget) break;
             uint16_t type = (uint16_t)(w->nsent * 31u + (unsigned)slot);
@@ -561,15 +627,7 @@ FZ_NO_COVERAGE int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             }
             FZ_CHECK_RC(rc, 0, long_to ? "send with a long timeout" : "send with timeout 0");
-            if (w->nsent == w->capsent) {
-                w->capsent = w->capsent ? 2 * w->capsent : 16;
-                w->sent = realloc(w->sent, w->capsent * sizeof(*w->sent));
-                FZ_CHECK(w->sent != NULL, "malloc");
-            }
-            w->sent[w->nsent].type = type;
-            w->sent[w->nsent].len = len;
-            w->nsent++;
-            r.bytes += len;
+            record_sent(&r, w, type, len);
             break;
         }
         case 3:

@@ -174,6 +174,19 @@ static void gen_frame_decode(void)
         frame(&b, IPCP_FRAME_F_LAST, 7, 0, 2, 1500, p + 1400, 100);
     }
     emit(&b, "fragments-two-writers-interleaved");
+    /* Frames without payload checksum: accepted when allowed (split seed bit 7), else refused. */
+    {
+        static uint8_t p[300];
+        pattern(p, sizeof(p), 2);
+        for (int allow = 0; allow < 2; allow++) {
+            start(&b, FD_MAX4096, (uint8_t)(allow ? 0x85 : 0x05));
+            frame(&b, IPCP_FRAME_F_WHOLE | IPCP_FRAME_F_NOSUM, 1, 0, 0, 300, p, 300);
+            whole(&b, 1, 1, 50);
+            frame(&b, IPCP_FRAME_F_FIRST | IPCP_FRAME_F_NOSUM, 1, 2, 0, 300, p, 100);
+            frame(&b, IPCP_FRAME_F_LAST | IPCP_FRAME_F_NOSUM, 1, 2, 0, 300, p + 100, 200);
+            emit(&b, allow ? "no-payload-checksum-allowed" : "no-payload-checksum-refused");
+        }
+    }
     start(&b, FD_MAX64K | FD_ZC, 10);
     fragmented(&b, 5, 77, 9000, 4056);
     emit(&b, "fragments-pipe-buf-sized");
@@ -392,6 +405,7 @@ static void gen_chunk_reassembly(void)
 #define RT_FRAG100  (1 << 2)
 #define RT_FRAG1000 (2 << 2)
 #define RT_FRAGDEF  (3 << 2)
+#define RT_NOSUM    0x10
 /* operations */
 #define RT_SEND        0
 #define RT_RECV        3
@@ -399,6 +413,7 @@ static void gen_chunk_reassembly(void)
 #define RT_RECV_SMALL  5
 #define RT_FLUSH       6
 #define RT_READER_GONE 0x47
+#define RT_BATCH       0x42 /* + count byte (1 + count % 24 messages), then each length */
 #define RT_W(n)        ((uint8_t)((n) << 3))
 #define RT_LONG        0x20
 /* send length classes */
@@ -420,12 +435,25 @@ struct rt {
     struct buf ops, faults;
 };
 
-static void rt_send(struct rt *t, uint8_t flags, uint8_t lensel, int operand, uint16_t v)
+/* The operand bytes of a length class (a send's, or one message of a batch). */
+static void rt_len(struct rt *t, uint8_t lensel, int operand, uint16_t v)
 {
-    put8(&t->ops, (uint8_t)(RT_SEND | flags));
     put8(&t->ops, lensel);
     if (operand == 1) put8(&t->ops, (uint8_t)v);
     if (operand == 2) put16(&t->ops, v);
+}
+
+static void rt_send(struct rt *t, uint8_t flags, uint8_t lensel, int operand, uint16_t v)
+{
+    put8(&t->ops, (uint8_t)(RT_SEND | flags));
+    rt_len(t, lensel, operand, v);
+}
+
+/* A batch of n messages; their lengths follow with rt_len. */
+static void rt_batch(struct rt *t, uint8_t flags, uint8_t n)
+{
+    put8(&t->ops, (uint8_t)(RT_BATCH | flags));
+    put8(&t->ops, (uint8_t)(n - 1));
 }
 
 static void rt_op(struct rt *t, uint8_t op)
@@ -576,6 +604,63 @@ static void gen_frame_roundtrip(void)
     rt_fault(&t, RT_SHORT(9));
     rt_fault(&t, RT_EAGAIN);
     rt_emit(&t, RT_PIPE, RT_MAX5000, "reader-gone-epipe");
+
+    /* A batch with timeout 0 cut by a short write and EAGAIN: the messages with a byte out are
+     * accepted (the cut one's rest is kept), the others are not. */
+    rt_batch(&t, 0, 6);
+    for (int i = 0; i < 6; i++)
+        rt_len(&t, RT_LEN16, 2, (uint16_t)(500 + 100 * i));
+    rt_op(&t, RT_FLUSH | RT_LONG);
+    for (int i = 0; i < 3; i++)
+        rt_op(&t, RT_RECV | RT_LONG);
+    rt_batch(&t, RT_LONG, 3);
+    for (int i = 0; i < 3; i++)
+        rt_len(&t, RT_LEN8, 1, (uint16_t)(10 + i));
+    for (int i = 0; i < 6; i++)
+        rt_op(&t, RT_RECV_ZC | RT_LONG);
+    rt_fault(&t, RT_SHORT(30));
+    rt_fault(&t, RT_EAGAIN);
+    rt_emit(&t, RT_SOCK, RT_MAX5000, "batch-cut-by-deadline");
+
+    /* Batches of two writers on one pipe: small frames share PIPE_BUF writes, a large message
+     * goes out in fragments between them. */
+    rt_batch(&t, (uint8_t)(RT_W(0) | RT_LONG), 5);
+    for (int i = 0; i < 5; i++)
+        rt_len(&t, i == 2 ? RT_LENFRAG : RT_LEN8, 1, (uint16_t)(i * 40));
+    rt_batch(&t, (uint8_t)(RT_W(1) | RT_LONG), 3);
+    rt_len(&t, RT_LEN8, 1, 7);
+    rt_len(&t, RT_LENBIG, 2, 9000);
+    rt_len(&t, RT_LEN0, 0, 0);
+    for (int i = 0; i < 8; i++)
+        rt_op(&t, RT_RECV | RT_LONG);
+    rt_emit(&t, (uint8_t)(RT_MULTI | RT_WRITERS(2)), RT_MAX70000, "multiwriter-batches");
+
+    rt_batch(&t, RT_LONG, 4);
+    for (int i = 0; i < 4; i++)
+        rt_len(&t, RT_LEN16, 2, (uint16_t)(i * 1000));
+    for (int i = 0; i < 4; i++)
+        rt_op(&t, RT_RECV | RT_LONG);
+    rt_emit(&t, RT_SEQPACKET, (uint8_t)(RT_MAX5000 | RT_FRAG1000), "seqpacket-batch");
+
+    rt_batch(&t, RT_LONG, 3); /* the second is too big: nothing of the batch goes out */
+    rt_len(&t, RT_LEN8, 1, 5);
+    rt_len(&t, RT_LENOVER, 0, 0);
+    rt_len(&t, RT_LEN8, 1, 6);
+    rt_batch(&t, RT_LONG, 2);
+    rt_len(&t, RT_LEN8, 1, 5);
+    rt_len(&t, RT_LENMAX, 0, 0);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_op(&t, RT_RECV | RT_LONG);
+    rt_emit(&t, RT_PIPE, RT_MAX100, "batch-too-big-refused");
+
+    /* Both ends without payload checksums (byte 1 bit 4), one by one and in a batch. */
+    rt_send(&t, RT_LONG, RT_LEN16, 2, 3000);
+    rt_batch(&t, RT_LONG, 3);
+    for (int i = 0; i < 3; i++)
+        rt_len(&t, RT_LEN8, 1, (uint16_t)(20 * i));
+    for (int i = 0; i < 4; i++)
+        rt_op(&t, RT_RECV | RT_LONG);
+    rt_emit(&t, RT_PIPE, (uint8_t)(RT_MAX5000 | RT_NOSUM), "no-payload-checksum");
 }
 
 /* ---- ring_model -------------------------------------------------------------------------- */

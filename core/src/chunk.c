@@ -36,8 +36,12 @@ static int reasm_reserve(struct ipcp_reasm *r, size_t total)
     size_t ncap = r->cap ? r->cap : 256;
     while (ncap < total)
         ncap = ncap > r->max_msg / 2 ? r->max_msg : ncap * 2;
-    uint8_t *nb = realloc(r->buf, ncap);
-    if (nb == NULL) return -ENOMEM;
+    /* Called for a new message only: nothing in the buffer is kept. Large buffers start on a
+     * page, as chunks may be received straight into them and the kernel copies to a buffer a
+     * few bytes past a page boundary much slower (see frame.c). */
+    void *nb = NULL;
+    if (posix_memalign(&nb, ncap >= 4096 ? 4096 : 64, ncap) != 0) return -ENOMEM;
+    free(r->buf);
     r->buf = nb;
     r->cap = ncap;
     return 0;
@@ -70,7 +74,8 @@ int ipcp_reasm_feed(struct ipcp_reasm *r, unsigned flags, uint64_t seq, uint64_t
         ipcp_reasm_reset(r);
         return -IPCP_E_FRAGMENT;
     }
-    if (len > 0) memcpy(r->buf + r->have, data, len);
+    /* Data received in place (ipcp_reasm_next) is already there. */
+    if (len > 0 && data != r->buf + r->have) memcpy(r->buf + r->have, data, len);
     r->have += len;
     if (flags & IPCP_CHUNK_LAST) {
         if (r->have != r->total) { /* LAST too early */
@@ -82,6 +87,14 @@ int ipcp_reasm_feed(struct ipcp_reasm *r, unsigned flags, uint64_t seq, uint64_t
         return 1;
     }
     return 0;
+}
+
+void *ipcp_reasm_next(struct ipcp_reasm *r, size_t *n)
+{
+    *n = 0;
+    if (!r->active || r->buf == NULL) return NULL;
+    *n = r->total - r->have;
+    return r->buf + r->have;
 }
 
 const void *ipcp_reasm_message(const struct ipcp_reasm *r, size_t *len, uint64_t *seq)

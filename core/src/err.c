@@ -47,6 +47,8 @@ static const struct ipcp_errdesc ipcp_own[] = {
                                                       "(/proc/sys/kernel/shmall pages in all)"},
     [IPCP_E_SHMMNI - IPCP_E_BASE] = {"IPCP_E_SHMMNI", "SysV segment limit reached "
                                                       "(/proc/sys/kernel/shmmni)"},
+    [IPCP_E_NOSUM - IPCP_E_BASE] = {"IPCP_E_NOSUM", "frame without the payload checksum this "
+                                                    "receiver requires"},
 };
 
 const char *ipcp_strerror(int err)

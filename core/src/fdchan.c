@@ -21,6 +21,8 @@
 
 #define RX_STREAM_CAP (64u << 10)
 #define RX_DIRECT_MIN (16u << 10) /* payload remainders this big are read straight in place */
+#define TX_BATCH_CAP  (64u << 10) /* sendv: small frames laid back to back, one write */
+#define TX_SMALL      (16u << 10) /* sendv: frames up to this size are batched on a stream */
 
 struct writer_state {
     uint64_t next_seq;
@@ -58,10 +60,13 @@ struct ipcp_fdchan {
     int wbroken; /* sticky send error */
     uint64_t next_seq;
     struct out_msg out;
+    uint8_t *tx; /* sendv's batch buffer, allocated by the first batch */
+    size_t tx_cap;
     struct ipcp_frame_decoder dec;
     uint8_t *rx;
     size_t rx_cap, rx_off, rx_len;
-    size_t last_len; /* payload length of the last frame decoded */
+    uint8_t pkt_hdr[IPCP_FRAME_HDR_SIZE]; /* seqpacket: the header of the packet received */
+    size_t last_len;                      /* payload length of the last frame decoded */
     struct writer_state *ws;
     /* a whole message waiting to be handed out */
     int pend;
@@ -113,6 +118,10 @@ int ipcp_fdchan_open(struct ipcp_fdchan **cp, int rfd, int wfd, const struct ipc
     }
     if (c->frag > max) c->frag = max;
     if (c->frag == 0) c->frag = 1;
+    /* Multiple writers: a batch is one atomic write, so it holds at most PIPE_BUF bytes. */
+    c->tx_cap = cfg->kind == IPCP_FDCHAN_SEQPACKET       ? 0
+                : (cfg->flags & IPCP_FDCHAN_MULTIWRITER) ? PIPE_BUF
+                                                         : TX_BATCH_CAP;
 
     int rc = 0;
     if (rfd >= 0) rc = set_nonblock(rfd);
@@ -126,13 +135,15 @@ int ipcp_fdchan_open(struct ipcp_fdchan **cp, int rfd, int wfd, const struct ipc
             !c->w_is_sock && (sigaction(SIGPIPE, NULL, &sa) != 0 || sa.sa_handler != SIG_IGN);
     }
     if (rc == 0 && rfd >= 0) {
-        c->rx_cap =
-            cfg->kind == IPCP_FDCHAN_SEQPACKET ? IPCP_FRAME_HDR_SIZE + c->frag : RX_STREAM_CAP;
+        /* seqpacket: the payload of one packet (its header goes to pkt_hdr) */
+        c->rx_cap = cfg->kind == IPCP_FDCHAN_SEQPACKET ? c->frag : RX_STREAM_CAP;
         void *rx = NULL; /* page-aligned for the kernel's copy, see frame.c */
         if (posix_memalign(&rx, 4096, c->rx_cap) == 0) c->rx = rx;
         c->ws = calloc(nw, sizeof(*c->ws));
         if (c->rx == NULL || c->ws == NULL) rc = -ENOMEM;
         if (rc == 0) rc = ipcp_frame_decoder_init(&c->dec, max);
+        if (rc == 0)
+            ipcp_frame_decoder_allow_nosum(&c->dec, (cfg->flags & IPCP_FDCHAN_NO_PAYSUM) != 0);
     }
     if (rc < 0) {
         free(c->rx);
@@ -184,6 +195,11 @@ static int wait_fd(struct ipcp_fdchan *c, int fd, short events, const struct ipc
     return 0;
 }
 
+static unsigned tx_sum_flag(const struct ipcp_fdchan *c)
+{
+    return (c->flags & IPCP_FDCHAN_NO_PAYSUM) ? IPCP_FRAME_F_NOSUM : 0;
+}
+
 /* Writes frames of the current message until it is complete (0), the deadline passes
  * (-ETIMEDOUT) or an error occurs. */
 static int out_step(struct ipcp_fdchan *c, const struct ipcp_deadline *dl)
@@ -194,8 +210,9 @@ static int out_step(struct ipcp_fdchan *c, const struct ipcp_deadline *dl)
             size_t len = o->total - o->off;
             if (len > c->frag) len = c->frag;
             struct ipcp_frame_hdr h = {
-                .flags = (uint8_t)((o->off == 0 ? IPCP_FRAME_F_FIRST : 0) |
-                                   (o->off + len == o->total ? IPCP_FRAME_F_LAST : 0)),
+                .flags =
+                    (uint8_t)((o->off == 0 ? IPCP_FRAME_F_FIRST : 0) |
+                              (o->off + len == o->total ? IPCP_FRAME_F_LAST : 0) | tx_sum_flag(c)),
                 .type = o->type,
                 .seq = o->seq,
                 .len = (uint32_t)len,
@@ -299,24 +316,34 @@ int ipcp_fdchan_flush(struct ipcp_fdchan *c, int timeout_ms)
     return rc;
 }
 
-int ipcp_fdchan_send(struct ipcp_fdchan *c, uint16_t type, const void *msg, size_t len,
-                     int timeout_ms)
+/* The tail of a message accepted earlier goes out before anything else. */
+static int out_finish(struct ipcp_fdchan *c, const struct ipcp_deadline *dl)
 {
-    if (c->wfd < 0) return -EBADF;
-    if (c->wbroken) return c->wbroken;
+    if (!c->out.active) return 0;
+    int rc = out_step(c, dl);
+    if (rc == -ETIMEDOUT) return -ETIMEDOUT;
+    if (rc < 0) {
+        c->wbroken = rc == -EPIPE ? -EPIPE : -IPCP_E_BROKEN;
+        return rc;
+    }
+    out_done(&c->out);
+    return 0;
+}
+
+static int check_msg(const struct ipcp_fdchan *c, const void *msg, size_t len)
+{
     if (len > c->max_msg) return -IPCP_E_TOOBIG;
     if (len > 0 && msg == NULL) return -EINVAL;
-    struct ipcp_deadline dl;
-    ipcp__deadline_init(&dl, timeout_ms);
-    if (c->out.active) { /* the tail of a message accepted earlier goes first */
-        int rc = out_step(c, &dl);
-        if (rc == -ETIMEDOUT) return -ETIMEDOUT;
-        if (rc < 0) {
-            c->wbroken = rc == -EPIPE ? -EPIPE : -IPCP_E_BROKEN;
-            return rc;
-        }
-        out_done(&c->out);
-    }
+    return 0;
+}
+
+/* One message, checked, after any earlier tail: 0 accepted, or an error with nothing of it
+ * written (or the stream broken). */
+static int send_one(struct ipcp_fdchan *c, uint16_t type, const void *msg, size_t len,
+                    const struct ipcp_deadline *dl)
+{
+    int rc = out_finish(c, dl);
+    if (rc < 0) return rc;
     struct out_msg *o = &c->out;
     memset(o, 0, sizeof(*o));
     o->active = 1;
@@ -324,7 +351,7 @@ int ipcp_fdchan_send(struct ipcp_fdchan *c, uint16_t type, const void *msg, size
     o->total = len;
     o->seq = c->next_seq;
     o->type = type;
-    int rc = out_step(c, &dl);
+    rc = out_step(c, dl);
     if (rc == 0) {
         c->next_seq++;
         out_done(o);
@@ -344,6 +371,149 @@ int ipcp_fdchan_send(struct ipcp_fdchan *c, uint16_t type, const void *msg, size
     c->wbroken = rc == -EPIPE ? -EPIPE : -IPCP_E_BROKEN;
     out_done(o);
     return rc;
+}
+
+int ipcp_fdchan_send(struct ipcp_fdchan *c, uint16_t type, const void *msg, size_t len,
+                     int timeout_ms)
+{
+    if (c->wfd < 0) return -EBADF;
+    if (c->wbroken) return c->wbroken;
+    int rc = check_msg(c, msg, len);
+    if (rc < 0) return rc;
+    struct ipcp_deadline dl;
+    ipcp__deadline_init(&dl, timeout_ms);
+    return send_one(c, type, msg, len, &dl);
+}
+
+/* ---- batched sending ---------------------------------------------------------------------- */
+
+static int batchable(const struct ipcp_fdchan *c, size_t len)
+{
+    size_t small = c->atomic_frames ? c->tx_cap : TX_SMALL;
+    return c->tx_cap > 0 && len <= small - IPCP_FRAME_HDR_SIZE;
+}
+
+/* The frame of m (sequence number seq) was written up to `sent` of its bytes when the deadline
+ * passed: it becomes the channel's pending message, as a timed-out send leaves it. */
+static int batch_adopt(struct ipcp_fdchan *c, const struct ipcp_fdchan_msg *m, uint64_t seq,
+                       const uint8_t *frame, size_t sent)
+{
+    struct out_msg *o = &c->out;
+    memset(o, 0, sizeof(*o));
+    o->active = 1;
+    o->data = m->data;
+    o->total = m->len;
+    o->seq = seq;
+    o->type = m->type;
+    o->in_frame = 1;
+    o->frame_len = IPCP_FRAME_HDR_SIZE + m->len;
+    o->frame_sent = sent;
+    o->frame_payload = m->len;
+    memcpy(o->enc.hdr, frame, IPCP_FRAME_HDR_SIZE);
+    o->enc.iov[0].iov_base = o->enc.hdr;
+    o->enc.iov[0].iov_len = IPCP_FRAME_HDR_SIZE;
+    o->enc.iov[1].iov_base = (void *)(uintptr_t)m->data;
+    o->enc.iov[1].iov_len = m->len;
+    o->enc.iovcnt = m->len ? 2 : 1;
+    return out_adopt(c);
+}
+
+/* Encodes the leading batchable messages of m[0..n) that fit into c->tx and writes them in one
+ * write (more when the kernel takes less). Returns how many were accepted; *err gets 0 or why the
+ * batch stopped (-ETIMEDOUT, an error). */
+static size_t send_batch(struct ipcp_fdchan *c, const struct ipcp_fdchan_msg *m, size_t n,
+                         const struct ipcp_deadline *dl, int *err)
+{
+    size_t k = 0, used = 0;
+    while (k < n && batchable(c, m[k].len) && IPCP_FRAME_HDR_SIZE + m[k].len <= c->tx_cap - used) {
+        struct ipcp_frame_hdr h = {
+            .flags = (uint8_t)(IPCP_FRAME_F_WHOLE | tx_sum_flag(c)),
+            .type = m[k].type,
+            .seq = c->next_seq + k,
+            .len = (uint32_t)m[k].len,
+            .writer = c->writer_id,
+            .total = (uint32_t)m[k].len,
+        };
+        long r = ipcp_frame_encode_into(c->tx + used, c->tx_cap - used, &h, m[k].data, c->frag);
+        if (r < 0) {
+            *err = (int)r;
+            return 0;
+        }
+        used += (size_t)r;
+        k++;
+    }
+    size_t sent = 0;
+    int rc = 0;
+    while (sent < used && rc == 0) {
+        struct iovec iov = {.iov_base = c->tx + sent, .iov_len = used - sent};
+        ssize_t r = write_iov(c, &iov, 1);
+        if (r > 0) {
+            if (c->atomic_frames && (size_t)r != used) {
+                rc = c->wbroken = -IPCP_E_BROKEN; /* an atomic write was split: cannot happen */
+                break;
+            }
+            sent += (size_t)r;
+        } else if (r == -EINTR) {
+            if (ipcp__deadline_left_ms(dl) == 0) rc = -ETIMEDOUT;
+        } else if (r == 0 || r == -EAGAIN || r == -EWOULDBLOCK || r == -ENOBUFS) {
+            rc = wait_fd(c, c->wfd, POLLOUT, dl);
+        } else {
+            rc = (int)r;
+        }
+    }
+    /* Frames wholly written are accepted; a frame cut by the deadline is accepted with its rest
+     * kept; the frames after it were not written and give their sequence numbers back. */
+    size_t acc = 0, off = 0;
+    while (acc < k && IPCP_FRAME_HDR_SIZE + m[acc].len <= sent - off)
+        off += IPCP_FRAME_HDR_SIZE + m[acc++].len;
+    if (off < sent && rc != -IPCP_E_BROKEN) {
+        int a = rc == -ETIMEDOUT
+                    ? batch_adopt(c, &m[acc], c->next_seq + acc, c->tx + off, sent - off)
+                    : rc;
+        if (a == 0)
+            acc++;
+        else {
+            c->wbroken = a == -EPIPE ? -EPIPE : -IPCP_E_BROKEN; /* a cut frame on the wire */
+            out_done(&c->out);
+            rc = a;
+        }
+    }
+    c->next_seq += acc;
+    *err = rc;
+    return acc;
+}
+
+ssize_t ipcp_fdchan_sendv(struct ipcp_fdchan *c, const struct ipcp_fdchan_msg *msgs, size_t n,
+                          int timeout_ms)
+{
+    if (c->wfd < 0) return -EBADF;
+    if (c->wbroken) return c->wbroken;
+    if (n > 0 && msgs == NULL) return -EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        int rc = check_msg(c, msgs[i].data, msgs[i].len);
+        if (rc < 0) return rc;
+    }
+    if (n == 0) return 0;
+    if (c->tx == NULL && c->tx_cap > 0) {
+        void *tx = NULL; /* page-aligned, as the kernel copies from it fastest */
+        if (posix_memalign(&tx, 4096, c->tx_cap) != 0) return -ENOMEM;
+        c->tx = tx;
+    }
+    struct ipcp_deadline dl;
+    ipcp__deadline_init(&dl, timeout_ms);
+    size_t done = 0;
+    int rc = 0;
+    while (done < n && rc == 0) {
+        rc = out_finish(c, &dl);
+        if (rc < 0) break;
+        if (batchable(c, msgs[done].len)) {
+            done += send_batch(c, msgs + done, n - done, &dl, &rc);
+        } else {
+            rc = send_one(c, msgs[done].type, msgs[done].data, msgs[done].len, &dl);
+            if (rc == 0) done++;
+        }
+    }
+    return done > 0 ? (ssize_t)done : rc;
 }
 
 /* ---- receiving ---------------------------------------------------------------------------- */
@@ -372,7 +542,8 @@ static int rx_frame(struct ipcp_fdchan *c, const struct ipcp_frame *fr)
     const uint8_t *ptr;
     size_t len;
     uint64_t seq;
-    if (fr->hdr.flags == IPCP_FRAME_F_WHOLE && !(ws->reasm_ready && ws->reasm.active)) {
+    int whole = (fr->hdr.flags & IPCP_FRAME_F_WHOLE) == IPCP_FRAME_F_WHOLE;
+    if (whole && !(ws->reasm_ready && ws->reasm.active)) {
         ptr = fr->payload;
         len = fr->hdr.len;
         seq = fr->hdr.seq;
@@ -476,23 +647,62 @@ static int rx_fill_stream(struct ipcp_fdchan *c, const struct ipcp_deadline *dl)
     }
 }
 
+/* Where the payload of the next packet goes: straight into the message being reassembled when
+ * exactly one writer has one in progress (its next fragment most likely follows), else the
+ * receive buffer. Returns that writer, or -1. */
+static int rx_packet_dst(struct ipcp_fdchan *c, uint8_t **dst, size_t *room)
+{
+    *dst = c->rx;
+    *room = c->rx_cap;
+    int w = -1;
+    for (uint32_t i = 0; i < c->max_writers; i++) {
+        if (!c->ws[i].reasm_ready || !c->ws[i].reasm.active) continue;
+        if (w >= 0) return -1;
+        w = (int)i;
+    }
+    size_t left = 0;
+    uint8_t *p = w >= 0 ? ipcp_reasm_next(&c->ws[w].reasm, &left) : NULL;
+    if (p == NULL || left == 0) return -1;
+    *dst = p;
+    *room = left < c->rx_cap ? left : c->rx_cap;
+    return w;
+}
+
+/* One packet = one frame: the header lands in pkt_hdr and the payload in place (a recvmsg with
+ * two iovecs, three when the place is shorter than a packet may be: the rest spills into rx). */
 static int rx_fill_packet(struct ipcp_fdchan *c, const struct ipcp_deadline *dl)
 {
     struct ipcp_frame fr;
     for (;;) {
-        struct iovec iov = {.iov_base = c->rx, .iov_len = c->rx_cap};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+        uint8_t *dst;
+        size_t room;
+        int guess = rx_packet_dst(c, &dst, &room);
+        struct iovec iov[3] = {{.iov_base = c->pkt_hdr, .iov_len = IPCP_FRAME_HDR_SIZE},
+                               {.iov_base = dst, .iov_len = room},
+                               {.iov_base = c->rx, .iov_len = c->rx_cap - room}};
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = room < c->rx_cap ? 3 : 2};
         ssize_t r = c->io->recvmsg(c->io->ctx, c->rfd, &m, MSG_DONTWAIT);
         if (r > 0) {
             if (m.msg_flags & MSG_TRUNC) return rx_fail(c, -IPCP_E_TOOBIG);
-            size_t used = 0;
-            int rc = ipcp_frame_decode(&c->dec, c->rx, (size_t)r, &used, &fr);
-            if (rc == -EAGAIN) {
-                ipcp_frame_decoder_reset(&c->dec);
-                return rx_fail(c, -IPCP_E_TRUNCATED); /* a packet holds less than its frame */
+            if ((size_t)r < IPCP_FRAME_HDR_SIZE) return rx_fail(c, -IPCP_E_TRUNCATED);
+            size_t n = (size_t)r - IPCP_FRAME_HDR_SIZE;
+            const uint8_t *pl = dst;
+            if (n > room) { /* longer than the guess: gather it in rx */
+                memmove(c->rx + room, c->rx, n - room);
+                memcpy(c->rx, dst, room);
+                pl = c->rx;
             }
+            int rc = ipcp_frame_check(c->pkt_hdr, pl, n, c->max_msg,
+                                      (c->flags & IPCP_FDCHAN_NO_PAYSUM) != 0, &fr);
             if (rc < 0) return rx_fail(c, rc);
-            if (used != (size_t)r) return rx_fail(c, -EBADMSG); /* bytes after the frame */
+            /* In place only as the next fragment of that writer's message. Anything else (a new
+             * FIRST, another writer's frame) leaves the reassembly buffer first: feeding it may
+             * reset or reallocate that buffer. */
+            if (pl != c->rx &&
+                (fr.hdr.writer != (uint32_t)guess || (fr.hdr.flags & IPCP_FRAME_F_FIRST))) {
+                if (n) memcpy(c->rx, pl, n);
+                fr.payload = c->rx;
+            }
             int f = rx_frame(c, &fr);
             if (f == 1) return 0;
             if (f < 0) return rx_fail(c, f);
@@ -569,6 +779,7 @@ int ipcp_fdchan_close(struct ipcp_fdchan *c, int timeout_ms)
         if (c->wfd >= 0 && c->wfd != c->rfd) close(c->wfd);
     }
     free(c->rx);
+    free(c->tx);
     free(c->ws);
     free(c);
     return rc;

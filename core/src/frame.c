@@ -53,15 +53,20 @@ static uint32_t header_sum(const uint8_t raw[IPCP_FRAME_HDR_SIZE])
     return XXH32(tmp, sizeof(tmp), 0);
 }
 
-long ipcp_frame_encode(struct ipcp_frame_enc *e, const struct ipcp_frame_hdr *h,
-                       const void *payload, size_t max_payload)
+/* Checks h against the encoder's rules; 0 or the error ipcp_frame_encode returns. */
+static long check_hdr(const struct ipcp_frame_hdr *h, const void *payload, size_t max_payload)
 {
     size_t max = effective_max(max_payload);
     if ((h->flags & ~IPCP_FRAME_F_KNOWN) != 0) return -EINVAL;
     if (h->len > 0 && payload == NULL) return -EINVAL;
     if (h->total < h->len) return -EINVAL;
     if (h->len > max || h->len > IPCP_FRAME_MAX_HARD) return -IPCP_E_TOOBIG;
-    uint8_t *p = e->hdr;
+    return 0;
+}
+
+static void put_header(uint8_t p[IPCP_FRAME_HDR_SIZE], const struct ipcp_frame_hdr *h,
+                       const void *payload)
+{
     put32(p + 0, IPCP_FRAME_MAGIC);
     p[4] = IPCP_FRAME_VERSION;
     p[5] = h->flags;
@@ -71,13 +76,33 @@ long ipcp_frame_encode(struct ipcp_frame_enc *e, const struct ipcp_frame_hdr *h,
     put32(p + 20, h->writer);
     put32(p + 24, h->total);
     put32(p + 28, 0);
-    put64(p + 32, XXH3_64bits(h->len ? payload : "", h->len));
+    put64(p + 32, (h->flags & IPCP_FRAME_F_NOSUM) ? 0 : XXH3_64bits(h->len ? payload : "", h->len));
     put32(p + 28, XXH32(p, IPCP_FRAME_HDR_SIZE, 0));
+}
+
+long ipcp_frame_encode(struct ipcp_frame_enc *e, const struct ipcp_frame_hdr *h,
+                       const void *payload, size_t max_payload)
+{
+    long rc = check_hdr(h, payload, max_payload);
+    if (rc < 0) return rc;
+    put_header(e->hdr, h, payload);
     e->iov[0].iov_base = e->hdr;
     e->iov[0].iov_len = IPCP_FRAME_HDR_SIZE;
     e->iov[1].iov_base = (void *)(uintptr_t)payload;
     e->iov[1].iov_len = h->len;
     e->iovcnt = h->len ? 2 : 1;
+    return (long)IPCP_FRAME_HDR_SIZE + (long)h->len;
+}
+
+long ipcp_frame_encode_into(void *dst, size_t cap, const struct ipcp_frame_hdr *h,
+                            const void *payload, size_t max_payload)
+{
+    long rc = check_hdr(h, payload, max_payload);
+    if (rc < 0) return rc;
+    if (cap < IPCP_FRAME_HDR_SIZE || cap - IPCP_FRAME_HDR_SIZE < h->len) return -ENOSPC;
+    uint8_t *p = dst;
+    put_header(p, h, payload);
+    if (h->len) memcpy(p + IPCP_FRAME_HDR_SIZE, payload, h->len);
     return (long)IPCP_FRAME_HDR_SIZE + (long)h->len;
 }
 
@@ -100,11 +125,34 @@ int ipcp_frame_parse_header(const uint8_t raw[IPCP_FRAME_HDR_SIZE], size_t max_p
     if ((v.flags & ~IPCP_FRAME_F_KNOWN) != 0) return -EBADMSG; /* flags 0: a middle fragment */
     if (v.total < v.len) return -EBADMSG;
     /* A whole message in one frame carries exactly its total. */
-    if (v.flags == IPCP_FRAME_F_WHOLE && v.total != v.len) return -EBADMSG;
+    if ((v.flags & IPCP_FRAME_F_WHOLE) == IPCP_FRAME_F_WHOLE && v.total != v.len) return -EBADMSG;
+    /* One encoding per frame: no checksum is written as 0. */
+    if ((v.flags & IPCP_FRAME_F_NOSUM) && v.psum != 0) return -EBADMSG;
     size_t max = effective_max(max_payload);
     if (v.len > max || v.len > IPCP_FRAME_MAX_HARD) return -IPCP_E_TOOBIG;
     *h = v;
     return 0;
+}
+
+static int payload_ok(const struct ipcp_frame_hdr *h, const uint8_t *pl)
+{
+    return (h->flags & IPCP_FRAME_F_NOSUM) || XXH3_64bits(pl, h->len) == h->psum;
+}
+
+int ipcp_frame_check(const uint8_t hdr[IPCP_FRAME_HDR_SIZE], const void *payload, size_t n,
+                     size_t max_payload, int allow_nosum, struct ipcp_frame *out)
+{
+    struct ipcp_frame_hdr h;
+    int rc = ipcp_frame_parse_header(hdr, max_payload, &h);
+    if (rc < 0) return rc;
+    if ((h.flags & IPCP_FRAME_F_NOSUM) && !allow_nosum) return -IPCP_E_NOSUM;
+    if (h.len > n) return -IPCP_E_TRUNCATED;
+    if (h.len < n) return -EBADMSG;
+    const uint8_t *pl = h.len ? payload : (const uint8_t *)"";
+    if (!payload_ok(&h, pl)) return -IPCP_E_PAYSUM;
+    out->hdr = h;
+    out->payload = pl;
+    return 1;
 }
 
 int ipcp_frame_decoder_init(struct ipcp_frame_decoder *d, size_t max_payload)
@@ -121,6 +169,11 @@ void ipcp_frame_decoder_fini(struct ipcp_frame_decoder *d)
 {
     free(d->payload);
     memset(d, 0, sizeof(*d));
+}
+
+void ipcp_frame_decoder_allow_nosum(struct ipcp_frame_decoder *d, int allow)
+{
+    d->allow_nosum = allow != 0;
 }
 
 void ipcp_frame_decoder_reset(struct ipcp_frame_decoder *d)
@@ -142,7 +195,7 @@ static int fail(struct ipcp_frame_decoder *d, int err)
 static int finish(struct ipcp_frame_decoder *d, struct ipcp_frame *out)
 {
     const uint8_t *pl = d->hdr.len ? d->payload : (const uint8_t *)"";
-    if (XXH3_64bits(pl, d->hdr.len) != d->hdr.psum) return fail(d, -IPCP_E_PAYSUM);
+    if (!payload_ok(&d->hdr, pl)) return fail(d, -IPCP_E_PAYSUM);
     out->hdr = d->hdr;
     out->payload = pl;
     d->state = IPCP_FRAME_D_HEADER;
@@ -156,6 +209,7 @@ static int start_payload(struct ipcp_frame_decoder *d, struct ipcp_frame *out)
 {
     int rc = ipcp_frame_parse_header(d->raw, d->max_payload, &d->hdr);
     if (rc < 0) return fail(d, rc);
+    if ((d->hdr.flags & IPCP_FRAME_F_NOSUM) && !d->allow_nosum) return fail(d, -IPCP_E_NOSUM);
     /* hdr.len <= max_payload was checked above: the allocation is bounded by configuration. */
     if (d->hdr.len > d->payload_cap) {
         size_t ncap = d->payload_cap ? d->payload_cap : 4096;

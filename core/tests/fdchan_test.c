@@ -1,8 +1,9 @@
 /* fdchan_test.c - whole frames over real fds between processes (pipe, FIFO, unix stream,
- * seqpacket, TCP loopback), four writers of 1 MiB messages on one pipe and one FIFO, a SIGALRM
- * storm without SA_RESTART during 1 MiB transfers, the peer killed mid-frame and between
- * frames, EPIPE without SIGPIPE, timeouts, -EMSGSIZE losing nothing, sequence gaps, and the
- * hook table injecting short counts, EINTR and EAGAIN with no real syscall. */
+ * seqpacket, TCP loopback) sent one by one and in batches, four writers of 1 MiB messages on one
+ * pipe and one FIFO, a SIGALRM storm without SA_RESTART during 1 MiB transfers, the peer killed
+ * mid-frame and between frames, EPIPE without SIGPIPE, timeouts, -EMSGSIZE losing nothing, sequence
+ * gaps, frames without payload checksum, and the hook table injecting short counts, EINTR and
+ * EAGAIN with no real syscall. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -19,7 +21,6 @@
 #include "ipcproof/err.h"
 #include "ipcproof/fdchan.h"
 #include "ipcproof/frame.h"
-#include "ipcproof/xport.h"
 #include "testutil.h"
 
 #define T_MS 20000 /* generous per-call timeout for real transfers on a loaded machine */
@@ -32,67 +33,11 @@ static uint64_t seed_of(uint32_t writer, uint64_t i)
     return ((uint64_t)writer << 40) ^ (i * 0x9e37u + 11);
 }
 
-/* ---- a pair of connected endpoints for each transport ------------------------------------- */
-
-enum xkind { X_PIPE, X_FIFO, X_UNIX, X_SEQPACKET, X_TCP };
-
-struct xpair {
-    int rfd, wfd; /* reader's fd, writer's fd */
-    enum ipcp_fdchan_kind kind;
-    char path[64];
-};
-
-static void make_pair(enum xkind k, struct xpair *x)
+/* The type tells the writer too: empty messages of two writers are otherwise the same message,
+ * and the receiver could give one writer's to the other. */
+static uint16_t type_of(uint32_t writer, uint64_t i)
 {
-    int fds[2];
-    memset(x, 0, sizeof(*x));
-    x->kind = IPCP_FDCHAN_STREAM;
-    switch (k) {
-    case X_PIPE:
-        assert_int_equal(ipcp_xport_pipe(fds, 1 << 20), 0);
-        x->rfd = fds[0];
-        x->wfd = fds[1];
-        break;
-    case X_FIFO:
-        tu_name(x->path + 5, sizeof(x->path) - 5);
-        memcpy(x->path, "/tmp/", 5);
-        assert_int_equal(ipcp_xport_fifo_create(x->path), 0);
-        x->rfd = ipcp_xport_fifo_open_reader(x->path);
-        assert_true(x->rfd >= 0);
-        x->wfd = ipcp_xport_fifo_open_writer(x->path, T_MS);
-        assert_true(x->wfd >= 0);
-        x->kind = IPCP_FDCHAN_FIFO;
-        break;
-    case X_UNIX:
-        assert_int_equal(ipcp_xport_unix_pair(SOCK_STREAM, fds, 0), 0);
-        x->rfd = fds[0];
-        x->wfd = fds[1];
-        break;
-    case X_SEQPACKET:
-        assert_int_equal(ipcp_xport_unix_pair(SOCK_SEQPACKET, fds, 1 << 20), 0);
-        x->rfd = fds[0];
-        x->wfd = fds[1];
-        x->kind = IPCP_FDCHAN_SEQPACKET;
-        break;
-    case X_TCP: {
-        uint16_t port = 0;
-        int l = ipcp_xport_tcp_listen(&port);
-        assert_true(l >= 0);
-        x->wfd = ipcp_xport_tcp_connect(port, T_MS);
-        assert_true(x->wfd >= 0);
-        x->rfd = ipcp_xport_accept(l, T_MS);
-        assert_true(x->rfd >= 0);
-        close(l);
-        break;
-    }
-    }
-}
-
-static void drop_pair(struct xpair *x)
-{
-    if (x->rfd >= 0) close(x->rfd);
-    if (x->wfd >= 0) close(x->wfd);
-    if (x->path[0]) assert_int_equal(unlink(x->path), 0);
+    return (uint16_t)(i * 8 + writer);
 }
 
 static struct ipcp_fdchan *chan(int rfd, int wfd, enum ipcp_fdchan_kind kind, unsigned flags,
@@ -116,6 +61,7 @@ struct sender_arg {
     const size_t *sizes;
     size_t nsizes;
     int repeat;
+    size_t batch; /* 0: ipcp_fdchan_send; else ipcp_fdchan_sendv of this many messages */
 };
 
 static int sender(void *p)
@@ -125,22 +71,33 @@ static int sender(void *p)
     struct ipcp_fdchan_cfg cfg = {
         .kind = a->kind, .flags = a->flags, .max_msg = a->max, .writer_id = a->writer};
     if (ipcp_fdchan_open(&c, -1, a->fd, &cfg) < 0) return 10;
-    size_t maxlen = 0;
+    size_t maxlen = 1, batch = a->batch ? a->batch : 1;
     for (size_t i = 0; i < a->nsizes; i++)
         if (a->sizes[i] > maxlen) maxlen = a->sizes[i];
-    uint8_t *buf = malloc(maxlen ? maxlen : 1);
-    uint64_t n = 0;
-    for (int r = 0; r < a->repeat; r++) {
-        for (size_t i = 0; i < a->nsizes; i++, n++) {
-            tu_fill(buf, a->sizes[i], seed_of(a->writer, n));
-            int rc = ipcp_fdchan_send(c, (uint16_t)(n & 0xffff), buf, a->sizes[i], T_MS);
-            if (rc != 0) {
-                fprintf(stderr, "sender %u: msg %llu: %s\n", a->writer, (unsigned long long)n,
-                        ipcp_strerror(rc));
-                return 11;
-            }
+    uint8_t *buf = malloc(batch * maxlen);
+    struct ipcp_fdchan_msg *msgs = calloc(batch, sizeof(*msgs));
+    if (buf == NULL || msgs == NULL) return 13;
+    uint64_t total = a->nsizes * (uint64_t)a->repeat;
+    for (uint64_t n = 0; n < total;) {
+        size_t k = 0;
+        for (; k < batch && n + k < total; k++) {
+            uint64_t i = n + k;
+            msgs[k] = (struct ipcp_fdchan_msg){.data = buf + k * maxlen,
+                                               .len = a->sizes[i % a->nsizes],
+                                               .type = type_of(a->writer, i)};
+            tu_fill(buf + k * maxlen, msgs[k].len, seed_of(a->writer, i));
         }
+        /* A long timeout: the whole batch is accepted, or something is wrong. */
+        ssize_t rc = a->batch ? ipcp_fdchan_sendv(c, msgs, k, T_MS)
+                              : ipcp_fdchan_send(c, msgs[0].type, msgs[0].data, msgs[0].len, T_MS);
+        if (rc != (a->batch ? (ssize_t)k : 0)) {
+            fprintf(stderr, "sender %u: msg %llu: %zd %s\n", a->writer, (unsigned long long)n, rc,
+                    rc < 0 ? ipcp_strerror((int)rc) : "accepted");
+            return 11;
+        }
+        n += k;
     }
+    free(msgs);
     free(buf);
     return ipcp_fdchan_close(c, T_MS) == 0 ? 0 : 12;
 }
@@ -163,7 +120,7 @@ static void receive_all(struct ipcp_fdchan *c, const size_t *sizes, size_t nsize
         for (uint32_t w = 0; w < writers && found < 0; w++) {
             uint64_t i = next[w];
             if (i < nsizes * (size_t)repeat && (size_t)n == sizes[i % nsizes] &&
-                type == (uint16_t)(i & 0xffff) && tu_check(buf, (size_t)n, seed_of(w, i)))
+                type == type_of(w, i) && tu_check(buf, (size_t)n, seed_of(w, i)))
                 found = (int)w;
         }
         if (found < 0) fail_msg("message %zu (%zd bytes) matches no writer's next message", got, n);
@@ -175,10 +132,22 @@ static void receive_all(struct ipcp_fdchan *c, const size_t *sizes, size_t nsize
     free(buf);
 }
 
-static void transport_roundtrip(enum xkind k)
+/* A sender process with a, the receiver here; the writing end is the child's alone. */
+static void one_sender_run(struct tu_xpair *x, struct sender_arg *a)
 {
-    struct xpair x;
-    make_pair(k, &x);
+    pid_t pid = tu_spawn(sender, a);
+    close(x->wfd);
+    x->wfd = -1;
+    struct ipcp_fdchan *c = chan(x->rfd, -1, x->kind, 0, 0, 0);
+    receive_all(c, a->sizes, a->nsizes, a->repeat, 1);
+    tu_wait_ok(pid, 60000);
+    assert_int_equal(ipcp_fdchan_close(c, 0), 0);
+}
+
+static void transport_roundtrip(enum tu_xkind k)
+{
+    struct tu_xpair x;
+    tu_xpair_make(k, &x);
     const size_t big[] = {IPCP_FRAME_MAX_DEFAULT};
     for (int pass = 0; pass < 2; pass++) {
         struct sender_arg a = {.fd = x.wfd,
@@ -188,55 +157,84 @@ static void transport_roundtrip(enum xkind k)
                                .repeat = pass ? 1 : 3};
         if (pass == 1) {
             /* a fresh connection: the first pass ended with EOF */
-            drop_pair(&x);
-            make_pair(k, &x);
+            tu_xpair_drop(&x);
+            tu_xpair_make(k, &x);
             a.fd = x.wfd;
         }
-        pid_t pid = tu_spawn(sender, &a);
-        close(x.wfd);
-        x.wfd = -1;
-        struct ipcp_fdchan *c = chan(x.rfd, -1, x.kind, 0, 0, 0);
-        receive_all(c, a.sizes, a.nsizes, a.repeat, 1);
-        tu_wait_ok(pid, 60000);
-        assert_int_equal(ipcp_fdchan_close(c, 0), 0);
+        one_sender_run(&x, &a);
     }
-    drop_pair(&x);
+    tu_xpair_drop(&x);
 }
 
 static void test_pipe(void **s)
 {
     (void)s;
-    transport_roundtrip(X_PIPE);
+    transport_roundtrip(TU_PIPE);
 }
 static void test_fifo(void **s)
 {
     (void)s;
-    transport_roundtrip(X_FIFO);
+    transport_roundtrip(TU_FIFO);
 }
 static void test_unix_stream(void **s)
 {
     (void)s;
-    transport_roundtrip(X_UNIX);
+    transport_roundtrip(TU_UNIX);
 }
 static void test_seqpacket(void **s)
 {
     (void)s;
-    transport_roundtrip(X_SEQPACKET);
+    transport_roundtrip(TU_SEQPACKET);
 }
 static void test_tcp(void **s)
 {
     (void)s;
-    transport_roundtrip(X_TCP);
+    transport_roundtrip(TU_TCP);
+}
+
+/* ---- batches (ipcp_fdchan_sendv) on every transport ------------------------------------------
+ * Sizes around every threshold of the batch: empty, tiny, one PIPE_BUF write, the largest batched
+ * frame (16 KiB with its header) and one byte more, and large messages that go out alone; 16 per
+ * batch against 15 sizes moves the batch boundaries through the list. */
+
+static const size_t batch_sizes[] = {
+    0,        1,     64,    64,    64,    PIPE_BUF - 41, PIPE_BUF - 40, PIPE_BUF - 39,
+    PIPE_BUF, 16343, 16344, 16345, 65536, 100,           1 << 20};
+
+static void batch_roundtrip(enum tu_xkind k)
+{
+    struct tu_xpair x;
+    tu_xpair_make(k, &x);
+    struct sender_arg a = {.fd = x.wfd,
+                           .kind = x.kind,
+                           .sizes = batch_sizes,
+                           .nsizes = IPCP_ARRAY_SIZE(batch_sizes),
+                           .repeat = 20,
+                           .batch = 16};
+    one_sender_run(&x, &a);
+    tu_xpair_drop(&x);
+}
+
+static void test_batch_every_transport(void **s)
+{
+    (void)s;
+    for (int k = TU_PIPE; k < TU_XKINDS; k++)
+        batch_roundtrip((enum tu_xkind)k);
 }
 
 /* ---- four writers of 1 MiB messages on one pipe / one FIFO ------------------------------------
  */
 
-static void multiwriter(enum xkind k)
+static void multiwriter(enum tu_xkind k, size_t batch)
 {
-    struct xpair x;
-    make_pair(k, &x);
-    const size_t sizes[] = {1 << 20, 100, PIPE_BUF + 7};
+    struct tu_xpair x;
+    tu_xpair_make(k, &x);
+    /* Batched: small messages share PIPE_BUF writes, a 1 MiB one goes out in fragments. */
+    static const size_t plain[] = {1 << 20, 100, PIPE_BUF + 7};
+    static const size_t batched[] = {1, 100, 64, 64, PIPE_BUF - 40, PIPE_BUF - 39, 1 << 20, 0, 64};
+    const size_t *sizes = batch ? batched : plain;
+    size_t nsizes = batch ? IPCP_ARRAY_SIZE(batched) : IPCP_ARRAY_SIZE(plain);
+    int repeat = batch ? 16 : 4;
     pid_t pids[4];
     struct sender_arg a[4];
     for (uint32_t w = 0; w < 4; w++) {
@@ -245,29 +243,40 @@ static void multiwriter(enum xkind k)
                                    .flags = IPCP_FDCHAN_MULTIWRITER,
                                    .writer = w,
                                    .sizes = sizes,
-                                   .nsizes = IPCP_ARRAY_SIZE(sizes),
-                                   .repeat = 4};
+                                   .nsizes = nsizes,
+                                   .repeat = repeat,
+                                   .batch = batch};
         pids[w] = tu_spawn(sender, &a[w]);
     }
     close(x.wfd);
     x.wfd = -1;
     struct ipcp_fdchan *c = chan(x.rfd, -1, x.kind, IPCP_FDCHAN_MULTIWRITER, 0, 0);
-    receive_all(c, sizes, IPCP_ARRAY_SIZE(sizes), 4, 4);
+    receive_all(c, sizes, nsizes, repeat, 4);
     for (int w = 0; w < 4; w++)
         tu_wait_ok(pids[w], 60000);
     ipcp_fdchan_close(c, 0);
-    drop_pair(&x);
+    tu_xpair_drop(&x);
 }
 
 static void test_multiwriter_pipe(void **s)
 {
     (void)s;
-    multiwriter(X_PIPE);
+    multiwriter(TU_PIPE, 0);
 }
 static void test_multiwriter_fifo(void **s)
 {
     (void)s;
-    multiwriter(X_FIFO);
+    multiwriter(TU_FIFO, 0);
+}
+static void test_batch_multiwriter_pipe(void **s)
+{
+    (void)s;
+    multiwriter(TU_PIPE, 7);
+}
+static void test_batch_multiwriter_fifo(void **s)
+{
+    (void)s;
+    multiwriter(TU_FIFO, 7);
 }
 
 /* ---- a SIGALRM storm without SA_RESTART during 1 MiB transfers ---------------------------------
@@ -307,9 +316,9 @@ static int storm_sender(void *p)
 static void test_signal_storm(void **s)
 {
     (void)s;
-    for (int k = X_PIPE; k <= X_TCP; k++) {
-        struct xpair x;
-        make_pair((enum xkind)k, &x);
+    for (int k = TU_PIPE; k <= TU_TCP; k++) {
+        struct tu_xpair x;
+        tu_xpair_make((enum tu_xkind)k, &x);
         const size_t sizes[] = {1 << 20};
         struct sender_arg a = {
             .fd = x.wfd, .kind = x.kind, .sizes = sizes, .nsizes = 1, .repeat = 8};
@@ -324,7 +333,7 @@ static void test_signal_storm(void **s)
         assert_true(alarms > 0);
         tu_wait_ok(pid, 60000);
         ipcp_fdchan_close(c, 0);
-        drop_pair(&x);
+        tu_xpair_drop(&x);
     }
 }
 
@@ -347,13 +356,20 @@ static int half_frame_then_pause(void *p)
 static void test_peer_killed_mid_frame(void **s)
 {
     (void)s;
-    for (int k = X_PIPE; k <= X_TCP; k++) {
-        if (k == X_SEQPACKET) continue; /* a packet is whole or absent: nothing to cut */
-        struct xpair x;
-        make_pair((enum xkind)k, &x);
+    for (int k = TU_PIPE; k <= TU_TCP; k++) {
+        if (k == TU_SEQPACKET) continue; /* a packet is whole or absent: nothing to cut */
+        struct tu_xpair x;
+        tu_xpair_make((enum tu_xkind)k, &x);
         pid_t pid = tu_spawn(half_frame_then_pause, &x.wfd);
         close(x.wfd);
         x.wfd = -1;
+        /* The child's two writes are in before it is killed (on a loaded machine it may not
+         * have run at all within the receive timeout below). */
+        int inq = 0;
+        for (int64_t t0 = ipcp__now_ns(); inq < (int)IPCP_FRAME_HDR_SIZE + 300; usleep(1000)) {
+            assert_int_equal(ioctl(x.rfd, FIONREAD, &inq), 0);
+            assert_true(ipcp__now_ns() - t0 < T_MS * 1000000LL);
+        }
         struct ipcp_fdchan *c = chan(x.rfd, -1, x.kind, 0, 0, 0);
         uint8_t buf[2000];
         /* The partial frame is buffered, not lost, while the writer lives. */
@@ -364,7 +380,7 @@ static void test_peer_killed_mid_frame(void **s)
         assert_int_equal(ipcp_fdchan_recv(c, NULL, buf, sizeof(buf), T_MS), -IPCP_E_TRUNCATED);
         assert_int_equal(ipcp_fdchan_recv(c, NULL, buf, sizeof(buf), T_MS), -IPCP_E_TRUNCATED);
         ipcp_fdchan_close(c, 0);
-        drop_pair(&x);
+        tu_xpair_drop(&x);
     }
 }
 
@@ -379,8 +395,8 @@ static int one_message_then_die(void *p)
 static void test_peer_killed_between_frames(void **s)
 {
     (void)s;
-    struct xpair x;
-    make_pair(X_UNIX, &x);
+    struct tu_xpair x;
+    tu_xpair_make(TU_UNIX, &x);
     pid_t pid = tu_spawn(one_message_then_die, &x.wfd);
     close(x.wfd);
     x.wfd = -1;
@@ -391,26 +407,26 @@ static void test_peer_killed_between_frames(void **s)
     assert_int_equal(ipcp_fdchan_recv(c, NULL, buf, sizeof(buf), T_MS), -EPIPE);
     assert_true(WIFSIGNALED(tu_wait(pid, 10000)));
     ipcp_fdchan_close(c, 0);
-    drop_pair(&x);
+    tu_xpair_drop(&x);
 }
 
 /* SIGPIPE keeps its default action (terminate) here: the send must still return -EPIPE. */
 static void test_epipe_not_sigpipe(void **s)
 {
     (void)s;
-    for (int k = X_PIPE; k <= X_TCP; k++) {
-        if (k == X_FIFO) continue; /* a FIFO writer cannot open without a reader */
-        struct xpair x;
-        make_pair((enum xkind)k, &x);
+    for (int k = TU_PIPE; k <= TU_TCP; k++) {
+        if (k == TU_FIFO) continue; /* a FIFO writer cannot open without a reader */
+        struct tu_xpair x;
+        tu_xpair_make((enum tu_xkind)k, &x);
         close(x.rfd);
         x.rfd = -1;
         struct ipcp_fdchan *c = chan(-1, x.wfd, x.kind, 0, 0, 0);
         int rc = ipcp_fdchan_send(c, 1, "x", 1, T_MS);
-        if (k == X_TCP && rc == 0) rc = ipcp_fdchan_send(c, 1, "x", 1, T_MS); /* RST first */
-        if (k == X_TCP && rc == 0) rc = ipcp_fdchan_send(c, 1, "x", 1, T_MS);
+        if (k == TU_TCP && rc == 0) rc = ipcp_fdchan_send(c, 1, "x", 1, T_MS); /* RST first */
+        if (k == TU_TCP && rc == 0) rc = ipcp_fdchan_send(c, 1, "x", 1, T_MS);
         assert_true(rc == -EPIPE || rc == -ECONNRESET);
         ipcp_fdchan_close(c, 0);
-        drop_pair(&x);
+        tu_xpair_drop(&x);
     }
 }
 
@@ -419,8 +435,8 @@ static void test_epipe_not_sigpipe(void **s)
 static void test_recv_timeout(void **s)
 {
     (void)s;
-    struct xpair x;
-    make_pair(X_PIPE, &x);
+    struct tu_xpair x;
+    tu_xpair_make(TU_PIPE, &x);
     struct ipcp_fdchan *c = chan(x.rfd, -1, x.kind, 0, 0, 0);
     char b[4];
     int64_t t0 = ipcp__now_ns();
@@ -428,7 +444,7 @@ static void test_recv_timeout(void **s)
     assert_true(ipcp__now_ns() - t0 >= 50 * 1000000LL);
     assert_int_equal(ipcp_fdchan_recv(c, NULL, b, sizeof(b), 0), -ETIMEDOUT);
     ipcp_fdchan_close(c, 0);
-    drop_pair(&x);
+    tu_xpair_drop(&x);
 }
 
 /* A send that times out after part of its frame was written is accepted and finished by the
@@ -436,8 +452,8 @@ static void test_recv_timeout(void **s)
 static void test_send_timeout_keeps_stream_whole(void **s)
 {
     (void)s;
-    struct xpair x;
-    make_pair(X_PIPE, &x);
+    struct tu_xpair x;
+    tu_xpair_make(TU_PIPE, &x);
     fcntl(x.wfd, F_SETPIPE_SZ, 4096);
     struct ipcp_fdchan *w = chan(-1, x.wfd, x.kind, 0, 0, 0);
     struct ipcp_fdchan *r = chan(x.rfd, -1, x.kind, 0, 0, 0);
@@ -467,14 +483,14 @@ static void test_send_timeout_keeps_stream_whole(void **s)
     free(in);
     ipcp_fdchan_close(w, 0);
     ipcp_fdchan_close(r, 0);
-    drop_pair(&x);
+    tu_xpair_drop(&x);
 }
 
 static void test_emsgsize_loses_nothing(void **s)
 {
     (void)s;
-    struct xpair x;
-    make_pair(X_UNIX, &x);
+    struct tu_xpair x;
+    tu_xpair_make(TU_UNIX, &x);
     struct ipcp_fdchan *w = chan(-1, x.wfd, x.kind, 0, 0, 0);
     struct ipcp_fdchan *r = chan(x.rfd, -1, x.kind, 0, 0, 0);
     uint8_t msg[300], in[300];
@@ -497,7 +513,7 @@ static void test_emsgsize_loses_nothing(void **s)
     ipcp_fdchan_close(small, 0);
     ipcp_fdchan_close(w, 0);
     ipcp_fdchan_close(r, 0);
-    drop_pair(&x);
+    tu_xpair_drop(&x);
 }
 
 static void write_frame(int fd, uint64_t seq, const char *s)
@@ -513,8 +529,8 @@ static void write_frame(int fd, uint64_t seq, const char *s)
 static void test_sequence_gap_reported_once(void **s)
 {
     (void)s;
-    struct xpair x;
-    make_pair(X_PIPE, &x);
+    struct tu_xpair x;
+    tu_xpair_make(TU_PIPE, &x);
     write_frame(x.wfd, 0, "a");
     write_frame(x.wfd, 2, "c"); /* seq 1 is missing */
     write_frame(x.wfd, 3, "d");
@@ -530,14 +546,14 @@ static void test_sequence_gap_reported_once(void **s)
     assert_int_equal(ipcp_fdchan_recv(r, NULL, b, sizeof(b), T_MS), -IPCP_E_SEQUENCE);
     assert_int_equal(ipcp_fdchan_recv(r, NULL, b, sizeof(b), T_MS), 1);
     ipcp_fdchan_close(r, 0);
-    drop_pair(&x);
+    tu_xpair_drop(&x);
 }
 
 static void test_corrupt_stream_breaks_channel(void **s)
 {
     (void)s;
-    struct xpair x;
-    make_pair(X_PIPE, &x);
+    struct tu_xpair x;
+    tu_xpair_make(TU_PIPE, &x);
     write_frame(x.wfd, 0, "ok");
     assert_int_equal(write(x.wfd, "garbage-not-a-frame-header-at-all-.......", 40), 40);
     struct ipcp_fdchan *r = chan(x.rfd, -1, x.kind, 0, 0, 0);
@@ -546,7 +562,52 @@ static void test_corrupt_stream_breaks_channel(void **s)
     assert_int_equal(ipcp_fdchan_recv(r, NULL, b, sizeof(b), T_MS), -IPCP_E_BADMAGIC);
     assert_int_equal(ipcp_fdchan_recv(r, NULL, b, sizeof(b), T_MS), -IPCP_E_BROKEN);
     ipcp_fdchan_close(r, 0);
-    drop_pair(&x);
+    tu_xpair_drop(&x);
+}
+
+/* ---- the payload checksum left out (IPCP_FDCHAN_NO_PAYSUM) ----------------------------------- */
+
+static void test_no_paysum(void **s)
+{
+    (void)s;
+    const size_t sizes[] = {0, 100, 70000}; /* 70000: a direct read / two seqpacket fragments */
+    uint8_t *msg = malloc(70000), *in = malloc(70000);
+    for (int k = TU_PIPE; k <= TU_SEQPACKET; k++) {
+        if (k == TU_FIFO) continue;
+        struct tu_xpair x;
+        tu_xpair_make((enum tu_xkind)k, &x);
+        /* Both ends agree: every size arrives; a sender that keeps the checksum is welcome too. */
+        struct ipcp_fdchan *w = chan(-1, x.wfd, x.kind, IPCP_FDCHAN_NO_PAYSUM, 0, 0);
+        struct ipcp_fdchan *ws = chan(-1, x.wfd, x.kind, 0, 0, 0);
+        struct ipcp_fdchan *r = /* two writers with id 0: two sequences */
+            chan(x.rfd, -1, x.kind, IPCP_FDCHAN_NO_PAYSUM | IPCP_FDCHAN_NO_SEQCHECK, 0, 0);
+        for (size_t i = 0; i < 2 * IPCP_ARRAY_SIZE(sizes); i++) {
+            size_t len = sizes[i % IPCP_ARRAY_SIZE(sizes)];
+            tu_fill(msg, len, i);
+            assert_int_equal(ipcp_fdchan_send(i % 2 ? ws : w, 1, msg, len, T_MS), 0);
+            assert_int_equal(ipcp_fdchan_recv(r, NULL, in, 70000, T_MS), (ssize_t)len);
+            assert_true(tu_check(in, len, i));
+        }
+        ipcp_fdchan_close(ws, 0);
+        ipcp_fdchan_close(r, 0);
+        /* On the wire: the flag, and 0 where the checksum would be. */
+        uint8_t hdr[IPCP_FRAME_HDR_SIZE + 100];
+        assert_int_equal(ipcp_fdchan_send(w, 1, msg, 100, T_MS), 0);
+        assert_int_equal(read(x.rfd, hdr, sizeof(hdr)), sizeof(hdr));
+        assert_int_equal(hdr[5], IPCP_FRAME_F_WHOLE | IPCP_FRAME_F_NOSUM);
+        for (int i = 32; i < 40; i++)
+            assert_int_equal(hdr[i], 0);
+        /* A receiver that requires checksums refuses the frame. */
+        r = chan(x.rfd, -1, x.kind, 0, 0, 0);
+        assert_int_equal(ipcp_fdchan_send(w, 1, msg, 100, T_MS), 0);
+        assert_int_equal(ipcp_fdchan_recv(r, NULL, in, 70000, T_MS), -IPCP_E_NOSUM);
+        assert_int_equal(ipcp_fdchan_recv(r, NULL, in, 70000, T_MS), -IPCP_E_BROKEN);
+        ipcp_fdchan_close(w, 0);
+        ipcp_fdchan_close(r, 0);
+        tu_xpair_drop(&x);
+    }
+    free(msg);
+    free(in);
 }
 
 /* ---- the hook table: an in-memory byte pipe with injected faults, no real syscall ------------ */
@@ -610,26 +671,9 @@ static ssize_t fake_writev(void *ctx, int fd, const struct iovec *iov, int cnt)
         want += iov[i].iov_len;
     want = clip(f, want);
     if (f->tail + want > f->cap) return -ENOSPC;
-    size_t done = 0;
-    for (int i = 0; i < cnt && done < want; i++) {
-        size_t l = iov[i].iov_len < want - done ? iov[i].iov_len : want - done;
-        memcpy(f->buf + f->tail, iov[i].iov_base, l);
-        f->tail += l;
-        done += l;
-    }
+    size_t done = tu_iov_gather(f->buf + f->tail, iov, cnt, want);
+    f->tail += done;
     return (ssize_t)done;
-}
-
-static ssize_t fake_recvmsg(void *ctx, int fd, struct msghdr *m, int flags)
-{
-    (void)ctx, (void)fd, (void)m, (void)flags;
-    return -ENOSYS;
-}
-
-static ssize_t fake_sendmsg(void *ctx, int fd, const struct msghdr *m, int flags)
-{
-    (void)ctx, (void)fd, (void)m, (void)flags;
-    return -ENOSYS;
 }
 
 static int fake_poll(void *ctx, struct pollfd *p, nfds_t n, int timeout)
@@ -648,7 +692,8 @@ static void test_hooks_inject_short_eintr_eagain(void **s)
     struct fakepipe f = {
         .cap = 8 << 20, .short_max = 97, .eintr_every = 5, .eagain_every = 7, .rng = 42};
     f.buf = malloc(f.cap);
-    struct ipcp_io_ops io = {fake_read, fake_writev, fake_recvmsg, fake_sendmsg, fake_poll, &f};
+    struct ipcp_io_ops io = {fake_read,        fake_writev, tu_io_no_recvmsg,
+                             tu_io_no_sendmsg, fake_poll,   &f};
     /* fd numbers are never used by the fake; -1 would mean "no such end", so use 1000/1001 */
     struct ipcp_fdchan_cfg cfg = {.kind = IPCP_FDCHAN_STREAM, .io = &io};
     struct ipcp_fdchan *w, *r;
@@ -692,6 +737,9 @@ int main(void)
         cmocka_unit_test(test_tcp),
         cmocka_unit_test(test_multiwriter_pipe),
         cmocka_unit_test(test_multiwriter_fifo),
+        cmocka_unit_test(test_batch_every_transport),
+        cmocka_unit_test(test_batch_multiwriter_pipe),
+        cmocka_unit_test(test_batch_multiwriter_fifo),
         cmocka_unit_test(test_signal_storm),
         cmocka_unit_test(test_peer_killed_mid_frame),
         cmocka_unit_test(test_peer_killed_between_frames),
@@ -701,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_emsgsize_loses_nothing),
         cmocka_unit_test(test_sequence_gap_reported_once),
         cmocka_unit_test(test_corrupt_stream_breaks_channel),
+        cmocka_unit_test(test_no_paysum),
         cmocka_unit_test(test_hooks_inject_short_eintr_eagain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

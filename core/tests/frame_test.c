@@ -160,6 +160,11 @@ static void test_each_corruption_has_its_error(void **state)
          .want = -IPCP_E_PAYSUM},
         {.what = "length over limit", .offset = 0, .max = 63, .want = -IPCP_E_TOOBIG},
         {.what = "unknown flag", .offset = 5, .value = 0x80, .reseal = 1, .want = -EBADMSG},
+        {.what = "no-checksum flag with a checksum",
+         .offset = 5,
+         .value = IPCP_FRAME_F_NOSUM,
+         .reseal = 1,
+         .want = -EBADMSG},
         {.what = "whole frame with total != len",
          .offset = 24,
          .value = 0x01,
@@ -237,6 +242,128 @@ static void test_encoder_limits(void **state)
     assert_int_equal(e.iovcnt, 1);
 }
 
+/* encode_into lays the same bytes as encode's two iovecs, back to back, and writes nothing
+ * when the frame does not fit. */
+static void test_encode_into(void **state)
+{
+    (void)state;
+    uint8_t p[300], buf[1000];
+    tu_fill(p, sizeof(p), 3);
+    const size_t lens[] = {0, 1, 300};
+    size_t off = 0;
+    for (size_t i = 0; i < IPCP_ARRAY_SIZE(lens); i++) {
+        size_t n;
+        uint8_t *want = encode((uint16_t)i, i, p, lens[i], 0, &n);
+        struct ipcp_frame_hdr h = {.flags = IPCP_FRAME_F_WHOLE,
+                                   .type = (uint16_t)i,
+                                   .seq = i,
+                                   .len = (uint32_t)lens[i],
+                                   .total = (uint32_t)lens[i]};
+        assert_int_equal(ipcp_frame_encode_into(buf + off, sizeof(buf) - off, &h, p, 0), n);
+        assert_memory_equal(buf + off, want, n);
+        off += n;
+        free(want);
+    }
+    /* The three frames decode from the one buffer. */
+    struct ipcp_frame_decoder d;
+    assert_int_equal(ipcp_frame_decoder_init(&d, 0), 0);
+    size_t at = 0;
+    for (size_t i = 0; i < IPCP_ARRAY_SIZE(lens); i++) {
+        struct ipcp_frame fr;
+        size_t used;
+        assert_int_equal(ipcp_frame_decode(&d, buf + at, off - at, &used, &fr), 1);
+        assert_int_equal(fr.hdr.len, lens[i]);
+        at += used;
+    }
+    assert_int_equal(at, off);
+    ipcp_frame_decoder_fini(&d);
+    /* Too small a buffer: -ENOSPC and not a byte written; the encoder's limits still hold. */
+    memset(buf, 0xee, sizeof(buf));
+    struct ipcp_frame_hdr h = {.flags = IPCP_FRAME_F_WHOLE, .len = 300, .total = 300};
+    assert_int_equal(ipcp_frame_encode_into(buf, IPCP_FRAME_HDR_SIZE + 299, &h, p, 0), -ENOSPC);
+    assert_int_equal(ipcp_frame_encode_into(buf, 10, &h, p, 0), -ENOSPC);
+    for (size_t i = 0; i < sizeof(buf); i++)
+        assert_int_equal(buf[i], 0xee);
+    assert_int_equal(ipcp_frame_encode_into(buf, sizeof(buf), &h, p, 299), -IPCP_E_TOOBIG);
+    assert_int_equal(ipcp_frame_encode_into(buf, sizeof(buf), &h, NULL, 0), -EINVAL);
+}
+
+/* A frame whose header and payload lie apart (a packet received in two places): each fault has
+ * its error, and a good one comes out with its payload where it lies. */
+static void test_check_apart(void **state)
+{
+    (void)state;
+    uint8_t p[200];
+    tu_fill(p, sizeof(p), 8);
+    size_t n;
+    uint8_t *wire = encode(3, 4, p, sizeof(p), 0, &n);
+    uint8_t hdr[IPCP_FRAME_HDR_SIZE];
+    memcpy(hdr, wire, sizeof(hdr));
+    struct ipcp_frame fr;
+    assert_int_equal(ipcp_frame_check(hdr, p, sizeof(p), 0, 0, &fr), 1);
+    assert_ptr_equal(fr.payload, p);
+    assert_int_equal(fr.hdr.type, 3);
+    assert_int_equal(fr.hdr.seq, 4);
+    assert_int_equal(ipcp_frame_check(hdr, p, sizeof(p) - 1, 0, 0, &fr), -IPCP_E_TRUNCATED);
+    assert_int_equal(ipcp_frame_check(hdr, p, sizeof(p) + 1, 0, 0, &fr), -EBADMSG);
+    assert_int_equal(ipcp_frame_check(hdr, p, sizeof(p), 199, 0, &fr), -IPCP_E_TOOBIG);
+    p[7] ^= 1;
+    assert_int_equal(ipcp_frame_check(hdr, p, sizeof(p), 0, 0, &fr), -IPCP_E_PAYSUM);
+    p[7] ^= 1;
+    hdr[9] ^= 1;
+    assert_int_equal(ipcp_frame_check(hdr, p, sizeof(p), 0, 0, &fr), -IPCP_E_HDRSUM);
+    free(wire);
+    wire = encode(0, 0, NULL, 0, 0, &n);
+    assert_int_equal(ipcp_frame_check(wire, NULL, 0, 0, 0, &fr), 1);
+    assert_int_equal(fr.hdr.len, 0);
+    free(wire);
+}
+
+/* The payload checksum as an option of the frame: left out (psum 0) with IPCP_FRAME_F_NOSUM;
+ * a decoder refuses such a frame unless allowed, and still checks frames that carry one. */
+static void test_nosum_option(void **state)
+{
+    (void)state;
+    uint8_t p[500];
+    tu_fill(p, sizeof(p), 6);
+    struct ipcp_frame_enc e;
+    struct ipcp_frame_hdr h = {.flags = IPCP_FRAME_F_WHOLE | IPCP_FRAME_F_NOSUM,
+                               .type = 2,
+                               .len = sizeof(p),
+                               .total = sizeof(p)};
+    assert_int_equal(ipcp_frame_encode(&e, &h, p, 0), IPCP_FRAME_HDR_SIZE + sizeof(p));
+    for (int i = 32; i < 40; i++)
+        assert_int_equal(e.hdr[i], 0);
+    uint8_t wire[IPCP_FRAME_HDR_SIZE + sizeof(p)];
+    assert_int_equal(ipcp_frame_encode_into(wire, sizeof(wire), &h, p, 0), sizeof(wire));
+    assert_memory_equal(wire, e.hdr, IPCP_FRAME_HDR_SIZE);
+    struct ipcp_frame_decoder d;
+    struct ipcp_frame fr;
+    size_t used;
+    /* refused by default, as soon as the header is in */
+    assert_int_equal(ipcp_frame_decoder_init(&d, 0), 0);
+    assert_int_equal(ipcp_frame_decode(&d, wire, sizeof(wire), &used, &fr), -IPCP_E_NOSUM);
+    assert_int_equal(used, IPCP_FRAME_HDR_SIZE);
+    assert_int_equal(ipcp_frame_check(wire, p, sizeof(p), 0, 0, &fr), -IPCP_E_NOSUM);
+    /* allowed: decoded, a changed payload byte goes unnoticed (there is nothing to check) */
+    ipcp_frame_decoder_reset(&d);
+    ipcp_frame_decoder_allow_nosum(&d, 1);
+    wire[IPCP_FRAME_HDR_SIZE + 3] ^= 1;
+    assert_int_equal(ipcp_frame_decode(&d, wire, sizeof(wire), &used, &fr), 1);
+    assert_int_equal(used, sizeof(wire));
+    assert_int_equal(fr.hdr.flags, IPCP_FRAME_F_WHOLE | IPCP_FRAME_F_NOSUM);
+    assert_int_equal(ipcp_frame_check(wire, wire + IPCP_FRAME_HDR_SIZE, sizeof(p), 0, 1, &fr), 1);
+    /* a frame with its checksum is still checked by a decoder that allows none */
+    size_t n;
+    uint8_t *summed = encode(1, 1, p, sizeof(p), 0, &n);
+    summed[IPCP_FRAME_HDR_SIZE + 3] ^= 1;
+    assert_int_equal(ipcp_frame_decode(&d, summed, n, &used, &fr), -IPCP_E_PAYSUM);
+    assert_int_equal(ipcp_frame_check(summed, summed + IPCP_FRAME_HDR_SIZE, sizeof(p), 0, 1, &fr),
+                     -IPCP_E_PAYSUM);
+    free(summed);
+    ipcp_frame_decoder_fini(&d);
+}
+
 /* Zero-copy feeding: the payload read straight into the decoder's space. */
 static void test_space_commit(void **state)
 {
@@ -274,6 +401,9 @@ int main(void)
         cmocka_unit_test(test_each_corruption_has_its_error),
         cmocka_unit_test(test_huge_declared_length),
         cmocka_unit_test(test_encoder_limits),
+        cmocka_unit_test(test_encode_into),
+        cmocka_unit_test(test_check_apart),
+        cmocka_unit_test(test_nosum_option),
         cmocka_unit_test(test_space_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

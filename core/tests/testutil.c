@@ -5,10 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "ipcproof/fdchan.h"
+#include "ipcproof/xport.h"
 #include "testutil.h"
 
 uint64_t tu_rand(uint64_t *state)
@@ -124,4 +127,116 @@ int tu_scaled(int n)
     if (pct <= 0) pct = 100;
     long v = (long)n * pct / 100;
     return v < 1 ? 1 : (int)v;
+}
+
+void tu_xpair_make(enum tu_xkind k, struct tu_xpair *x)
+{
+    const int wait_ms = 20000;
+    int fds[2];
+    memset(x, 0, sizeof(*x));
+    x->kind = IPCP_FDCHAN_STREAM;
+    switch (k) {
+    case TU_PIPE:
+        assert_int_equal(ipcp_xport_pipe(fds, 1 << 20), 0);
+        x->rfd = fds[0];
+        x->wfd = fds[1];
+        break;
+    case TU_FIFO:
+        tu_name(x->path + 5, sizeof(x->path) - 5);
+        memcpy(x->path, "/tmp/", 5);
+        assert_int_equal(ipcp_xport_fifo_create(x->path), 0);
+        x->rfd = ipcp_xport_fifo_open_reader(x->path);
+        assert_true(x->rfd >= 0);
+        x->wfd = ipcp_xport_fifo_open_writer(x->path, wait_ms);
+        assert_true(x->wfd >= 0);
+        x->kind = IPCP_FDCHAN_FIFO;
+        break;
+    case TU_UNIX:
+        assert_int_equal(ipcp_xport_unix_pair(SOCK_STREAM, fds, 0), 0);
+        x->rfd = fds[0];
+        x->wfd = fds[1];
+        break;
+    case TU_SEQPACKET:
+        assert_int_equal(ipcp_xport_unix_pair(SOCK_SEQPACKET, fds, 1 << 20), 0);
+        x->rfd = fds[0];
+        x->wfd = fds[1];
+        x->kind = IPCP_FDCHAN_SEQPACKET;
+        break;
+    case TU_TCP: {
+        uint16_t port = 0;
+        int l = ipcp_xport_tcp_listen(&port);
+        assert_true(l >= 0);
+        x->wfd = ipcp_xport_tcp_connect(port, wait_ms);
+        assert_true(x->wfd >= 0);
+        x->rfd = ipcp_xport_accept(l, wait_ms);
+        assert_true(x->rfd >= 0);
+        close(l);
+        break;
+    }
+    default:
+        fail_msg("no transport %d", (int)k);
+    }
+}
+
+void tu_xpair_drop(struct tu_xpair *x)
+{
+    if (x->rfd >= 0) close(x->rfd);
+    if (x->wfd >= 0) close(x->wfd);
+    x->rfd = x->wfd = -1;
+    if (x->path[0]) assert_int_equal(unlink(x->path), 0);
+    x->path[0] = 0;
+}
+
+static ssize_t real_read(void *ctx, int fd, void *buf, size_t n)
+{
+    (void)ctx;
+    return ipcp_io_default()->read(ipcp_io_default()->ctx, fd, buf, n);
+}
+static ssize_t real_writev(void *ctx, int fd, const struct iovec *iov, int cnt)
+{
+    (void)ctx;
+    return ipcp_io_default()->writev(ipcp_io_default()->ctx, fd, iov, cnt);
+}
+static ssize_t real_recvmsg(void *ctx, int fd, struct msghdr *m, int flags)
+{
+    (void)ctx;
+    return ipcp_io_default()->recvmsg(ipcp_io_default()->ctx, fd, m, flags);
+}
+static ssize_t real_sendmsg(void *ctx, int fd, const struct msghdr *m, int flags)
+{
+    (void)ctx;
+    return ipcp_io_default()->sendmsg(ipcp_io_default()->ctx, fd, m, flags);
+}
+static int real_poll(void *ctx, struct pollfd *p, nfds_t n, int timeout)
+{
+    (void)ctx;
+    return ipcp_io_default()->poll(ipcp_io_default()->ctx, p, n, timeout);
+}
+
+struct ipcp_io_ops tu_io_real(void *ctx)
+{
+    return (struct ipcp_io_ops){real_read, real_writev, real_recvmsg, real_sendmsg, real_poll, ctx};
+}
+
+ssize_t tu_io_no_recvmsg(void *ctx, int fd, struct msghdr *m, int flags)
+{
+    (void)ctx, (void)fd, (void)m, (void)flags;
+    return -ENOSYS;
+}
+
+ssize_t tu_io_no_sendmsg(void *ctx, int fd, const struct msghdr *m, int flags)
+{
+    (void)ctx, (void)fd, (void)m, (void)flags;
+    return -ENOSYS;
+}
+
+size_t tu_iov_gather(void *dst, const struct iovec *iov, int cnt, size_t n)
+{
+    size_t done = 0;
+    for (int i = 0; i < cnt && done < n; i++) {
+        size_t l = iov[i].iov_len < n - done ? iov[i].iov_len : n - done;
+        memcpy((uint8_t *)dst + done, iov[i].iov_base, l);
+        done += l;
+    }
+    return done;
 }

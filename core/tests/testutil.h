@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "ipcproof/fdchan.h"
+
 /* Fill / check len bytes derived from seed (splitmix64 stream). check returns 1 when equal. */
 void tu_fill(void *buf, size_t len, uint64_t seed);
 int tu_check(const void *buf, size_t len, uint64_t seed);
@@ -34,5 +36,26 @@ int tu_shm_count(const char *prefix);
 
 /* A unique name stem for this test process: "ipcp-test-<pid>-<n>". */
 const char *tu_name(char *buf, size_t cap);
+
+/* A connected pair of fds for each transport fdchan carries: pipe (1 MiB), FIFO in /tmp, AF_UNIX
+ * stream, AF_UNIX seqpacket (1 MiB send buffer), TCP on loopback. */
+enum tu_xkind { TU_PIPE, TU_FIFO, TU_UNIX, TU_SEQPACKET, TU_TCP, TU_XKINDS };
+struct tu_xpair {
+    int rfd, wfd;               /* reader's fd, writer's fd (-1 once closed) */
+    enum ipcp_fdchan_kind kind; /* to open channels with */
+    char path[64];
+};
+void tu_xpair_make(enum tu_xkind k, struct tu_xpair *x);
+/* Closes what is still open and removes the FIFO. */
+void tu_xpair_drop(struct tu_xpair *x);
+
+/* Hook tables for fdchan tests. tu_io_real: every hook calls the real syscall
+ * (ipcp_io_default()) and ignores ctx, for a test to replace one or two of them with its own. */
+struct ipcp_io_ops tu_io_real(void *ctx);
+/* The socket hooks of an in-memory fake that is no socket: -ENOSYS. */
+ssize_t tu_io_no_recvmsg(void *ctx, int fd, struct msghdr *m, int flags);
+ssize_t tu_io_no_sendmsg(void *ctx, int fd, const struct msghdr *m, int flags);
+/* Copies the first n bytes of iov[0..cnt) (or all it holds, if fewer) to dst; returns how many. */
+size_t tu_iov_gather(void *dst, const struct iovec *iov, int cnt, size_t n);
 
 #endif

@@ -50,6 +50,12 @@ void ipcp_reasm_reset(struct ipcp_reasm *r);
 int ipcp_reasm_feed(struct ipcp_reasm *r, unsigned flags, uint64_t seq, uint64_t total,
                     const void *data, size_t len);
 
+/* Where the next chunk of the message in progress goes: returns the position in the buffer and
+ * in *n the bytes still missing, or NULL (*n = 0) when no message is in progress. The I/O layer
+ * may receive a continuing chunk straight there: a feed whose data points at this position takes
+ * the bytes without copying them. Valid until the next feed or reset. */
+void *ipcp_reasm_next(struct ipcp_reasm *r, size_t *n);
+
 /* The completed message (after feed returned 1). */
 const void *ipcp_reasm_message(const struct ipcp_reasm *r, size_t *len, uint64_t *seq);
 

@@ -35,6 +35,7 @@ enum ipcp_error {
     IPCP_E_SHMMAX,     /* SysV segment size above /proc/sys/kernel/shmmax */
     IPCP_E_SHMALL,     /* SysV shared memory total /proc/sys/kernel/shmall (pages) reached */
     IPCP_E_SHMMNI,     /* SysV segment count /proc/sys/kernel/shmmni reached */
+    IPCP_E_NOSUM,      /* frame without the payload checksum this receiver requires */
     IPCP_E_LAST
 };
 

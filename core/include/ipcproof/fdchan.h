@@ -63,6 +63,9 @@ enum ipcp_fdchan_kind {
 #define IPCP_FDCHAN_MULTIWRITER 0x1u /* fragments <= PIPE_BUF: several writers on one pipe */
 #define IPCP_FDCHAN_OWN_FDS     0x2u /* ipcp_fdchan_close() closes the fds */
 #define IPCP_FDCHAN_NO_SEQCHECK 0x4u /* do not check per-writer sequence numbers */
+#define IPCP_FDCHAN_NO_PAYSUM                                                                      \
+    0x8u /* send frames without payload checksum and accept such                                   \
+            frames (both ends must set it; frame.h) */
 
 #define IPCP_FDCHAN_MAX_WRITERS    256u
 #define IPCP_FDCHAN_SEQPACKET_FRAG (64u << 10)
@@ -99,6 +102,30 @@ int ipcp_fdchan_close(struct ipcp_fdchan *c, int timeout_ms);
 int ipcp_fdchan_send(struct ipcp_fdchan *c, uint16_t type, const void *msg, size_t len,
                      int timeout_ms);
 
+/* One message of a batch for ipcp_fdchan_sendv(). */
+struct ipcp_fdchan_msg {
+    const void *data;
+    size_t len;
+    uint16_t type;
+};
+
+/* Sends msgs[0..n) in order with one deadline: the same frames as n calls of ipcp_fdchan_send,
+ * in fewer syscalls. On a stream, messages whose frame is small are encoded back to back into
+ * one buffer of the channel (64 KiB; PIPE_BUF with IPCP_FDCHAN_MULTIWRITER, so that every write
+ * stays atomic and holds whole frames only) and go out in one write; larger messages go out as
+ * send() writes them. On SOCK_SEQPACKET every frame stays one packet (one sendmsg each).
+ * Every message is checked first: one above max_msg (-IPCP_E_TOOBIG) or with NULL data and a
+ * length (-EINVAL) refuses the whole batch and nothing is written. Returns:
+ *   k in 1..n     msgs[0..k) are accepted as send() accepts a message: written, except that the
+ *                 last of them may be partly written with its rest kept in the channel for the
+ *                 next send/flush/close; msgs[k..n) were not written at all and did not use
+ *                 sequence numbers (send them again to continue). k < n when the deadline passed
+ *                 or an error stopped the batch (the next call reports it)
+ *   0             n == 0
+ *   < 0           nothing accepted: the errors of ipcp_fdchan_send */
+ssize_t ipcp_fdchan_sendv(struct ipcp_fdchan *c, const struct ipcp_fdchan_msg *msgs, size_t n,
+                          int timeout_ms);
+
 /* Writes an accepted tail left by a timed-out send. 0 when nothing is pending. */
 int ipcp_fdchan_flush(struct ipcp_fdchan *c, int timeout_ms);
 
@@ -111,6 +138,7 @@ int ipcp_fdchan_flush(struct ipcp_fdchan *c, int timeout_ms);
  *   -IPCP_E_SEQUENCE   a writer's sequence skipped or repeated (reported once; the message is
  *                 delivered by the next call)
  *   frame errors  -IPCP_E_BADMAGIC, -IPCP_E_BADVERSION, -IPCP_E_HDRSUM, -IPCP_E_PAYSUM,
+ *                 -IPCP_E_NOSUM (a frame without payload checksum, IPCP_FDCHAN_NO_PAYSUM unset),
  *                 -IPCP_E_TOOBIG, -EBADMSG, -IPCP_E_FRAGMENT: the stream cannot be trusted any
  *                 more; later calls return -IPCP_E_BROKEN
  * *type (if not NULL) receives the message type. */
