@@ -19,19 +19,19 @@ extern "C" {
 enum { IPCP_ROLE_PRODUCER = 1, IPCP_ROLE_CONSUMER = 2 };
 
 /* channel flags */
-#define IPCP_CHAN_FIFO 0x1u /* per-producer order is promised: the checker enforces it */
-#define IPCP_CHAN_PROCESSES                                                                        \
-    0x2u /* works between processes only, not between the threads of one                           \
-            (endpoints named by pid, ...): thread and sched runs are n/a */
+/* the comments below are aligned by hand */
+/* clang-format off */
+#define IPCP_CHAN_FIFO      0x1u /* per-producer order is promised: the checker enforces it */
+#define IPCP_CHAN_PROCESSES 0x2u /* works between processes only, not between the threads of one
+                                    (endpoints named by pid, ...): thread and sched runs are n/a */
 
 /* lock flags */
-#define IPCP_LOCK_ROBUST 0x1u /* survives the death of a holder: checked under --fault kill */
-#define IPCP_LOCK_FAIR                                                                             \
-    0x2u /* starvation-free: no contender waits long while others get in                           \
-            (a ticket or queue lock); checked as `starvation` */
-#define IPCP_LOCK_PROCESSES                                                                        \
-    0x4u /* excludes processes only, not the threads of one (POSIX record                          \
-            locks: fcntl F_SETLKW, lockf): thread and sched runs are n/a */
+#define IPCP_LOCK_ROBUST    0x1u /* survives the death of a holder: checked under --fault kill */
+#define IPCP_LOCK_FAIR      0x2u /* starvation-free: no contender waits long while others get in
+                                    (a ticket or queue lock); checked as `starvation` */
+#define IPCP_LOCK_PROCESSES 0x4u /* excludes processes only, not the threads of one (POSIX record
+                                    locks: fcntl F_SETLKW, lockf): thread and sched runs are n/a */
+/* clang-format on */
 
 struct ipcp_chan_cfg {
     const char *run_id;  /* unique per run, [A-Za-z0-9_-]{1,32}: stem for shm / mq names */
