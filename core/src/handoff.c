@@ -257,7 +257,7 @@ struct ipcp_handoff {
     uint32_t nslots;
     size_t slot_size;
     size_t stride;
-    unsigned flags; /* IPCP_HANDOFF_CHECKSUM: both sides, by the copy each process has */
+    unsigned flags; /* IPCP_HANDOFF_NO_CHECKSUM: both sides, by the copy each process has */
     pid_t creator;
 };
 
@@ -292,7 +292,7 @@ int ipcp_handoff_create(const struct ipcp_handoff_cfg *cfg, struct ipcp_handoff 
 {
     *out = NULL;
     if (cfg == NULL || !geometry_ok(cfg->nslots, cfg->slot_size) ||
-        (cfg->flags & ~IPCP_HANDOFF_CHECKSUM) != 0)
+        (cfg->flags & ~IPCP_HANDOFF_NO_CHECKSUM) != 0)
         return -EINVAL;
     struct ipcp_handoff *ho = calloc(1, sizeof(*ho));
     if (ho == NULL) return -ENOMEM;
@@ -388,7 +388,7 @@ int ipcp_handoff_open(struct ipcp_handoff *ho, int role, struct ipcp_handoff_ep 
     ep->oq = (mqd_t)rc;
     ipcp_handoff_tx_init(&ep->tx, ho->nslots, ho->slot_size);
     ipcp_handoff_rx_init(&ep->rx, ho->nslots, ho->slot_size);
-    ep->tx.checksum = ep->rx.require_sum = (ho->flags & IPCP_HANDOFF_CHECKSUM) != 0;
+    ep->tx.checksum = ep->rx.require_sum = (ho->flags & IPCP_HANDOFF_NO_CHECKSUM) == 0;
     *out = ep;
     return 0;
 fail:

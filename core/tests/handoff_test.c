@@ -435,7 +435,7 @@ static void test_forged_messages(void **s)
 {
     (void)s;
     char name[96], rname[96], oname[96];
-    struct ipcp_handoff *ho = make_f(2, 32, IPCP_HANDOFF_CHECKSUM, name, sizeof(name));
+    struct ipcp_handoff *ho = make(2, 32, name, sizeof(name)); /* checksums: the default */
     queue_names(name, rname, oname, sizeof(rname));
     struct ipcp_handoff_ep *tx, *rx;
     assert_int_equal(ipcp_handoff_open(ho, IPCP_HANDOFF_SENDER, &tx), 0);
@@ -450,7 +450,7 @@ static void test_forged_messages(void **s)
     assert_int_equal(ipcp_handoff_recv(rx, in, sizeof(in), 100), -IPCP_E_PAYSUM);
     uint8_t okm[IPCP_HANDOFF_MSG_SIZE];
     assert_int_equal(mq_receive(oq, (char *)okm, sizeof(okm), NULL), IPCP_HANDOFF_MSG_SIZE);
-    /* with the checksum option a READY without one is refused */
+    /* with checksums (the default) a READY without one is refused */
     struct ipcp_handoff_msg ns = {
         .type = IPCP_HANDOFF_READY, .flags = IPCP_HANDOFF_F_NOSUM, .slot = 1, .len = 3, .seq = 1};
     ipcp_handoff_msg_encode(&ns, b);
@@ -579,13 +579,13 @@ static void test_ok_queue_full(void **s)
 static void test_processes_100k_8slots(void **s)
 {
     (void)s;
-    run_processes(8, 256, 100000, IPCP_HANDOFF_CHECKSUM);
+    run_processes(8, 256, 100000, 0);
 }
 
 static void test_processes_1slot(void **s)
 {
     (void)s;
-    run_processes(1, 4096, 20000, 0);
+    run_processes(1, 4096, 20000, IPCP_HANDOFF_NO_CHECKSUM);
 }
 
 static void *sender_thread(void *p)

@@ -3,8 +3,8 @@
  *
  * One sender and one receiver (other counts: -EINVAL). Slots are max_msg bytes; --opt slots=N
  * sets how many messages are in flight (default 4; at most the IPC namespace's mq msg_max,
- * which is 10 in the private namespace `ipcproof stress` runs in); --opt checksum=1 turns on
- * the XXH3 checksum of every message (IPCP_HANDOFF_CHECKSUM). Objects are named after the
+ * which is 10 in the private namespace `ipcproof stress` runs in); --opt checksum=0 turns off
+ * the XXH3 checksum of every message (IPCP_HANDOFF_NO_CHECKSUM). Objects are named after the
  * run id; create() and destroy() run in the supervisor, each side opens its endpoint in its
  * worker. */
 #include <errno.h>
@@ -24,7 +24,7 @@ static int ho_create(const struct ipcp_chan_cfg *cfg, void **ctx)
         .stem = cfg->run_id,
         .nslots = s ? (uint32_t)strtoul(s + 6, NULL, 10) : 4,
         .slot_size = cfg->max_msg,
-        .flags = k && k[9] == '1' ? IPCP_HANDOFF_CHECKSUM : 0,
+        .flags = k && k[9] == '0' ? IPCP_HANDOFF_NO_CHECKSUM : 0,
     };
     struct ipcp_handoff *ho;
     int r = ipcp_handoff_create(&c, &ho);

@@ -305,9 +305,9 @@ ipcp_stress_test(NAME stress.mqchan.small_msgsize RC 0
   --opt msgsize=100,maxmsg=3)
 ipcp_stress_test(NAME stress.mqchan.chunked_two_consumers_refused RC 2 JSON_EQ "create_errno=22"
   ARGS stress --proto mq-chan --consumers 2 --max-size 8161 --messages 100)
-# the handoff with its checksum option: every message summed and checked, none refused
-ipcp_stress_test(NAME stress.handoff.checksum RC 0 JSON_GE "stats.messages_received=20000"
-  ARGS stress --proto mq-handoff --opt checksum=1 --messages 20000 --seed 1)
+# the handoff without its checksum (IPCP_HANDOFF_NO_CHECKSUM): READYs say so, none refused
+ipcp_stress_test(NAME stress.handoff.no_checksum RC 0 JSON_GE "stats.messages_received=20000"
+  ARGS stress --proto mq-handoff --opt checksum=0 --messages 20000 --seed 1)
 ipcp_stress_test(NAME stress.mqchan.msgsize_above_limit_refused RC 2 JSON_EQ "create_errno=4110"
   ARGS stress --proto mq-chan --opt msgsize=1048577 --messages 100)
 

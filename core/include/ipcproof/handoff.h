@@ -4,8 +4,9 @@
  * The sender (P1) writes a message into a slot of a shared-memory area and sends
  * READY(slot, seq, len[, checksum]) on the READY queue; the receiver (P2) receives it, copies the
  * slot out, checks the length (and, when the READY carries one, the XXH3-64 checksum) on its
- * copy, and sends OK(slot, seq) on the OK queue. The checksum is an option both sides agree on
- * (IPCP_HANDOFF_CHECKSUM): it costs a pass over the message on each side, more than the copy. P1
+ * copy, and sends OK(slot, seq) on the OK queue. The checksum is on unless both sides agree to
+ * do without (IPCP_HANDOFF_NO_CHECKSUM): it costs a pass over the message on each side, more
+ * than the copy from 64 KiB on. P1
  * writes into a slot again only after that slot's OK. With N slots the sender pipelines up to N
  * messages; message seq always uses slot seq % N, so both sides know which slot comes next and a
  * READY naming another slot is refused.
@@ -140,17 +141,18 @@ int ipcp_handoff_rx_valid(const struct ipcp_handoff_rx *rx);
 struct ipcp_handoff;    /* names, the mapping (process-local copy) */
 struct ipcp_handoff_ep; /* one side's endpoint */
 
-/* The sender checksums every message (XXH3-64 in its READY) and the receiver checks it on its
- * copy and refuses a READY without one: catches a slot written while the receiver reads it (a
- * sender that broke the protocol, or a third process scribbling). Off by default: the protocol
- * never writes a slot before its OK, and the pass costs more than the copy at 64 KiB. */
-#define IPCP_HANDOFF_CHECKSUM 0x1u
+/* By default the sender checksums every message (XXH3-64 in its READY) and the receiver checks
+ * it on its copy and refuses a READY without one: that catches a slot written while the receiver
+ * reads it (a sender that broke the protocol, or a third process scribbling). With this flag
+ * neither does (READYs say F_NOSUM): the protocol never writes a slot before its OK, and the pass
+ * costs more than the copy from 64 KiB on. */
+#define IPCP_HANDOFF_NO_CHECKSUM 0x1u
 
 struct ipcp_handoff_cfg {
     const char *stem; /* [A-Za-z0-9_-]{1,32} or NULL: random name suffix */
     uint32_t nslots;  /* 1 .. min(IPCP_HANDOFF_MAX_SLOTS, /proc/sys/fs/mqueue/msg_max) */
     size_t slot_size; /* 1 .. IPCP_HANDOFF_MAX_SLOT */
-    unsigned flags;   /* IPCP_HANDOFF_CHECKSUM, or 0 */
+    unsigned flags;   /* IPCP_HANDOFF_NO_CHECKSUM, or 0 */
 };
 
 enum { IPCP_HANDOFF_SENDER = 1, IPCP_HANDOFF_RECEIVER = 2 };
