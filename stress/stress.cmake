@@ -5,6 +5,8 @@
 # in stress/protos/protos.def.
 
 file(GLOB IPCP_STRESS_PROTOS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/protos/*.c)
+# `ipcproof bench`: stress/bench/, a driver, the pair runner, the raw baselines, one file a family.
+file(GLOB IPCP_BENCH_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/bench/*.c)
 
 # Where `validate` finds a ThreadSanitizer build of ipcproof for the thread-mode cases (the tsan
 # preset's build dir by default; IPCPROOF_TSAN_BIN overrides it at run time).
@@ -18,11 +20,13 @@ set(IPCP_PLAIN_BIN "${PROJECT_SOURCE_DIR}/build/default/stress/ipcproof" CACHE S
 file(RELATIVE_PATH _ipcp_bin_to_lib ${CMAKE_INSTALL_FULL_BINDIR} ${CMAKE_INSTALL_FULL_LIBDIR})
 
 # The executable is named ipcproof; the target has another name because the library is ipcproof.
-add_executable(ipcproof_cli ${IPCP_STRESS_SOURCES} ${IPCP_STRESS_PROTOS}
-                            ${CMAKE_CURRENT_SOURCE_DIR}/sched/schedfmt.c)
+add_executable(ipcproof_cli ${IPCP_STRESS_SOURCES} ${IPCP_STRESS_PROTOS} ${IPCP_BENCH_SOURCES}
+                            ${CMAKE_CURRENT_SOURCE_DIR}/sched/schedfmt.c
+                            ${PROJECT_SOURCE_DIR}/common/stats.c)
 set_target_properties(ipcproof_cli PROPERTIES OUTPUT_NAME ipcproof)
 target_include_directories(ipcproof_cli PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
-                                               ${PROJECT_SOURCE_DIR}/core/src)
+                                               ${PROJECT_SOURCE_DIR}/core/src
+                                               ${PROJECT_SOURCE_DIR}/common)
 target_link_libraries(ipcproof_cli PRIVATE ipcproof PkgConfig::XXHASH PkgConfig::JANSSON
                                            Threads::Threads ${CMAKE_DL_LIBS})
 target_compile_definitions(ipcproof_cli PRIVATE
@@ -116,4 +120,4 @@ if(BUILD_TESTING)
   include(${CMAKE_CURRENT_SOURCE_DIR}/tests/sanrep.cmake)
   include(${CMAKE_CURRENT_SOURCE_DIR}/tests/sched.cmake)
 endif()
-include(${CMAKE_CURRENT_SOURCE_DIR}/bench.cmake)
+include(${CMAKE_CURRENT_SOURCE_DIR}/bench/bench.cmake)
