@@ -15,6 +15,8 @@
 #include "ipcproof/err.h"
 #include "ipcproof/lock.h"
 
+#define LOCK_MAXW 8 /* contending processes at most */
+
 /* The kinds a lock row measures: the two raw baselines, or a kind of lock.h. */
 enum { LK_RAWMQ = -1, LK_RAWFUTEX = -2 };
 
@@ -31,7 +33,7 @@ struct lockshm {
     _Alignas(64) _Atomic uint32_t futex;
     _Alignas(64) volatile uint64_t counter; /* not atomic on purpose: lost updates would show */
     _Alignas(64) _Atomic uint32_t stop;     /* contended runs: the parent ends the run */
-    _Alignas(64) uint64_t acq[2];           /* acquisitions of each contended worker */
+    _Alignas(64) uint64_t acq[LOCK_MAXW];   /* acquisitions of each contended worker */
 };
 
 struct lockrun {
@@ -43,7 +45,7 @@ struct lockrun {
 };
 
 /* Creates the lock (before any fork). */
-static int lockrun_open(struct lockrun *l, int kind, char *err, size_t cap)
+static int lockrun_open(struct lockrun *l, int kind, uint32_t workers, char *err, size_t cap)
 {
     memset(l, 0, sizeof(*l));
     l->kind = kind;
@@ -58,7 +60,7 @@ static int lockrun_open(struct lockrun *l, int kind, char *err, size_t cap)
         l->q = bench_mq_token_open(err, cap);
         if (l->q == (mqd_t)-1) rc = -1;
     } else if (kind > 0) {
-        struct ipcp_lock_cfg cfg = {.run_id = NULL, .workers = 2, .options = ""};
+        struct ipcp_lock_cfg cfg = {.run_id = NULL, .workers = workers, .options = ""};
         int e = ipcp_lock_create((enum ipcp_lock_kind)kind, &cfg, &l->ctx);
         if (e < 0)
             rc = bench_fail(err, cap, "%s: lock_create: %s", lk_name(kind), ipcp_strerror(e));
@@ -117,7 +119,7 @@ static int lockrun_cycle(struct lockrun *l)
 static int lock_uncontended(int kind, long n, double v[2], char *err, size_t cap)
 {
     struct lockrun l;
-    if (lockrun_open(&l, kind, err, cap) < 0) return -1;
+    if (lockrun_open(&l, kind, 2, err, cap) < 0) return -1;
     int rc = lockrun_attach(&l, 0);
     if (rc < 0) {
         lockrun_close(&l);
@@ -161,22 +163,28 @@ static int lock_worker(void *arg)
     return bench_gate_child_done(j->g) < 0 ? 14 : 0;
 }
 
-/* Contended: two processes take the lock in a loop for the same time; acquisitions per second
- * in total. Both must be running for the lock to be contended: on an overloaded machine one of
- * them often is not (see docs/bench.md). Not a pair: two workers, a fixed time. */
-static int lock_contended(int kind, double v[2], char *err, size_t cap)
+/* Contended: nw processes take the lock in a loop for the same time; acquisitions per second
+ * in total, and the smallest worker's share of them (fair: 1/nw). All must be running for the
+ * lock to be contended: on an overloaded machine some often are not (see docs/bench.md). Not a
+ * pair: nw workers, a fixed time. */
+static int lock_contended(int kind, int nw, double v[2], char *err, size_t cap)
 {
     struct lockrun l;
-    if (lockrun_open(&l, kind, err, cap) < 0) return -1;
+    if (nw < 2 || nw > LOCK_MAXW) return bench_fail(err, cap, "%d contending workers", nw);
+    if (lockrun_open(&l, kind, (uint32_t)nw, err, cap) < 0) return -1;
     struct bench_gate g;
     int rc = bench_gate_open(&g), ok = 0;
-    pid_t pid[2] = {-1, -1};
+    pid_t pid[LOCK_MAXW];
+    struct lockjob j[LOCK_MAXW];
+    for (int k = 0; k < LOCK_MAXW; k++) {
+        pid[k] = -1;
+        j[k] = (struct lockjob){.l = &l, .g = &g, .k = k};
+    }
     if (rc < 0) {
         lockrun_close(&l);
         return bench_fail(err, cap, "pipe: %s", ipcp_strerror(rc));
     }
-    struct lockjob j[2] = {{.l = &l, .g = &g, .k = 0}, {.l = &l, .g = &g, .k = 1}};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < nw; k++) {
         pid[k] = bench_spawn(lock_worker, &j[k]);
         if (pid[k] < 0) {
             bench_fail(err, cap, "fork: %s", strerror(errno));
@@ -184,13 +192,13 @@ static int lock_contended(int kind, double v[2], char *err, size_t cap)
         }
     }
     bench_gate_parent(&g);
-    if (bench_gate_wait(&g, 2, B_OP_MS) < 0) {
+    if (bench_gate_wait(&g, nw, B_OP_MS) < 0) {
         bench_fail(err, cap, "lock workers did not start");
         goto out;
     }
     bench_watchdog_arm();
     int64_t t0 = bench_now_ns();
-    if (bench_gate_go(&g, 2) < 0) {
+    if (bench_gate_go(&g, nw) < 0) {
         bench_fail(err, cap, "lock workers gone");
         goto out;
     }
@@ -200,12 +208,12 @@ static int lock_contended(int kind, double v[2], char *err, size_t cap)
     }
     /* Release: publishes the stop flag (the workers' loads acquire it). */
     ipcp_store_release32(&l.sh->stop, 1);
-    if ((rc = bench_gate_wait(&g, 2, B_RUN_LIMIT_S * 1000)) < 0) {
+    if ((rc = bench_gate_wait(&g, nw, B_RUN_LIMIT_S * 1000)) < 0) {
         bench_fail(err, cap, "lock workers did not finish: %s", ipcp_strerror(rc));
         goto out;
     }
     int64_t dt = bench_now_ns() - t0;
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < nw; k++) {
         int st = bench_reap(pid[k], B_REAP_MS);
         pid[k] = -1;
         if (st != 0) {
@@ -213,7 +221,11 @@ static int lock_contended(int kind, double v[2], char *err, size_t cap)
             goto out;
         }
     }
-    uint64_t total = l.sh->acq[0] + l.sh->acq[1];
+    uint64_t total = 0, least = UINT64_MAX;
+    for (int k = 0; k < nw; k++) {
+        total += l.sh->acq[k];
+        if (l.sh->acq[k] < least) least = l.sh->acq[k];
+    }
     if (l.sh->counter != total) {
         bench_fail(err, cap,
                    "%s: mutual exclusion broken (counter %" PRIu64 ", expected %" PRIu64 ")",
@@ -221,13 +233,12 @@ static int lock_contended(int kind, double v[2], char *err, size_t cap)
         goto out;
     }
     v[0] = (double)total / ((double)dt / 1e9);
-    v[1] = (double)(l.sh->acq[0] < l.sh->acq[1] ? l.sh->acq[0] : l.sh->acq[1]) /
-           (double)(total ? total : 1); /* the smaller worker's share */
+    v[1] = (double)least / (double)(total ? total : 1); /* the smallest worker's share */
     ok = 1;
 out:
     bench_watchdog_disarm();
-    bench_kill_reap(pid[0]);
-    bench_kill_reap(pid[1]);
+    for (int k = 0; k < LOCK_MAXW; k++)
+        bench_kill_reap(pid[k]);
     bench_gate_close(&g);
     lockrun_close(&l);
     return ok ? 0 : -1;
@@ -235,7 +246,7 @@ out:
 
 static int lock_measure(const struct bench_case *c, int kind, double v[2], char *err, size_t cap)
 {
-    return c->variant ? lock_contended(kind, v, err, cap)
+    return c->variant ? lock_contended(kind, c->variant, v, err, cap)
                       : lock_uncontended(kind, c->count, v, err, cap);
 }
 
@@ -274,7 +285,13 @@ static const char *lock_names(const struct bench_def *d, int side)
             .tag = "futex", .run = run_rawfutex                                                    \
         }                                                                                          \
     }
-/* Uncontended: a count of lock + unlock pairs; contended: a fixed time. */
+/* Uncontended: a count of lock + unlock pairs; contended (variant: the processes): a fixed
+ * time. */
+#define LOCK_CONTENDED(lk, stem_, nw)                                                              \
+    {                                                                                              \
+        .stem = stem_, .kind = K_SCALAR, .xk = lk, .variant = nw, .unit = "acq/s",                 \
+        .extra = "min_share", .fixed = 1, .how = LOCK_HOW, .inst = lock_inst, .names = lock_names  \
+    }
 #define LOCK_ROWS(lk)                                                                              \
     {.stem = "lock-%s/uncontended",                                                                \
      .kind = K_SCALAR,                                                                             \
@@ -286,10 +303,7 @@ static const char *lock_names(const struct bench_def *d, int side)
      .how = LOCK_HOW,                                                                              \
      .inst = lock_inst,                                                                            \
      .names = lock_names},                                                                         \
-    {                                                                                              \
-        .stem = "lock-%s/contended", .kind = K_SCALAR, .xk = lk, .variant = 1, .unit = "acq/s",    \
-        .extra = "min_share", .fixed = 1, .how = LOCK_HOW, .inst = lock_inst, .names = lock_names  \
-    }
+        LOCK_CONTENDED(lk, "lock-%s/contended", 2), LOCK_CONTENDED(lk, "lock-%s/contended-8", 8)
 
 static const struct bench_def lock_defs[] = {
     LOCK_ROWS(IPCP_LOCK_MQ_TOKEN),     LOCK_ROWS(IPCP_LOCK_POSIX_SEM),
