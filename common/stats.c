@@ -40,3 +40,28 @@ void stats_percentiles_ns_us(int64_t *lat, size_t n, double v[2])
     v[0] = (double)stats_pct_i64(lat, n, 50) / 1000.0;
     v[1] = (double)stats_pct_i64(lat, n, 99) / 1000.0;
 }
+
+uint64_t stats_hist_upper(unsigned b)
+{
+    if (b < 4) return b;
+    unsigned msb = b / 4u, sub = b % 4u;
+    if (msb >= 63) return UINT64_MAX;
+    uint64_t base = 1ull << msb;
+    return base + (base >> 2) * (sub + 1) - 1;
+}
+
+uint64_t stats_hist_pct(const uint64_t *h, double pct)
+{
+    uint64_t total = 0;
+    for (unsigned b = 0; b < STATS_HIST_BUCKETS; b++)
+        total += h[b];
+    if (total == 0) return 0;
+    uint64_t want = (uint64_t)((double)total * pct / 100.0);
+    if (want >= total) want = total - 1;
+    uint64_t acc = 0;
+    for (unsigned b = 0; b < STATS_HIST_BUCKETS; b++) {
+        acc += h[b];
+        if (acc > want) return stats_hist_upper(b);
+    }
+    return stats_hist_upper(STATS_HIST_BUCKETS - 1);
+}

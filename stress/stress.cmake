@@ -49,6 +49,7 @@ install(TARGETS ipcproof_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 add_library(ipcproof_faults SHARED ${CMAKE_CURRENT_SOURCE_DIR}/faults/faults.c)
 set_target_properties(ipcproof_faults PROPERTIES OUTPUT_NAME ipcproof-faults
   C_VISIBILITY_PRESET hidden NO_SONAME ON COMPILE_OPTIONS "-Wall;-Wextra;-g;-O2" LINK_OPTIONS "")
+target_include_directories(ipcproof_faults PRIVATE ${PROJECT_SOURCE_DIR}/common)
 target_link_libraries(ipcproof_faults PRIVATE ${CMAKE_DL_LIBS})
 install(TARGETS ipcproof_faults LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 add_dependencies(ipcproof_cli ipcproof_faults)
@@ -68,6 +69,7 @@ if(NOT IPCP_SANITIZERS AND NOT IPCP_COVERAGE AND NOT IPCP_FUZZ_ENGINE STREQUAL "
   set_target_properties(ipcproof_sched PROPERTIES OUTPUT_NAME ipcproof-sched
     C_VISIBILITY_PRESET hidden NO_SONAME ON)
   target_compile_options(ipcproof_sched PRIVATE -fno-builtin -O2)
+  target_include_directories(ipcproof_sched PRIVATE ${PROJECT_SOURCE_DIR}/common)
   target_link_libraries(ipcproof_sched PRIVATE ${CMAKE_DL_LIBS} atomic rt)
   install(TARGETS ipcproof_sched LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
   add_dependencies(ipcproof_cli ipcproof_sched)
