@@ -119,7 +119,6 @@ struct bench_def {
     long count[B_NSIZES]; /* full-mode count per size (count[0] when unsized) */
     long floor;           /* the least count of any mode */
     const char *unit;     /* K_SCALAR */
-    int lower_better;     /* K_SCALAR: a time per operation */
     const char *extra;    /* JSON key of v[1] beside v[0] ("msgs_per_s" for K_TPUT by default) */
     int fixed;            /* no calibration: each run is a fixed amount of work or time */
     struct bench_how how[B_MAX_SIDES]; /* [0] the protocol, [1..] the baselines */
@@ -148,7 +147,6 @@ struct bench_case {
     int nsides;
     const char *side_name[B_MAX_SIDES];
     size_t size;
-    int size_index;
     long count;
     int xk, variant;
     enum bench_aimop aim_op;

@@ -68,7 +68,6 @@ static void add_case(const struct bench_family *f, const struct bench_def *d, in
     c->def = d;
     c->kind = d->kind;
     c->size = k < 0 ? d->size : bench_sizes[k];
-    c->size_index = ki;
     c->count = bench_scaled(d->count[ki], d->floor);
     c->xk = d->xk;
     c->variant = d->variant;

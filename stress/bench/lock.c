@@ -299,7 +299,6 @@ static const char *lock_names(const struct bench_def *d, int side)
      .count = {200000},                                                                            \
      .floor = 200,                                                                                 \
      .unit = "ns",                                                                                 \
-     .lower_better = 1,                                                                            \
      .how = LOCK_HOW,                                                                              \
      .inst = lock_inst,                                                                            \
      .names = lock_names},                                                                         \
