@@ -45,12 +45,12 @@ PC
 fi
 
 # No build type: $CFLAGS alone decides optimisation and debug information. No tests, no stress
-# command, no benchmarks: the library and the fuzz targets.
+# command (nor its benchmarks): the library and the fuzz targets.
 cxx=()
 [ -z "${CXX:-}" ] || cxx=(-DCMAKE_CXX_COMPILER="$CXX")
 cmake -S "$root" -B "$bdir" -DCMAKE_C_COMPILER="$CC" "${cxx[@]}" -DIPCP_FUZZ_ENGINE=external \
   -DIPCP_FUZZ_ENGINE_LINK="$LIB_FUZZING_ENGINE" -DBUILD_TESTING=OFF -DIPCP_BUILD_STRESS=OFF \
-  -DIPCP_BUILD_BENCHMARKS=OFF -DBUILD_SHARED_LIBS=OFF -DIPCP_BUILD_LIBRARY_TWIN=OFF
+  -DBUILD_SHARED_LIBS=OFF -DIPCP_BUILD_LIBRARY_TWIN=OFF
 # everything configured: libipcproof, the fuzz targets (ring_sched not in MemorySanitizer
 # builds: see harnesses/CMakeLists.txt) and the seed generator
 cmake --build "$bdir" -j"$(nproc)"

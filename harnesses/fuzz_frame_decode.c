@@ -181,7 +181,7 @@ FZ_NO_COVERAGE static size_t next_piece(struct feeder *f)
     case 3:
         return fz_piece(&f->rng, 7);
     default: /* an odd piece, or (every other time) the rest of the stream at once */
-        return fz_rand(&f->rng) & 1 ? left : fz_piece(&f->rng, left);
+        return splitmix64_next(&f->rng) & 1 ? left : fz_piece(&f->rng, left);
     }
 }
 

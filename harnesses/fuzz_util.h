@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ipcproof/err.h"
+#include "splitmix.h"
 
 /* FZ_CHECK(cond, "fmt", ...): an invariant of the target; a failure aborts with its location. */
 #define FZ_CHECK(cond, ...)                                                                        \
@@ -107,21 +108,13 @@ static inline const uint8_t *fz_bytes(struct fz_in *in, size_t want, size_t *got
 
 /* ---- deterministic PRNG and fills ----------------------------------------------------------- */
 
-static inline uint64_t fz_rand(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* len bytes that depend on seed: payloads whose corruption or reordering a comparison sees. */
 static inline void fz_fill(uint8_t *buf, size_t len, uint64_t seed)
 {
     uint64_t s = seed;
     size_t i = 0;
     while (i < len) {
-        uint64_t r = fz_rand(&s);
+        uint64_t r = splitmix64_next(&s);
         for (int k = 0; k < 8 && i < len; k++, i++)
             buf[i] = (uint8_t)(r >> (8 * k));
     }
@@ -132,7 +125,7 @@ static inline void fz_fill(uint8_t *buf, size_t len, uint64_t seed)
 static inline size_t fz_piece(uint64_t *s, size_t cap)
 {
     static const size_t sizes[] = {1, 1, 2, 3, 5, 7, 13, 39, 40, 41, 63, 143, 509, 4093};
-    size_t n = sizes[fz_rand(s) % (sizeof(sizes) / sizeof(sizes[0]))];
+    size_t n = sizes[splitmix64_next(s) % (sizeof(sizes) / sizeof(sizes[0]))];
     if (n > cap) n = cap;
     return n ? n : 1;
 }

@@ -573,7 +573,7 @@ static void collect_stats(const struct st_case *cs, const struct st_outcome *o, 
     for (uint32_t i = 0; i < cs->nworkers; i++) {
         const struct st_slot *s = &cs->slots[i];
         rep->retries += ld(&s->retries);
-        for (unsigned b = 0; b < ST_HIST_BUCKETS; b++)
+        for (unsigned b = 0; b < STATS_HIST_BUCKETS; b++)
             rep->hist[b] += s->hist[b];
         struct st_epstat *e = &rep->ep[rep->nep++];
         e->role = cs->w[i].role;

@@ -155,12 +155,12 @@ static void lay_out(struct st_case *cs, const struct st_config *c, int chan, uin
 
 static uint32_t pick(uint64_t *rng, uint32_t from, uint32_t n)
 {
-    return from + (uint32_t)(st_rand(rng) % (n ? n : 1));
+    return from + (uint32_t)(splitmix64_next(rng) % (n ? n : 1));
 }
 
 static void choose_faults(struct st_case *cs, const struct st_config *c, struct st_report *rep)
 {
-    uint64_t rng = st_mix64(c->seed ^ 0x6b696c6cull);
+    uint64_t rng = splitmix64_mix(c->seed ^ 0x6b696c6cull);
     cs->kill_point = c->kill_point;
     if (c->faults & ST_FAULT_KILL) {
         uint32_t v = pick(&rng, 0, cs->nworkers);
@@ -174,18 +174,18 @@ static void choose_faults(struct st_case *cs, const struct st_config *c, struct 
             if (cs->w[v].role == ST_ROLE_CONSUMER && expect)
                 expect = expect * cs->producers / cs->consumers;
             if (c->duration > 0) {
-                double frac = 0.1 + 0.5 * (double)(st_rand(&rng) % 1000) / 1000.0;
+                double frac = 0.1 + 0.5 * (double)(splitmix64_next(&rng) % 1000) / 1000.0;
                 cs->kill_time_ns = (int64_t)(frac * c->duration * 1e9);
                 if (cs->kill_time_ns < 1) cs->kill_time_ns = 1;
             } else {
-                cs->kill_at = 1 + st_rand(&rng) % (expect / 2 ? expect / 2 : 1);
+                cs->kill_at = 1 + splitmix64_next(&rng) % (expect / 2 ? expect / 2 : 1);
             }
         } else {
             /* early in the run (the victim's first 256 acquisitions), so that the rest of the
              * run tests the recovery */
             uint64_t lim = c->messages ? c->messages / 2 : 256;
             if (lim > 256) lim = 256;
-            cs->kill_at = st_rand(&rng) % (lim ? lim : 1);
+            cs->kill_at = splitmix64_next(&rng) % (lim ? lim : 1);
             cs->kill_in_cs = (cs->proto_flags & IPCP_LOCK_ROBUST) != 0;
         }
     }
@@ -206,11 +206,11 @@ static void choose_faults(struct st_case *cs, const struct st_config *c, struct 
         uint32_t v = pick(&rng, 0, cs->nworkers);
         if (cs->nworkers > 1 && v + 1 == cs->kill_victim) v = (v + 1) % cs->nworkers;
         cs->stop_victim = v + 1;
-        cs->stop_at = 1 + st_rand(&rng) % 64;
-        cs->stop_ms = 50 + (unsigned)(st_rand(&rng) % 451);
+        cs->stop_at = 1 + splitmix64_next(&rng) % 64;
+        cs->stop_ms = 50 + (unsigned)(splitmix64_next(&rng) % 451);
     }
     if ((c->faults & ST_FAULT_SIGNALS) && c->mode != ST_MODE_SCHED) /* sched: its own choices */
-        cs->signal_us = c->signal_us ? c->signal_us : 200 + (unsigned)(st_rand(&rng) % 800);
+        cs->signal_us = c->signal_us ? c->signal_us : 200 + (unsigned)(splitmix64_next(&rng) % 800);
     rep->signal_us = cs->signal_us;
     if ((c->faults & ST_FAULT_SHORTIO) && !cs->exec) { /* exec: in the programs (execfx.h) */
         *(void **)&cs->faults_arm = dlsym(RTLD_DEFAULT, "ipcproof_faults_arm");

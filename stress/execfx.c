@@ -63,7 +63,7 @@ int st_exfx_open(struct st_exfx *x, const struct st_config *c, uint64_t seed_sal
                         1e6));
     env[(*n)++] = buf[k++];
     snprintf(buf[k], sizeof(buf[k]), "%s=%" PRIu64, IPCP_FX_ENV_SEED,
-             st_mix64(c->seed ^ 0x73686f7274ull ^ seed_salt));
+             splitmix64_mix(c->seed ^ 0x73686f7274ull ^ seed_salt));
     env[(*n)++] = buf[k++];
     /* the contract pipes (and wherever stderr goes): the program's talk with ipcproof, not the
      * protocol under test */

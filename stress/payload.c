@@ -41,26 +41,9 @@
 #define ST_MAGIC     0x54535049u /* "IPST" little-endian */
 #define ST_POOL_SPAN (64u << 10)
 
-uint64_t st_mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-uint64_t st_rand(uint64_t *state)
-{
-    *state += 0x9e3779b97f4a7c15ull;
-    uint64_t x = *state;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static uint64_t msg_hash(const struct st_payload *pl, uint32_t producer, uint64_t seq)
 {
-    return st_mix64(pl->seed ^ st_mix64(((uint64_t)producer << 40) ^ seq));
+    return splitmix64_mix(pl->seed ^ splitmix64_mix(((uint64_t)producer << 40) ^ seq));
 }
 
 int st_payload_init(struct st_payload *pl, uint64_t seed, size_t min_size, size_t max_size)
@@ -68,7 +51,7 @@ int st_payload_init(struct st_payload *pl, uint64_t seed, size_t min_size, size_
     memset(pl, 0, sizeof(*pl));
     if (min_size < ST_HDR_SIZE || max_size < min_size || max_size > ST_MAX_MSG) return -EINVAL;
     pl->seed = seed;
-    pl->run_tag = (uint32_t)(st_mix64(seed ^ 0x72756e746167ull) >> 16);
+    pl->run_tag = (uint32_t)(splitmix64_mix(seed ^ 0x72756e746167ull) >> 16);
     pl->min_size = min_size;
     pl->max_size = max_size;
     pl->pool_span = ST_POOL_SPAN;
@@ -78,7 +61,7 @@ int st_payload_init(struct st_payload *pl, uint64_t seed, size_t min_size, size_
     if (pl->pool == NULL) return -ENOMEM;
     uint64_t st = seed ^ 0x706f6f6cull;
     for (size_t i = 0; i + 8 <= n; i += 8) {
-        uint64_t v = st_rand(&st);
+        uint64_t v = splitmix64_next(&st);
         memcpy(pl->pool + i, &v, 8);
     }
     return 0;
@@ -93,7 +76,7 @@ void st_payload_fini(struct st_payload *pl)
 size_t st_payload_size(const struct st_payload *pl, uint32_t producer, uint64_t seq)
 {
     size_t span = pl->max_size - pl->min_size + 1;
-    return pl->min_size + (size_t)(st_mix64(msg_hash(pl, producer, seq) ^ 0x5a) % span);
+    return pl->min_size + (size_t)(splitmix64_mix(msg_hash(pl, producer, seq) ^ 0x5a) % span);
 }
 
 /* Where the body of (producer, seq) starts in the pool: at least one header size in. */
@@ -110,7 +93,7 @@ static uint64_t body_key(const struct st_payload *pl, uint32_t producer, uint64_
 /* The checksum of a message: its body and its send time, under its key. */
 static uint64_t msg_sum(const uint8_t *body, size_t blen, uint64_t key, uint64_t send_ns)
 {
-    return XXH3_64bits_withSeed(body, blen, key) ^ st_mix64(send_ns ^ key);
+    return XXH3_64bits_withSeed(body, blen, key) ^ splitmix64_mix(send_ns ^ key);
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -258,29 +241,4 @@ int st_payload_check(const struct st_payload *pl, const void *msg, size_t len, u
         return ST_MSG_TORN;
     }
     return ST_MSG_OK;
-}
-
-uint64_t st_hist_upper(unsigned b)
-{
-    if (b < 4) return b;
-    unsigned msb = b / 4u, sub = b % 4u;
-    if (msb >= 63) return UINT64_MAX;
-    uint64_t base = 1ull << msb;
-    return base + (base >> 2) * (sub + 1) - 1;
-}
-
-uint64_t st_hist_pct(const uint64_t *h, double pct)
-{
-    uint64_t total = 0;
-    for (unsigned b = 0; b < ST_HIST_BUCKETS; b++)
-        total += h[b];
-    if (total == 0) return 0;
-    uint64_t want = (uint64_t)((double)total * pct / 100.0);
-    if (want >= total) want = total - 1;
-    uint64_t acc = 0;
-    for (unsigned b = 0; b < ST_HIST_BUCKETS; b++) {
-        acc += h[b];
-        if (acc > want) return st_hist_upper(b);
-    }
-    return st_hist_upper(ST_HIST_BUCKETS - 1);
 }

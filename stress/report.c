@@ -199,9 +199,9 @@ void st_report_print(const struct st_config *c, const struct st_report *r, const
                 r->recovered, r->retries);
     fprintf(o, "  %s%s: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",
             r->chan ? "latency send->recv" : "lock wait",
-            c->mode == ST_MODE_SCHED ? " (virtual)" : "", dur(st_hist_pct(r->hist, 50), d1, 32),
-            dur(st_hist_pct(r->hist, 90), d2, 32), dur(st_hist_pct(r->hist, 99), d3, 32),
-            dur(st_hist_pct(r->hist, 99.9), d4, 32), dur(st_hist_pct(r->hist, 100), d5, 32));
+            c->mode == ST_MODE_SCHED ? " (virtual)" : "", dur(stats_hist_pct(r->hist, 50), d1, 32),
+            dur(stats_hist_pct(r->hist, 90), d2, 32), dur(stats_hist_pct(r->hist, 99), d3, 32),
+            dur(stats_hist_pct(r->hist, 99.9), d4, 32), dur(stats_hist_pct(r->hist, 100), d5, 32));
     if (r->has_overhead)
         fprintf(o, "  verification overhead: verified %s msgs/s, unverified %s msgs/s: %.1f %%\n",
                 human(r->verified_mps, a, sizeof(a)), human(r->unverified_mps, b, sizeof(b)),
@@ -344,11 +344,11 @@ json_t *st_report_json_obj(const struct st_config *c, const struct st_report *r,
     json_object_set_new(st, "bytes_received", json_integer((json_int_t)r->bytes));
     json_object_set_new(st, "retries", json_integer((json_int_t)r->retries));
     json_t *lat = json_object();
-    json_object_set_new(lat, "p50", json_integer((json_int_t)st_hist_pct(r->hist, 50)));
-    json_object_set_new(lat, "p90", json_integer((json_int_t)st_hist_pct(r->hist, 90)));
-    json_object_set_new(lat, "p99", json_integer((json_int_t)st_hist_pct(r->hist, 99)));
-    json_object_set_new(lat, "p999", json_integer((json_int_t)st_hist_pct(r->hist, 99.9)));
-    json_object_set_new(lat, "max", json_integer((json_int_t)st_hist_pct(r->hist, 100)));
+    json_object_set_new(lat, "p50", json_integer((json_int_t)stats_hist_pct(r->hist, 50)));
+    json_object_set_new(lat, "p90", json_integer((json_int_t)stats_hist_pct(r->hist, 90)));
+    json_object_set_new(lat, "p99", json_integer((json_int_t)stats_hist_pct(r->hist, 99)));
+    json_object_set_new(lat, "p999", json_integer((json_int_t)stats_hist_pct(r->hist, 99.9)));
+    json_object_set_new(lat, "max", json_integer((json_int_t)stats_hist_pct(r->hist, 100)));
     json_object_set_new(st, r->chan ? "latency_ns" : "lock_wait_ns", lat);
     if (!r->chan) {
         json_object_set_new(st, "acquisitions", json_integer((json_int_t)r->received));

@@ -16,17 +16,6 @@ static void oom(struct st_report *rep)
 
 #define OVERHEAD_ROUNDS 3
 
-static double median(double *v, int n)
-{
-    for (int i = 1; i < n; i++) /* insertion sort: n is 3 */
-        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-            double t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-    return v[n / 2];
-}
-
 /* --fault signals in sched mode: how many blocking calls the scheduler interrupted, in all. */
 static void note_signals(const struct st_config *c, struct st_report *rep, uint64_t signals)
 {
@@ -252,8 +241,8 @@ int st_run_case(const struct st_config *c, struct st_report *rep)
     }
     if (st != 2 && rep->chan) {
         rep->has_overhead = 1;
-        rep->verified_mps = median(ver, OVERHEAD_ROUNDS);
-        rep->unverified_mps = median(unv, OVERHEAD_ROUNDS);
+        rep->verified_mps = stats_median(ver, OVERHEAD_ROUNDS);
+        rep->unverified_mps = stats_median(unv, OVERHEAD_ROUNDS);
     }
     free(tmp);
     return rep->status;

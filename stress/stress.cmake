@@ -5,6 +5,8 @@
 # in stress/protos/protos.def.
 
 file(GLOB IPCP_STRESS_PROTOS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/protos/*.c)
+# `ipcproof bench`: stress/bench/, a driver, the pair runner, the raw baselines, one file a family.
+file(GLOB IPCP_BENCH_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/bench/*.c)
 
 # Where `validate` finds a ThreadSanitizer build of ipcproof for the thread-mode cases (the tsan
 # preset's build dir by default; IPCPROOF_TSAN_BIN overrides it at run time).
@@ -18,11 +20,13 @@ set(IPCP_PLAIN_BIN "${PROJECT_SOURCE_DIR}/build/default/stress/ipcproof" CACHE S
 file(RELATIVE_PATH _ipcp_bin_to_lib ${CMAKE_INSTALL_FULL_BINDIR} ${CMAKE_INSTALL_FULL_LIBDIR})
 
 # The executable is named ipcproof; the target has another name because the library is ipcproof.
-add_executable(ipcproof_cli ${IPCP_STRESS_SOURCES} ${IPCP_STRESS_PROTOS}
-                            ${CMAKE_CURRENT_SOURCE_DIR}/sched/schedfmt.c)
+add_executable(ipcproof_cli ${IPCP_STRESS_SOURCES} ${IPCP_STRESS_PROTOS} ${IPCP_BENCH_SOURCES}
+                            ${CMAKE_CURRENT_SOURCE_DIR}/sched/schedfmt.c
+                            ${PROJECT_SOURCE_DIR}/core/common/stats.c)
 set_target_properties(ipcproof_cli PROPERTIES OUTPUT_NAME ipcproof)
 target_include_directories(ipcproof_cli PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
-                                               ${PROJECT_SOURCE_DIR}/core/src)
+                                               ${PROJECT_SOURCE_DIR}/core/src
+                                               ${PROJECT_SOURCE_DIR}/core/common)
 target_link_libraries(ipcproof_cli PRIVATE ipcproof PkgConfig::XXHASH PkgConfig::JANSSON
                                            Threads::Threads ${CMAKE_DL_LIBS})
 target_compile_definitions(ipcproof_cli PRIVATE
@@ -54,6 +58,7 @@ endif()
 add_library(ipcproof_faults SHARED ${CMAKE_CURRENT_SOURCE_DIR}/faults/faults.c)
 set_target_properties(ipcproof_faults PROPERTIES OUTPUT_NAME ipcproof-faults
   C_VISIBILITY_PRESET hidden NO_SONAME ON COMPILE_OPTIONS "-Wall;-Wextra;-g;-O2" LINK_OPTIONS "")
+target_include_directories(ipcproof_faults PRIVATE ${PROJECT_SOURCE_DIR}/core/common)
 target_link_libraries(ipcproof_faults PRIVATE ${CMAKE_DL_LIBS})
 install(TARGETS ipcproof_faults LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 add_dependencies(ipcproof_cli ipcproof_faults)
@@ -73,6 +78,7 @@ if(NOT IPCP_SANITIZERS AND NOT IPCP_COVERAGE AND NOT IPCP_FUZZ_ENGINE STREQUAL "
   set_target_properties(ipcproof_sched PROPERTIES OUTPUT_NAME ipcproof-sched
     C_VISIBILITY_PRESET hidden NO_SONAME ON)
   target_compile_options(ipcproof_sched PRIVATE -fno-builtin -O2)
+  target_include_directories(ipcproof_sched PRIVATE ${PROJECT_SOURCE_DIR}/core/common)
   target_link_libraries(ipcproof_sched PRIVATE ${CMAKE_DL_LIBS} atomic rt)
   install(TARGETS ipcproof_sched LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
   add_dependencies(ipcproof_cli ipcproof_sched)
@@ -125,4 +131,4 @@ if(BUILD_TESTING)
   include(${CMAKE_CURRENT_SOURCE_DIR}/tests/sanrep.cmake)
   include(${CMAKE_CURRENT_SOURCE_DIR}/tests/sched.cmake)
 endif()
-include(${CMAKE_CURRENT_SOURCE_DIR}/bench.cmake)
+include(${CMAKE_CURRENT_SOURCE_DIR}/bench/bench.cmake)

@@ -18,25 +18,26 @@
 #include <sys/types.h>
 
 #include "ipcproof/plugin.h"
+#include "splitmix.h"
+#include "stats.h"
 #include "sched/schedapi.h"
 
 /* ---- limits and defaults -------------------------------------------------------------------- */
 
-#define ST_MAX_ENDPOINTS 64u /* producers + consumers, or lock workers */
-#define ST_HDR_SIZE      40u /* message header, see payload.c */
-#define ST_MAX_MSG       (64u << 20)
-#define ST_DEFAULT_MSGS  10000u     /* per producer (channels) or per worker (locks) */
-#define ST_SCHED_MSGS    20u        /* the same in sched mode: many short schedules */
-#define ST_DURATION_CAP  (1u << 24) /* per producer, when only --duration bounds the run */
-#define ST_HIST_BUCKETS  256u       /* log2 buckets with 4 sub-buckets each, in nanoseconds */
-#define ST_OP_TIMEOUT_MS 200        /* timeout of each send/recv/lock call; workers loop */
-#define ST_DRAIN_MS      2000       /* consumers wait this long for stragglers once producers end */
-#define ST_STALL_MS      5000       /* no progress at all for this long = deadlock */
-#define ST_DEFAULT_FRATE 0.05       /* short-io: share of wrapped calls that get a fault */
-#define ST_RUN_ID_MAX    32u
-#define ST_STARVE_MIN_MS 250  /* an endpoint idle this long (and a fifth of the case) starves */
-#define ST_SCHED_STALL_MS 10  /* sched: a receive this long (virtual) with messages waiting */
-#define ST_SETUP_MS      5000 /* default limit of the plugin's load, create() and destroy() */
+#define ST_MAX_ENDPOINTS  64u /* producers + consumers, or lock workers */
+#define ST_HDR_SIZE       40u /* message header, see payload.c */
+#define ST_MAX_MSG        (64u << 20)
+#define ST_DEFAULT_MSGS   10000u     /* per producer (channels) or per worker (locks) */
+#define ST_SCHED_MSGS     20u        /* the same in sched mode: many short schedules */
+#define ST_DURATION_CAP   (1u << 24) /* per producer, when only --duration bounds the run */
+#define ST_OP_TIMEOUT_MS  200        /* timeout of each send/recv/lock call; workers loop */
+#define ST_DRAIN_MS       2000 /* consumers wait this long for stragglers once producers end */
+#define ST_STALL_MS       5000 /* no progress at all for this long = deadlock */
+#define ST_DEFAULT_FRATE  0.05 /* short-io: share of wrapped calls that get a fault */
+#define ST_RUN_ID_MAX     32u
+#define ST_STARVE_MIN_MS  250  /* an endpoint idle this long (and a fifth of the case) starves */
+#define ST_SCHED_STALL_MS 10   /* sched: a receive this long (virtual) with messages waiting */
+#define ST_SETUP_MS       5000 /* default limit of the plugin's load, create() and destroy() */
 
 /* ---- violation kinds (JSON violations[].kind) ----------------------------------------------- */
 
@@ -237,7 +238,7 @@ struct st_slot {
     char exfx_who[ST_EXFX_WHO];     /* the process it did not reach, and why */
     _Atomic uint64_t vcount[ST_V_NKINDS];
     struct st_vfirst vfirst[ST_V_NKINDS];
-    uint64_t hist[ST_HIST_BUCKETS]; /* latency, written by this worker only */
+    uint64_t hist[STATS_HIST_BUCKETS]; /* latency, written by this worker only */
 };
 
 struct st_shared {
@@ -400,23 +401,6 @@ struct st_msginfo {
 int st_payload_check(const struct st_payload *pl, const void *msg, size_t len, uint32_t producers,
                      uint64_t seq_cap, int verify, struct st_msginfo *mi);
 
-uint64_t st_mix64(uint64_t x);
-uint64_t st_rand(uint64_t *state); /* splitmix64 */
-
-/* ---- histogram ------------------------------------------------------------------------------ */
-static inline unsigned st_hist_bucket(uint64_t ns)
-{
-    if (ns < 4) return (unsigned)ns;
-    unsigned msb = 63u - (unsigned)__builtin_clzll(ns);
-    unsigned sub = (unsigned)(ns >> (msb - 2)) & 3u;
-    unsigned b = msb * 4u + sub;
-    return b < ST_HIST_BUCKETS ? b : ST_HIST_BUCKETS - 1;
-}
-/* Upper bound in ns of bucket b. */
-uint64_t st_hist_upper(unsigned b);
-/* Percentile (0..100) of a histogram, in ns; 0 when empty. */
-uint64_t st_hist_pct(const uint64_t *h, double pct);
-
 /* ---- report --------------------------------------------------------------------------------- */
 
 #define ST_MAX_VIOLATIONS 24
@@ -449,7 +433,7 @@ struct st_report {
     char notes[1024];
     uint64_t sent, received, bytes, retries;
     double seconds, msgs_per_s;
-    uint64_t hist[ST_HIST_BUCKETS];
+    uint64_t hist[STATS_HIST_BUCKETS];
     uint64_t counter, recovered;
     int sandboxed;
     uint64_t signals, io_faults;

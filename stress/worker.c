@@ -422,7 +422,7 @@ static void run_producer(struct st_worker *w, void *ep)
     /* when the clock ends the run, a few more messages (0..12, from the seed): the producer
      * stops where the seed says, not where the stop found it - mostly blocked at the end of one
      * of the protocol's own batches, which hid a close() that loses the last partial batch */
-    uint64_t extra = st_mix64(c->seed ^ 0x7461696cull ^ w->index) % 13;
+    uint64_t extra = splitmix64_mix(c->seed ^ 0x7461696cull ^ w->index) % 13;
     uint64_t seq = 0;
     for (; seq < limit && !aborted(cs); seq++) {
         if (stopped(cs) && limit > seq + extra) limit = seq + extra;
@@ -501,7 +501,7 @@ static void take_message(struct st_worker *w, const uint8_t *buf, size_t len, ui
         return;
     }
     if (mi.send_ns > 0 && now >= mi.send_ns)
-        s->hist[st_hist_bucket((uint64_t)(now - mi.send_ns))]++;
+        s->hist[stats_hist_bucket((uint64_t)(now - mi.send_ns))]++;
     judge_stall(w, &mi, asked, now);
     if (!cs->verify) {
         atomic_fetch_add_explicit(&s->unique, 1, memory_order_release);
@@ -614,7 +614,7 @@ static void cs_pause(const struct st_case *cs, uint64_t *rng)
         rt.point();
         return;
     }
-    uint64_t r = st_rand(rng);
+    uint64_t r = splitmix64_next(rng);
     unsigned spins = (unsigned)(r & 511u);
     for (unsigned i = 0; i < spins; i++)
         atomic_signal_fence(memory_order_seq_cst);
@@ -649,7 +649,7 @@ static void run_locker(struct st_worker *w, void *h)
     const int victim = cs->kill_victim == me && !c->crash_point;
     const int crasher = crash_victim(cs, w->index);
     int armed = 0;
-    uint64_t rng = st_mix64(c->seed ^ 0x6c6f636bull ^ ((uint64_t)me << 32));
+    uint64_t rng = splitmix64_mix(c->seed ^ 0x6c6f636bull ^ ((uint64_t)me << 32));
     uint64_t limit = c->messages ? c->messages : UINT64_MAX;
     struct waitmark wm;
     wait_begin(s, &wm);
@@ -719,7 +719,7 @@ static void run_locker(struct st_worker *w, void *h)
         sh->counter = v + 1; /* ... pause ... write: an overlapping holder loses increments */
         atomic_fetch_add_explicit(&s->ops, 1, memory_order_release);
         atomic_store_explicit(&s->last_ns, now_ns(), memory_order_relaxed);
-        s->hist[st_hist_bucket((uint64_t)(t1 - t0))]++;
+        s->hist[stats_hist_bucket((uint64_t)(t1 - t0))]++;
         uint32_t expect = me;
         if (!atomic_compare_exchange_strong_explicit(&sh->owner, &expect, 0, memory_order_relaxed,
                                                      memory_order_relaxed))
@@ -743,7 +743,7 @@ static void run_locker(struct st_worker *w, void *h)
         /* a varied pause before the next acquisition (--lock-pause), so that contenders meet
          * inside lock() in every phase rather than re-locking back to back */
         if (c->lock_pause_us) {
-            uint64_t x = st_rand(&rng);
+            uint64_t x = splitmix64_next(&rng);
             if ((x & 3u) != 0) delay_us((unsigned)((x >> 8) % (c->lock_pause_us + 1u)));
         }
         wait_begin(s, &wm);
@@ -762,7 +762,8 @@ static void start_faults(struct st_worker *w)
 {
     struct st_case *cs = w->cs;
     if (cs->faults_arm != NULL)
-        cs->faults_arm(st_mix64(cs->cfg->seed ^ 0x73686f7274ull ^ w->index), cs->fault_rate_ppm);
+        cs->faults_arm(splitmix64_mix(cs->cfg->seed ^ 0x73686f7274ull ^ w->index),
+                       cs->fault_rate_ppm);
     if (cs->signal_us && cs->cfg->mode == ST_MODE_PROCESS) {
         struct itimerval it = {.it_interval = {0, (long)cs->signal_us},
                                .it_value = {0, (long)cs->signal_us}};

@@ -132,16 +132,16 @@ static void test_pure_wrap_and_steps(void **state)
     for (int i = 0; i < 2000; i++) {
         uint32_t *w = (uint32_t *)&h.ctl;
         for (int k = 0; k < 4; k++)
-            w[k] = (uint32_t)(tu_rand(&rng) % 5);
+            w[k] = (uint32_t)(splitmix64_next(&rng) % 5);
         for (uint32_t s = 0; s < 3; s++) {
             struct ipcp_cvq_slot *sl = (void *)(h.slots + s * ipcp_cvq_stride(16));
-            sl->state = (uint32_t)(tu_rand(&rng) % 6);
-            sl->len = (uint32_t)(tu_rand(&rng) % 20);
+            sl->state = (uint32_t)(splitmix64_next(&rng) % 6);
+            sl->len = (uint32_t)(splitmix64_next(&rng) % 20);
         }
         for (int r = 0; r < 4; r++) {
-            h.rec[r].state = (uint32_t)(tu_rand(&rng) % 6);
-            h.rec[r].pid = (uint32_t)tu_rand(&rng);
-            h.rec[r].waiting = (uint32_t)(tu_rand(&rng) % 4);
+            h.rec[r].state = (uint32_t)(splitmix64_next(&rng) % 6);
+            h.rec[r].pid = (uint32_t)splitmix64_next(&rng);
+            h.rec[r].waiting = (uint32_t)(splitmix64_next(&rng) % 4);
         }
         int ch = ipcp_cvq_repair(&h.v, NULL);
         assert_true(ch >= 0);

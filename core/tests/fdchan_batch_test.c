@@ -294,7 +294,7 @@ static ssize_t mem_writev(void *ctx, int fd, const struct iovec *iov, int cnt)
     (void)fd;
     struct mem *f = ctx;
     if (f->epipe_at && f->tail >= f->epipe_at) return -EPIPE;
-    uint64_t d = f->faults ? tu_rand(&f->rng) % 8 : 7;
+    uint64_t d = f->faults ? splitmix64_next(&f->rng) % 8 : 7;
     if (d == 0) {
         f->eintr++;
         return -EINTR;
@@ -309,7 +309,7 @@ static ssize_t mem_writev(void *ctx, int fd, const struct iovec *iov, int cnt)
     size_t free_ = f->room - (f->tail - f->head);
     if (free_ == 0) return -EAGAIN;
     if (d == 2 && want > 1) {
-        want = 1 + (size_t)(tu_rand(&f->rng) % (want - 1));
+        want = 1 + (size_t)(splitmix64_next(&f->rng) % (want - 1));
         f->shorts++;
     }
     if (want > free_) want = free_;
@@ -405,7 +405,7 @@ static void test_deadline_mid_batch_faults(void **s)
     uint64_t rng = 5;
     while (got < N) {
         if (sent < N) {
-            size_t b = 1 + (size_t)(tu_rand(&rng) % B);
+            size_t b = 1 + (size_t)(splitmix64_next(&rng) % B);
             if (b > N - sent) b = N - sent;
             for (size_t i = 0; i < b; i++) {
                 m[i] = (struct ipcp_fdchan_msg){
@@ -419,7 +419,7 @@ static void test_deadline_mid_batch_faults(void **s)
             memset(slab, 0x5a, B * 20000);
             assert_int_equal(started_on_wire(&f), sent);
         }
-        size_t drain = (size_t)(tu_rand(&rng) % 40);
+        size_t drain = (size_t)(splitmix64_next(&rng) % 40);
         for (size_t i = 0; i < drain; i++) {
             uint16_t type;
             ssize_t n = ipcp_fdchan_recv(mc.r, &type, in, 20000, 0);

@@ -638,7 +638,7 @@ static int fault(struct fakepipe *f)
 
 static size_t clip(struct fakepipe *f, size_t n)
 {
-    size_t lim = 1 + (size_t)(tu_rand(&f->rng) % (uint64_t)f->short_max);
+    size_t lim = 1 + (size_t)(splitmix64_next(&f->rng) % (uint64_t)f->short_max);
     if (n > lim) {
         f->shorts++;
         return lim;

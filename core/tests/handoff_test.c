@@ -83,7 +83,7 @@ static void destroy_and_check(struct ipcp_handoff *ho, const char *name)
 static size_t msg_len(uint64_t seq, size_t max)
 {
     uint64_t st = seq * 7919 + 1;
-    return (size_t)(tu_rand(&st) % (max + 1));
+    return (size_t)(splitmix64_next(&st) % (max + 1));
 }
 
 /* ---- codec ------------------------------------------------------------------------------ */
@@ -327,7 +327,7 @@ static void test_pipeline_model(void **s)
     int rn = 0, on = 0;
     uint64_t rng = 99, delivered = 0;
     while (delivered < MSGS) {
-        uint64_t r = tu_rand(&rng) % 3;
+        uint64_t r = splitmix64_next(&rng) % 3;
         uint32_t slot;
         uint64_t seq;
         if (r == 0 && ipcp_handoff_tx_next(&tx, &slot, &seq) == 0 && seq < MSGS) {
@@ -358,7 +358,7 @@ static void test_pipeline_model(void **s)
         } else if (r == 2 && on > 0) {
             uint32_t got;
             /* OKs may be taken in any order */
-            int k = (int)(tu_rand(&rng) % (uint64_t)on);
+            int k = (int)(splitmix64_next(&rng) % (uint64_t)on);
             assert_int_equal(ipcp_handoff_tx_on_ok(&tx, oq[k], IPCP_HANDOFF_MSG_SIZE, &got), 0);
             memmove(oq[k], oq[k + 1], (size_t)(on - k - 1) * IPCP_HANDOFF_MSG_SIZE);
             on--;

@@ -246,15 +246,15 @@ static void test_rx_interleave(void **s)
             next_seq[p] = (uint64_t)round * MSGS;
         uint8_t m[P_MSGSIZE];
         for (;;) {
-            int p = (int)(tu_rand(&rng) % PRODUCERS), tries = 0;
+            int p = (int)(splitmix64_next(&rng) % PRODUCERS), tries = 0;
             while (cur[p].count == 0 && next_seq[p] == (uint64_t)(round + 1) * MSGS &&
                    tries++ < PRODUCERS)
                 p = (p + 1) % PRODUCERS;
             if (tries > PRODUCERS) break;
             if (cur[p].count == 0) { /* start the producer's next message */
                 cur[p].seq = next_seq[p]++;
-                cur[p].total = (uint32_t)(tu_rand(&rng) % (MAXLEN + 1));
-                cur[p].prio = (uint8_t)(tu_rand(&rng) % IPCP_MQCHAN_PRIOS);
+                cur[p].total = (uint32_t)(splitmix64_next(&rng) % (MAXLEN + 1));
+                cur[p].prio = (uint8_t)(splitmix64_next(&rng) % IPCP_MQCHAN_PRIOS);
                 cur[p].count = ipcp_mqchan_chunks(cur[p].total, P_PAYLOAD);
                 cur[p].index = 0;
                 want++;
@@ -318,7 +318,7 @@ static int sender_main(void *p)
     if (buf == NULL) return 11;
     uint64_t rng = a->index + 1;
     for (size_t i = 0; i < n; i++) {
-        size_t len = a->sizes ? a->sizes[i] : (size_t)(tu_rand(&rng) % (a->max + 1));
+        size_t len = a->sizes ? a->sizes[i] : (size_t)(splitmix64_next(&rng) % (a->max + 1));
         tu_fill(buf, len, seed_of(a->index, i));
         int rc = ipcp_mqchan_send(ep, buf, len, 0, 10000);
         if (rc != 0) {
@@ -423,7 +423,7 @@ static void test_processes(void **s)
         if (len < 0) fail_msg("recv %d: %s", n, ipcp_strerror((int)len));
         assert_true(p < PRODUCERS);
         /* in order per producer: the length and bytes are those of its next message */
-        size_t want = (size_t)(tu_rand(&rng[p]) % (max + 1));
+        size_t want = (size_t)(splitmix64_next(&rng[p]) % (max + 1));
         assert_int_equal((size_t)len, want);
         assert_true(tu_check(buf, (size_t)len, seed_of(p, next[p])));
         next[p]++;

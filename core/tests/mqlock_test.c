@@ -306,7 +306,7 @@ static void model_step(struct model *m, int i, uint64_t *rng, int allow_death)
 {
     struct mclient *c = &m->c[i];
     const int64_t R = 100;
-    uint64_t r = tu_rand(rng);
+    uint64_t r = splitmix64_next(rng);
     if (allow_death && c->st != M_DEAD && r % 97 == 0) {
         c->st = M_DEAD; /* whatever it had in hand is lost */
         return;
@@ -411,14 +411,14 @@ static void test_model(void **s)
             int alive = 0;
             for (int i = 0; i < MC; i++)
                 alive += m.c[i].st != M_DEAD;
-            int i = (int)(tu_rand(&rng) % MC);
+            int i = (int)(splitmix64_next(&rng) % MC);
             model_step(&m, i, &rng, alive > 1);
             model_check(&m);
         }
         /* Progress: with the survivors alone, the lock keeps being acquired. */
         uint64_t before = m.acq;
         for (int step = 0; step < 20000; step++) {
-            int i = (int)(tu_rand(&rng) % MC);
+            int i = (int)(splitmix64_next(&rng) % MC);
             model_step(&m, i, &rng, 0);
             model_check(&m);
         }

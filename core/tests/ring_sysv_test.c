@@ -143,7 +143,7 @@ static void test_wraparound_and_sizes(void **s)
 
 static size_t pick_len(uint64_t *st, size_t cap)
 {
-    uint64_t r = tu_rand(st);
+    uint64_t r = splitmix64_next(st);
     switch (r % 8) {
     case 0:
         return (size_t)(r >> 8) % 16;

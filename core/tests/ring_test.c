@@ -391,7 +391,7 @@ struct xchg {
 
 static size_t pick_len(uint64_t *st, size_t cap)
 {
-    uint64_t v = tu_rand(st);
+    uint64_t v = splitmix64_next(st);
     unsigned c = (unsigned)(v % 100);
     v >>= 8;
     if (c < 70) return (size_t)(v % 256);
@@ -830,7 +830,7 @@ static void test_hostile_random_writes(void **s)
     uint8_t msg[2048], buf[2048];
     int iters = scaled(200000), broken = 0;
     for (int i = 0; i < iters; i++) {
-        uint64_t v = tu_rand(&st);
+        uint64_t v = splitmix64_next(&st);
         unsigned op = (unsigned)(v % 16);
         v >>= 8;
         ssize_t rc = 0;
@@ -847,10 +847,10 @@ static void test_hostile_random_writes(void **s)
             size_t off = (size_t)(v % pr.size);
             size_t n = 1 + (size_t)((v >> 20) % 8);
             for (size_t k = 0; k < n && off + k < pr.size; k++)
-                ((uint8_t *)pr.mem)[off + k] = (uint8_t)tu_rand(&st);
+                ((uint8_t *)pr.mem)[off + k] = (uint8_t)splitmix64_next(&st);
         } else if (op < 10) {
             /* hostile: a plausible record header at the consumer's head */
-            uint32_t o = (uint32_t)(tu_rand(&st) % cap) & ~15u;
+            uint32_t o = (uint32_t)(splitmix64_next(&st) % cap) & ~15u;
             uint32_t fl = MARK | (uint32_t)(v & 7);
             put_rec(pr.mem, o, (uint32_t)((v >> 8) % 600), fl, (uint32_t)((v >> 20) % 4),
                     (uint32_t)((v >> 24) % 3000));
@@ -884,7 +884,7 @@ static void test_hostile_random_writes(void **s)
         if (rc == -IPCP_E_CORRUPT || rc == -EPIPE) { /* start over with a fresh ring */
             broken++;
             pair_close(&pr);
-            pair_open(&pr, &cfg, (uint32_t)(tu_rand(&st) & ~15u));
+            pair_open(&pr, &cfg, (uint32_t)(splitmix64_next(&st) & ~15u));
         }
     }
     assert_true(broken > 0); /* the hostile writes did hit */
@@ -1101,12 +1101,6 @@ static void *pong(void *arg)
     return NULL;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* With spin = 1 every wait ends in FUTEX_WAIT. If a wake-up got lost, the sleeper would only
  * notice at the end of its 20 ms slice: the median round trip stays far below that. */
 static void test_futex_wakeups_prompt(void **s)
@@ -1130,8 +1124,8 @@ static void test_futex_wakeups_prompt(void **s)
     }
     pthread_join(th, NULL);
     assert_int_equal(a.rc, 0);
-    qsort(rtt, (size_t)n, sizeof(int64_t), cmp_i64);
-    int64_t median = rtt[n / 2];
+    stats_sort_i64(rtt, (size_t)n);
+    int64_t median = stats_pct_i64(rtt, (size_t)n, 50);
     if (median > 5000000)
         fail_msg("median round trip %lld ns: wake-ups are late", (long long)median);
     free(rtt);

@@ -185,7 +185,7 @@ static void test_rx_interleaved(void **s)
     int done_a = 0, done_b = 0;
     uint64_t st = 7;
     while (ia < ca || ib < cb) {
-        int pick_a = ib >= cb || (ia < ca && (tu_rand(&st) & 1));
+        int pick_a = ib >= cb || (ia < ca && (splitmix64_next(&st) & 1));
         const uint8_t *src = pick_a ? a : b;
         uint32_t total = pick_a ? sizeof(a) : sizeof(b), idx = pick_a ? ia++ : ib++;
         uint32_t cnt = pick_a ? ca : cb;
@@ -289,7 +289,7 @@ struct stream_arg {
 static size_t msg_len(uint32_t p, uint64_t seq, size_t max)
 {
     uint64_t st = seq * 7919 + p * 104729 + 1;
-    return (size_t)(tu_rand(&st) % (max + 1));
+    return (size_t)(splitmix64_next(&st) % (max + 1));
 }
 
 static int producer_main(void *p)

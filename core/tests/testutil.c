@@ -14,25 +14,17 @@
 #include "ipcproof/xport.h"
 #include "testutil.h"
 
-uint64_t tu_rand(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 void tu_fill(void *buf, size_t len, uint64_t seed)
 {
     uint8_t *p = buf;
     uint64_t st = seed;
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {
-        uint64_t v = tu_rand(&st);
+        uint64_t v = splitmix64_next(&st);
         memcpy(p + i, &v, 8);
     }
     if (i < len) {
-        uint64_t v = tu_rand(&st);
+        uint64_t v = splitmix64_next(&st);
         memcpy(p + i, &v, len - i);
     }
 }
@@ -43,11 +35,11 @@ int tu_check(const void *buf, size_t len, uint64_t seed)
     uint64_t st = seed;
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {
-        uint64_t v = tu_rand(&st);
+        uint64_t v = splitmix64_next(&st);
         if (memcmp(p + i, &v, 8) != 0) return 0;
     }
     if (i < len) {
-        uint64_t v = tu_rand(&st);
+        uint64_t v = splitmix64_next(&st);
         if (memcmp(p + i, &v, len - i) != 0) return 0;
     }
     return 1;

@@ -12,11 +12,12 @@
 #include <cmocka.h>
 
 #include "ipcproof/fdchan.h"
+#include "splitmix.h"
+#include "stats.h"
 
 /* Fill / check len bytes derived from seed (splitmix64 stream). check returns 1 when equal. */
 void tu_fill(void *buf, size_t len, uint64_t seed);
 int tu_check(const void *buf, size_t len, uint64_t seed);
-uint64_t tu_rand(uint64_t *state);
 
 /* fork() and run fn(arg) in the child; the child exits with fn's return value (0..255). */
 pid_t tu_spawn(int (*fn)(void *), void *arg);

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "faults.h"
+#include "splitmix.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -71,10 +72,7 @@ uint64_t ipcproof_faults_injected(void)
 
 static uint64_t next_rand(void)
 {
-    uint64_t x = (tl_rng += 0x9e3779b97f4a7c15ull);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
+    return splitmix64_next(&tl_rng);
 }
 
 /* ---- the real functions ---------------------------------------------------------------------- */

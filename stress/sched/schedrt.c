@@ -43,6 +43,7 @@
 #include "hb.h"
 #include "schedapi.h"
 #include "schedrt.h"
+#include "splitmix.h"
 
 #define VTIME_START 1000000000000LL /* 1000 s: far from 0, the same in every run */
 #define STEP_NS     10
@@ -136,21 +137,13 @@ static void futex_wake(_Atomic uint32_t *w)
     sr_real_syscall6(SYS_futex, (long)w, FUTEX_WAKE_PRIVATE, INT_MAX, 0, 0, 0);
 }
 
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* The next choice: a byte of cfg.decisions while they last (a fuzzer steers the schedule), then
  * the seed's stream. */
 static uint64_t rnd(void)
 {
     if (S.dpos < S.cfg.ndecisions) return S.cfg.decisions[S.dpos++];
-    S.rng += 0x9e3779b97f4a7c15ull;
-    return mix(S.rng);
+    S.rng += SPLITMIX64_GAMMA;
+    return splitmix64_mix(S.rng);
 }
 
 int sr_active(void)
@@ -182,8 +175,8 @@ static void record(int op, const volatile void *addr, uint64_t value, const void
     uint32_t obj = 0, off = 0;
     if (addr != NULL) locate(addr, &obj, &off);
     if (value >= (1ull << 40)) value = UINT64_MAX; /* a pointer: differs from run to run */
-    S.hash = mix(S.hash ^ ((uint64_t)me << 56) ^ ((uint64_t)op << 48) ^ ((uint64_t)obj << 32) ^
-                 off ^ mix(value));
+    S.hash = splitmix64_mix(S.hash ^ ((uint64_t)me << 56) ^ ((uint64_t)op << 48) ^
+                            ((uint64_t)obj << 32) ^ off ^ splitmix64_mix(value));
     if (r == NULL) return;
     struct st_sched_event *e = &r->trace[r->nevents % ST_SCHED_TRACE];
     e->step = S.steps;
@@ -779,8 +772,8 @@ SR_EXPORT int ipcproof_sched_begin(const struct st_sched_cfg *cfg, struct st_sch
     S.rep = rep;
     S.n = cfg->nthreads;
     S.vtime = VTIME_START;
-    S.rng = mix(cfg->seed ^ mix(cfg->schedule ^ 0x7363686564ull));
-    S.hash = mix(cfg->seed ^ cfg->schedule);
+    S.rng = splitmix64_mix(cfg->seed ^ splitmix64_mix(cfg->schedule ^ 0x7363686564ull));
+    S.hash = splitmix64_mix(cfg->seed ^ cfg->schedule);
     S.cur = -1;
     if (rep != NULL) {
         memset(rep, 0, sizeof(*rep));

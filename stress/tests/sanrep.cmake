@@ -10,7 +10,7 @@ set(_sanrep_data ${CMAKE_CURRENT_LIST_DIR}/unit/data/sanrep)
 
 add_executable(sanrep_test ${CMAKE_CURRENT_LIST_DIR}/unit/sanrep_test.c
                            ${CMAKE_CURRENT_LIST_DIR}/../sanrep.c)
-target_include_directories(sanrep_test PRIVATE ${CMAKE_CURRENT_LIST_DIR}/..)
+target_include_directories(sanrep_test PRIVATE ${CMAKE_CURRENT_LIST_DIR}/.. ${PROJECT_SOURCE_DIR}/core/common)
 target_link_libraries(sanrep_test PRIVATE PkgConfig::CMOCKA)
 add_test(NAME stress.sanrep COMMAND sanrep_test ${_sanrep_data})
 set_tests_properties(stress.sanrep PROPERTIES TIMEOUT 300 ENVIRONMENT "${IPCP_TEST_ENV}")
@@ -25,7 +25,8 @@ if(NOT IPCP_SANITIZERS AND NOT IPCP_COVERAGE)
   if(IPCP_HAVE_ASAN_UBSAN)
     add_executable(sanrep_test_asan ${CMAKE_CURRENT_LIST_DIR}/unit/sanrep_test.c
                                     ${CMAKE_CURRENT_LIST_DIR}/../sanrep.c)
-    target_include_directories(sanrep_test_asan PRIVATE ${CMAKE_CURRENT_LIST_DIR}/..)
+    target_include_directories(sanrep_test_asan PRIVATE ${CMAKE_CURRENT_LIST_DIR}/..
+                                                         ${PROJECT_SOURCE_DIR}/core/common)
     target_compile_options(sanrep_test_asan PRIVATE -fsanitize=address,undefined
                            -fno-omit-frame-pointer -fno-sanitize-recover=all)
     target_link_options(sanrep_test_asan PRIVATE -fsanitize=address,undefined)

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "elfinfo.h"
+#include "splitmix.h"
 #include "unitutil.h"
 
 static const char *const lib_src = "#include <pthread.h>\n"
@@ -297,9 +298,9 @@ static void corruptions(const unsigned char *img, size_t size)
     uint64_t rs = 0x1234567;
     for (int iter = 0; iter < 20000; iter++) {
         memcpy(m, img, size);
-        int edits = 1 + (int)(ut_rand(&rs) % 8);
+        int edits = 1 + (int)(splitmix64_next(&rs) % 8);
         for (int e = 0; e < edits; e++) {
-            uint64_t r = ut_rand(&rs);
+            uint64_t r = splitmix64_next(&rs);
             size_t off;
             if (r % 3 == 0)
                 off = h.e_shoff + (size_t)((r >> 8) % ((uint64_t)h.e_shnum * sizeof(Elf64_Shdr)));
@@ -308,7 +309,7 @@ static void corruptions(const unsigned char *img, size_t size)
             if (r % 5 == 0 && off + 8 <= size)
                 put(m + off, 8, vals[(r >> 40) % nvals]);
             else
-                m[off] = (unsigned char)(ut_rand(&rs) & 0xff);
+                m[off] = (unsigned char)(splitmix64_next(&rs) & 0xff);
         }
         kind_exact(m, size);
     }

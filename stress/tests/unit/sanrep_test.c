@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "splitmix.h"
 #include "sanrep.h"
 
 static const char *g_dir;
@@ -742,14 +743,6 @@ static void test_frames(void **state)
 
 /* ---- garbage --------------------------------------------------------------------------------- */
 
-static uint64_t rnd(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static void test_garbage(void **state)
 {
     (void)state;
@@ -775,14 +768,14 @@ static void test_garbage(void **state)
     uint64_t seed = 42;
     static char buf[8192];
     for (int iter = 0; iter < 4000; iter++) {
-        size_t n = rnd(&seed) % sizeof(buf);
+        size_t n = splitmix64_next(&seed) % sizeof(buf);
         if (iter % 2) { /* random bytes */
             for (size_t i = 0; i < n; i++)
-                buf[i] = (char)rnd(&seed);
+                buf[i] = (char)splitmix64_next(&seed);
         } else { /* random sequences of report fragments */
             size_t i = 0;
             while (i < n) {
-                const char *w = words[rnd(&seed) % (sizeof(words) / sizeof(words[0]))];
+                const char *w = words[splitmix64_next(&seed) % (sizeof(words) / sizeof(words[0]))];
                 size_t wl = w[0] ? strlen(w) : 1;
                 if (wl > n - i) wl = n - i;
                 memcpy(buf + i, w, wl);

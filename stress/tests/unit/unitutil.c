@@ -112,11 +112,3 @@ int ut_run(char *const argv[], const char *log)
     assert_true(pid > 0);
     return st_wait_timeout(pid, 300);
 }
-
-uint64_t ut_rand(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}

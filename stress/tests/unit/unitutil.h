@@ -42,7 +42,4 @@ const char *ut_which(const char *prog, char *buf, size_t cap);
  * status, 128 + signal, or -1 (it did not finish within 300 s). */
 int ut_run(char *const argv[], const char *log);
 
-/* 64-bit splitmix, for deterministic mutations. */
-uint64_t ut_rand(uint64_t *state);
-
 #endif

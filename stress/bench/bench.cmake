@@ -1,11 +1,11 @@
-# bench.cmake - ctest case of `ipcproof bench` (included by stress.cmake; the sources are
-# picked up with the other stress/*.c). The smoke run checks that every row is measured and the
+# bench.cmake - ctest cases of `ipcproof bench` (included by stress.cmake, which picks up the
+# sources of stress/bench/). The smoke run checks that every row is measured and the
 # JSON is well formed; it is never a timed test.
 if(BUILD_TESTING)
   add_test(NAME stress.bench_smoke
     COMMAND ${CMAKE_COMMAND} -DIPCPROOF=$<TARGET_FILE:ipcproof_cli> -DSCHED=${IPCP_HAVE_SCHED}
             -DJSON=${CMAKE_CURRENT_BINARY_DIR}/test-reports/bench_smoke.json
-            -P ${CMAKE_CURRENT_SOURCE_DIR}/bench_check.cmake)
+            -P ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_check.cmake)
   set_tests_properties(stress.bench_smoke PROPERTIES TIMEOUT 300 ENVIRONMENT "${IPCP_TEST_ENV}"
                        LABELS bench)
   # met / missed / noisy follow from each row's own repetitions (and the load)

@@ -1,18 +1,19 @@
-/* bench_chan.c - the rows of `ipcproof bench` for the channels of core/ that run through the
- * plugin ABI: each built-in protocol (stress/protos/) against its raw mechanism, as a pair of
- * struct ipcp_channel_ops that bench.c drives alike (one producer process, one consumer):
+/* rawchan.c - the raw baselines of `ipcproof bench` built on kernel queues (bench.h): the
+ * channel rows' mechanisms as struct ipcp_channel_ops that the chan family drives like the
+ * built-in protocols (one producer process, one consumer), and the handoff's slots + queues.
  *
- *   sysv-msg       against raw msgsnd/msgrcv of the same bytes (messages above msgmax in
- *                  msgmax-sized pieces, as a hand-written program must send them)
- *   mq-chan        against raw mq_send/mq_receive (pieces of mq_msgsize, a queue of 10)
- *   condvar-queue  against a plain process-shared mutex + two condvars over the same slots,
- *                  without robustness (no EOWNERDEAD repair, no peer checks)
- *   ring-sysv      against the ring over POSIX shm (the same ring, another backend)
+ *   raw msg        raw msgsnd/msgrcv of the same bytes (messages above msgmax in msgmax-sized
+ *                  pieces, as a hand-written program must send them): sysv-msg's baseline
+ *   raw mq         raw mq_send/mq_receive (pieces of mq_msgsize, a queue of 10): mq-chan's
+ *   plain cvq      a plain process-shared mutex + two condvars over the same slots, without
+ *                  robustness (no EOWNERDEAD repair, no peer checks): condvar-queue's
+ *   raw handoff    slots in a shared mapping, READY and OK queues carrying (slot, len), no
+ *                  checksum, no validation: the mq handoff's
  *
  * The raw sides know the message size in advance (the bench sends one size per row) and check
  * nothing: they are the floor the protocols are measured against. Their waits are bounded by
- * mq_timed* and pthread_cond_timedwait deadlines, and msgsnd/msgrcv (blocking, as a plain
- * program calls them) by the bench's alarms. */
+ * mq_timed* and pthread_cond_timedwait deadlines, and msgsnd/msgrcv and mq_send/mq_receive
+ * (blocking, as a plain program calls them) by the bench's alarms. */
 #include <errno.h>
 #include <mqueue.h>
 #include <pthread.h>
@@ -27,9 +28,9 @@
 #include <unistd.h>
 
 #include "bench.h"
-
-extern const struct ipcp_channel_ops st_sysv_msg_ops, st_mq_chan_ops, st_condvar_queue_ops,
-    st_ring_ops, st_ring_sysv_ops;
+#include "internal.h"
+#include "ipcproof/err.h"
+#include "ipcproof/handoff.h"
 
 /* A limit from /proc, or dflt. */
 static long proc_long(const char *path, long dflt)
@@ -154,7 +155,7 @@ static void rawmsg_destroy(void *ctx)
     free(q);
 }
 
-static const struct ipcp_channel_ops raw_msg_ops = {
+const struct ipcp_channel_ops bench_raw_msg_ops = {
     .abi_version = IPCP_PLUGIN_ABI_VERSION,
     .name = "raw msgsnd/msgrcv",
     .create = rawmsg_create,
@@ -255,7 +256,7 @@ static void rawmq_destroy(void *ctx)
     free(m);
 }
 
-static const struct ipcp_channel_ops raw_mq_ops = {
+const struct ipcp_channel_ops bench_raw_mq_ops = {
     .abi_version = IPCP_PLUGIN_ABI_VERSION,
     .name = "raw mq_send/mq_receive",
     .create = rawmq_create,
@@ -379,7 +380,7 @@ static void plainq_destroy(void *ctx)
     free(x);
 }
 
-static const struct ipcp_channel_ops plain_cvq_ops = {
+const struct ipcp_channel_ops bench_plain_cvq_ops = {
     .abi_version = IPCP_PLUGIN_ABI_VERSION,
     .name = "plain mutex+condvar queue",
     .create = plainq_create,
@@ -390,12 +391,186 @@ static const struct ipcp_channel_ops plain_cvq_ops = {
     .destroy = plainq_destroy,
 };
 
-/* ---- the table ---------------------------------------------------------------------------- */
+/* ---- the handoff's mechanism without the protocol ------------------------------------------ */
 
-const struct st_bench_chan st_bench_chans[] = {
-    {"sysv-msg", &st_sysv_msg_ops, &raw_msg_ops, 0},
-    {"mq-chan", &st_mq_chan_ops, &raw_mq_ops, 0},
-    {"condvar-queue", &st_condvar_queue_ops, &plain_cvq_ops, 8},
-    {"ring-sysv", &st_ring_sysv_ops, &st_ring_ops, 0},
+/* Slots in a shared mapping, a READY and an OK queue of 32-byte messages carrying (slot, len). */
+struct rawho {
+    uint8_t *slots;
+    size_t slot_size, map_len;
+    uint32_t nslots;
+    mqd_t ready, ok;
 };
-const size_t st_bench_nchans = sizeof(st_bench_chans) / sizeof(st_bench_chans[0]);
+
+struct rawho_msg {
+    uint32_t slot, len;
+    uint64_t pad[3];
+};
+
+static void rawho_close(struct rawho *h)
+{
+    if (h->ready != (mqd_t)-1) mq_close(h->ready);
+    if (h->ok != (mqd_t)-1) mq_close(h->ok);
+    if (h->slots) munmap(h->slots, h->map_len);
+    h->ready = h->ok = (mqd_t)-1;
+    h->slots = NULL;
+}
+
+static int rawho_open(struct rawho *h, uint32_t nslots, size_t slot_size, char *err, size_t cap)
+{
+    memset(h, 0, sizeof(*h));
+    h->ready = h->ok = (mqd_t)-1;
+    h->nslots = nslots;
+    h->slot_size = (slot_size + IPCP_CACHELINE - 1) & ~(size_t)(IPCP_CACHELINE - 1);
+    h->map_len = h->slot_size * nslots;
+    h->slots = mmap(NULL, h->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (h->slots == MAP_FAILED) {
+        h->slots = NULL;
+        return bench_fail(err, cap, "mmap: %s", strerror(errno));
+    }
+    h->ready = bench_mq_open(nslots, sizeof(struct rawho_msg));
+    h->ok = bench_mq_open(nslots, sizeof(struct rawho_msg));
+    if (h->ready == (mqd_t)-1 || h->ok == (mqd_t)-1) {
+        int e = errno;
+        rawho_close(h);
+        return bench_fail(err, cap, "mq_open: %s", strerror(e));
+    }
+    return 0;
+}
+
+static int mq_put(mqd_t q, uint32_t slot, uint32_t len)
+{
+    struct rawho_msg m = {.slot = slot, .len = len};
+    for (;;) {
+        if (mq_send(q, (const char *)&m, sizeof(m), 0) == 0) return 0;
+        if (errno != EINTR || bench_expired) return -1;
+    }
+}
+
+static int mq_get(mqd_t q, struct rawho_msg *m)
+{
+    for (;;) {
+        ssize_t n = mq_receive(q, (char *)m, sizeof(*m), NULL);
+        if (n == (ssize_t)sizeof(*m)) return m->slot < HO_SLOTS ? 0 : -1;
+        if (n >= 0 || errno != EINTR || bench_expired) return -1;
+    }
+}
+
+/* Sender: waits for the slot's OK once all slots are in flight, copies, sends READY. */
+static int rawho_send(struct rawho *h, uint64_t i, const void *src, size_t len)
+{
+    uint32_t slot = (uint32_t)(i % h->nslots);
+    struct rawho_msg m;
+    if (i >= h->nslots && mq_get(h->ok, &m) < 0) return -1;
+    memcpy(h->slots + (size_t)slot * h->slot_size, src, len);
+    return mq_put(h->ready, slot, (uint32_t)len);
+}
+
+/* Receiver: READY, copy out, OK (round trips send none: the reply is the flow control).
+ * Returns the length. */
+static ssize_t rawho_recv(struct rawho *h, void *dst, size_t cap, int send_ok)
+{
+    struct rawho_msg m;
+    if (mq_get(h->ready, &m) < 0 || m.len > cap) return -1;
+    memcpy(dst, h->slots + (size_t)m.slot * h->slot_size, m.len);
+    if (send_ok && mq_put(h->ok, m.slot, 0) < 0) return -1;
+    return (ssize_t)m.len;
+}
+
+struct rawho_state {
+    struct rawho a, b; /* throughput: a; round trips: a parent -> child, b back */
+    uint8_t *buf;
+};
+
+static int rawho_setup(struct bench_side *s)
+{
+    struct rawho_state *t = s->st;
+    t->a.ready = t->a.ok = t->b.ready = t->b.ok = (mqd_t)-1;
+    int rtt = s->c->kind == K_RTT;
+    size_t size = rtt ? B_SMALL : s->c->size;
+    if (rawho_open(&t->a, rtt ? 2 : HO_SLOTS, size, s->err, s->cap) < 0) return -1;
+    if (rtt && rawho_open(&t->b, 2, B_SMALL, s->err, s->cap) < 0) return -1;
+    t->buf = bench_alloc(size);
+    if (t->buf == NULL) return bench_fail(s->err, s->cap, "out of memory");
+    memset(t->buf, 0x5a, size);
+    return 0;
+}
+
+static void rawho_teardown(struct bench_side *s)
+{
+    struct rawho_state *t = s->st;
+    rawho_close(&t->a);
+    rawho_close(&t->b);
+    free(t->buf);
+}
+
+/* Sends n messages, then collects the OKs still in flight. */
+static int rawho_sender(struct bench_side *s)
+{
+    struct rawho_state *t = s->st;
+    if (bench_child_ready(s) < 0) return 12;
+    for (long i = 0; i < s->n; i++)
+        if (rawho_send(&t->a, (uint64_t)i, t->buf, s->c->size) < 0) return 14;
+    struct rawho_msg m;
+    for (long i = 0; i < (s->n < HO_SLOTS ? s->n : (long)HO_SLOTS); i++)
+        if (mq_get(t->a.ok, &m) < 0) return 16;
+    return 0;
+}
+
+static int rawho_recv_step(struct bench_side *s, long i)
+{
+    struct rawho_state *t = s->st;
+    if (rawho_recv(&t->a, t->buf, s->c->size, 1) == (ssize_t)s->c->size) return 0;
+    return bench_fail(s->err, s->cap, "receive of message %ld: failed", i);
+}
+
+/* Echoes until a 1-byte message; one message in flight each way: the round trip is the flow
+ * control. */
+static int rawho_echo(struct bench_side *s)
+{
+    struct rawho_state *t = s->st;
+    uint8_t buf[B_SMALL];
+    if (bench_child_ready(s) < 0) return 12;
+    for (uint64_t i = 0;; i++) {
+        ssize_t n = rawho_recv(&t->a, buf, sizeof(buf), 0);
+        if (n == 1) return 0;
+        if (n != (ssize_t)sizeof(buf)) return 13;
+        uint32_t slot = (uint32_t)(i % t->b.nslots);
+        memcpy(t->b.slots + (size_t)slot * t->b.slot_size, buf, sizeof(buf));
+        if (mq_put(t->b.ready, slot, sizeof(buf)) < 0) return 15;
+    }
+}
+
+static int rawho_rtt_step(struct bench_side *s, long i)
+{
+    struct rawho_state *t = s->st;
+    uint32_t slot = (uint32_t)((uint64_t)i % t->a.nslots);
+    memcpy(t->a.slots + (size_t)slot * t->a.slot_size, t->buf, B_SMALL);
+    struct rawho_msg m = {0};
+    if (mq_put(t->a.ready, slot, B_SMALL) < 0 || mq_get(t->b.ready, &m) < 0 || m.len != B_SMALL)
+        return bench_fail(s->err, s->cap, "round trip %ld: failed", i);
+    memcpy(t->buf, t->b.slots + (size_t)m.slot * t->b.slot_size, B_SMALL);
+    return 0;
+}
+
+/* A 1-byte message ends the echo process. */
+static int rawho_rtt_stop(struct bench_side *s)
+{
+    return mq_put(((struct rawho_state *)s->st)->a.ready, 0, 1);
+}
+
+const struct bench_pair bench_rawho_tput = {
+    .state_size = sizeof(struct rawho_state),
+    .setup = rawho_setup,
+    .child = rawho_sender,
+    .step = rawho_recv_step,
+    .teardown = rawho_teardown,
+};
+
+const struct bench_pair bench_rawho_rtt = {
+    .state_size = sizeof(struct rawho_state),
+    .setup = rawho_setup,
+    .child = rawho_echo,
+    .step = rawho_rtt_step,
+    .stop = rawho_rtt_stop,
+    .teardown = rawho_teardown,
+};
