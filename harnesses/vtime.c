@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -32,10 +33,23 @@ void fz_vtime_off(void)
     on = 0;
 }
 
+/* The C library's definition, looked up once; threads may race to it: each finds the same one
+ * (an atomic, so that ThreadSanitizer and the C11 memory model agree). */
+static void *real_fn(_Atomic(void *) *slot, const char *name)
+{
+    void *f = atomic_load_explicit(slot, memory_order_acquire);
+    if (f == NULL) {
+        f = dlsym(RTLD_NEXT, name);
+        atomic_store_explicit(slot, f, memory_order_release);
+    }
+    return f;
+}
+
 static long real_syscall(long n, long a, long b, long c, long d, long e, long f)
 {
-    static long (*real)(long, ...);
-    if (real == NULL) *(void **)&real = dlsym(RTLD_NEXT, "syscall");
+    static _Atomic(void *) slot;
+    long (*real)(long, ...);
+    *(void **)&real = real_fn(&slot, "syscall");
     return real(n, a, b, c, d, e, f);
 }
 
@@ -79,9 +93,10 @@ __attribute__((no_sanitize("address"))) long syscall(long n, ...)
 
 int clock_gettime(clockid_t clk, struct timespec *ts)
 {
-    static int (*real)(clockid_t, struct timespec *);
+    static _Atomic(void *) slot;
     if (!on || clk == CLOCK_PROCESS_CPUTIME_ID || clk == CLOCK_THREAD_CPUTIME_ID) {
-        if (real == NULL) *(void **)&real = dlsym(RTLD_NEXT, "clock_gettime");
+        int (*real)(clockid_t, struct timespec *);
+        *(void **)&real = real_fn(&slot, "clock_gettime");
         return real(clk, ts);
     }
     int64_t t = vnow + (clk == CLOCK_REALTIME || clk == CLOCK_REALTIME_COARSE ? VT_REALTM : 0);
