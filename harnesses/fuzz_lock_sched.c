@@ -64,7 +64,7 @@
 #include <unistd.h>
 
 #include "fuzz_util.h"
-#include "internal.h"
+#include "proc.h"
 #include "ipcproof/err.h"
 #include "ipcproof/handoff.h"
 #include "ipcproof/mqlock.h"

@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "internal.h"
+#include "atomics.h"
 #include "ipcproof/chunk.h"
 #include "ipcproof/err.h"
 #include "ipcproof/ring.h"

@@ -39,7 +39,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "internal.h"
+#include "atomics.h"
 #include "ipcproof/err.h"
 #include "ipcproof/ring.h"
 #include "vtime.h"

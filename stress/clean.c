@@ -99,7 +99,22 @@ static void print_item(const struct ipcp_registry_item *it, void *arg)
         break;
     case IPCP_REG_NO_ENTRY:
         label = "not checked";
-        snprintf(why, sizeof(why), "no registry entry; its name says pid %ld", pid);
+        if (it->pid_is == NULL) {
+            snprintf(why, sizeof(why), "no registry entry; its name says pid %ld", pid);
+            break;
+        }
+        /* a SysV object that no live process uses (ipcrm's option for its kind) */
+        char how[48];
+        const char *opt = strcmp(it->kind, "sysv-shm") == 0   ? "-m"
+                          : strcmp(it->kind, "sysv-msg") == 0 ? "-q"
+                                                              : "-s";
+        snprintf(how, sizeof(how), "ipcrm %s %s", opt, it->name);
+        if (strcmp(it->pid_is, "none") == 0)
+            snprintf(why, sizeof(why), "no registry entry; no process recorded%s; %s",
+                     it->attached == 0 ? ", none attached" : "", how);
+        else
+            snprintf(why, sizeof(why), "no registry entry; its %s, pid %ld, is gone%s; %s",
+                     it->pid_is, pid, it->attached == 0 ? ", none attached" : "", how);
         break;
     case IPCP_REG_UNCHECKED:
         label = "not checked";
@@ -162,11 +177,19 @@ int st_clean_main(int argc, char **argv)
         printf("note: queues and SysV objects made in another IPC namespace cannot be reached "
                "from here; their entries were dropped with their dead owners\n");
     if (n[IPCP_REG_NO_ENTRY] > 0)
-        printf("note: objects without a registry entry are never removed (their creator's PID "
-               "namespace is unknown); remove them by hand once you know they are stale\n");
+        printf("note: objects without a registry entry are never removed (nothing says that "
+               "ipcproof made them, nor, for names, in which PID namespace); remove them by hand "
+               "once you know they are stale\n");
     if (!s.mq_listed)
         printf("note: /dev/mqueue is not mounted, so message queues without a registry entry "
                "cannot be listed (mount -t mqueue none /dev/mqueue)\n");
-    printf("note: SysV objects without a registry entry cannot be attributed (see ipcs)\n");
+    if (!s.sysv_listed)
+        printf("note: /proc/sysvipc could not be read, so SysV objects without a registry entry "
+               "are not listed (see ipcs)\n");
+    else if (s.sysv_in_use > 0)
+        printf("note: %u SysV object%s of yours without a registry entry %s in use by live "
+               "processes: not listed (ipcs shows %s)\n",
+               s.sysv_in_use, s.sysv_in_use == 1 ? "" : "s", s.sysv_in_use == 1 ? "is" : "are",
+               s.sysv_in_use == 1 ? "it" : "them");
     return n[IPCP_REG_FAILED] > 0 ? 2 : 0;
 }

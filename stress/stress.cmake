@@ -25,7 +25,6 @@ add_executable(ipcproof_cli ${IPCP_STRESS_SOURCES} ${IPCP_STRESS_PROTOS} ${IPCP_
                             ${PROJECT_SOURCE_DIR}/core/common/stats.c)
 set_target_properties(ipcproof_cli PROPERTIES OUTPUT_NAME ipcproof)
 target_include_directories(ipcproof_cli PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
-                                               ${PROJECT_SOURCE_DIR}/core/src
                                                ${PROJECT_SOURCE_DIR}/core/common)
 target_link_libraries(ipcproof_cli PRIVATE ipcproof PkgConfig::XXHASH PkgConfig::JANSSON
                                            Threads::Threads ${CMAKE_DL_LIBS})
@@ -92,8 +91,13 @@ if(NOT IPCP_SANITIZERS AND NOT IPCP_COVERAGE AND NOT IPCP_FUZZ_ENGINE STREQUAL "
   set_target_properties(ipcproof_protos_sched PROPERTIES OUTPUT_NAME ipcproof-protos-sched
     PREFIX lib C_VISIBILITY_PRESET hidden NO_SONAME ON)
   target_include_directories(ipcproof_protos_sched PRIVATE ${PROJECT_SOURCE_DIR}/core/include
-                                                           ${PROJECT_SOURCE_DIR}/core/src)
+                                                           ${PROJECT_SOURCE_DIR}/core/src
+                                                           ${PROJECT_SOURCE_DIR}/core/common)
   target_compile_options(ipcproof_protos_sched PRIVATE -fsanitize=thread)
+  target_link_options(ipcproof_protos_sched PRIVATE
+                      LINKER:--version-script=${CMAKE_CURRENT_SOURCE_DIR}/sched/builtins.map)
+  set_target_properties(ipcproof_protos_sched PROPERTIES
+                        LINK_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/sched/builtins.map)
   target_link_libraries(ipcproof_protos_sched PRIVATE PkgConfig::XXHASH Threads::Threads rt)
   install(TARGETS ipcproof_protos_sched LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
   add_dependencies(ipcproof_cli ipcproof_protos_sched)

@@ -21,7 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "atomics.h"
+#include "cvq_hooks.h"
+#include "deadline.h"
+#include "os.h"
+#include "proc.h"
 #include "ipcproof/cvq.h"
 #include "ipcproof/err.h"
 #include "ipcproof/shm.h"

@@ -3,7 +3,7 @@
 #include <limits.h>
 #include <time.h>
 
-#include "internal.h"
+#include "deadline.h"
 
 int64_t ipcp__now_ns(void)
 {

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "deadline.h"
 #include "ipcproof/chunk.h"
 #include "ipcproof/err.h"
 #include "ipcproof/fdchan.h"

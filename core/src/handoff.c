@@ -12,7 +12,10 @@
 
 #include <xxhash.h>
 
-#include "internal.h"
+#include "atomics.h"
+#include "deadline.h"
+#include "os.h"
+#include "proc.h"
 #include "ipcproof/err.h"
 #include "ipcproof/handoff.h"
 #include "ipcproof/registry.h"

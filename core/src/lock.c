@@ -22,7 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "atomics.h"
+#include "deadline.h"
+#include "os.h"
+#include "proc.h"
 #include "ipcproof/err.h"
 #include "ipcproof/lock.h"
 #include "ipcproof/mqlock.h"
@@ -162,18 +165,6 @@ void ipcp_lock_destroy(struct ipcp_lock_ctx *ctx)
         }
     }
     free(ctx);
-}
-
-int ipcp__robust_mutex_init(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t a;
-    int r = pthread_mutexattr_init(&a);
-    if (r != 0) return -r;
-    r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    if (r == 0) r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    if (r == 0) r = pthread_mutex_init(m, &a);
-    pthread_mutexattr_destroy(&a);
-    return -r;
 }
 
 int ipcp_lock_create(enum ipcp_lock_kind kind, const struct ipcp_lock_cfg *cfg,

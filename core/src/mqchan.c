@@ -11,7 +11,8 @@
 
 #include <xxhash.h>
 
-#include "internal.h"
+#include "deadline.h"
+#include "os.h"
 #include "ipcproof/err.h"
 #include "ipcproof/mqchan.h"
 #include "ipcproof/mqlock.h"

@@ -17,7 +17,10 @@
 
 #include <xxhash.h>
 
-#include "internal.h"
+#include "atomics.h"
+#include "deadline.h"
+#include "os.h"
+#include "proc.h"
 #include "ipcproof/err.h"
 #include "ipcproof/mqlock.h"
 #include "ipcproof/registry.h"

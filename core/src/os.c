@@ -1,8 +1,8 @@
 /* os.c - the library's one layer over the operating system: the real syscalls behind struct
- * ipcp_io_ops (converted once from -1/errno to -errno; EINTR is returned, not retried, so that
- * callers re-check their deadlines), numbers from /proc, POSIX message queue limits, the named
- * objects (shm, mq) every protocol creates under one naming rule, and the fork generation.
- * Process identity and liveness are proc.c's. */
+ * ipcp_io_ops (converted once from -1/errno to -errno), whole-file reads and writes, numbers and
+ * process status from /proc, POSIX message queue limits, the named objects (shm, mq) every
+ * protocol creates under one naming rule, process-shared mutexes and the fork generation.
+ * Process identity and liveness are proc.c's. The EINTR policy is os.h's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -11,13 +11,15 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "atomics.h"
+#include "os.h"
 #include "ipcproof/err.h"
 #include "ipcproof/fdchan.h"
 #include "ipcproof/mqlock.h"
@@ -73,15 +75,88 @@ const struct ipcp_io_ops *ipcp_io_default(void)
     return &ipcp_os_io;
 }
 
+/* ==== whole files (EINTR policy, rule 2)
+ * =============================================================================== */
+
+ssize_t ipcp__os_read_full(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, (char *)buf + got, len - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        if (n == 0) break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+int ipcp__os_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -errno;
+        if (w == 0) return -EIO;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+ssize_t ipcp__os_read_file(const char *path, char *buf, size_t cap)
+{
+    if (cap == 0) return -EINVAL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    ssize_t n = ipcp__os_read_full(fd, buf, cap - 1);
+    close(fd);
+    if (n < 0) return n;
+    buf[n] = '\0';
+    return n;
+}
+
+int ipcp__os_proc_stat(uint32_t pid, char *state, uint64_t *start)
+{
+    char path[40], buf[1024];
+    if (pid == 0)
+        snprintf(path, sizeof(path), "/proc/self/stat");
+    else
+        snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+    ssize_t len = ipcp__os_read_file(path, buf, sizeof(buf));
+    if (len < 0) return (int)len;
+    /* "pid (comm) S ppid ...": comm may hold spaces and ')', so parse after the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (p == NULL || p[1] != ' ' || p[2] == '\0') return -EBADMSG;
+    *state = p[2];
+    p += 3;
+    /* Fields 4..21 follow the state; field 22 is starttime. */
+    for (int field = 4; field <= 22; field++) {
+        while (*p == ' ')
+            p++;
+        if (*p == '\0') return -EBADMSG;
+        if (field == 22) {
+            if (*p < '0' || *p > '9') return -EBADMSG;
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(p, &end, 10);
+            if (end == p || errno != 0 || (*end != ' ' && *end != '\n' && *end != '\0'))
+                return -EBADMSG;
+            *start = v;
+            return 0;
+        }
+        while (*p != ' ' && *p != '\0')
+            p++;
+    }
+    return -EBADMSG;
+}
+
 uint64_t ipcp__proc_u64(const char *path, uint64_t dflt)
 {
     char buf[64];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return dflt;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
+    ssize_t n = ipcp__os_read_file(path, buf, sizeof(buf));
     if (n <= 0) return dflt;
-    buf[n] = '\0';
     char *end;
     errno = 0;
     unsigned long long v = strtoull(buf, &end, 10);
@@ -227,4 +302,103 @@ uint32_t ipcp__os_forkgen(void)
 {
     pthread_once(&fork_once, fork_register);
     return ipcp_load_relaxed32(&fork_gen); /* only ever changed by our own fork */
+}
+
+/* ==== process-shared pthread objects
+ * =============================================================================== */
+
+int ipcp__robust_mutex_init(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    int r = pthread_mutexattr_init(&a);
+    if (r != 0) return -r;
+    r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (r == 0) r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (r == 0) r = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return -r;
+}
+
+/* ==== System V objects as /proc/sysvipc lists them (what ipcs shows)
+ * =============================================================================== */
+
+static const char *const sysv_files[] = {"/proc/sysvipc/shm", "/proc/sysvipc/msg",
+                                         "/proc/sysvipc/sem"};
+
+/* the column of each field in the header line; -1: not there */
+enum {
+    C_KEY,
+    C_ID,
+    C_CPID,
+    C_LPID,
+    C_NATTCH,
+    C_LSPID,
+    C_LRPID,
+    C_NSEMS,
+    C_UID,
+    C_CUID,
+    C_CTIME,
+    C_COUNT
+};
+static const char *const sysv_cols[C_COUNT] = {"key",   "(id)",   "cpid", "lpid", "nattch", "lspid",
+                                               "lrpid", "nsems", "uid",  "cuid", "ctime"};
+
+static int sysv_columns(char *header, int col[C_COUNT])
+{
+    for (int i = 0; i < C_COUNT; i++)
+        col[i] = -1;
+    int n = 0;
+    for (char *save, *t = strtok_r(header, " \t\n", &save); t != NULL;
+         t = strtok_r(NULL, " \t\n", &save), n++)
+        for (int i = 0; i < C_COUNT; i++) {
+            int id = i == C_ID && (strcmp(t, "shmid") == 0 || strcmp(t, "msqid") == 0 ||
+                                   strcmp(t, "semid") == 0);
+            if (id || strcmp(t, sysv_cols[i]) == 0) col[i] = n;
+        }
+    return col[C_ID] >= 0 && col[C_UID] >= 0 ? 0 : -EBADMSG;
+}
+
+int ipcp__os_sysv_list(int kind, void (*fn)(const struct ipcp__sysv_obj *o, void *arg), void *arg)
+{
+    if (kind < 0 || kind > IPCP__SYSV_SEM) return -EINVAL;
+    FILE *f = fopen(sysv_files[kind], "re");
+    if (f == NULL) return -errno;
+    char line[1024];
+    int col[C_COUNT];
+    if (fgets(line, sizeof(line), f) == NULL || sysv_columns(line, col) < 0) {
+        fclose(f);
+        return -EBADMSG;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        long long v[32];
+        int n = 0;
+        char *save;
+        for (char *t = strtok_r(line, " \t\n", &save); t != NULL && n < 32;
+             t = strtok_r(NULL, " \t\n", &save))
+            v[n++] = strtoll(t, NULL, 10);
+#define COL(c, dflt) (col[c] >= 0 && col[c] < n ? v[col[c]] : (dflt))
+        if (col[C_ID] >= n || v[col[C_ID]] < 0 || v[col[C_ID]] > INT_MAX) continue;
+        struct ipcp__sysv_obj o = {
+            .kind = kind,
+            .id = (int)v[col[C_ID]],
+            .key = COL(C_KEY, 0),
+            .uid = (long)COL(C_UID, -1),
+            .cuid = (long)COL(C_CUID, -1),
+            .ctime = COL(C_CTIME, -1),
+        };
+        if (kind == IPCP__SYSV_SHM) {
+            o.pid[0] = (long)COL(C_CPID, 0);
+            o.pid[1] = (long)COL(C_LPID, 0);
+            o.count = (long)COL(C_NATTCH, -1);
+        } else if (kind == IPCP__SYSV_MSG) {
+            o.pid[0] = (long)COL(C_LSPID, 0);
+            o.pid[1] = (long)COL(C_LRPID, 0);
+        } else {
+            o.count = (long)COL(C_NSEMS, -1);
+        }
+#undef COL
+        fn(&o, arg);
+    }
+    fclose(f);
+    return 0;
 }

@@ -28,7 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "os.h"
+#include "proc.h"
 #include "ipcproof/registry.h"
 #include "ipcproof/shm.h"
 
@@ -246,47 +247,6 @@ static int parse_entry_name(const char *file, unsigned long long *pidns, long *p
     return 0;
 }
 
-/* State and start time (field 22) of /proc/<pid>/stat: 0 or -errno (-EBADMSG: unparsable). */
-static int proc_stat(long pid, char *state, unsigned long long *start)
-{
-    char path[48], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    size_t len = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            int e = errno;
-            close(fd);
-            return -e;
-        }
-        if (n == 0) break;
-        len += (size_t)n;
-        if (len == sizeof(buf) - 1) break;
-    }
-    close(fd);
-    buf[len] = '\0';
-    /* "pid (comm) S ...": comm may hold spaces and ')', so count fields after the last ')'. */
-    char *p = strrchr(buf, ')');
-    if (p == NULL || p[1] != ' ' || p[2] == '\0') return -EBADMSG;
-    *state = p[2];
-    p += 3;
-    for (int field = 4; field <= 22; field++) {
-        while (*p == ' ')
-            p++;
-        if (*p == '\0') return -EBADMSG;
-        if (field == 22) {
-            const char *q = p;
-            return parse_u64(&q, start) < 0 ? -EBADMSG : 0;
-        }
-        while (*p != ' ' && *p != '\0')
-            p++;
-    }
-    return -EBADMSG;
-}
-
 /* ==== this process's entry ================================================================= */
 
 static struct {
@@ -417,19 +377,6 @@ static void drop_locked(size_t i)
     R.lines[i] = R.lines[--R.n];
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return -errno;
-        if (w == 0) return -EIO;
-        buf += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Writes the whole entry from memory into <file>.tmp and renames it over <file>. */
 static int rewrite_locked(void)
 {
@@ -456,7 +403,7 @@ static int rewrite_locked(void)
     int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) rc = -errno;
     if (rc == 0) {
-        rc = write_all(fd, buf, (size_t)len);
+        rc = ipcp__os_write_all(fd, buf, (size_t)len);
         if (close(fd) < 0 && rc == 0) rc = -errno;
     }
     if (rc == 0 && renameat(dfd, tmp, dfd, R.file) < 0) rc = -errno;
@@ -478,12 +425,10 @@ static int append_locked(size_t i)
     if (len < 0) return len;
     int fd = openat(dfd, R.file, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return rewrite_locked();
-    ssize_t w;
-    do {
-        w = write(fd, line, (size_t)len);
-    } while (w < 0 && errno == EINTR);
+    /* the whole line; on a failure the file is rewritten from the lines in memory */
+    int rc = ipcp__os_write_all(fd, line, (size_t)len);
     close(fd);
-    return w == len ? 0 : rewrite_locked();
+    return rc == 0 ? 0 : rewrite_locked();
 }
 
 /* Writes the entry after lines were dropped: removes the file with its last line. */
@@ -817,6 +762,8 @@ struct cleaner {
     long long made;          /* ctime of the object being reported, -1: unknown */
     long long now;           /* CLOCK_REALTIME seconds when clean began */
     long obj_uid;            /* owner uid of the object being reported, -1: the entry's */
+    const char *pid_is;      /* SysV objects without an entry: the item's pid_is, attached */
+    long attached;
 };
 
 const char *ipcp_registry_status_text(enum ipcp_registry_status s)
@@ -853,8 +800,12 @@ static void report(struct cleaner *c, int status, const char *kind, const char *
     c->sum.count[status]++;
     long long made = c->made;
     long obj_uid = c->obj_uid;
+    const char *pid_is = c->pid_is;
+    long attached = c->attached;
     c->made = -1;
     c->obj_uid = -1;
+    c->pid_is = NULL;
+    c->attached = -1;
     if (c->cb == NULL) return;
     const struct entry *e = entry != NULL ? c->cur : NULL;
     struct ipcp_registry_item it = {
@@ -871,6 +822,8 @@ static void report(struct cleaner *c, int status, const char *kind, const char *
         .age_s = made < 0        ? -1
                  : made > c->now ? 0
                                  : c->now - made,
+        .pid_is = pid_is,
+        .attached = attached,
     };
     c->cb(&it, c->arg);
 }
@@ -893,13 +846,8 @@ static void read_entry(int dfd, struct entry *e)
         return;
     }
     e->text = malloc((size_t)st.st_size + 1);
-    size_t len = 0;
-    while (e->text != NULL && len < (size_t)st.st_size) {
-        ssize_t n = read(fd, e->text + len, (size_t)st.st_size - len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        len += (size_t)n;
-    }
+    ssize_t got = e->text != NULL ? ipcp__os_read_full(fd, e->text, (size_t)st.st_size) : 0;
+    size_t len = got > 0 ? (size_t)got : 0;
     close(fd);
     if (e->text == NULL) {
         e->err = ENOMEM;
@@ -959,8 +907,13 @@ static void owner_state(const struct cleaner *c, struct entry *e)
         return;
     }
     char state;
-    unsigned long long start;
-    int rc = proc_stat(e->pid, &state, &start);
+    uint64_t start;
+    /* the liveness question of clean: whether the creator may still use its objects, so a
+     * zombie is alive (its parent may still use them); the protocols' question (proc.c) is
+     * whether a peer still acts, for which a zombie is dead */
+    int rc = e->pid > 0 && e->pid <= (long)UINT32_MAX
+                 ? ipcp__os_proc_stat((uint32_t)e->pid, &state, &start)
+                 : -ENOENT;
     if (rc == -ENOENT || rc == -ESRCH) {
         e->state = S_DEAD;
         e->why = IPCP_REG_WHY_PID_GONE;
@@ -1156,6 +1109,62 @@ static void scan_unregistered(struct cleaner *c, const char *dir, int is_mq)
     closedir(d);
 }
 
+/* Does a process with this pid exist? As for the owners of entries, a zombie does (its parent
+ * may still use what it made), and a pid whose /proc cannot be read counts as alive. */
+static int pid_exists(long pid)
+{
+    if (pid <= 0 || pid > (long)UINT32_MAX) return 0;
+    char state;
+    uint64_t start;
+    int rc = ipcp__os_proc_stat((uint32_t)pid, &state, &start);
+    return !(rc == -ENOENT || rc == -ESRCH);
+}
+
+#define SEM_SCAN_MAX 256 /* semaphores of a set looked at for their last user */
+
+/* The SysV objects that no entry lists (ipcp__os_sysv_list's callback): the caller's (every
+ * one for root) that no live process uses are reported, the others counted. */
+static void scan_sysv_one(const struct ipcp__sysv_obj *o, void *arg)
+{
+    struct cleaner *c = arg;
+    static const int kinds[] = {K_SYSV_SHM, K_SYSV_MSG, K_SYSV_SEM};
+    int kind = kinds[o->kind];
+    char name[16];
+    snprintf(name, sizeof(name), "%d", o->id);
+    if (listed(c, kind, name, 1) != 0) return;
+    uid_t me = geteuid();
+    if (me != 0 && o->uid != (long)me && o->cuid != (long)me) return;
+    long pid = o->pid[0], other = o->pid[1];
+    const char *pid_is = o->kind == IPCP__SYSV_SHM ? "creator" : "last sender";
+    int in_use = o->kind == IPCP__SYSV_SHM && o->count != 0;
+    if (o->kind == IPCP__SYSV_MSG && pid == 0 && other != 0) {
+        pid = other; /* never sent to (or not since), but received from */
+        other = 0;
+        pid_is = "last receiver";
+    } else if (o->kind == IPCP__SYSV_SEM) {
+        pid_is = "last user";
+        for (long i = 0; i < o->count && i < SEM_SCAN_MAX && !in_use; i++) {
+            int p = semctl(o->id, (int)i, GETPID);
+            if (p < 0)
+                in_use = errno != EINVAL && errno != EIDRM; /* cannot tell: leave it be */
+            else if (p > 0 && pid_exists(p))
+                in_use = 1;
+            else if (p > 0 && pid == 0)
+                pid = p;
+        }
+        if (o->count < 0 || o->count > SEM_SCAN_MAX) in_use = 1; /* not all looked at */
+    }
+    if (in_use || pid_exists(pid) || pid_exists(other)) {
+        c->sum.sysv_in_use++;
+        return;
+    }
+    c->made = o->ctime;
+    c->obj_uid = o->uid;
+    c->pid_is = pid != 0 ? pid_is : "none";
+    c->attached = o->kind == IPCP__SYSV_SHM ? o->count : -1;
+    report(c, IPCP_REG_NO_ENTRY, kind_names[kind], name, pid, 0, NULL);
+}
+
 static void free_cleaner(struct cleaner *c)
 {
     for (size_t i = 0; i < c->ne; i++) {
@@ -1215,7 +1224,8 @@ static int list_entries(struct cleaner *c, int dfd)
 int ipcp_registry_clean(unsigned flags, void (*cb)(const struct ipcp_registry_item *it, void *arg),
                         void *arg, struct ipcp_registry_summary *sum)
 {
-    struct cleaner c = {.flags = flags, .cb = cb, .arg = arg, .made = -1, .obj_uid = -1};
+    struct cleaner c = {
+        .flags = flags, .cb = cb, .arg = arg, .made = -1, .obj_uid = -1, .attached = -1};
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     c.now = (long long)now.tv_sec;
@@ -1296,6 +1306,9 @@ int ipcp_registry_clean(unsigned flags, void (*cb)(const struct ipcp_registry_it
         scan_unregistered(&c, SHM_DIR, 0);
         c.sum.mq_listed = mq_mounted();
         if (c.sum.mq_listed) scan_unregistered(&c, MQ_DIR, 1);
+        c.sum.sysv_listed = 1;
+        for (int k = IPCP__SYSV_SHM; k <= IPCP__SYSV_SEM; k++)
+            if (ipcp__os_sysv_list(k, scan_sysv_one, &c) < 0) c.sum.sysv_listed = 0;
     }
     if (sum != NULL) *sum = c.sum;
     free_cleaner(&c);

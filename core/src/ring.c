@@ -19,7 +19,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "atomics.h"
+#include "deadline.h"
 #include "ipcproof/err.h"
 #include "ipcproof/ring.h"
 

@@ -16,7 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "atomics.h"
+#include "deadline.h"
+#include "os.h"
+#include "splitmix.h"
 #include "ipcproof/err.h"
 #include "ipcproof/registry.h"
 #include "ipcproof/shm.h"
@@ -54,11 +57,8 @@ static uint64_t random64(void)
     uint64_t v;
     if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v)) return v;
     static _Atomic uint64_t counter;
-    uint64_t z = (uint64_t)ipcp__now_ns() ^ ((uint64_t)getpid() << 32) ^
-                 atomic_fetch_add_explicit(&counter, 0x9e3779b97f4a7c15ull, memory_order_relaxed);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return splitmix64_mix((uint64_t)ipcp__now_ns() ^ ((uint64_t)getpid() << 32) ^
+                          ipcp_fetch_add_relaxed64(&counter, SPLITMIX64_GAMMA));
 }
 
 static int format_name(char *buf, size_t cap, const char *kind, const char *rest)

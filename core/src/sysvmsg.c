@@ -12,7 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "atomics.h"
+#include "deadline.h"
+#include "os.h"
+#include "proc.h"
 #include "ipcproof/err.h"
 #include "ipcproof/registry.h"
 #include "ipcproof/sysvmsg.h"

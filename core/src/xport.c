@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "deadline.h"
 #include "ipcproof/registry.h"
 #include "ipcproof/xport.h"
 

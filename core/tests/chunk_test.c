@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "atomics.h"
 #include "ipcproof/chunk.h"
 #include "ipcproof/err.h"
 #include "testutil.h"

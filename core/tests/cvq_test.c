@@ -26,7 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "atomics.h"
+#include "cvq_hooks.h"
+#include "deadline.h"
 #include "ipcproof/cvq.h"
 #include "ipcproof/err.h"
 #include "testutil.h"

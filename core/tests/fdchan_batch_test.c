@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "atomics.h"
 #include "ipcproof/err.h"
 #include "ipcproof/fdchan.h"
 #include "ipcproof/frame.h"

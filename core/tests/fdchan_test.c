@@ -17,7 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "atomics.h"
+#include "deadline.h"
 #include "ipcproof/err.h"
 #include "ipcproof/fdchan.h"
 #include "ipcproof/frame.h"

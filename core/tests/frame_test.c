@@ -9,7 +9,7 @@
 
 #include <xxhash.h>
 
-#include "internal.h"
+#include "atomics.h"
 #include "ipcproof/err.h"
 #include "ipcproof/frame.h"
 #include "testutil.h"

@@ -25,7 +25,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "atomics.h"
+#include "deadline.h"
 #include "ipcproof/err.h"
 #include "ipcproof/mqchan.h"
 #include "ipcproof/mqlock.h"

@@ -25,7 +25,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "atomics.h"
+#include "deadline.h"
+#include "os.h"
 #include "ipcproof/err.h"
 #include "ipcproof/mqlock.h"
 #include "testutil.h"

@@ -33,7 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "proc.h"
 #include "ipcproof/err.h"
 #include "ipcproof/handoff.h"
 #include "ipcproof/lock.h"

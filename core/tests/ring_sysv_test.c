@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "atomics.h"
 #include "ipcproof/err.h"
 #include "ipcproof/registry.h"
 #include "ipcproof/ring.h"

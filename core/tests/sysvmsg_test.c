@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "deadline.h"
 #include "ipcproof/err.h"
 #include "ipcproof/sysvmsg.h"
 #include "testutil.h"

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "atomics.h"
 #include "ipcproof/err.h"
 
 extern const struct ipcp_channel_ops st_sysv_msg_ops, st_mq_chan_ops, st_condvar_queue_ops,

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "atomics.h"
 #include "stats.h"
 
 enum bench_mode bench_mode;

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "atomics.h"
 
 /* The shell pair of stress/exec/examples (cat into a FIFO, cat out of it: the framing passes
  * through unchanged) against the built-in frame-fifo, both through `ipcproof stress`, so the

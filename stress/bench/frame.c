@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "atomics.h"
 #include "ipcproof/err.h"
 #include "ipcproof/fdchan.h"
 

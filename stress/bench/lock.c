@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "atomics.h"
 #include "ipcproof/err.h"
 #include "ipcproof/lock.h"
 

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "atomics.h"
 #include "ipcproof/err.h"
 #include "spawn.h"
 #include "stats.h"

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "atomics.h"
 #include "ipcproof/err.h"
 #include "ipcproof/xport.h"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "atomics.h"
 #include "ipcproof/err.h"
 #include "ipcproof/ring.h"
 

@@ -8,7 +8,7 @@
 #include <jansson.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "atomics.h"
 
 /* The workloads of issue 12: the example ring, 2 threads and 16 messages; the example robust
  * mutex, 3 contenders and 20 acquisitions each. Side 0 runs c->count schedules in one `--mode

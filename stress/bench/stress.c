@@ -12,7 +12,7 @@
 #include <jansson.h>
 
 #include "bench.h"
-#include "internal.h"
+#include "atomics.h"
 #include "spawn.h"
 
 const char *bench_sanitizers(void)

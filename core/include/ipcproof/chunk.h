@@ -18,6 +18,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 #define IPCP_CHUNK_FIRST 0x1u
 #define IPCP_CHUNK_LAST  0x2u
@@ -62,6 +63,7 @@ const void *ipcp_reasm_message(const struct ipcp_reasm *r, size_t *len, uint64_t
 /* Invariants hold (for tests and fuzzers). */
 int ipcp_reasm_valid(const struct ipcp_reasm *r);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

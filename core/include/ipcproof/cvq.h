@@ -43,6 +43,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 #define IPCP_CVQ_MAX_EP      64u         /* producers, and consumers, per queue */
 #define IPCP_CVQ_MAX_MSG     (16u << 20) /* largest slot */
@@ -189,6 +190,7 @@ struct ipcp_cvq_stats {
 /* A snapshot, read without the mutex: call it when no endpoint is active. */
 void ipcp_cvq_stats(const struct ipcp_cvq *q, struct ipcp_cvq_stats *s);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 enum ipcp_error {
     IPCP_E_BASE = 4096,
@@ -46,6 +47,7 @@ const char *ipcp_strerror(int err);
 /* Name of the code ("EPIPE", "IPCP_E_PAYSUM"); "E?" for an unknown value. */
 const char *ipcp_errname(int err);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

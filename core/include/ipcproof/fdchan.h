@@ -39,6 +39,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 /* The syscall hooks. Each returns what the syscall returns on success and -errno on failure
  * (never -1 with errno). ctx is passed through. */
@@ -152,6 +153,7 @@ ssize_t ipcp_fdchan_recv_zc(struct ipcp_fdchan *c, uint16_t *type, const void **
 /* Length of a message left queued by -EMSGSIZE, or -ENOENT. */
 ssize_t ipcp_fdchan_pending_len(const struct ipcp_fdchan *c);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -40,6 +40,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 #define IPCP_FRAME_MAGIC       0x46435049u /* "IPCF" as little-endian bytes */
 #define IPCP_FRAME_VERSION     1u
@@ -163,6 +164,7 @@ int ipcp_frame_decoder_idle(const struct ipcp_frame_decoder *d);
 /* Invariants hold (for tests and fuzzers). */
 int ipcp_frame_decoder_valid(const struct ipcp_frame_decoder *d);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -31,6 +31,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 /* ---- messages (pure) ---------------------------------------------------------------------- */
 
@@ -185,6 +186,7 @@ int ipcp_handoff_flush(struct ipcp_handoff_ep *ep, int timeout_ms);
 ssize_t ipcp_handoff_recv(struct ipcp_handoff_ep *ep, void *buf, size_t cap, int timeout_ms);
 void ipcp_handoff_close(struct ipcp_handoff_ep *ep);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

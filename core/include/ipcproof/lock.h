@@ -43,6 +43,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 enum ipcp_lock_kind {
     IPCP_LOCK_MQ_TOKEN = 1,
@@ -113,6 +114,7 @@ void ipcp_lock_objects(const struct ipcp_lock_ctx *ctx, struct ipcp_lock_objects
 /* How many times lock() returned 1 on this lock, all processes together. */
 uint64_t ipcp_lock_deaths(const struct ipcp_lock_ctx *ctx);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

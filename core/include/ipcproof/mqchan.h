@@ -46,6 +46,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 #define IPCP_MQCHAN_HDR_SIZE      32
 #define IPCP_MQCHAN_MAGIC         0x434d5049u /* "IPMC" in little-endian memory order */
@@ -186,6 +187,7 @@ struct ipcp_mqchan_stats {
 };
 void ipcp_mqchan_stats(const struct ipcp_mqchan_ep *ep, struct ipcp_mqchan_stats *s);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -37,6 +37,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 /* ---- pure protocol pieces (no I/O) ------------------------------------------------------- */
 
@@ -207,6 +208,7 @@ struct ipcp_mqlock_stats {
 /* Counters kept in the shared record (untrusted: informational). */
 void ipcp_mqlock_stats(const struct ipcp_mqlock *l, struct ipcp_mqlock_stats *s);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

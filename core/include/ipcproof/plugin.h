@@ -13,6 +13,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 #define IPCP_PLUGIN_ABI_VERSION 1
 
@@ -84,6 +85,7 @@ struct ipcp_lock_ops {
 const struct ipcp_channel_ops *ipcp_plugin_channel(void);
 const struct ipcp_lock_ops *ipcp_plugin_lock(void);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

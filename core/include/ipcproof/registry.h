@@ -48,14 +48,20 @@
  * caller's IPC namespace. Afterwards /dev/shm (and /dev/mqueue when an mqueue file system is
  * mounted there) is scanned for library-named objects ("ipcp.*", "sem.ipcp.*") that no entry
  * lists: without an entry the creator's namespace is unknown, so they are reported, never
- * removed. Queues without an entry cannot be listed at all when /dev/mqueue is not mounted, and
- * SysV objects without an entry cannot be attributed; the summary says so. */
+ * removed. Queues without an entry cannot be listed at all when /dev/mqueue is not mounted (the
+ * summary says so). Last, the SysV objects of the caller's IPC namespace that no entry lists
+ * (/proc/sysvipc, what ipcs shows; the caller's own, or every one for root) are reported, never
+ * removed, when no process they record is alive (shm: the creator and the last to attach or
+ * detach, and none attached; msg: the last sender and receiver; sem: the last to operate on any
+ * of its semaphores): the objects a crashed program may have left. The others are only counted
+ * (sum->sysv_in_use). */
 #ifndef IPCPROOF_REGISTRY_H
 #define IPCPROOF_REGISTRY_H
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 #define IPCP_REGISTRY_DIR      "/dev/shm"
 #define IPCP_REGISTRY_PREFIX   "ipcp-reg." /* entry file names; never an "ipcp." object name */
@@ -85,7 +91,8 @@ enum ipcp_registry_status {
     IPCP_REG_OTHER_PIDNS,  /* owner in another PID namespace: not checked, kept */
     IPCP_REG_OTHER_IPCNS,  /* owner dead, queue or SysV object of another IPC namespace: not
                               reachable from here, not checked */
-    IPCP_REG_NO_ENTRY,     /* library-named object that no readable entry lists: not checked */
+    IPCP_REG_NO_ENTRY,     /* library-named object, or SysV object nobody alive uses, that no
+                              readable entry lists: not checked */
     IPCP_REG_UNCHECKED,    /* the entry (also: an object named with the pid of an entry that
                               cannot be read) or the owner's /proc could not be read (err): kept */
     IPCP_REG_FAILED,       /* owner dead, removing failed (err); the entry is kept for a retry */
@@ -116,6 +123,12 @@ struct ipcp_registry_item {
     long long age_s; /* seconds since the object was made or last changed (st_ctime, the SysV
                         ctime); -1 when unknown (gone, not looked at: SysV objects of a live
                         or foreign owner, unreadable entries) */
+    /* SysV objects without an entry (IPCP_REG_NO_ENTRY, kind "sysv-*"): what pid is (NULL for
+     * the other items) - "creator" (shm), "last sender" (msg), "last user" (sem), or "none"
+     * when the object records no process (pid 0) - and the processes attached (shm; -1 for
+     * the others). */
+    const char *pid_is;
+    long attached;
 };
 
 struct ipcp_registry_summary {
@@ -124,7 +137,9 @@ struct ipcp_registry_summary {
     unsigned dead, alive, foreign;    /* ... by owner state (foreign: other PID namespace) */
     unsigned unknown;                 /* ... whose owner's /proc could not be read */
     unsigned unreadable;              /* ... that could not be read or parsed */
-    int mq_listed; /* 1: /dev/mqueue was listed for queues without an entry; 0: not mounted */
+    int mq_listed;   /* 1: /dev/mqueue was listed for queues without an entry; 0: not mounted */
+    int sysv_listed; /* 1: /proc/sysvipc was read for SysV objects without an entry */
+    unsigned sysv_in_use; /* ... of those, the caller's that a live process uses: not listed */
 };
 
 #define IPCP_REG_CLEAN_DRY_RUN         1u /* remove nothing; report IPCP_REG_WOULD_REMOVE */
@@ -139,6 +154,7 @@ int ipcp_registry_clean(unsigned flags, void (*cb)(const struct ipcp_registry_it
 /* "removed", "would remove", "already gone", "kept: owner alive", ... */
 const char *ipcp_registry_status_text(enum ipcp_registry_status s);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -50,6 +50,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 enum { IPCP_RING_NONE = 0, IPCP_RING_PRODUCER = 1, IPCP_RING_CONSUMER = 2 };
 
@@ -206,6 +207,7 @@ uint64_t ipcp_ring_abandoned(const struct ipcp_ring *r);
 /* 1 when the handle's private invariants hold (for tests and fuzzers), else 0. */
 int ipcp_ring_valid(const struct ipcp_ring *r);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

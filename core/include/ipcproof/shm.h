@@ -40,6 +40,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 #define IPCP_SHM_NAME_MAX 112 /* bytes for a name, NUL included */
 #define IPCP_SHM_KIND_MAX 16
@@ -141,6 +142,7 @@ void ipcp_shm_close(struct ipcp_shm *m);
 int ipcp_shm_clean(int dry_run, void (*cb)(const char *name, long pid, int removed, void *arg),
                    void *arg);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -35,6 +35,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 #define IPCP_SYSVMSG_HDR_SIZE 32
 #define IPCP_SYSVMSG_MAGIC    0x56535049u /* "IPSV" in little-endian memory order */
@@ -154,6 +155,7 @@ ssize_t ipcp_sysvmsg_recv(struct ipcp_sysvmsg_ep *ep, void *buf, size_t cap, int
 /* Marks the endpoint closed (its peers see -EPIPE once nothing is left) and frees it. */
 void ipcp_sysvmsg_close(struct ipcp_sysvmsg_ep *ep);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+#pragma GCC visibility push(default) /* the API of a -fvisibility=hidden build */
 
 /* pipe2(O_CLOEXEC); pipe_size > 0 asks F_SETPIPE_SZ for that capacity (best effort: the
  * granted size is what /proc/sys/fs/pipe-max-size allows). */
@@ -40,6 +41,7 @@ int ipcp_xport_tcp_connect(uint16_t port, int timeout_ms);
 /* accept4(O_CLOEXEC) with a timeout, for either listener kind. TCP sockets get TCP_NODELAY. */
 int ipcp_xport_accept(int lfd, int timeout_ms);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -4,7 +4,12 @@
  * POSIX shm object, a FIFO), the objects of a live process and of an owner in another PID
  * namespace: `clean --dry-run` lists exactly the dead owner's objects as "would remove", each
  * with its owner pid and uid, its age and why the owner is dead, and removes nothing; `clean`
- * then removes exactly those, and keeps the others with their reasons. */
+ * then removes exactly those, and keeps the others with their reasons.
+ *
+ * SysV objects made without the library (no registry entry), as a crashed program leaves them:
+ * a segment, a queue and a semaphore set whose processes are all gone are listed as "not
+ * checked" with the pid they record and the ipcrm line, and never removed; a segment whose
+ * creator is alive is not listed, only counted. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -14,6 +19,7 @@
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/msg.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -43,6 +49,7 @@ static int creator(void *arg)
 {
     struct child *c = arg;
     struct made m = {0};
+    alarm(120); /* a failed test never releases it: it must not outlive the test for long */
     struct ipcp_shm seg, obj;
     if (ipcp_shm_create_sysv(&seg, IPC_PRIVATE, 4096) == 0 &&
         ipcp_shm_create(&obj, "ring", NULL, 4096) == 0) {
@@ -258,9 +265,109 @@ static void test_clean_lists_and_removes_exactly_the_dead(void **state)
     }
 }
 
+/* made by a process that then exits: a segment nobody attached, a queue it sent to, a set
+ * whose first semaphore it changed */
+struct raw_sysv {
+    int seg, msq, sem;
+};
+
+static int raw_creator(void *arg)
+{
+    int fd = *(int *)arg;
+    struct raw_sysv r = {
+        .seg = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600),
+        .msq = msgget(IPC_PRIVATE, IPC_CREAT | 0600),
+        .sem = semget(IPC_PRIVATE, 2, IPC_CREAT | 0600),
+    };
+    struct {
+        long mtype;
+        char b[8];
+    } m = {1, "x"};
+    struct sembuf up = {.sem_num = 0, .sem_op = 1, .sem_flg = 0};
+    if (r.msq >= 0 && msgsnd(r.msq, &m, sizeof(m.b), IPC_NOWAIT) < 0) r.msq = -1;
+    if (r.sem >= 0 && semop(r.sem, &up, 1) < 0) r.sem = -1;
+    return write(fd, &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 1;
+}
+
+static int raw_holder(void *arg)
+{
+    struct child *c = arg;
+    alarm(120); /* a failed test never releases it: it must not outlive the test for long */
+    int seg = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+    if (write(c->out[1], &seg, sizeof(seg)) != (ssize_t)sizeof(seg)) return 1;
+    char go;
+    return read(c->go[0], &go, 1) == 1 ? 0 : 2;
+}
+
+static void test_clean_lists_sysv_without_entry(void **state)
+{
+    const char *dir = *state;
+    assert_int_equal(ipcp_registry_set_dir(dir), 0);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    pid_t gone = spawn(raw_creator, &p[1]);
+    int st;
+    assert_int_equal(waitpid(gone, &st, 0), gone);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    struct raw_sysv r;
+    assert_int_equal(read(p[0], &r, sizeof(r)), (ssize_t)sizeof(r));
+    assert_true(r.seg >= 0 && r.msq >= 0 && r.sem >= 0);
+    struct child h = {0};
+    assert_int_equal(pipe2(h.out, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(h.go, O_CLOEXEC), 0);
+    pid_t live = spawn(raw_holder, &h);
+    int hseg;
+    assert_int_equal(read(h.out[0], &hseg, sizeof(hseg)), (ssize_t)sizeof(hseg));
+    assert_true(hseg >= 0);
+
+    char seg[16], msq[16], sem[16], lseg[16], why[128], buf[512];
+    snprintf(seg, sizeof(seg), "%d", r.seg);
+    snprintf(msq, sizeof(msq), "%d", r.msq);
+    snprintf(sem, sizeof(sem), "%d", r.sem);
+    snprintf(lseg, sizeof(lseg), "%d", hseg);
+    for (int dry = 1; dry >= 0; dry--) {
+        int rc;
+        char *out = run_clean(dry, &rc);
+        assert_int_equal(rc, 0);
+        snprintf(why, sizeof(why), "its creator, pid %ld, is gone, none attached; ipcrm -m %s",
+                 (long)gone, seg);
+        expect_line(out, "sysv-shm", seg, "not checked", why);
+        snprintf(why, sizeof(why), "its last sender, pid %ld, is gone; ipcrm -q %s", (long)gone,
+                 msq);
+        expect_line(out, "sysv-msg", msq, "not checked", why);
+        snprintf(why, sizeof(why), "its last user, pid %ld, is gone; ipcrm -s %s", (long)gone, sem);
+        expect_line(out, "sysv-sem", sem, "not checked", why);
+        if (line_of(out, "sysv-shm", lseg, buf, sizeof(buf)) != NULL)
+            fail_msg("a segment whose creator is alive is listed: %s", buf);
+        assert_non_null(strstr(out, "without a registry entry ")); /* the count of those in use */
+        assert_non_null(strstr(out, " in use by live processes: not listed"));
+        free(out);
+        /* never removed, not even by a real clean */
+        struct semid_ds sds;
+        union {
+            int val;
+            struct semid_ds *buf;
+        } a = {.buf = &sds};
+        assert_true(seg_exists(r.seg) && msq_exists(r.msq) && semctl(r.sem, 0, IPC_STAT, a) == 0);
+    }
+    assert_int_equal(write(h.go[1], "g", 1), 1);
+    assert_int_equal(waitpid(live, &st, 0), live);
+    assert_int_equal(shmctl(r.seg, IPC_RMID, NULL), 0);
+    assert_int_equal(shmctl(hseg, IPC_RMID, NULL), 0);
+    assert_int_equal(msgctl(r.msq, IPC_RMID, NULL), 0);
+    assert_int_equal(semctl(r.sem, 0, IPC_RMID), 0);
+    for (int i = 0; i < 2; i++) {
+        close(p[i]);
+        close(h.out[i]);
+        close(h.go[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_clean_lists_sysv_without_entry, ut_dir_setup,
+                                        ut_dir_teardown),
         cmocka_unit_test_setup_teardown(test_clean_lists_and_removes_exactly_the_dead, ut_dir_setup,
                                         ut_dir_teardown),
     };
