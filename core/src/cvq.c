@@ -320,11 +320,9 @@ static int peer_alive(struct ipcp_cvq_ep *e, uint32_t i, uint32_t pid, uint64_t 
             e->pfd[i] = PFD_DEAD;
             return 0;
         }
-#ifdef SYS_pidfd_open
-        long fd = syscall(SYS_pidfd_open, (pid_t)pid, 0);
-        if (fd >= 0) e->pfd[i] = (int)fd;
-        if (fd < 0 && errno == ESRCH) e->pfd[i] = PFD_DEAD;
-#endif
+        int fd = ipcp__os_pidfd_open((pid_t)pid);
+        if (fd >= 0) e->pfd[i] = fd;
+        if (fd == -ESRCH) e->pfd[i] = PFD_DEAD;
     }
     if (e->pfd[i] == PFD_DEAD) return 0;
     if (e->pfd[i] == PFD_PROC) return ipcp__proc_alive(pid, start, ~0ull);
@@ -382,7 +380,7 @@ static int owner_died(struct ipcp_cvq_ep *e)
         if (init_cond(&sh->cv[i]) < 0) continue;
         sh->ctl.resets++;
 #ifdef __GLIBC__
-        syscall(SYS_futex, &sh->cv[i].__data.__g1_orig_size, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        ipcp__os_futex_wake(&sh->cv[i].__data.__g1_orig_size, INT_MAX);
 #endif
     }
     if (pthread_mutex_consistent(&sh->mutex) != 0) {

@@ -469,8 +469,7 @@ static int ofd_acquire(struct ipcp_lock *h, const struct ipcp_deadline *dl)
         uint32_t seq = ipcp_load_seqcst32(&sh->wake_seq);
         r = ofd_try(h);
         if (r == -EBUSY) {
-            struct timespec rel = {ms / 1000, (long)(ms % 1000) * 1000000L};
-            syscall(SYS_futex, (uint32_t *)&sh->wake_seq, FUTEX_WAIT, seq, &rel, NULL, 0);
+            (void)ipcp__os_futex_wait(&sh->wake_seq, seq, ms); /* any result: try again */
         }
         ipcp_fetch_sub_seqcst32(&sh->waiters, 1);
         if (r != -EBUSY) return r;
@@ -489,8 +488,7 @@ static int ofd_release(struct ipcp_lock *h)
         }
     }
     ipcp_fetch_add_seqcst32(&sh->wake_seq, 1); /* seq_cst: see ofd_acquire */
-    if (ipcp_load_seqcst32(&sh->waiters) > 0)
-        syscall(SYS_futex, (uint32_t *)&sh->wake_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+    if (ipcp_load_seqcst32(&sh->waiters) > 0) ipcp__os_futex_wake(&sh->wake_seq, 1);
     return rc;
 }
 

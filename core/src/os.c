@@ -5,6 +5,7 @@
  * Process identity and liveness are proc.c's. The EINTR policy is os.h's. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <limits.h>
 #include <mqueue.h>
 #include <poll.h>
@@ -15,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -73,6 +75,47 @@ static const struct ipcp_io_ops ipcp_os_io = {
 const struct ipcp_io_ops *ipcp_io_default(void)
 {
     return &ipcp_os_io;
+}
+
+/* ==== futexes, pidfds, poll with a deadline
+ * =============================================================================== */
+
+int ipcp__os_futex_wait(void *word, uint32_t seen, int timeout_ms)
+{
+    struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+    if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, seen, timeout_ms < 0 ? NULL : &ts, NULL,
+                0) == 0)
+        return 0;
+    return errno == EAGAIN ? 0 : -errno;
+}
+
+void ipcp__os_futex_wake(void *word, int n)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+int ipcp__os_pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : (int)fd;
+#else
+    (void)pid;
+    return -ENOSYS;
+#endif
+}
+
+int ipcp__os_poll_until(int fd, short events, const struct ipcp_deadline *dl)
+{
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = events};
+        int left = ipcp__deadline_left_ms(dl);
+        if (left == 0) return -ETIMEDOUT;
+        int pr = poll(&p, 1, left);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr < 0) return -errno;
+        if (pr > 0) return p.revents;
+    }
 }
 
 /* ==== whole files (EINTR policy, rule 2)
@@ -340,7 +383,7 @@ enum {
     C_CTIME,
     C_COUNT
 };
-static const char *const sysv_cols[C_COUNT] = {"key",   "(id)",   "cpid", "lpid", "nattch", "lspid",
+static const char *const sysv_cols[C_COUNT] = {"key",   "(id)",  "cpid", "lpid", "nattch", "lspid",
                                                "lrpid", "nsems", "uid",  "cuid", "ctime"};
 
 static int sysv_columns(char *header, int col[C_COUNT])

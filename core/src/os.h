@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "deadline.h"
+
 /* The EINTR policy, the same in every module:
  * 1. A call that waits (poll, futex, mq_timed*, sem_clockwait, pthread_mutex_clocklock,
  *    condvar waits, nanosleep, msgsnd/msgrcv with IPC_NOWAIT between naps) runs in a loop bounded
@@ -18,6 +20,19 @@
  *    EINTR at once (ipcp__os_read_full, ipcp__os_write_all, ipcp__os_read_file).
  * 3. The io_ops of fdchan/xport (ipcp_io_default) return -EINTR as they get it: the layer above
  *    applies rule 1, so that a fault injector can interrupt any call. */
+
+/* Shared futexes (no FUTEX_PRIVATE_FLAG: the word lives in memory other processes map).
+ * Sleeps while *word == seen, at most timeout_ms: 0 (woken, or *word had changed),
+ * -ETIMEDOUT, -EINTR (rule 1: the caller re-checks), -errno. */
+int ipcp__os_futex_wait(void *word, uint32_t seen, int timeout_ms);
+/* Wakes up to n sleepers on word (INT_MAX: all). */
+void ipcp__os_futex_wake(void *word, int n);
+/* A pidfd of pid (close-on-exec, as every pidfd): the fd, -ESRCH (no such process), -ENOSYS
+ * (kernel or C library without pidfd_open) or -errno. */
+int ipcp__os_pidfd_open(pid_t pid);
+/* Waits until fd is ready for events (poll), EINTR retried until the deadline (rule 1): the
+ * revents (> 0), -ETIMEDOUT or -errno. */
+int ipcp__os_poll_until(int fd, short events, const struct ipcp_deadline *dl);
 
 /* Reads until len bytes, EOF or an error other than EINTR: the bytes read (< len at EOF) or
  * -errno. */

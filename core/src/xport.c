@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "deadline.h"
+#include "os.h"
 #include "ipcproof/registry.h"
 #include "ipcproof/xport.h"
 
@@ -129,20 +130,12 @@ static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len, int
         if (errno != EINPROGRESS && errno != EAGAIN) return -errno;
         struct ipcp_deadline dl;
         ipcp__deadline_init(&dl, timeout_ms);
-        for (;;) {
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
-            int left = ipcp__deadline_left_ms(&dl);
-            if (left == 0) return -ETIMEDOUT;
-            int pr = poll(&p, 1, left);
-            if (pr < 0 && errno == EINTR) continue;
-            if (pr < 0) return -errno;
-            if (pr == 0) continue;
-            int err = 0;
-            socklen_t el = sizeof(err);
-            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) return -errno;
-            rc = -err;
-            break;
-        }
+        int pr = ipcp__os_poll_until(fd, POLLOUT, &dl);
+        if (pr < 0) return pr;
+        int err = 0;
+        socklen_t el = sizeof(err);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) return -errno;
+        rc = -err;
     }
     if (rc == 0 && fcntl(fd, F_SETFL, fl) < 0) rc = -errno;
     return rc;
@@ -208,13 +201,8 @@ int ipcp_xport_accept(int lfd, int timeout_ms)
     struct ipcp_deadline dl;
     ipcp__deadline_init(&dl, timeout_ms);
     for (;;) {
-        struct pollfd p = {.fd = lfd, .events = POLLIN};
-        int left = ipcp__deadline_left_ms(&dl);
-        if (left == 0) return -ETIMEDOUT;
-        int pr = poll(&p, 1, left);
-        if (pr < 0 && errno == EINTR) continue;
-        if (pr < 0) return -errno;
-        if (pr == 0) continue;
+        int pr = ipcp__os_poll_until(lfd, POLLIN, &dl);
+        if (pr < 0) return pr;
         int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
