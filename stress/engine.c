@@ -809,8 +809,9 @@ static void after_run_notes(struct sup *S)
                        rep->io_faults);
         if (rep->io_faults == 0 && S->o.start_ns)
             snprintf(rep->na, sizeof(rep->na),
-                     "--fault short-io injected nothing: the protocol made no read, write, send "
-                     "or recv call during the run (shared memory or message queues)");
+                     "--fault short-io injected nothing: no I/O call of the protocol was one the "
+                     "kernel could interrupt or cut short (shared memory or message queues; "
+                     "records of at most PIPE_BUF bytes on pipes)");
     }
     if (!cs->is_chan && cs->kill_victim && !c->crash_point) {
         uint32_t v = cs->kill_victim - 1;

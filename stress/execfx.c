@@ -333,7 +333,8 @@ void st_exfx_judge(const struct st_case *cs, struct st_report *rep, int started)
         snprintf(na, sizeof(na),
                  "--fault short-io injected nothing: the programs made no read, write, send or "
                  "recv on a pipe, FIFO or socket of their own (their stdin and stdout with "
-                 "ipcproof are left alone): shared memory or message queues?");
+                 "ipcproof are left alone) that the kernel could interrupt or cut short: shared "
+                 "memory or message queues?");
     if (!na[0] && (c->faults & ST_FAULT_SIGNALS) && handled == 0)
         snprintf(na, sizeof(na), "--fault signals: no signal reached the programs' handlers");
     if (na[0]) snprintf(rep->na, sizeof(rep->na), "%s", na);

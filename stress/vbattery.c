@@ -15,15 +15,16 @@
 #define VC_CHAN    0x01u
 #define VC_LOCK    0x02u
 #define VC_THREAD  0x04u
-#define VC_MULTI   0x08u  /* about several endpoints: no 1:1 fallback */
-#define VC_ROBUST  0x10u  /* only for a lock that claims IPCP_LOCK_ROBUST */
-#define VC_FRAGILE 0x20u  /* only for a lock that does not */
-#define VC_SIGNALS 0x40u  /* a signal storm: denser in every round */
-#define VC_KILL    0x80u  /* count the kills and how many went wrong */
-#define VC_SCHED   0x100u /* --mode sched: schedules, not seconds */
-#define VC_DFS     0x400u /* with --strategy dfs: every schedule within the bound, in turn */
-#define VC_CRASHPT 0x200u /* --crash-points: the runtime of sched mode, in process mode */
-#define VC_SHORTIO 0x800u /* --fault short-io: the interposer in the endpoints' process */
+#define VC_MULTI   0x08u   /* about several endpoints: no 1:1 fallback */
+#define VC_ROBUST  0x10u   /* only for a lock that claims IPCP_LOCK_ROBUST */
+#define VC_FRAGILE 0x20u   /* only for a lock that does not */
+#define VC_SIGNALS 0x40u   /* a signal storm: denser in every round */
+#define VC_KILL    0x80u   /* count the kills and how many went wrong */
+#define VC_SCHED   0x100u  /* --mode sched: schedules, not seconds */
+#define VC_DFS     0x400u  /* with --strategy dfs: every schedule within the bound, in turn */
+#define VC_CRASHPT 0x200u  /* --crash-points: the runtime of sched mode, in process mode */
+#define VC_SHORTIO 0x800u  /* --fault short-io: the interposer in the endpoints' process */
+#define VC_SIZES   0x1000u /* about message sizes: no smaller-size fallback */
 /* what exec endpoints (programs, not a plugin in ipcproof's workers) cannot be put through:
  * short-io and signals reach them through the interposer (execfx.h), the rest needs the code in
  * ipcproof's process */
@@ -39,9 +40,9 @@ static const struct vdef battery[] = {
     {"1 producer, 1 consumer", VC_CHAN, "--producers 1 --consumers 1 --max-size 512"},
     {"4 producers, 1 consumer", VC_CHAN | VC_MULTI, "--producers 4 --consumers 1"},
     {"2 producers, 2 consumers", VC_CHAN | VC_MULTI, "--producers 2 --consumers 2"},
-    {"sizes above PIPE_BUF", VC_CHAN,
+    {"sizes above PIPE_BUF", VC_CHAN | VC_SIZES,
      "--producers 4 --consumers 1 --min-size 4097 --max-size 32768"},
-    {"sizes above capacity", VC_CHAN,
+    {"sizes above capacity", VC_CHAN | VC_SIZES,
      "--producers 1 --consumers 1 --capacity 4096 --min-size 2048 --max-size 16384"},
     {"slow consumer", VC_CHAN, "--producers 2 --consumers 1 --consumer-delay 200 --max-size 4096"},
     {"slow producers", VC_CHAN, "--producers 2 --consumers 1 --producer-delay 200 --max-size 4096"},
@@ -162,6 +163,38 @@ static int to_one_to_one(struct vcase *c)
     }
     if (changed) snprintf(c->args, sizeof(c->args), "%s", out);
     return changed;
+}
+
+#define SIZE_FALLBACK_MIN 256  /* the smallest --max-size the size fallback goes down to */
+#define STRESS_MAX_SIZE   1024 /* ipcproof stress's own default --max-size (config.c) */
+
+/* --max-size N -> N/2 (and --min-size down to it), for a protocol whose create() refused the
+ * sizes (-EMSGSIZE): the case is not about sizes, so it runs with smaller ones. Returns the new
+ * maximum, or 0 when it would go below SIZE_FALLBACK_MIN. */
+static size_t to_smaller_size(struct vcase *c)
+{
+    char out[sizeof(c->args)] = "", buf[sizeof(c->args)], num[24];
+    snprintf(buf, sizeof(buf), "%s", c->args);
+    size_t max = STRESS_MAX_SIZE;
+    const char *m = strstr(buf, "--max-size ");
+    if (m != NULL) max = (size_t)strtoull(m + strlen("--max-size "), NULL, 10);
+    if (max / 2 < SIZE_FALLBACK_MIN) return 0;
+    max /= 2;
+    snprintf(num, sizeof(num), "%zu", max);
+    int next = 0; /* 1: the value of --max-size, 2: of --min-size */
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        const char *w = t;
+        if (next == 1 || (next == 2 && strtoull(t, NULL, 10) > max)) w = num;
+        next = strcmp(t, "--max-size") == 0 ? 1 : strcmp(t, "--min-size") == 0 ? 2 : 0;
+        size_t len = strlen(out);
+        snprintf(out + len, sizeof(out) - len, "%s%s", len ? " " : "", w);
+    }
+    if (m == NULL) {
+        size_t len = strlen(out);
+        snprintf(out + len, sizeof(out) - len, " --max-size %s", num);
+    }
+    snprintf(c->args, sizeof(c->args), "%s", out);
+    return max;
 }
 
 static int tolerable_create_err(int e)
@@ -333,8 +366,22 @@ static int run_case(struct vstate *v, struct vcase *c, int idx, unsigned round, 
     json_t *rep = r.report;
     if (strcmp(r.result, "error") == 0 && r.rc == 2) {
         json_int_t ce = json_integer_value(json_object_get(rep, "create_errno"));
-        if (ce && tolerable_create_err((int)ce) && !c->fallback && !(c->def->flags & VC_MULTI) &&
-            !(c->def->flags & VC_LOCK) && to_one_to_one(c)) {
+        size_t smaller;
+        if ((ce == EMSGSIZE || ce == E2BIG) && (c->def->flags & VC_CHAN) &&
+            !(c->def->flags & VC_SIZES) && (smaller = to_smaller_size(c)) > 0) {
+            /* a protocol for messages up to some size: the case is not about sizes, so it runs
+             * with smaller ones (halved until create() takes them) */
+            char *s = strstr(c->name, " (max ");
+            if (s != NULL) *s = '\0';
+            size_t len = strlen(c->name);
+            snprintf(c->name + len, sizeof(c->name) - len, " (max %zu B)", smaller);
+            json_decref(rep);
+            unlink(log);
+            return run_case(v, c, idx, round, dur);
+        }
+        int sizes_refused = (ce == EMSGSIZE || ce == E2BIG) && (c->def->flags & VC_SIZES);
+        if (ce && tolerable_create_err((int)ce) && !sizes_refused && !c->fallback &&
+            !(c->def->flags & VC_MULTI) && !(c->def->flags & VC_LOCK) && to_one_to_one(c)) {
             /* a protocol for one producer and one consumer: the case is not about the counts,
              * so it runs with 1 and 1, and the faults, sizes and speeds are still tested */
             c->fallback = 1;

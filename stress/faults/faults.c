@@ -2,17 +2,24 @@
  *
  * Preloaded (LD_PRELOAD) into the ipcproof process, it wraps read, write, readv, writev, send,
  * recv, sendmsg and recvmsg (and the _FORTIFY_SOURCE variants __read_chk, __recv_chk) and, at a
- * seeded rate, makes a call do what the kernel is allowed to do and a careless protocol does not
- * expect:
+ * seeded rate, makes a call on a pipe, FIFO or socket do what the kernel could do to it right
+ * then and a careless protocol does not expect - never what no kernel would do, so that a
+ * protocol that relies on what POSIX and Linux promise is never failed for it (possible()):
  *
- *   EINTR   the call fails before transferring anything (as if a signal arrived first);
- *   EAGAIN  the same, only on a non-blocking fd (O_NONBLOCK or MSG_DONTWAIT) - a blocking fd
- *           never returns EAGAIN, so it gets EINTR instead;
- *   short   the call transfers fewer bytes than asked (at least one): only where the kernel can
- *           do that - reads from pipes, FIFOs and stream sockets, writes to stream sockets, and
- *           writes to pipes/FIFOs above PIPE_BUF bytes (POSIX makes smaller pipe writes atomic,
- *           so shortening them would be a fault no kernel produces). Packet sockets are never
- *           shortened (a short packet read truncates the packet).
+ *   EINTR   the call fails before transferring anything, as if a signal arrived first: only a
+ *           blocking call (a non-blocking one never sleeps, so nothing interrupts it), and only
+ *           while a signal handler without SA_RESTART is installed and the signal not blocked
+ *           in the calling thread (otherwise the kernel restarts the call or the signal kills);
+ *   EAGAIN  a non-blocking send or write to a socket fails as if its buffer were full (socket
+ *           memory is accounted, so that can happen at any time); never on a pipe or FIFO (a
+ *           write that fits does not fail) and never on a read (data that is there is returned);
+ *   short   the call transfers fewer bytes than asked (at least one): a read from TCP (which
+ *           segments any write), or from a pipe, FIFO or unix stream socket asking for more than
+ *           PIPE_BUF bytes (smaller writes arrive whole, and POSIX returns all that was asked
+ *           when it is there: a read of one such record is never cut); a write to a stream
+ *           socket, or to a pipe or FIFO above PIPE_BUF bytes (smaller pipe writes are atomic) -
+ *           a blocking one only when a signal could interrupt it, as for EINTR. Packet sockets
+ *           are never shortened (a short packet read truncates the packet).
  *
  * It is disarmed by default: only a thread that called ipcproof_faults_arm() with a non-zero
  * rate sees faults (the arming is thread-local), so the supervisor's own I/O, the signal storm
@@ -22,11 +29,9 @@
  * which call libc.
  *
  * Program mode (faults.h): preloaded into an exec endpoint's program, with IPCP_FX_ENV_FD set,
- * it arms every thread of the program itself, and only does what the kernel could do to that
- * program: faults go to pipes, FIFOs and sockets only (never to files, terminals or the contract
- * pipes with ipcproof), and EINTR, or a short write on a blocking fd, only while its handler of
- * IPCP_FX_SIGNAL (no SA_RESTART) is installed and not blocked - a program without a handler can
- * never see them. */
+ * it arms every thread of the program itself, and follows the same rules; its faults never go to
+ * the contract pipes with ipcproof, and the signal that could interrupt a call is its own
+ * IPCP_FX_SIGNAL (no SA_RESTART), while its handler is installed and not blocked. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -220,31 +225,70 @@ __attribute__((constructor)) static void faults_init(void)
 /* ---- what may be done to a call -------------------------------------------------------------- */
 
 enum fault { F_NONE, F_EINTR, F_EAGAIN, F_SHORT };
+enum fdkind { FD_OTHER, FD_PIPE, FD_UNIX_STREAM, FD_TCP, FD_PACKET };
 
-static int stream_socket(int fd)
-{
-    int type = 0;
-    socklen_t len = sizeof(type);
-    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
-}
-
-static int may_shorten(int fd, size_t n, int is_write)
+static enum fdkind fd_kind(int fd)
 {
     struct stat st;
-    if (n < 2 || fstat(fd, &st) != 0) return 0;
-    if (S_ISSOCK(st.st_mode)) return stream_socket(fd);
-    if (S_ISFIFO(st.st_mode)) return !is_write || n > PIPE_BUF;
+    if (fstat(fd, &st) != 0) return FD_OTHER;
+    if (S_ISFIFO(st.st_mode)) return FD_PIPE;
+    if (!S_ISSOCK(st.st_mode)) return FD_OTHER;
+    int type = 0, domain = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return FD_OTHER;
+    if (type != SOCK_STREAM) return FD_PACKET;
+    len = sizeof(domain);
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return FD_OTHER;
+    return domain == AF_UNIX ? FD_UNIX_STREAM : FD_TCP;
+}
+
+/* Plugin mode: could a signal interrupt a blocking call of this thread now? Some handler of an
+ * asynchronous signal without SA_RESTART is installed and its signal is not blocked here (the
+ * `signals` fault installs one; a protocol may install its own). */
+static int any_signal_could_interrupt(void)
+{
+    sigset_t mask;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &mask) != 0) return 0;
+    for (int s = 1; s < NSIG; s++) {
+        struct sigaction cur;
+        /* the synchronous ones come from the faulting instruction itself (and ipcproof's own
+           crash handlers catch them), never while a thread sleeps in a call */
+        if (s == SIGKILL || s == SIGSTOP || s == SIGSEGV || s == SIGBUS || s == SIGFPE ||
+            s == SIGILL || s == SIGTRAP || s == SIGSYS || s == SIGABRT ||
+            sigaction(s, NULL, &cur) != 0)
+            continue;
+        if (cur.sa_handler == SIG_DFL || cur.sa_handler == SIG_IGN) continue;
+        if (!(cur.sa_flags & SA_RESTART) && !sigismember(&mask, s)) return 1;
+    }
     return 0;
 }
 
-/* Program mode: whether the kernel could do f to this call of the program. */
-static int fx_possible(enum fault f, int fd, int is_write, int dontwait)
+/* What is known of a call: the kind of its fd, whether it may sleep, whether a signal could
+ * interrupt it. */
+struct call {
+    enum fdkind kind;
+    int blocking, signal_could, is_write;
+    size_t n;
+};
+
+/* Whether the kernel could do f to this call right now (the rules at the top of this file). */
+static int possible(enum fault f, const struct call *c)
 {
-    if (!fx_target(fd)) return 0;
-    if (f == F_EINTR) return fx_signal_could_interrupt();
-    if (f == F_SHORT && is_write && !dontwait && !(fcntl(fd, F_GETFL) & O_NONBLOCK))
-        return fx_signal_could_interrupt(); /* a blocking write stops short only for a signal */
-    return 1;
+    switch (f) {
+    case F_EINTR:
+        return c->signal_could;
+    case F_EAGAIN:
+        return !c->blocking && c->is_write && c->kind != FD_PIPE;
+    case F_SHORT:
+        if (c->n < 2 || c->kind == FD_PACKET) return 0;
+        if (c->is_write) {
+            if (c->kind == FD_PIPE && c->n <= PIPE_BUF) return 0;
+            return c->blocking ? c->signal_could : 1;
+        }
+        return c->kind == FD_TCP || c->n > PIPE_BUF;
+    default:
+        return 0;
+    }
 }
 
 static enum fault decide(int fd, size_t n, int is_write, int dontwait)
@@ -254,18 +298,17 @@ static enum fault decide(int fd, size_t n, int is_write, int dontwait)
     uint64_t r = next_rand();
     if (r % 1000000u >= tl_rate) return F_NONE;
     int saved = errno;
-    enum fault f = F_EINTR;
-    switch ((r >> 32) % 3u) {
-    case 1:
-        if (dontwait || (fcntl(fd, F_GETFL) & O_NONBLOCK)) f = F_EAGAIN;
-        break;
-    case 2:
-        if (may_shorten(fd, n, is_write)) f = F_SHORT;
-        break;
-    default:
-        break;
+    /* one of the three, drawn; then the first that the kernel could do, from the drawn one on */
+    static const enum fault order[3] = {F_EINTR, F_EAGAIN, F_SHORT};
+    enum fault f = F_NONE;
+    struct call c = {.kind = fd_kind(fd), .is_write = is_write, .n = n};
+    if (c.kind != FD_OTHER && (fx == NULL || fx_target(fd))) {
+        c.blocking = !dontwait && !(fcntl(fd, F_GETFL) & O_NONBLOCK);
+        c.signal_could =
+            c.blocking && (fx != NULL ? fx_signal_could_interrupt() : any_signal_could_interrupt());
+        for (unsigned k = 0, first = (unsigned)((r >> 32) % 3u); k < 3 && f == F_NONE; k++)
+            if (possible(order[(first + k) % 3], &c)) f = order[(first + k) % 3];
     }
-    if (fx != NULL && !fx_possible(f, fd, is_write, dontwait)) f = F_NONE;
     errno = saved;
     if (f == F_NONE) return F_NONE;
     tl_injected++;

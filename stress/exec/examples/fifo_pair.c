@@ -2,8 +2,9 @@
  * written the careful way and, on request, two careless ways that only faults show:
  *
  *   --opt bug=short   the consumer takes what one read() returned for the whole length or
- *                     message: right whenever the writer's atomic write arrives in one piece,
- *                     wrong the day a read returns less (--fault short-io);
+ *                     message: right for records of at most PIPE_BUF bytes (one atomic write,
+ *                     which a read of its length gets whole: POSIX), wrong for bigger ones the
+ *                     day a read returns less (--fault short-io, --min-size 4097);
  *   --opt bug=eintr   a read() or write() failing with EINTR is fatal: right in a program that
  *                     has no signal handler, wrong once one is installed (--fault signals).
  *
