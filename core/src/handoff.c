@@ -420,6 +420,19 @@ static int take_ok(struct ipcp_handoff_ep *ep, const uint8_t *msg, ssize_t n)
     return 0;
 }
 
+/* Takes every OK already in the queue, without waiting: 0, or a refusal of one that is not ours
+ * (the queue is left with what followed it). */
+static int take_queued_oks(struct ipcp_handoff_ep *ep)
+{
+    uint8_t msg[IPCP_HANDOFF_MSG_SIZE];
+    for (;;) {
+        ssize_t n = mq_timedreceive(ep->oq, (char *)msg, sizeof(msg), NULL, &ZERO_TS);
+        if (n < 0) return errno == ETIMEDOUT || errno == EAGAIN || errno == EINTR ? 0 : -errno;
+        int rc = take_ok(ep, msg, n);
+        if (rc < 0) return rc;
+    }
+}
+
 /* Waits for one message on q up to the deadline, in slices that look at the peer. */
 static ssize_t wait_msg(struct ipcp_handoff_ep *ep, mqd_t q, uint8_t msg[IPCP_HANDOFF_MSG_SIZE],
                         const struct ipcp_deadline *dl)
@@ -464,16 +477,29 @@ int ipcp_handoff_send(struct ipcp_handoff_ep *ep, const void *data, size_t len, 
     if (rc < 0) return rc;
     /* Our writes to the slot happen before the receiver's reads (kernel-ordered; TSan). */
     ipcp_tsan_release(p);
-    /* At most nslots READYs are outstanding and the queue holds nslots: this never waits
-     * unless the receiver broke the protocol; still bounded by the caller's deadline. */
+    /* At most nslots READYs are outstanding and the queue holds nslots: this only waits when
+     * messages that are not ours fill it, or the receiver broke the protocol; bounded by the
+     * caller's deadline. Between two tries the OKs in the queue are taken: the receiver may be
+     * waiting for room there to send its OK (forged OKs filling it) before it reads READYs
+     * again, and with the OKs taken lazily nothing else would empty it. */
     for (;;) {
-        int left = ipcp__deadline_left_ms(&dl);
-        struct timespec ts = ipcp__realtime_after_ms(left < 0 || left > SLICE_MS ? SLICE_MS : left);
+        struct timespec ts = ZERO_TS;
         if (mq_timedsend(ep->rq, (const char *)msg, sizeof(msg), 0, &ts) == 0) break;
         int e = errno;
         if (e == EINTR) continue;
-        if (e == ETIMEDOUT && ipcp__deadline_left_ms(&dl) != 0 && !peer_dead(ep)) continue;
+        if (e == ETIMEDOUT) {
+            rc = take_queued_oks(ep);
+            if (rc == 0) {
+                int left = ipcp__deadline_left_ms(&dl);
+                ts = ipcp__realtime_after_ms(left < 0 || left > SLICE_MS ? SLICE_MS : left);
+                if (mq_timedsend(ep->rq, (const char *)msg, sizeof(msg), 0, &ts) == 0) break;
+                e = errno;
+                if (e == EINTR) continue;
+                if (e == ETIMEDOUT && ipcp__deadline_left_ms(&dl) != 0 && !peer_dead(ep)) continue;
+            }
+        }
         ipcp_handoff_tx_abort(&ep->tx, slot);
+        if (rc < 0 && e == ETIMEDOUT) return rc; /* a refused OK: nothing was sent */
         return e == ETIMEDOUT && peer_dead(ep) ? -IPCP_E_PEERDEAD : -e;
     }
     return ipcp_handoff_tx_sent(&ep->tx, slot);
