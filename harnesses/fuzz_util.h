@@ -122,10 +122,10 @@ static FZ_NO_COVERAGE __attribute__((noinline, unused)) void fz_fill(uint8_t *bu
         uint64_t r = htole64(splitmix64_next(&s));
         memcpy(buf + i, &r, 8);
     }
-    if (i < len) {
+    if (i < len) { /* fewer than 8 bytes left */
         uint64_t r = splitmix64_next(&s);
-        for (int k = 0; i < len; k++, i++)
-            buf[i] = (uint8_t)(r >> (8 * k));
+        for (unsigned k = 0; k < 8 && i + k < len; k++)
+            buf[i + k] = (uint8_t)(r >> (8 * k));
     }
 }
 
