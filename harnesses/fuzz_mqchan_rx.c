@@ -18,6 +18,7 @@
  * producer, priority, sequence, length and bytes; no chunk is refused; a message given up after
  * at least one chunk is counted as abandoned when its lane's next message starts. Work per
  * input: at most 4096 operations and 2 MiB of payload. */
+#include <endian.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,15 +51,28 @@ FZ_NO_COVERAGE static uint64_t msg_seed(unsigned lane, uint64_t seq)
     return ((uint64_t)lane << 48) ^ (seq * 0x9e3779b97f4a7c15ull) ^ 0x6d71;
 }
 
+/* The 8 message bytes at offset 8 * w of the message with this seed (little-endian). */
+FZ_NO_COVERAGE static uint64_t msg_word(uint64_t seed, size_t w)
+{
+    uint64_t z = (seed + w) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 29)) * 0xbf58476d1ce4e5b9ull;
+    return z ^ (z >> 32);
+}
+
 /* Message bytes [off, off + len) of the message with this seed, each a function of its offset
- * (a chunk is made without computing the whole message). */
+ * (a chunk is made without computing the whole message): byte p is byte p % 8 of msg_word(seed,
+ * p / 8). Whole words are computed and stored once each, not once per byte. */
 FZ_NO_COVERAGE static void fill_range(uint8_t *out, uint64_t seed, size_t off, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        uint64_t z = (seed + ((off + i) >> 3)) * 0x9e3779b97f4a7c15ull;
-        z = (z ^ (z >> 29)) * 0xbf58476d1ce4e5b9ull;
-        out[i] = (uint8_t)((z ^ (z >> 32)) >> (((off + i) & 7) * 8));
+    size_t i = 0;
+    for (; i < len && ((off + i) & 7) != 0; i++)
+        out[i] = (uint8_t)(msg_word(seed, (off + i) >> 3) >> (((off + i) & 7) * 8));
+    for (; len - i >= 8; i += 8) {
+        uint64_t z = htole64(msg_word(seed, (off + i) >> 3));
+        memcpy(out + i, &z, 8);
     }
+    for (; i < len; i++)
+        out[i] = (uint8_t)(msg_word(seed, (off + i) >> 3) >> (((off + i) & 7) * 8));
 }
 
 /* The lane's next chunk, as a producer encodes it; returns its length. */
