@@ -447,11 +447,16 @@ static void check_lock(const struct st_case *cs, const struct st_outcome *o, str
                               " entered the critical section (acquisition #%" PRIu64
                               ") while worker %" PRIu32 " was inside",
                               i, f->seq, f->producer);
+            else if (f->producer == UINT32_MAX) /* the owner word was empty again at its exit */
+                st_report_add(rep, ST_V_EXCLUSION, n,
+                              "worker %" PRIu32 ": another worker entered and left while it was "
+                              "inside (acquisition #%" PRIu64 ")",
+                              i, f->seq);
             else
                 st_report_add(rep, ST_V_EXCLUSION, n,
-                              "worker %" PRIu32 ": another worker (%" PRId32
-                              ") entered while it was inside (acquisition #%" PRIu64 ")",
-                              i, (int32_t)f->producer, f->seq);
+                              "worker %" PRIu32 ": worker %" PRIu32
+                              " entered while it was inside (acquisition #%" PRIu64 ")",
+                              i, f->producer, f->seq);
         }
         n = ld(&s->vcount[ST_V_ERROR]);
         if (n) {
