@@ -371,6 +371,8 @@ json_t *st_report_json_obj(const struct st_config *c, const struct st_report *r,
         json_object_set_new(e, "retries", json_integer((json_int_t)r->ep[i].retries));
         json_object_set_new(e, "timeouts", json_integer((json_int_t)r->ep[i].timeouts));
         json_object_set_new(e, "max_wait_s", json_real(r->ep[i].max_wait_s));
+        if (r->ep[i].cpu_wait_s >= 0)
+            json_object_set_new(e, "cpu_wait_s", json_real(r->ep[i].cpu_wait_s));
         json_array_append_new(eps, e);
     }
     json_object_set_new(st, "endpoints", eps);

@@ -211,26 +211,28 @@ struct st_slot {
     _Atomic uint64_t ops;
     _Atomic uint64_t unique; /* consumer: messages that were new (first delivery) */
     _Atomic uint64_t bytes;
-    _Atomic uint64_t retries;    /* -ETIMEDOUT / -EINTR / -EAGAIN returns that were retried */
-    _Atomic int64_t last_ns;     /* when the last op completed */
-    _Atomic int32_t err;         /* first unexpected error (negative), 0 = none */
-    _Atomic uint32_t err_op;     /* phase of that error */
-    _Atomic uint64_t err_seq;    /* seq / acquisition of that error */
-    _Atomic int64_t err_ns;      /* when it happened */
-    _Atomic uint64_t recovered;  /* locker: lock() returned 1 */
-    _Atomic uint32_t crash_sig;  /* a fatal signal (SIGSEGV, ...) hit this worker */
-    _Atomic uint64_t timeouts;   /* retried returns that were -ETIMEDOUT or -EAGAIN */
-    _Atomic int64_t max_gap_ns;  /* longest wait for one op that ended in timeouts (starvation) */
-    _Atomic uint64_t gap_at;     /* the op count at which it ended */
-    _Atomic uint64_t gap_others; /* producer: messages that moved meanwhile (others, consumers) */
-    _Atomic uint32_t quota_met;  /* the endpoint finished its own quota */
-    _Atomic int64_t end_ns;      /* when it left its loop */
-    _Atomic int32_t pid;         /* the worker's process */
-    _Atomic uint64_t crash_seen; /* --crash-point: the victim lived through its operation, which
-                                    had this many points (0: it died, or was not the victim) */
-    _Atomic int32_t exec_pgid;   /* --exec: the program's process group (the kill fault's aim) */
-    _Atomic uint32_t exec_why;   /* --exec: how the program broke the contract (enum st_exec_why) */
-    _Atomic int64_t exec_val;    /* ... and the detail (a status, a signal, a length) */
+    _Atomic uint64_t retries;     /* -ETIMEDOUT / -EINTR / -EAGAIN returns that were retried */
+    _Atomic int64_t last_ns;      /* when the last op completed */
+    _Atomic int32_t err;          /* first unexpected error (negative), 0 = none */
+    _Atomic uint32_t err_op;      /* phase of that error */
+    _Atomic uint64_t err_seq;     /* seq / acquisition of that error */
+    _Atomic int64_t err_ns;       /* when it happened */
+    _Atomic uint64_t recovered;   /* locker: lock() returned 1 */
+    _Atomic uint32_t crash_sig;   /* a fatal signal (SIGSEGV, ...) hit this worker */
+    _Atomic uint64_t timeouts;    /* retried returns that were -ETIMEDOUT or -EAGAIN */
+    _Atomic int64_t max_gap_ns;   /* longest wait for one op that ended in timeouts (starvation) */
+    _Atomic uint64_t gap_at;      /* the op count at which it ended */
+    _Atomic uint64_t gap_others;  /* producer: messages that moved meanwhile (others, consumers) */
+    _Atomic uint64_t cpu_wait_ns; /* time runnable but without a CPU during its loop (schedstat
+                                     run_delay); ST_CPU_WAIT_UNKNOWN: not measured */
+    _Atomic uint32_t quota_met;   /* the endpoint finished its own quota */
+    _Atomic int64_t end_ns;       /* when it left its loop */
+    _Atomic int32_t pid;          /* the worker's process */
+    _Atomic uint64_t crash_seen;  /* --crash-point: the victim lived through its operation, which
+                                     had this many points (0: it died, or was not the victim) */
+    _Atomic int32_t exec_pgid;    /* --exec: the program's process group (the kill fault's aim) */
+    _Atomic uint32_t exec_why; /* --exec: how the program broke the contract (enum st_exec_why) */
+    _Atomic int64_t exec_val;  /* ... and the detail (a status, a signal, a length) */
     /* --exec with --fault short-io/signals (execfx.h): what the interposer did in the program */
     _Atomic uint64_t exfx_injected; /* faults it injected */
     _Atomic uint64_t exfx_signals;  /* signals its handler took */
@@ -411,12 +413,15 @@ struct st_violation {
     char frames[768]; /* a sanitizer report's top frames, one per line ("" when none) */
 };
 
+#define ST_CPU_WAIT_UNKNOWN UINT64_MAX
+
 /* What the report says of each endpoint. */
 struct st_epstat {
     int role; /* ST_ROLE_* */
     uint32_t index;
     uint64_t ops, retries, timeouts;
     double max_wait_s; /* longest wait for one operation that ended in timeouts */
+    double cpu_wait_s; /* time it was runnable but had no CPU during its loop; -1: unknown */
 };
 
 struct st_report {

@@ -15,6 +15,7 @@
  * Every call into the protocol has a timeout (ST_OP_TIMEOUT_MS); workers loop, so a stalled
  * protocol shows up as a worker that sits in one phase, which the watchdog reports. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -778,6 +779,23 @@ static void mark_done(struct st_slot *s)
     atomic_store_explicit(&s->done, 1, memory_order_release);
 }
 
+/* This thread's time runnable but waiting for a CPU, in ns (/proc/thread-self/schedstat, its
+ * second field: run_delay); ST_CPU_WAIT_UNKNOWN without schedstats. A thread that waits in a
+ * system call is not runnable: only an overloaded machine makes this grow. */
+static uint64_t cpu_wait_now(void)
+{
+    char buf[128];
+    int fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ST_CPU_WAIT_UNKNOWN;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return ST_CPU_WAIT_UNKNOWN;
+    buf[n] = '\0';
+    unsigned long long run, delay;
+    if (sscanf(buf, "%llu %llu", &run, &delay) != 2) return ST_CPU_WAIT_UNKNOWN;
+    return (uint64_t)delay;
+}
+
 int st_worker_main(struct st_worker *w)
 {
     struct st_case *cs = w->cs;
@@ -805,7 +823,9 @@ int st_worker_main(struct st_worker *w)
         if (cs->signal_us) storm_pgid = st_exec_pgid(ep);
     }
     set_phase(s, ST_PH_BARRIER, 0);
+    atomic_store_explicit(&s->cpu_wait_ns, ST_CPU_WAIT_UNKNOWN, memory_order_relaxed);
     if (wait_go(cs) == 0) {
+        uint64_t cpu0 = cpu_wait_now(); /* before the faults: a file read is never faulted */
         start_faults(w);
         if (w->role == ST_ROLE_PRODUCER)
             run_producer(w, ep);
@@ -813,6 +833,9 @@ int st_worker_main(struct st_worker *w)
             run_consumer(w, ep);
         else
             run_locker(w, ep);
+        uint64_t cpu1 = cpu_wait_now();
+        if (cpu0 != ST_CPU_WAIT_UNKNOWN && cpu1 != ST_CPU_WAIT_UNKNOWN && cpu1 >= cpu0)
+            atomic_store_explicit(&s->cpu_wait_ns, cpu1 - cpu0, memory_order_relaxed);
     }
     set_phase(s, ST_PH_CLOSE, 0);
     if (cs->exec) {

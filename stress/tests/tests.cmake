@@ -202,6 +202,12 @@ ipcp_stress_test(NAME stress.example.good_pipe_records RC 0
 ipcp_stress_test(NAME stress.fault_short_io.whole_records_na RC 0 RESULT n/a
   ARGS stress --plugin $<TARGET_FILE:plugin_good_pipe_records> --producers 2 --consumers 2
   --max-size 1024 --messages 20000 --fault short-io --fault-rate 0.5)
+# the time each endpoint waited for a CPU is measured (the starvation check's excuse for an
+# overloaded machine): squeezed onto one CPU beside a busy loop, it is seconds
+add_test(NAME stress.cpu_wait_measured
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/tests/scripts/cpu_wait.sh $<TARGET_FILE:ipcproof_cli>
+          $<TARGET_FILE:plugin_good_pipe_records> ${_ipcp_out})
+set_tests_properties(stress.cpu_wait_measured PROPERTIES TIMEOUT 120 ENVIRONMENT "${_ipcp_env}")
 ipcp_stress_test(NAME stress.example.broken_pipe_bigwrites RC 1 KINDS torn
   ARGS validate --plugin $<TARGET_FILE:plugin_broken_pipe_bigwrites> ${_ipcp_budget})
 ipcp_stress_test(NAME stress.example.broken_ring_early_publish RC 1 KINDS torn
