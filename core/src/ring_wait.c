@@ -1,0 +1,146 @@
+/* ring_wait.c - the ring's waiting layer (see ring.c, docs/ring.md "Blocking and wake-up" and
+ * "Peer death"): spin, shared futex, and the peer's liveness through a pidfd or kill. Only
+ * entered when a call has to wait. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "ring_impl.h"
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* Shared futexes (no FUTEX_PRIVATE_FLAG): the words live in memory other processes map. */
+static void futex_wait(_Atomic uint32_t *word, uint32_t seen, int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, seen, &ts, NULL, 0);
+}
+
+void ipcp__ring_wake(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static int pidfd_open_cloexec(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    long fd = syscall(SYS_pidfd_open, pid, 0); /* pidfds are always close-on-exec */
+    return fd < 0 ? -errno : (int)fd;
+#else
+    (void)pid;
+    return -ENOSYS;
+#endif
+}
+
+/* Without pidfds: a zombie still answers kill(pid, 0), so its state is read from /proc. */
+static int pid_is_zombie(pid_t pid)
+{
+    char path[48], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may contain anything */
+    return p != NULL && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* Did the peer close or die? 0: no (or not attached yet), -EPIPE, -IPCP_E_PEERDEAD, or
+ * -IPCP_E_CORRUPT for a recorded pid no process can have. */
+static int peer_gone(struct ipcp_ring *r)
+{
+    struct ring_shared *s = sh(r);
+    int prod = r->role == IPCP_RING_PRODUCER;
+    /* Acquire: if the peer closed, its last index store (made before) is visible to the
+     * re-check the caller does next. */
+    uint32_t st = ipcp_load_acquire32(&s->state);
+    if (st & (prod ? ST_CONS_CLOSED : ST_PROD_CLOSED)) return -EPIPE;
+    uint32_t raw = ipcp_load_relaxed32(prod ? &s->cons_pid : &s->prod_pid); /* read once */
+    if (raw == 0) return 0;
+    if (raw > INT_MAX) return ring_fail(r, -IPCP_E_CORRUPT);
+    pid_t pid = (pid_t)raw;
+    if (pid == getpid()) return 0; /* both sides are threads of this process */
+    if ((int32_t)pid != r->peer_pid) {
+        if (r->peer_pid != 0 && r->peer_fd >= 0) close(r->peer_fd);
+        r->peer_pid = (int32_t)pid;
+        r->peer_fd = pidfd_open_cloexec(pid);
+        if (r->peer_fd == -ESRCH) return -IPCP_E_PEERDEAD;
+        if (r->peer_fd < 0) r->peer_fd = -1; /* ENOSYS, EMFILE...: kill(pid, 0) instead */
+    }
+    if (r->peer_fd >= 0) {
+        /* A pidfd turns readable when the process exits, reaped or not. */
+        struct pollfd p = {.fd = r->peer_fd, .events = POLLIN};
+        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+            return -IPCP_E_PEERDEAD;
+        return 0;
+    }
+    if ((kill(pid, 0) < 0 && errno == ESRCH) || pid_is_zombie(pid)) return -IPCP_E_PEERDEAD;
+    return 0;
+}
+
+/* Waits until *word differs from seen (0), the deadline passes (-ETIMEDOUT; -EAGAIN at once for
+ * timeout 0), or the peer closed or died. The caller re-reads the index itself, with acquire,
+ * and re-checks. */
+int ipcp__ring_wait(struct ipcp_ring *r, _Atomic uint32_t *word, _Atomic uint32_t *sleeps,
+                    uint32_t seen, struct waiter *w)
+{
+    if (w->timeout_ms == 0) {
+        /* A try never waits and makes no syscall, but it does report a peer that closed
+         * (acquire: the peer's last index store is then visible to the re-check). A dead peer
+         * is only noticed by a call that waits. */
+        uint32_t bit = r->role == IPCP_RING_PRODUCER ? ST_CONS_CLOSED : ST_PROD_CLOSED;
+        if (!(ipcp_load_acquire32(&sh(r)->state) & bit)) return -EAGAIN;
+        return ipcp_load_acquire32(word) != seen ? 0 : -EPIPE;
+    }
+    for (unsigned i = 0; i < r->spin; i++) {
+        /* Relaxed: only notices a change; nothing is read on the strength of it. */
+        if (ipcp_load_relaxed32(word) != seen) return 0;
+        cpu_relax();
+    }
+    if (!w->started) {
+        ipcp__deadline_init(&w->dl, w->timeout_ms);
+        w->started = 1;
+    }
+    const struct ipcp_deadline *dl = &w->dl;
+    int rc = 0;
+    for (;;) {
+        /* Announce the sleep, then look at the index, both seq_cst. The peer publishes its
+         * index, then looks at the flag, both seq_cst: one of us sees the other's store. Either
+         * we see the new index here, or the peer sees the flag and wakes us; its wake cannot
+         * get lost in between, since FUTEX_WAIT only sleeps while *word still equals seen. */
+        ipcp_store_seqcst32(sleeps, 1);
+        if (ipcp_load_seqcst32(word) != seen) break;
+        rc = peer_gone(r);
+        if (rc < 0) {
+            if (ipcp_load_acquire32(word) != seen) rc = 0; /* it published before leaving */
+            break;
+        }
+        int left = ipcp__deadline_left_ms(dl);
+        if (left == 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        futex_wait(word, seen, left < 0 || left > SLICE_MS ? SLICE_MS : left);
+        if (ipcp_load_relaxed32(word) != seen) break;
+    }
+    /* Only the sleeper writes its flag. Between a wake and this store the peer may wake us
+     * again for each record it publishes: a few spare FUTEX_WAKE calls, never a lost one. */
+    ipcp_store_relaxed32(sleeps, 0);
+    return rc;
+}
