@@ -12,24 +12,59 @@
 
 #include "ring_impl.h"
 
+/* ---- publishing an index ---------------------------------------------------------------- */
+
+/* Stores our index v into *idx (a release: the records we wrote before it, or read before it, are
+ * done for whoever acquire-loads it), then looks whether the peer announced that it sleeps on
+ * *idx (*sleeps) and wakes it: the publisher's half of the store-buffering handshake of
+ * docs/ring.md ("Blocking and wake-up"). The flag is the sleeper's alone: clearing it here could
+ * erase a newer announcement made after our load, and the wake of the next publish would then be
+ * skipped.
+ *
+ * A sleeper announces the index value it sleeps on (SLEEPS_ON | seen): only the publish that
+ * moves the index off that value (prev == seen) has to wake it; a later one finds the sleeper
+ * woken already, or about to see the index moved (FUTEX_WAIT returns at once when the word
+ * differs), so it makes no syscall while the sleeper is on its way out (on this VM a wake-up
+ * takes 50-100 us, during which every publish used to call FUTEX_WAKE again). Any other non-zero
+ * flag (a peer that announces a plain 1) is woken at every publish.
+ *
+ * When both sides announced at attach that they issue membarrier(2) before sleeping
+ * (ST_ASYM_BOTH: each side's process is registered for its barriers), the store is a plain
+ * release and the flag a plain load: a sleeper's membarrier stands in for the full fence this
+ * side would otherwise need between the two, so the fast path pays no fence (on x86, no locked
+ * instruction waiting for the index's cache line on every message). Otherwise both are
+ * sequentially consistent. A peer that sets the bits or the flag falsely only loses its own
+ * wake-ups. */
+static inline void ring_publish(struct ipcp_ring *r, _Atomic uint32_t *idx, uint32_t v,
+                                uint32_t prev, _Atomic uint32_t *sleeps)
+{
+    uint32_t st = ipcp_load_relaxed32(&sh(r)->state); /* a word nobody writes while running */
+    uint32_t f;
+    if ((st & ST_ASYM_BOTH) == ST_ASYM_BOTH) {
+        ipcp_store_release32(idx, v);
+        ipcp_compiler_barrier(); /* the load stays after the store in program order */
+        f = ipcp_load_relaxed32(sleeps);
+    } else {
+        ipcp_store_seqcst32(idx, v);
+        f = ipcp_load_seqcst32(sleeps);
+    }
+    if (f == 0 || ((f & SLEEPS_ON) && (f & ~SLEEPS_LOW) != prev)) return;
+#ifdef IPCP_RING_REVERT_WAKE_FIX /* only the fuzz target's revert check builds this */
+    ipcp_store_relaxed32(sleeps, 0);
+#endif
+    ipcp__ring_wake(idx);
+}
+
 /* ---- producer core ----------------------------------------------------------------------- */
 
-static void prod_publish(struct ipcp_ring *r)
+/* Publishes the n bytes written at the tail. */
+static void prod_advance(struct ipcp_ring *r, uint32_t n)
 {
     struct ring_shared *s = sh(r);
-    /* seq_cst store (a release): the records written before it are visible to a consumer that
-     * acquire-loads tail; seq_cst also orders it before the load of cons_sleeps (ring_wait). */
-    ipcp_store_seqcst32(&s->tail, r->p.tail);
-    /* The flag is the sleeper's alone: clearing it here could erase a newer announcement made
-     * after our load, and the wake of the next publish would then be skipped. */
-#ifdef IPCP_RING_REVERT_WAKE_FIX /* only the fuzz target's revert check builds this */
-    if (ipcp_load_seqcst32(&s->cons_sleeps)) {
-        ipcp_store_relaxed32(&s->cons_sleeps, 0);
-        ipcp__ring_wake(&s->tail);
-    }
-#else
-    if (ipcp_load_seqcst32(&s->cons_sleeps)) ipcp__ring_wake(&s->tail);
-#endif
+    uint32_t prev = r->p.tail;
+    r->p.tail += n;
+    /* the records written before it are visible to a consumer that acquire-loads tail */
+    ring_publish(r, &s->tail, r->p.tail, prev, &s->cons_sleeps);
 }
 
 /* Reads the consumer's head once: it must be aligned and lie in [head_seen, tail]. */
@@ -51,15 +86,13 @@ static void write_rec(struct ipcp_ring *r, uint32_t off, uint32_t flags, uint32_
     struct ring_rec h = {.len = len, .flags = REC_MARK | flags, .seq = seq, .total = total};
     memcpy(r->data + off, &h, sizeof(h));
     if (len > 0) memcpy(r->data + off + IPCP_RING_REC_HDR, payload, len);
-    r->p.tail += rec_size(len);
 }
 
 static void prod_pad(struct ipcp_ring *r, uint32_t off, uint32_t n)
 {
     struct ring_rec h = {.len = n - IPCP_RING_REC_HDR, .flags = REC_MARK | REC_PAD};
     memcpy(r->data + off, &h, sizeof(h));
-    r->p.tail += n;
-    prod_publish(r);
+    prod_advance(r, n);
 }
 
 /* Where the next chunk of a message with `left` (> 0) bytes to go can be placed, given the
@@ -165,7 +198,7 @@ int ipcp_ring_send(struct ipcp_ring *r, const void *msg, size_t len, int timeout
         if (rc < 0) return rc;
         write_rec(r, off, REC_WHOLE, r->p.seq, (uint32_t)len, (uint32_t)len, src);
         r->p.seq++;
-        prod_publish(r);
+        prod_advance(r, rsz);
         return 0;
     }
 
@@ -185,7 +218,7 @@ int ipcp_ring_send(struct ipcp_ring *r, const void *msg, size_t len, int timeout
         }
         uint32_t flags = (done == 0 ? REC_FIRST : 0) | (done + n == len ? REC_LAST : 0);
         write_rec(r, off, flags, r->p.seq, n, (uint32_t)len, src + done);
-        prod_publish(r);
+        prod_advance(r, rec_size(n));
         done += n;
     }
     r->p.seq++;
@@ -223,10 +256,9 @@ int ipcp_ring_commit(struct ipcp_ring *r, size_t len)
                          .seq = r->p.seq,
                          .total = (uint32_t)len};
     memcpy(r->data + r->p.res_off, &h, sizeof(h));
-    r->p.tail += rec_size((uint32_t)len);
     r->p.seq++;
     r->p.reserved = 0;
-    prod_publish(r);
+    prod_advance(r, rec_size((uint32_t)len));
     return 0;
 }
 
@@ -237,27 +269,15 @@ struct rec_view {
     const uint8_t *payload;
 };
 
-static void cons_publish(struct ipcp_ring *r)
-{
-    struct ring_shared *s = sh(r);
-    /* seq_cst store (a release): our reads of the consumed records are done before the
-     * producer, acquire-loading head, reuses the space; seq_cst also orders it before the load
-     * of prod_sleeps (ring_wait). */
-    ipcp_store_seqcst32(&s->head, r->c.head);
-#ifdef IPCP_RING_REVERT_WAKE_FIX
-    if (ipcp_load_seqcst32(&s->prod_sleeps)) {
-        ipcp_store_relaxed32(&s->prod_sleeps, 0);
-        ipcp__ring_wake(&s->head);
-    }
-#else
-    if (ipcp_load_seqcst32(&s->prod_sleeps)) ipcp__ring_wake(&s->head); /* the flag is not ours */
-#endif
-}
-
+/* Gives the rsz bytes at head back to the producer. */
 static void cons_consume(struct ipcp_ring *r, uint32_t rsz)
 {
+    struct ring_shared *s = sh(r);
+    uint32_t prev = r->c.head;
     r->c.head += rsz;
-    cons_publish(r);
+    /* our reads of the consumed records are done before the producer, acquire-loading head,
+     * reuses the space */
+    ring_publish(r, &s->head, r->c.head, prev, &s->prod_sleeps);
 }
 
 /* Reads the producer's tail once: aligned, at most capacity ahead of head, not behind the last

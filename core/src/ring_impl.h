@@ -45,6 +45,18 @@ _Static_assert(sizeof(_Atomic uint32_t) == 4 && ATOMIC_INT_LOCK_FREE == 2,
 #define ST_CONS_ATTACHED 0x2u
 #define ST_PROD_CLOSED   0x4u
 #define ST_CONS_CLOSED   0x8u
+/* The side issues membarrier(2) before it sleeps, and its process is registered to take the
+ * barriers of others (set at attach, never cleared): when both are set, an index is published
+ * without a fence (ring.c, ring_publish). A peer built before these bits never sets its own. */
+#define ST_PROD_ASYM 0x10u
+#define ST_CONS_ASYM 0x20u
+#define ST_ASYM_BOTH (ST_PROD_ASYM | ST_CONS_ASYM)
+
+/* A sleep flag (cons_sleeps, prod_sleeps): 0 awake; SLEEPS_ON | the index value the side sleeps
+ * on (indices are multiples of IPCP_RING_ALIGN, so the low bits are free); any other non-zero
+ * value (an older peer's 1) asks for a wake at every publish. Only the sleeper writes it. */
+#define SLEEPS_ON  0x2u
+#define SLEEPS_LOW (IPCP_RING_ALIGN - 1)
 
 /* A record: this header, then len payload bytes, padded to IPCP_RING_ALIGN. Records never wrap:
  * one that would is preceded by a PAD record filling the data area up to its end. */
@@ -104,5 +116,13 @@ int ipcp__ring_wait(struct ipcp_ring *r, _Atomic uint32_t *word, _Atomic uint32_
                     uint32_t seen, struct waiter *w);
 /* FUTEX_WAKE of every waiter on word (a shared futex). */
 void ipcp__ring_wake(_Atomic uint32_t *word);
+/* ring_wait.c. Registers this process for membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) (once, and
+ * again in a forked child): 1 when it is registered and can issue those barriers, else 0. */
+int ipcp__ring_membarrier_ready(void);
+/* For tests and fuzz targets: 0 asks the kernel (the default), -1 never uses membarrier (every
+ * publish is fenced), 1 assumes it works without asking (a harness that models the barrier
+ * itself: the scheduler's glue answers membarrier calls made by scheduled threads). Read at
+ * attach and before each sleep. */
+extern int ipcp__ring_membarrier_mode;
 
 #endif

@@ -108,14 +108,17 @@ static int ring_open(struct ipcp_ring *r, void *mem, size_t size, int role,
         if ((rc = ipcp_reasm_init(&r->c.reasm, hmax)) < 0) return rc;
     }
     if (role != IPCP_RING_NONE) {
-        uint32_t bit = role == IPCP_RING_PRODUCER ? ST_PROD_ATTACHED : ST_CONS_ATTACHED;
+        int prod = role == IPCP_RING_PRODUCER;
+        uint32_t bit = prod ? ST_PROD_ATTACHED : ST_CONS_ATTACHED;
+        /* This side will issue membarrier before it sleeps (ring_wait.c) */
+        uint32_t asym = ipcp__ring_membarrier_ready() ? (prod ? ST_PROD_ASYM : ST_CONS_ASYM) : 0;
         uint32_t st = ipcp_load_relaxed32(&s->state);
         do {
             if (st & bit) {
                 ipcp_reasm_fini(&r->c.reasm);
                 return -EBUSY;
             }
-        } while (!ipcp_cas32(&s->state, &st, st | bit)); /* acq_rel: one side per role */
+        } while (!ipcp_cas32(&s->state, &st, st | bit | asym)); /* acq_rel: one side per role */
         /* Release: the pid is complete before the peer reads it (relaxed there, once). */
         ipcp_store_release32(role == IPCP_RING_PRODUCER ? &s->prod_pid : &s->cons_pid,
                              (uint32_t)getpid());

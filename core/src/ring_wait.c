@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -94,6 +96,69 @@ static int peer_gone(struct ipcp_ring *r)
     return 0;
 }
 
+/* ---- membarrier: the sleeper's half of a fence the publisher does not make ----------------- */
+
+int ipcp__ring_membarrier_mode;
+
+static long membarrier(int cmd)
+{
+#ifdef SYS_membarrier
+    return syscall(SYS_membarrier, cmd, 0, 0);
+#else
+    (void)cmd;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+static _Atomic int mb_ready = -1; /* -1: not asked yet, 0: no, 1: registered */
+
+static int mb_register(void)
+{
+    long q = membarrier(MEMBARRIER_CMD_QUERY);
+    int want = MEMBARRIER_CMD_GLOBAL_EXPEDITED | MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED;
+    return q >= 0 && (q & want) == want &&
+           membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
+}
+
+/* Linux keeps the registration across fork (the child gets a copy of the mm); registering
+ * again costs one syscall per fork and does not depend on it. */
+static void mb_fork_child(void)
+{
+    if (atomic_load_explicit(&mb_ready, memory_order_relaxed) == 1)
+        atomic_store_explicit(&mb_ready, mb_register(), memory_order_relaxed);
+}
+
+/* No pthread_once: a thread that blocked inside it would be invisible to the scheduler of
+ * `--mode sched`. Two first calls may both register (idempotent); one installs the handler. */
+int ipcp__ring_membarrier_ready(void)
+{
+    if (ipcp__ring_membarrier_mode != 0) return ipcp__ring_membarrier_mode > 0;
+    int v = atomic_load_explicit(&mb_ready, memory_order_relaxed);
+    if (v < 0) {
+        int expect = -1;
+        v = mb_register();
+        if (atomic_compare_exchange_strong_explicit(&mb_ready, &expect, v, memory_order_relaxed,
+                                                    memory_order_relaxed))
+            pthread_atfork(NULL, NULL, mb_fork_child);
+        else
+            v = expect;
+    }
+    return v == 1;
+}
+
+/* A full barrier on every CPU running a thread of a registered process (the peer's too): a
+ * publisher's index store that the fence-less path left in its store buffer is visible when this
+ * returns. 0, or -1 when it failed (the caller then sleeps in short slices). */
+static int mb_all(void)
+{
+#ifdef IPCP_RING_REVERT_MEMBARRIER /* only the fuzz target's revert check builds this */
+    return 0;
+#else
+    return membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0 ? 0 : -1;
+#endif
+}
+
 /* Waits until *word differs from seen (0), the deadline passes (-ETIMEDOUT; -EAGAIN at once for
  * timeout 0), or the peer closed or died. The caller re-reads the index itself, with acquire,
  * and re-checks. */
@@ -118,13 +183,20 @@ int ipcp__ring_wait(struct ipcp_ring *r, _Atomic uint32_t *word, _Atomic uint32_
         w->started = 1;
     }
     const struct ipcp_deadline *dl = &w->dl;
-    int rc = 0;
+    int rc = 0, slice = SLICE_MS;
+    int mb = ipcp__ring_membarrier_ready();
+    uint32_t own = r->role == IPCP_RING_PRODUCER ? ST_PROD_ASYM : ST_CONS_ASYM;
+    if (!mb && (ipcp_load_relaxed32(&sh(r)->state) & own))
+        slice = 1; /* announced at attach, lost since (a forked child that could not register) */
     for (;;) {
         /* Announce the sleep, then look at the index, both seq_cst. The peer publishes its
-         * index, then looks at the flag, both seq_cst: one of us sees the other's store. Either
-         * we see the new index here, or the peer sees the flag and wakes us; its wake cannot
-         * get lost in between, since FUTEX_WAIT only sleeps while *word still equals seen. */
-        ipcp_store_seqcst32(sleeps, 1);
+         * index, then looks at the flag: seq_cst both, or (docs/ring.md) a plain store and load
+         * when both sides issue membarrier here, which makes the peer's store visible before we
+         * look. Either way one of us sees the other's store: we see the new index here, or the
+         * peer sees the flag and wakes us; its wake cannot get lost in between, since
+         * FUTEX_WAIT only sleeps while *word still equals seen. */
+        ipcp_store_seqcst32(sleeps, seen | SLEEPS_ON); /* seen is aligned: a 16-byte index */
+        if (mb && mb_all() < 0) slice = 1; /* cannot happen once registered; bounded if it does */
         if (ipcp_load_seqcst32(word) != seen) break;
         rc = peer_gone(r);
         if (rc < 0) {
@@ -136,11 +208,11 @@ int ipcp__ring_wait(struct ipcp_ring *r, _Atomic uint32_t *word, _Atomic uint32_
             rc = -ETIMEDOUT;
             break;
         }
-        futex_wait(word, seen, left < 0 || left > SLICE_MS ? SLICE_MS : left);
+        futex_wait(word, seen, left < 0 || left > slice ? slice : left);
         if (ipcp_load_relaxed32(word) != seen) break;
     }
-    /* Only the sleeper writes its flag. Between a wake and this store the peer may wake us
-     * again for each record it publishes: a few spare FUTEX_WAKE calls, never a lost one. */
+    /* Only the sleeper writes its flag. Until this store the peer sees us asleep on seen, which
+     * its index has left: it does not wake us again (ring.c, ring_publish). */
     ipcp_store_relaxed32(sleeps, 0);
     return rc;
 }
