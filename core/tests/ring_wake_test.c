@@ -1,4 +1,4 @@
-/* ring_fence_test.c - how the ring's two sides choose between fenced and fence-less publishes.
+/* ring_wake_test.c - how the ring's two sides wake each other.
  *
  * Verifies: a side whose process can use membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) announces it
  * in the state word when it attaches, a side that cannot (or is told not to) does not, and the
@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,8 +111,10 @@ static void pingpong(int pm, int cm)
     fpair_open(&ab, pm, cm);
     fpair_open(&ba, cm, pm);
     ipcp__ring_membarrier_mode = pm == cm ? pm : 0;
-    enum { N = 1500 };
+    enum { N = 2000 };
     struct echo e = {.in = &ab.c, .out = &ba.p, .n = N};
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, echo_main, &e), 0);
     static int64_t rtt[N];
@@ -126,6 +129,10 @@ static void pingpong(int pm, int cm)
         assert_int_equal(m[63], (uint8_t)i);
     }
     pthread_join(th, NULL);
+    getrusage(RUSAGE_SELF, &ru1);
+    /* the sleeps happened (each one a voluntary context switch): the wake path was exercised */
+    long sleeps = ru1.ru_nvcsw - ru0.ru_nvcsw;
+    if (sleeps < N / 10) fail_msg("modes %d/%d: only %ld futex sleeps", pm, cm, sleeps);
     ipcp__ring_membarrier_mode = 0;
     assert_int_equal(e.rc, 0);
     stats_sort_i64(rtt, N);
