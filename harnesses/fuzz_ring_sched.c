@@ -12,7 +12,9 @@
  *
  * Input: byte 0: bit 0 capacity 128 or 256 bytes; bits 1-2 the ring's spin count (0, 1, 4, 32
  * polls before sleeping); bit 3 sequential consistency instead of TSO; bit 4 signals (a futex
- * wait may be interrupted: EINTR, one more decision). Byte 1: message count
+ * wait may be interrupted: EINTR, one more decision); bit 5 fenced publishes (sides that do not
+ * use membarrier; without it, the default on Linux: publishes without a fence, and a sleeper's
+ * membarrier drains every store buffer, sched_glue.c). Byte 1: message count
  * 1..24. Then one length byte per message (0 .. capacity - 16). The rest: the decisions, one
  * byte each; when they run out, a fixed stream takes over.
  *
@@ -21,7 +23,9 @@
  * wake-up (nobody can run and a thread sleeps in FUTEX_WAIT on a word that changed: only its
  * 20 ms slice would wake it); no livelock. The lost wake-up the old model found (a publisher
  * that cleared the sleeper's flag) is found again on ring.c with that fix reverted:
- * IPCP_RING_REVERT_WAKE_FIX builds the ring_sched_revert check target (harnesses/CMakeLists.txt).
+ * IPCP_RING_REVERT_WAKE_FIX builds the ring_sched_revert check target (harnesses/CMakeLists.txt);
+ * so is the one a sleeper that skips its membarrier would cause with fence-less publishes
+ * (IPCP_RING_REVERT_MEMBARRIER, ring_sched_mb_revert).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -31,6 +35,7 @@
 
 #include "fuzz_util.h"
 #include "ipcproof/ring.h"
+#include "ring_impl.h"
 #include "sched_glue.h"
 
 #define MAX_MSGS 24
@@ -109,6 +114,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (uint32_t k = 0; k < n; k++)
         prod.len[k] = (uint8_t)(fz_u8(&in) % (cap - IPCP_RING_REC_HDR + 1));
     struct ipcp_ring_cfg cfg = {.capacity = cap, .max_msg = 256, .spin = spins[(mode >> 1) & 3]};
+    /* decided by the input, not by this kernel: the scheduler models the barrier */
+    ipcp__ring_membarrier_mode = (mode & 32) ? -1 : 1;
     size_t size_needed = ipcp_ring_mem_size(cap);
     FZ_CHECK(size_needed <= sizeof(region), "ring size");
     memset(region, 0, sizeof(region));

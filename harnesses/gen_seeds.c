@@ -965,7 +965,8 @@ static void gen_ring_hostile(void)
 /* ---- ring_sched ---------------------------------------------------------------------------- */
 
 /* Byte 0: mode (bit 0 capacity 256, bits 1-2 spin index, bit 3 sequential consistency, bit 4
- * signals: a futex wait may be interrupted, one more decision byte); byte 1:
+ * signals: a futex wait may be interrupted, one more decision byte; bit 5 fenced publishes, as
+ * between sides without membarrier); byte 1:
  * count - 1; the lengths; then decisions: with both threads able to run, an even byte runs the
  * producer, an odd one the consumer (a byte is also spent, now and then, on whether a buffered
  * store becomes visible). */
@@ -1009,6 +1010,11 @@ static void gen_ring_sched(void)
     rsc_run(&b, 1, 40);
     rsc_run(&b, 0, 40);
     emit(&b, "signals-interrupt-the-sleeps");
+
+    rsc_start(&b, 32 | (2 << 1), one, 2); /* the same with fenced publishes */
+    rsc_run(&b, 1, 40);
+    rsc_run(&b, 0, 40);
+    emit(&b, "fenced-publishes-consumer-sleeps");
 
     static const uint8_t wrap[] = {100, 40, 60, 7, 90, 33, 0, 112, 50, 70, 100, 40, 60, 7};
     rsc_start(&b, 0, wrap, 14);

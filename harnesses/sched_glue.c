@@ -1,9 +1,9 @@
 /* sched_glue.c - the two libc entry points a fuzz target needs to run core code under the
- * scheduler of `--mode sched` (stress/sched/schedrt.c) compiled into it: futex calls through
- * syscall() and the clocks; and the trace printing of sched_glue.h. Defined in the executable, they
- * come before libc's; outside a scheduled thread they are libc's. (ipcproof stress preloads
- * libipcproof-sched.so with the whole set; a fuzz target with a sanitizer runtime cannot take the
- * copies and the pthread interposers, and the ring needs only these two.) */
+ * scheduler of `--mode sched` (stress/sched/schedrt.c) compiled into it: futex and membarrier
+ * calls through syscall() and the clocks; and the trace printing of sched_glue.h. Defined in the
+ * executable, they come before libc's; outside a scheduled thread they are libc's. (ipcproof stress
+ * preloads libipcproof-sched.so with the whole set; a fuzz target with a sanitizer runtime cannot
+ * take the copies and the pthread interposers, and the ring needs only these two.) */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -25,6 +25,10 @@ long syscall(long n, ...)
     long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
     long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
     va_end(ap);
+#ifdef SYS_membarrier
+    if (n == SYS_membarrier && sr_active())
+        return sr_membarrier((int)a, (unsigned)b, (int)c, __builtin_return_address(0));
+#endif
     if (n == SYS_futex && sr_active())
         return sr_futex((uint32_t *)a, (int)b, (uint32_t)c, (const struct timespec *)d,
                         __builtin_return_address(0));

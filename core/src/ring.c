@@ -1,266 +1,70 @@
-/* ring.c - SPSC ring in shared memory with chunked messages; see ring.h and docs/ring.md.
+/* ring.c - SPSC ring in shared memory with chunked messages: the data path (send, reserve,
+ * commit; recv, peek, release); see ring.h and docs/ring.md.
  *
- * The file has two layers. The protocol core (placing records, validating what the peer wrote,
- * chunk sequencing) works on the region's memory only, so a fuzzer can drive it in-process
- * with timeout 0. The waiting layer below it (spin, futex, peer liveness through pidfd or
- * kill) is only entered when a call has to wait. Shared memory is untrusted throughout: each
- * side trusts only its private copy of its own index; the other side's index and every record
- * header are read once into locals and checked before use. */
+ * The protocol core here (placing records, validating what the peer wrote, chunk sequencing)
+ * works on the region's memory only, so a fuzzer can drive it in-process with timeout 0. The
+ * waiting layer (ring_wait.c: spin, futex, peer liveness through pidfd or kill) is only entered
+ * when a call has to wait; ring_setup.c formats, attaches and closes. Shared memory is untrusted
+ * throughout: each side trusts only its private copy of its own index; the other side's index
+ * and every record header are read once into locals and checked before use. */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <linux/futex.h>
-#include <poll.h>
-#include <signal.h>
-#include <stddef.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
-#include "atomics.h"
-#include "deadline.h"
-#include "ipcproof/err.h"
-#include "ipcproof/ring.h"
+#include "ring_impl.h"
 
-/* ---- shared layout ---------------------------------------------------------------------- */
+/* ---- publishing an index ---------------------------------------------------------------- */
 
-struct ring_shared {
-    /* 0: written once by ipcp_ring_format, read once by each attach */
-    uint32_t magic;
-    uint32_t version;
-    uint32_t hdr_size; /* offset of the data area */
-    uint32_t rec_hdr;  /* record header size */
-    uint32_t capacity; /* data area bytes, power of two */
-    uint32_t max_msg;
-    _Atomic uint32_t state;    /* ST_* bits */
-    _Atomic uint32_t prod_pid; /* 0 until the producer attached */
-    _Atomic uint32_t cons_pid;
-    uint8_t pad0[IPCP_RING_OFF_TAIL - 36];
-    /* 128: the producer's line (the 128-byte pair defeats adjacent-line prefetch sharing) */
-    _Atomic uint32_t tail;        /* free-running byte index, futex word of a sleeping consumer */
-    _Atomic uint32_t cons_sleeps; /* set by a consumer about to sleep on tail */
-    uint8_t pad1[IPCP_RING_OFF_HEAD - IPCP_RING_OFF_TAIL - 8];
-    /* 256: the consumer's line */
-    _Atomic uint32_t head;        /* free-running byte index, futex word of a sleeping producer */
-    _Atomic uint32_t prod_sleeps; /* set by a producer about to sleep on head */
-    uint8_t pad2[IPCP_RING_HDR_SIZE - IPCP_RING_OFF_HEAD - 8];
-};
-_Static_assert(sizeof(struct ring_shared) == IPCP_RING_HDR_SIZE, "header size");
-_Static_assert(offsetof(struct ring_shared, state) == 24, "state offset");
-_Static_assert(offsetof(struct ring_shared, tail) == IPCP_RING_OFF_TAIL, "tail offset");
-_Static_assert(offsetof(struct ring_shared, head) == IPCP_RING_OFF_HEAD, "head offset");
-_Static_assert(sizeof(_Atomic uint32_t) == 4 && ATOMIC_INT_LOCK_FREE == 2,
-               "shared-memory atomics must be lock-free words");
-
-#define ST_PROD_ATTACHED 0x1u
-#define ST_CONS_ATTACHED 0x2u
-#define ST_PROD_CLOSED   0x4u
-#define ST_CONS_CLOSED   0x8u
-
-/* A record: this header, then len payload bytes, padded to IPCP_RING_ALIGN. Records never wrap:
- * one that would is preceded by a PAD record filling the data area up to its end. */
-struct ring_rec {
-    uint32_t len;   /* payload bytes in this record */
-    uint32_t flags; /* REC_MARK | FIRST/LAST (MIDDLE: neither) | PAD */
-    uint32_t seq;   /* message sequence number, shared by all chunks of a message */
-    uint32_t total; /* length of the whole message */
-};
-_Static_assert(sizeof(struct ring_rec) == IPCP_RING_REC_HDR, "record header size");
-
-#define REC_FIRST IPCP_CHUNK_FIRST
-#define REC_LAST  IPCP_CHUNK_LAST
-#define REC_WHOLE IPCP_CHUNK_WHOLE
-#define REC_PAD   IPCP_RING_REC_PAD
-#define REC_BITS  0xffu
-#define REC_MARK  IPCP_RING_REC_MARK /* upper half of flags: a record read at a wrong offset */
-
-enum { MODE_IDLE = 0, MODE_REASM, MODE_SKIP };
-
-#define SLICE_MS 20 /* longest futex sleep between two peer checks */
-
-static inline struct ring_shared *sh(const struct ipcp_ring *r)
+/* Stores our index v into *idx (a release: the records we wrote before it, or read before it, are
+ * done for whoever acquire-loads it), then looks whether the peer announced that it sleeps on
+ * *idx (*sleeps) and wakes it: the publisher's half of the store-buffering handshake of
+ * docs/ring.md ("Blocking and wake-up"). The flag is the sleeper's alone: clearing it here could
+ * erase a newer announcement made after our load, and the wake of the next publish would then be
+ * skipped.
+ *
+ * A sleeper announces the index value it sleeps on (SLEEPS_ON | seen): only the publish that
+ * moves the index off that value (prev == seen) has to wake it; a later one finds the sleeper
+ * woken already, or about to see the index moved (FUTEX_WAIT returns at once when the word
+ * differs), so it makes no syscall while the sleeper is on its way out (on this VM a wake-up
+ * takes 50-100 us, during which every publish used to call FUTEX_WAKE again). Any other non-zero
+ * flag (a peer that announces a plain 1) is woken at every publish.
+ *
+ * When both sides announced at attach that they issue membarrier(2) before sleeping
+ * (ST_ASYM_BOTH: each side's process is registered for its barriers), the store is a plain
+ * release and the flag a plain load: a sleeper's membarrier stands in for the full fence this
+ * side would otherwise need between the two, so the fast path pays no fence (on x86, no locked
+ * instruction waiting for the index's cache line on every message). Otherwise both are
+ * sequentially consistent. A peer that sets the bits or the flag falsely only loses its own
+ * wake-ups. */
+static inline void ring_publish(struct ipcp_ring *r, _Atomic uint32_t *idx, uint32_t v,
+                                uint32_t prev, _Atomic uint32_t *sleeps)
 {
-    return (struct ring_shared *)r->base;
-}
-
-static inline uint32_t rec_size(uint32_t len)
-{
-    return IPCP_RING_REC_HDR + ((len + (IPCP_RING_ALIGN - 1)) & ~(IPCP_RING_ALIGN - 1));
-}
-
-static inline uint32_t min32(uint32_t a, uint32_t b)
-{
-    return a < b ? a : b;
-}
-
-static int ring_fail(struct ipcp_ring *r, int err)
-{
-    if (r->err == 0) r->err = err;
-    return r->err;
-}
-
-/* ---- waiting layer: futex, peer liveness -------------------------------------------------- */
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
-/* Shared futexes (no FUTEX_PRIVATE_FLAG): the words live in memory other processes map. */
-static void futex_wait(_Atomic uint32_t *word, uint32_t seen, int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, seen, &ts, NULL, 0);
-}
-
-static void futex_wake(_Atomic uint32_t *word)
-{
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
-static int pidfd_open_cloexec(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-    long fd = syscall(SYS_pidfd_open, pid, 0); /* pidfds are always close-on-exec */
-    return fd < 0 ? -errno : (int)fd;
-#else
-    (void)pid;
-    return -ENOSYS;
-#endif
-}
-
-/* Without pidfds: a zombie still answers kill(pid, 0), so its state is read from /proc. */
-static int pid_is_zombie(pid_t pid)
-{
-    char path[48], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may contain anything */
-    return p != NULL && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-}
-
-/* Did the peer close or die? 0: no (or not attached yet), -EPIPE, -IPCP_E_PEERDEAD, or
- * -IPCP_E_CORRUPT for a recorded pid no process can have. */
-static int peer_gone(struct ipcp_ring *r)
-{
-    struct ring_shared *s = sh(r);
-    int prod = r->role == IPCP_RING_PRODUCER;
-    /* Acquire: if the peer closed, its last index store (made before) is visible to the
-     * re-check the caller does next. */
-    uint32_t st = ipcp_load_acquire32(&s->state);
-    if (st & (prod ? ST_CONS_CLOSED : ST_PROD_CLOSED)) return -EPIPE;
-    uint32_t raw = ipcp_load_relaxed32(prod ? &s->cons_pid : &s->prod_pid); /* read once */
-    if (raw == 0) return 0;
-    if (raw > INT_MAX) return ring_fail(r, -IPCP_E_CORRUPT);
-    pid_t pid = (pid_t)raw;
-    if (pid == getpid()) return 0; /* both sides are threads of this process */
-    if ((int32_t)pid != r->peer_pid) {
-        if (r->peer_pid != 0 && r->peer_fd >= 0) close(r->peer_fd);
-        r->peer_pid = (int32_t)pid;
-        r->peer_fd = pidfd_open_cloexec(pid);
-        if (r->peer_fd == -ESRCH) return -IPCP_E_PEERDEAD;
-        if (r->peer_fd < 0) r->peer_fd = -1; /* ENOSYS, EMFILE...: kill(pid, 0) instead */
+    uint32_t st = ipcp_load_relaxed32(&sh(r)->state); /* a word nobody writes while running */
+    uint32_t f;
+    if ((st & ST_ASYM_BOTH) == ST_ASYM_BOTH) {
+        ipcp_store_release32(idx, v);
+        ipcp_compiler_barrier(); /* the load stays after the store in program order */
+        f = ipcp_load_relaxed32(sleeps);
+    } else {
+        ipcp_store_seqcst32(idx, v);
+        f = ipcp_load_seqcst32(sleeps);
     }
-    if (r->peer_fd >= 0) {
-        /* A pidfd turns readable when the process exits, reaped or not. */
-        struct pollfd p = {.fd = r->peer_fd, .events = POLLIN};
-        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
-            return -IPCP_E_PEERDEAD;
-        return 0;
-    }
-    if ((kill(pid, 0) < 0 && errno == ESRCH) || pid_is_zombie(pid)) return -IPCP_E_PEERDEAD;
-    return 0;
-}
-
-/* Deadline of one call that may wait several times. The clock is first read when a wait gets
- * past its spin, so that the fast path (and a short spin) reads no clock: the deadline counts
- * from there, at most one spin later than the call began. */
-struct waiter {
-    int timeout_ms;
-    int started;
-    struct ipcp_deadline dl;
-};
-
-/* Waits until *word differs from seen (0), the deadline passes (-ETIMEDOUT; -EAGAIN at once for
- * timeout 0), or the peer closed or died. The caller re-reads the index itself, with acquire,
- * and re-checks. */
-static int ring_wait(struct ipcp_ring *r, _Atomic uint32_t *word, _Atomic uint32_t *sleeps,
-                     uint32_t seen, struct waiter *w)
-{
-    if (w->timeout_ms == 0) {
-        /* A try never waits and makes no syscall, but it does report a peer that closed
-         * (acquire: the peer's last index store is then visible to the re-check). A dead peer
-         * is only noticed by a call that waits. */
-        uint32_t bit = r->role == IPCP_RING_PRODUCER ? ST_CONS_CLOSED : ST_PROD_CLOSED;
-        if (!(ipcp_load_acquire32(&sh(r)->state) & bit)) return -EAGAIN;
-        return ipcp_load_acquire32(word) != seen ? 0 : -EPIPE;
-    }
-    for (unsigned i = 0; i < r->spin; i++) {
-        /* Relaxed: only notices a change; nothing is read on the strength of it. */
-        if (ipcp_load_relaxed32(word) != seen) return 0;
-        cpu_relax();
-    }
-    if (!w->started) {
-        ipcp__deadline_init(&w->dl, w->timeout_ms);
-        w->started = 1;
-    }
-    const struct ipcp_deadline *dl = &w->dl;
-    int rc = 0;
-    for (;;) {
-        /* Announce the sleep, then look at the index, both seq_cst. The peer publishes its
-         * index, then looks at the flag, both seq_cst: one of us sees the other's store. Either
-         * we see the new index here, or the peer sees the flag and wakes us; its wake cannot
-         * get lost in between, since FUTEX_WAIT only sleeps while *word still equals seen. */
-        ipcp_store_seqcst32(sleeps, 1);
-        if (ipcp_load_seqcst32(word) != seen) break;
-        rc = peer_gone(r);
-        if (rc < 0) {
-            if (ipcp_load_acquire32(word) != seen) rc = 0; /* it published before leaving */
-            break;
-        }
-        int left = ipcp__deadline_left_ms(dl);
-        if (left == 0) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-        futex_wait(word, seen, left < 0 || left > SLICE_MS ? SLICE_MS : left);
-        if (ipcp_load_relaxed32(word) != seen) break;
-    }
-    /* Only the sleeper writes its flag. Between a wake and this store the peer may wake us
-     * again for each record it publishes: a few spare FUTEX_WAKE calls, never a lost one. */
+    if (f == 0 || ((f & SLEEPS_ON) && (f & ~SLEEPS_LOW) != prev)) return;
+#ifdef IPCP_RING_REVERT_WAKE_FIX /* only the fuzz target's revert check builds this */
     ipcp_store_relaxed32(sleeps, 0);
-    return rc;
+#endif
+    ipcp__ring_wake(idx);
 }
 
 /* ---- producer core ----------------------------------------------------------------------- */
 
-static void prod_publish(struct ipcp_ring *r)
+/* Publishes the n bytes written at the tail. */
+static void prod_advance(struct ipcp_ring *r, uint32_t n)
 {
     struct ring_shared *s = sh(r);
-    /* seq_cst store (a release): the records written before it are visible to a consumer that
-     * acquire-loads tail; seq_cst also orders it before the load of cons_sleeps (ring_wait). */
-    ipcp_store_seqcst32(&s->tail, r->p.tail);
-    /* The flag is the sleeper's alone: clearing it here could erase a newer announcement made
-     * after our load, and the wake of the next publish would then be skipped. */
-#ifdef IPCP_RING_REVERT_WAKE_FIX /* only the fuzz target's revert check builds this */
-    if (ipcp_load_seqcst32(&s->cons_sleeps)) {
-        ipcp_store_relaxed32(&s->cons_sleeps, 0);
-        futex_wake(&s->tail);
-    }
-#else
-    if (ipcp_load_seqcst32(&s->cons_sleeps)) futex_wake(&s->tail);
-#endif
+    uint32_t prev = r->p.tail;
+    r->p.tail += n;
+    /* the records written before it are visible to a consumer that acquire-loads tail */
+    ring_publish(r, &s->tail, r->p.tail, prev, &s->cons_sleeps);
 }
 
 /* Reads the consumer's head once: it must be aligned and lie in [head_seen, tail]. */
@@ -282,15 +86,13 @@ static void write_rec(struct ipcp_ring *r, uint32_t off, uint32_t flags, uint32_
     struct ring_rec h = {.len = len, .flags = REC_MARK | flags, .seq = seq, .total = total};
     memcpy(r->data + off, &h, sizeof(h));
     if (len > 0) memcpy(r->data + off + IPCP_RING_REC_HDR, payload, len);
-    r->p.tail += rec_size(len);
 }
 
 static void prod_pad(struct ipcp_ring *r, uint32_t off, uint32_t n)
 {
     struct ring_rec h = {.len = n - IPCP_RING_REC_HDR, .flags = REC_MARK | REC_PAD};
     memcpy(r->data + off, &h, sizeof(h));
-    r->p.tail += n;
-    prod_publish(r);
+    prod_advance(r, n);
 }
 
 /* Where the next chunk of a message with `left` (> 0) bytes to go can be placed, given the
@@ -375,7 +177,7 @@ static int prod_usable(struct ipcp_ring *r)
 static int prod_wait(struct ipcp_ring *r, struct waiter *w)
 {
     struct ring_shared *s = sh(r);
-    return ring_wait(r, &s->head, &s->prod_sleeps, r->p.head_seen, w);
+    return ipcp__ring_wait(r, &s->head, &s->prod_sleeps, r->p.head_seen, w);
 }
 
 int ipcp_ring_send(struct ipcp_ring *r, const void *msg, size_t len, int timeout_ms)
@@ -396,7 +198,7 @@ int ipcp_ring_send(struct ipcp_ring *r, const void *msg, size_t len, int timeout
         if (rc < 0) return rc;
         write_rec(r, off, REC_WHOLE, r->p.seq, (uint32_t)len, (uint32_t)len, src);
         r->p.seq++;
-        prod_publish(r);
+        prod_advance(r, rsz);
         return 0;
     }
 
@@ -416,7 +218,7 @@ int ipcp_ring_send(struct ipcp_ring *r, const void *msg, size_t len, int timeout
         }
         uint32_t flags = (done == 0 ? REC_FIRST : 0) | (done + n == len ? REC_LAST : 0);
         write_rec(r, off, flags, r->p.seq, n, (uint32_t)len, src + done);
-        prod_publish(r);
+        prod_advance(r, rec_size(n));
         done += n;
     }
     r->p.seq++;
@@ -454,10 +256,9 @@ int ipcp_ring_commit(struct ipcp_ring *r, size_t len)
                          .seq = r->p.seq,
                          .total = (uint32_t)len};
     memcpy(r->data + r->p.res_off, &h, sizeof(h));
-    r->p.tail += rec_size((uint32_t)len);
     r->p.seq++;
     r->p.reserved = 0;
-    prod_publish(r);
+    prod_advance(r, rec_size((uint32_t)len));
     return 0;
 }
 
@@ -468,27 +269,15 @@ struct rec_view {
     const uint8_t *payload;
 };
 
-static void cons_publish(struct ipcp_ring *r)
-{
-    struct ring_shared *s = sh(r);
-    /* seq_cst store (a release): our reads of the consumed records are done before the
-     * producer, acquire-loading head, reuses the space; seq_cst also orders it before the load
-     * of prod_sleeps (ring_wait). */
-    ipcp_store_seqcst32(&s->head, r->c.head);
-#ifdef IPCP_RING_REVERT_WAKE_FIX
-    if (ipcp_load_seqcst32(&s->prod_sleeps)) {
-        ipcp_store_relaxed32(&s->prod_sleeps, 0);
-        futex_wake(&s->head);
-    }
-#else
-    if (ipcp_load_seqcst32(&s->prod_sleeps)) futex_wake(&s->head); /* the flag is not ours */
-#endif
-}
-
+/* Gives the rsz bytes at head back to the producer. */
 static void cons_consume(struct ipcp_ring *r, uint32_t rsz)
 {
+    struct ring_shared *s = sh(r);
+    uint32_t prev = r->c.head;
     r->c.head += rsz;
-    cons_publish(r);
+    /* our reads of the consumed records are done before the producer, acquire-loading head,
+     * reuses the space */
+    ring_publish(r, &s->head, r->c.head, prev, &s->prod_sleeps);
 }
 
 /* Reads the producer's tail once: aligned, at most capacity ahead of head, not behind the last
@@ -613,7 +402,7 @@ static int cons_usable(struct ipcp_ring *r)
 static int cons_wait(struct ipcp_ring *r, struct waiter *w)
 {
     struct ring_shared *s = sh(r);
-    return ring_wait(r, &s->tail, &s->cons_sleeps, r->c.tail_seen, w);
+    return ipcp__ring_wait(r, &s->tail, &s->cons_sleeps, r->c.tail_seen, w);
 }
 
 ssize_t ipcp_ring_recv(struct ipcp_ring *r, void *buf, size_t cap, int timeout_ms)
@@ -780,298 +569,4 @@ int ipcp_ring_release(struct ipcp_ring *r)
 uint64_t ipcp_ring_abandoned(const struct ipcp_ring *r)
 {
     return r->role == IPCP_RING_CONSUMER ? r->c.abandoned : 0;
-}
-
-/* ---- setup --------------------------------------------------------------------------------- */
-
-static int cfg_capacity(const struct ipcp_ring_cfg *cfg, size_t *cap)
-{
-    size_t c = cfg != NULL && cfg->capacity != 0 ? cfg->capacity : IPCP_RING_DEFAULT_CAP;
-    if (c < IPCP_RING_MIN_CAP || c > IPCP_RING_MAX_CAP || (c & (c - 1)) != 0) return -EINVAL;
-    *cap = c;
-    return 0;
-}
-
-static int cfg_max_msg(const struct ipcp_ring_cfg *cfg, size_t *max)
-{
-    size_t m = cfg != NULL && cfg->max_msg != 0 ? cfg->max_msg : IPCP_RING_DEFAULT_MAXMSG;
-    if (m > IPCP_RING_MAX_MSG_LIMIT) return -EINVAL;
-    *max = m;
-    return 0;
-}
-
-size_t ipcp_ring_mem_size(size_t capacity)
-{
-    if (capacity < IPCP_RING_MIN_CAP || capacity > IPCP_RING_MAX_CAP ||
-        (capacity & (capacity - 1)) != 0)
-        return 0;
-    return IPCP_RING_HDR_SIZE + capacity;
-}
-
-int ipcp_ring_format(void *mem, size_t size, const struct ipcp_ring_cfg *cfg)
-{
-    size_t cap, max;
-    int rc;
-    if ((rc = cfg_capacity(cfg, &cap)) < 0 || (rc = cfg_max_msg(cfg, &max)) < 0) return rc;
-    if (mem == NULL || ((uintptr_t)mem & (IPCP_CACHELINE - 1)) != 0 ||
-        size < IPCP_RING_HDR_SIZE + cap)
-        return -EINVAL;
-    struct ring_shared *s = mem;
-    memset(s, 0, sizeof(*s));
-    s->magic = IPCP_RING_MAGIC;
-    s->version = IPCP_RING_VERSION;
-    s->hdr_size = IPCP_RING_HDR_SIZE;
-    s->rec_hdr = IPCP_RING_REC_HDR;
-    s->capacity = (uint32_t)cap;
-    s->max_msg = (uint32_t)max;
-    return 0;
-}
-
-static void ring_reset(struct ipcp_ring *r)
-{
-    memset(r, 0, sizeof(*r));
-    r->shm.fd = -1;
-    r->shm.shmid = -1;
-    r->peer_fd = -1;
-}
-
-/* Validates the region and opens side `role` over it. On failure the handle holds nothing
- * (the caller releases r->shm). */
-static int ring_open(struct ipcp_ring *r, void *mem, size_t size, int role,
-                     const struct ipcp_ring_cfg *cfg)
-{
-    if (role != IPCP_RING_NONE && role != IPCP_RING_PRODUCER && role != IPCP_RING_CONSUMER)
-        return -EINVAL;
-    if (mem == NULL || ((uintptr_t)mem & (IPCP_CACHELINE - 1)) != 0 ||
-        size < IPCP_RING_HDR_SIZE + IPCP_RING_MIN_CAP)
-        return -EINVAL;
-    size_t own_max;
-    int rc = cfg_max_msg(cfg, &own_max);
-    if (rc < 0) return rc;
-    size_t want_cap = cfg != NULL ? cfg->capacity : 0;
-
-    struct ring_shared *s = mem;
-    uint32_t f[6]; /* magic, version, hdr_size, rec_hdr, capacity, max_msg: read once */
-    memcpy(f, s, sizeof(f));
-    ipcp_compiler_barrier();
-    if (f[0] != IPCP_RING_MAGIC) return -IPCP_E_BADMAGIC;
-    if (f[1] != IPCP_RING_VERSION) return -IPCP_E_BADVERSION;
-    uint32_t cap = f[4], hmax = f[5];
-    if (f[2] != IPCP_RING_HDR_SIZE || f[3] != IPCP_RING_REC_HDR || cap < IPCP_RING_MIN_CAP ||
-        cap > IPCP_RING_MAX_CAP || (cap & (cap - 1)) != 0 || size - IPCP_RING_HDR_SIZE < cap ||
-        (want_cap != 0 && want_cap != cap) || hmax == 0 || hmax > own_max)
-        return -IPCP_E_LAYOUT;
-    /* Acquire: a producer that attached earlier may have published records already. */
-    uint32_t t = ipcp_load_acquire32(&s->tail), h = ipcp_load_acquire32(&s->head);
-    if (((t | h) & (IPCP_RING_ALIGN - 1)) != 0 || t - h > cap) return -IPCP_E_CORRUPT;
-
-    r->role = role;
-    r->base = mem;
-    r->data = (uint8_t *)mem + IPCP_RING_HDR_SIZE;
-    r->size = size;
-    r->cap = cap;
-    r->mask = cap - 1;
-    r->max_msg = hmax;
-    r->spin = cfg != NULL && cfg->spin != 0 ? cfg->spin : IPCP_RING_DEFAULT_SPIN;
-    if (role == IPCP_RING_PRODUCER) {
-        r->p.tail = t;
-        r->p.head_seen = h;
-        size_t ch = cfg != NULL && cfg->chunk != 0 ? cfg->chunk : cap / 4 - IPCP_RING_REC_HDR;
-        if (ch < 16) ch = 16;
-        if (ch > cap - IPCP_RING_REC_HDR) ch = cap - IPCP_RING_REC_HDR;
-        r->p.chunk = ch;
-    } else if (role == IPCP_RING_CONSUMER) {
-        r->c.head = h;
-        r->c.tail_seen = h;
-        if ((rc = ipcp_reasm_init(&r->c.reasm, hmax)) < 0) return rc;
-    }
-    if (role != IPCP_RING_NONE) {
-        uint32_t bit = role == IPCP_RING_PRODUCER ? ST_PROD_ATTACHED : ST_CONS_ATTACHED;
-        uint32_t st = ipcp_load_relaxed32(&s->state);
-        do {
-            if (st & bit) {
-                ipcp_reasm_fini(&r->c.reasm);
-                return -EBUSY;
-            }
-        } while (!ipcp_cas32(&s->state, &st, st | bit)); /* acq_rel: one side per role */
-        /* Release: the pid is complete before the peer reads it (relaxed there, once). */
-        ipcp_store_release32(role == IPCP_RING_PRODUCER ? &s->prod_pid : &s->cons_pid,
-                             (uint32_t)getpid());
-    }
-    return 0;
-}
-
-int ipcp_ring_attach_mem(struct ipcp_ring *r, void *mem, size_t size, int role,
-                         const struct ipcp_ring_cfg *cfg)
-{
-    ring_reset(r);
-    int rc = ring_open(r, mem, size, role, cfg);
-    if (rc < 0) ring_reset(r);
-    return rc;
-}
-
-int ipcp_ring_init_mem(struct ipcp_ring *r, void *mem, size_t size, int role,
-                       const struct ipcp_ring_cfg *cfg)
-{
-    ring_reset(r);
-    int rc = ipcp_ring_format(mem, size, cfg);
-    if (rc < 0) return rc;
-    return ipcp_ring_attach_mem(r, mem, size, role, cfg);
-}
-
-/* Both sides attached: the name has done its job. */
-static void unlink_when_paired(struct ipcp_ring *r)
-{
-    uint32_t st = ipcp_load_acquire32(&sh(r)->state);
-    if ((st & (ST_PROD_ATTACHED | ST_CONS_ATTACHED)) == (ST_PROD_ATTACHED | ST_CONS_ATTACHED))
-        ipcp_shm_unlink(&r->shm);
-}
-
-static int ring_finish_open(struct ipcp_ring *r, int rc, int role, const struct ipcp_ring_cfg *cfg,
-                            int fmt)
-{
-    if (rc == 0 && fmt) rc = ipcp_ring_format(r->shm.addr, r->shm.size, cfg);
-    if (rc == 0) rc = ring_open(r, r->shm.addr, r->shm.size, role, cfg);
-    if (rc < 0) {
-        ipcp_shm_close(&r->shm);
-        ring_reset(r);
-        return rc;
-    }
-    r->own_shm = 1;
-    return 0;
-}
-
-int ipcp_ring_create(struct ipcp_ring *r, const char *stem, int role,
-                     const struct ipcp_ring_cfg *cfg)
-{
-    ring_reset(r);
-    size_t cap;
-    int rc = cfg_capacity(cfg, &cap);
-    if (rc < 0) return rc;
-    rc = ipcp_shm_create(&r->shm, "ring", stem, IPCP_RING_HDR_SIZE + cap);
-    return ring_finish_open(r, rc, role, cfg, 1);
-}
-
-int ipcp_ring_attach(struct ipcp_ring *r, const char *name, int role,
-                     const struct ipcp_ring_cfg *cfg)
-{
-    ring_reset(r);
-    int rc = ipcp_shm_attach(&r->shm, name, IPCP_RING_HDR_SIZE + IPCP_RING_MIN_CAP,
-                             IPCP_RING_HDR_SIZE + IPCP_RING_MAX_CAP);
-    rc = ring_finish_open(r, rc, role, cfg, 0);
-    if (rc == 0) unlink_when_paired(r);
-    return rc;
-}
-
-int ipcp_ring_create_memfd(struct ipcp_ring *r, int role, const struct ipcp_ring_cfg *cfg)
-{
-    ring_reset(r);
-    size_t cap;
-    int rc = cfg_capacity(cfg, &cap);
-    if (rc < 0) return rc;
-    rc = ipcp_shm_create_memfd(&r->shm, "ring", IPCP_RING_HDR_SIZE + cap);
-    return ring_finish_open(r, rc, role, cfg, 1);
-}
-
-int ipcp_ring_attach_fd(struct ipcp_ring *r, int fd, int role, const struct ipcp_ring_cfg *cfg)
-{
-    ring_reset(r);
-    int rc = ipcp_shm_attach_fd(&r->shm, fd, IPCP_RING_HDR_SIZE + IPCP_RING_MIN_CAP,
-                                IPCP_RING_HDR_SIZE + IPCP_RING_MAX_CAP);
-    return ring_finish_open(r, rc, role, cfg, 0);
-}
-
-int ipcp_ring_create_sysv(struct ipcp_ring *r, key_t key, int role, const struct ipcp_ring_cfg *cfg)
-{
-    ring_reset(r);
-    size_t cap;
-    int rc = cfg_capacity(cfg, &cap);
-    if (rc < 0) return rc;
-    rc = ipcp_shm_create_sysv(&r->shm, key, IPCP_RING_HDR_SIZE + cap);
-    return ring_finish_open(r, rc, role, cfg, 1);
-}
-
-int ipcp_ring_attach_sysv(struct ipcp_ring *r, int shmid, int role, const struct ipcp_ring_cfg *cfg)
-{
-    ring_reset(r);
-    int rc = ipcp_shm_attach_sysv(&r->shm, shmid, IPCP_RING_HDR_SIZE + IPCP_RING_MIN_CAP,
-                                  IPCP_RING_HDR_SIZE + IPCP_RING_MAX_CAP);
-    rc = ring_finish_open(r, rc, role, cfg, 0);
-    if (rc == 0) unlink_when_paired(r);
-    return rc;
-}
-
-int ipcp_ring_shmid(const struct ipcp_ring *r)
-{
-    return r->own_shm && r->shm.backend == IPCP_SHM_SYSV ? r->shm.shmid : -1;
-}
-
-int ipcp_ring_nattch(const struct ipcp_ring *r)
-{
-    return r->own_shm ? ipcp_shm_nattch(&r->shm) : -EINVAL;
-}
-
-const char *ipcp_ring_name(const struct ipcp_ring *r)
-{
-    return r->own_shm ? r->shm.name : "";
-}
-
-int ipcp_ring_fd(const struct ipcp_ring *r)
-{
-    return r->own_shm ? r->shm.fd : -1;
-}
-
-void *ipcp_ring_mem(const struct ipcp_ring *r, size_t *size)
-{
-    if (size != NULL) *size = r->size;
-    return r->base;
-}
-
-void ipcp_ring_close(struct ipcp_ring *r)
-{
-    if (r->base != NULL && r->role != IPCP_RING_NONE) {
-        struct ring_shared *s = sh(r);
-        int prod = r->role == IPCP_RING_PRODUCER;
-        /* acq_rel: every record we published (or consumed) is ordered before the close mark,
-         * which the peer acquire-loads before its final re-check. */
-        ipcp_fetch_or32(&s->state, prod ? ST_PROD_CLOSED : ST_CONS_CLOSED);
-        futex_wake(prod ? &s->tail : &s->head); /* the peer sleeps on our index */
-    }
-    if (r->peer_pid != 0 && r->peer_fd >= 0) close(r->peer_fd);
-    if (r->role == IPCP_RING_CONSUMER) ipcp_reasm_fini(&r->c.reasm);
-    if (r->own_shm) ipcp_shm_close(&r->shm);
-    ring_reset(r);
-}
-
-int ipcp_ring_valid(const struct ipcp_ring *r)
-{
-    if (r->role == IPCP_RING_NONE) return 1;
-    if (r->role != IPCP_RING_PRODUCER && r->role != IPCP_RING_CONSUMER) return 0;
-    if (r->base == NULL || r->data != r->base + IPCP_RING_HDR_SIZE) return 0;
-    if (r->cap < IPCP_RING_MIN_CAP || r->cap > IPCP_RING_MAX_CAP || (r->cap & r->mask) != 0 ||
-        r->mask != r->cap - 1 || r->size < IPCP_RING_HDR_SIZE + (size_t)r->cap)
-        return 0;
-    if (r->max_msg == 0 || r->max_msg > IPCP_RING_MAX_MSG_LIMIT || r->spin == 0) return 0;
-    const uint32_t am = IPCP_RING_ALIGN - 1;
-    if (r->role == IPCP_RING_PRODUCER) {
-        if (((r->p.tail | r->p.head_seen) & am) != 0 || r->p.tail - r->p.head_seen > r->cap)
-            return 0;
-        if (r->p.chunk < 16 || r->p.chunk > r->cap - IPCP_RING_REC_HDR) return 0;
-        if (r->p.reserved &&
-            (r->p.res_off != (r->p.tail & r->mask) || r->p.res_len > r->cap - IPCP_RING_REC_HDR ||
-             r->p.res_off + rec_size((uint32_t)r->p.res_len) > r->cap ||
-             rec_size((uint32_t)r->p.res_len) > r->cap - (r->p.tail - r->p.head_seen)))
-            return 0;
-        return 1;
-    }
-    if (((r->c.head | r->c.tail_seen) & am) != 0 || r->c.tail_seen - r->c.head > r->cap) return 0;
-    if (r->c.mode != MODE_IDLE && r->c.mode != MODE_REASM && r->c.mode != MODE_SKIP) return 0;
-    if ((r->c.mode == MODE_REASM) != (r->c.reasm.active != 0)) return 0;
-    if (!ipcp_reasm_valid(&r->c.reasm) || r->c.reasm.max_msg != r->max_msg) return 0;
-    if (r->c.peeked == 1 && (r->c.peek_rsz == 0 || r->c.peek_rsz > r->c.tail_seen - r->c.head ||
-                             r->c.peek_len > r->c.peek_rsz - IPCP_RING_REC_HDR))
-        return 0;
-    if (r->c.peeked == 2 && !r->c.reasm.done) return 0;
-    if (r->c.peeked < 0 || r->c.peeked > 2) return 0;
-    return 1;
 }

@@ -9,9 +9,8 @@
  * and records return corruption errors (sticky where the framing is lost) and random hostile
  * writes never make the consumer read outside the region; a SIGKILLed peer is noticed within
  * 100 ms by the side blocked on it; close gives -EPIPE after the last message; a send that
- * times out half-way leaves nothing visible; forced futex sleeps are woken promptly (no lost
- * wake-up waits for the 20 ms slice); names are unlinked once both sides are attached, and no
- * object or fd is left behind.
+ * times out half-way leaves nothing visible (forced futex sleeps woken promptly: ring_wake_test);
+ * names are unlinked once both sides are attached, and no object or fd is left behind.
  *
  * IPCP_TEST_SCALE=<percent> scales the iteration counts (default 100). */
 #include <dirent.h>
@@ -1083,56 +1082,6 @@ static void test_timeouts(void **s)
 
 /* ---- blocking: wake-ups and peer death ------------------------------------------------------- */
 
-struct pong_arg {
-    struct ipcp_ring *in, *out;
-    int n;
-    int rc;
-};
-
-static void *pong(void *arg)
-{
-    struct pong_arg *a = arg;
-    uint8_t m[64];
-    for (int i = 0; i < a->n && a->rc == 0; i++) {
-        ssize_t n = ipcp_ring_recv(a->in, m, sizeof(m), 10000);
-        if (n != 64) a->rc = n < 0 ? (int)n : -EBADMSG;
-        if (a->rc == 0) a->rc = ipcp_ring_send(a->out, m, 64, 10000);
-    }
-    return NULL;
-}
-
-/* With spin = 1 every wait ends in FUTEX_WAIT. If a wake-up got lost, the sleeper would only
- * notice at the end of its 20 ms slice: the median round trip stays far below that. */
-static void test_futex_wakeups_prompt(void **s)
-{
-    (void)s;
-    struct ipcp_ring_cfg cfg = {.capacity = 1024, .spin = 1};
-    struct pair ab, ba;
-    pair_open(&ab, &cfg, 0);
-    pair_open(&ba, &cfg, 0);
-    int n = scaled(2000);
-    struct pong_arg a = {.in = &ab.c, .out = &ba.p, .n = n};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, pong, &a), 0);
-    int64_t *rtt = malloc(sizeof(int64_t) * (size_t)n);
-    uint8_t m[64] = {0};
-    for (int i = 0; i < n; i++) {
-        int64_t t0 = now_ns();
-        assert_int_equal(ipcp_ring_send(&ab.p, m, 64, 10000), 0);
-        assert_int_equal(ipcp_ring_recv(&ba.c, m, sizeof(m), 10000), 64);
-        rtt[i] = now_ns() - t0;
-    }
-    pthread_join(th, NULL);
-    assert_int_equal(a.rc, 0);
-    stats_sort_i64(rtt, (size_t)n);
-    int64_t median = stats_pct_i64(rtt, (size_t)n, 50);
-    if (median > 5000000)
-        fail_msg("median round trip %lld ns: wake-ups are late", (long long)median);
-    free(rtt);
-    pair_close(&ab);
-    pair_close(&ba);
-}
-
 /* Guards a lost wake-up: the waker used to clear the sleeper's flag after waking it. A sleeper
  * that had meanwhile woken, taken the record and announced a new sleep lost its announcement,
  * and the next publish skipped the wake (the sleeper slept out its 20 ms slice). Only the
@@ -1278,7 +1227,6 @@ int main(void)
         cmocka_unit_test(test_chunked_every_offset),
 
         cmocka_unit_test(test_exchange_threads),
-        cmocka_unit_test(test_futex_wakeups_prompt),
     };
     if (getenv("IPCP_TEST_FILTER") != NULL) cmocka_set_test_filter(getenv("IPCP_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);

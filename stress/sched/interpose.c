@@ -190,6 +190,9 @@ SR_EXPORT long syscall(long n, ...)
     long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
     long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
     va_end(ap);
+#ifdef SYS_membarrier
+    if (n == SYS_membarrier && sr_active()) return sr_membarrier((int)a, (unsigned)b, (int)c, PC);
+#endif
     if (n == SYS_futex && sr_active())
         return sr_futex((uint32_t *)a, (int)b, (uint32_t)c, (const struct timespec *)d, PC);
     if (n == SYS_futex) sr_crash_point();

@@ -33,6 +33,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -652,6 +653,20 @@ long sr_futex(uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts, 
     }
     errno = ENOSYS; /* requeue, PI futexes: not modelled */
     return -1;
+}
+
+long sr_membarrier(int cmd, unsigned flags, int cpu, const void *pc)
+{
+    if (cmd == MEMBARRIER_CMD_GLOBAL || cmd == MEMBARRIER_CMD_GLOBAL_EXPEDITED ||
+        cmd == MEMBARRIER_CMD_PRIVATE_EXPEDITED) {
+        sr_point(SR_OP_FENCE, NULL, 0, pc);
+        busy = 1;
+        for (uint32_t i = 0; i < S.n; i++) /* each thread ran a full barrier */
+            drain_thread((int)i);
+        busy = 0;
+        return 0;
+    }
+    return sr_real_syscall6(SYS_membarrier, cmd, (long)flags, cpu, 0, 0, 0); /* query, register */
 }
 
 void sr_sleep_until(int64_t when, const void *pc)

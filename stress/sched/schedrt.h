@@ -75,6 +75,10 @@ int sr_wake(const void *key, int n);
  * return value, -1 with errno. Other operations: -1, ENOSYS. */
 struct timespec;
 long sr_futex(uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts, const void *pc);
+/* A membarrier(2) call of a scheduled thread: MEMBARRIER_CMD_GLOBAL[_EXPEDITED] and
+ * PRIVATE_EXPEDITED make every thread run a full barrier, so every store buffer drains (after a
+ * scheduling point); 0. The other commands (query, register) go to the kernel. */
+long sr_membarrier(int cmd, unsigned flags, int cpu, const void *pc);
 
 /* Virtual sleep until t (virtual ns). */
 void sr_sleep_until(int64_t t, const void *pc);
