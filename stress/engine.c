@@ -6,34 +6,25 @@
  * by count and time) -> stop -> reap and decode every wait status -> check -> destroy (in the
  * host) -> sweep (whatever the protocol forked and left running is killed and reported) -> leak
  * check. Every step has a deadline: a constructor, create() or destroy() that hangs, crashes or
- * exits becomes a `deadlock` or `crash` verdict and the case still ends with a report.
- *
- * The watchdog of the run: a deadline (--watchdog, honoured as given; by default max(10 s, 4 x
- * the expected run time)) and a stall limit (no operation completed by anybody for --stall
- * seconds, 5 s by default). Either turns into a `deadlock` violation whose detail says what
- * every live worker is doing and since when; then every worker is SIGKILLed and reaped, and
- * the protocol destroyed. The supervisor never starts a thread (a ThreadSanitizer child forked
- * from a multi-threaded process would be unchecked) and only polls its children, the results
- * area and the output pipe, so nothing it does can block on the protocol. */
+ * exits becomes a `deadlock` or `crash` verdict and the case still ends with a report. The run
+ * itself, with its watchdog, is runloop.c. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <linux/futex.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "checker.h"
 #include "elfinfo.h"
+#include "engine.h"
 #include "exec.h"
 #include "execfx.h"
 #include "host.h"
@@ -43,9 +34,8 @@
 #include "stress.h"
 #include "symbolize.h"
 
-#define TSAN_EXIT        66
-#define SWEEP_GRACE_NS   200000000LL /* what the protocol forked gets this long to exit */
-#define STRAY_REAP_EVERY 250000000LL
+#define TSAN_EXIT      66
+#define SWEEP_GRACE_NS 200000000LL /* what the protocol forked gets this long to exit */
 
 static volatile int interrupted;
 
@@ -55,36 +45,13 @@ static void on_interrupt(int sig)
     interrupted = 1;
 }
 
-static void setup_error(struct st_report *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void setup_error(struct st_report *r, const char *fmt, ...)
+void st_setup_error(struct st_report *r, const char *fmt, ...)
 {
     r->status = 2;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(r->error, sizeof(r->error), fmt, ap);
     va_end(ap);
-}
-
-/* ---- the supervisor's view of one case ------------------------------------------------------ */
-
-struct sup {
-    struct st_case cs;    /* the supervisor's private copy of the case */
-    struct st_case *plan; /* the copy the host reads (shared mapping) */
-    struct st_report *rep;
-    struct st_outcome o;
-    struct st_hostconn host;
-    int host_started;
-    int64_t setup_ns;
-    int64_t last_stray_reap;
-};
-
-static uint64_t sum_ops(const struct st_case *cs, uint32_t from, uint32_t n)
-{
-    uint64_t t = 0;
-    for (uint32_t i = from; i < from + n; i++)
-        t += atomic_load_explicit(&cs->slots[i].ops, memory_order_acquire);
-    return t;
 }
 
 /* ---- the results area ----------------------------------------------------------------------- */
@@ -223,405 +190,10 @@ static void choose_faults(struct st_case *cs, const struct st_config *c, struct 
     }
 }
 
-/* ---- reaping -------------------------------------------------------------------------------- */
-
-static void mark_dead(struct sup *S, uint32_t pi)
-{
-    struct st_case *cs = &S->cs;
-    for (uint32_t i = 0; i < cs->nworkers; i++)
-        if (cs->cfg->mode != ST_MODE_PROCESS || i == pi)
-            atomic_store_explicit(&cs->slots[i].dead, 1, memory_order_release);
-}
-
-static int ended_ok(const struct sup *S, uint32_t pi, int st)
-{
-    /* the schedule ended in a deadlock the runtime reported: an outcome, not a crash */
-    if (S->cs.cfg->mode == ST_MODE_SCHED && WIFEXITED(st) && WEXITSTATUS(st) == ST_EXIT_SCHED &&
-        S->cs.sched_rep != NULL && S->cs.sched_rep->status >= ST_SCHED_DEADLOCK)
-        return 1;
-    if (!WIFEXITED(st) || (WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != ST_EXIT_SETUP)) return 0;
-    const struct st_case *cs = &S->cs;
-    for (uint32_t i = 0; i < cs->nworkers; i++)
-        if ((cs->cfg->mode != ST_MODE_PROCESS || i == pi) &&
-            !atomic_load_explicit(&cs->slots[i].done, memory_order_acquire))
-            return 0; /* exit() from the protocol's code, not the harness's */
-    return 1;
-}
-
-static void reap_some(struct sup *S)
-{
-    struct st_outcome *o = &S->o;
-    for (uint32_t i = 0; i < o->nproc; i++) {
-        if (o->reaped[i]) continue;
-        int st;
-        if (waitpid(o->pids[i], &st, WNOHANG) != o->pids[i]) continue;
-        o->reaped[i] = 1;
-        o->status[i] = st;
-        if (ended_ok(S, i, st)) continue;
-        if (S->cs.cfg->crash_point && S->cs.kill_victim == i + 1 && WIFSIGNALED(st) &&
-            WTERMSIG(st) == SIGKILL) { /* it died at its crash point, as asked */
-            o->killed_by_fault = i + 1;
-            atomic_store(&S->cs.sh->killed, i + 1);
-            atomic_store(&S->cs.sh->quiet, 0); /* the others may go on */
-        }
-        mark_dead(S, i);
-        int on_purpose = o->watchdog_killed || o->killed_by_fault == i + 1 ||
-                         (!S->cs.is_chan && S->cs.kill_victim == i + 1);
-        if (!on_purpose && o->crash_ns == 0) o->crash_ns = st_now_ns();
-    }
-    int64_t now = st_now_ns();
-    if (now - S->last_stray_reap > STRAY_REAP_EVERY) { /* what the protocol forked and ended */
-        pid_t keep[ST_MAX_ENDPOINTS + 1];
-        memcpy(keep, o->pids, sizeof(pid_t) * o->nproc);
-        keep[o->nproc] = S->host.pid;
-        st_reap_strays(keep, o->nproc + 1);
-        S->last_stray_reap = now;
-    }
-}
-
-static int all_reaped(const struct sup *S)
-{
-    for (uint32_t i = 0; i < S->o.nproc; i++)
-        if (!S->o.reaped[i]) return 0;
-    return 1;
-}
-
-/* An exec endpoint's program group (the worker published it; checked: never ours or init's). */
-static void kill_program(const struct st_case *cs, uint32_t i)
-{
-    pid_t g = cs->exec && i < cs->nworkers ? (pid_t)atomic_load(&cs->slots[i].exec_pgid) : 0;
-    if (g > 1 && g != getpgrp()) kill(-g, SIGKILL);
-}
-
-/* Messages received so far (channels; locks: 0 - the victim's own acquisitions count there). The
- * stop fault waits for the channel to carry messages end to end: a producer's worker can be far
- * ahead of its program, which may still be starting. */
-static uint64_t delivered(const struct st_case *cs)
-{
-    uint64_t n = 0;
-    for (uint32_t i = cs->producers; cs->is_chan && i < cs->nworkers; i++)
-        n += atomic_load(&cs->slots[i].ops);
-    return cs->is_chan ? n : UINT64_MAX;
-}
-
-/* --fault stop: SIGSTOP (sig) or SIGCONT the victim, and an exec endpoint's program group. */
-static void signal_endpoint(struct sup *S, uint32_t v, int sig)
-{
-    const struct st_case *cs = &S->cs;
-    pid_t g = cs->exec ? (pid_t)atomic_load(&cs->slots[v].exec_pgid) : 0;
-    if (g > 1 && g != getpgrp()) kill(-g, sig);
-    kill(S->o.pids[v], sig);
-}
-
-static void kill_all(struct sup *S)
-{
-    for (uint32_t i = 0; i < S->o.nproc; i++)
-        if (!S->o.reaped[i]) {
-            kill(S->o.pids[i], SIGKILL);
-            kill_program(&S->cs, i); /* the endpoint the watchdog stops is the program */
-        }
-}
-
-/* ---- watchdog dump -------------------------------------------------------------------------- */
-
-static void dump_waiters(struct sup *S, char *buf, size_t cap, const char *why)
-{
-    struct st_case *cs = &S->cs;
-    int64_t now = st_now_ns();
-    size_t len = (size_t)snprintf(buf, cap, "%s; ", why);
-    int any = 0;
-    for (uint32_t i = 0; i < cs->nworkers && len < cap; i++) {
-        struct st_slot *s = &cs->slots[i];
-        if (atomic_load(&s->done) || atomic_load(&s->dead)) continue;
-        uint32_t ph = atomic_load(&s->phase);
-        double for_s = (double)(now - atomic_load(&s->since_ns)) / 1e9;
-        pid_t pid = S->o.pids[cs->cfg->mode != ST_MODE_PROCESS ? 0 : i];
-        char nm[48];
-        len += (size_t)snprintf(buf + len, cap - len,
-                                "%s%s (pid %d) in %s #%" PRIu64 " for %.1f s, %" PRIu64
-                                " done, %" PRIu64 " retried",
-                                any ? "; " : "", st_endpoint_name(cs, i, nm, sizeof(nm)), (int)pid,
-                                st_phase_name((int)ph), atomic_load(&s->cur_seq), for_s,
-                                atomic_load(&s->ops), atomic_load(&s->retries));
-        any = 1;
-    }
-    if (!any && len < cap) snprintf(buf + len, cap - len, "no worker is running");
-}
-
-/* ---- the run loop --------------------------------------------------------------------------- */
-
-static void progress_line(struct sup *S, int64_t now, int final)
-{
-    struct st_case *cs = &S->cs;
-    double t = (double)(now - S->o.start_ns) / 1e9;
-    if (cs->is_chan) {
-        uint64_t sent = sum_ops(cs, 0, cs->producers);
-        uint64_t got = sum_ops(cs, cs->producers, cs->consumers);
-        fprintf(stderr, "\r[%6.1fs] sent %" PRIu64 "  received %" PRIu64 "  %.0f msgs/s   %s", t,
-                sent, got, t > 0 ? (double)got / t : 0.0, final ? "\n" : "");
-    } else {
-        uint64_t acq = sum_ops(cs, 0, cs->nworkers);
-        fprintf(stderr, "\r[%6.1fs] acquisitions %" PRIu64 "  %.0f /s   %s", t, acq,
-                t > 0 ? (double)acq / t : 0.0, final ? "\n" : "");
-    }
-    fflush(stderr);
-}
-
-/* Progress = completed operations plus ended workers: anything that moves. */
-static uint64_t progress_mark(const struct st_case *cs)
-{
-    uint64_t t = 0;
-    for (uint32_t i = 0; i < cs->nworkers; i++) {
-        const struct st_slot *s = &cs->slots[i];
-        t += atomic_load_explicit(&s->ops, memory_order_relaxed) +
-             atomic_load_explicit(&s->opened, memory_order_relaxed) +
-             atomic_load_explicit(&s->done, memory_order_relaxed) +
-             atomic_load_explicit(&s->dead, memory_order_relaxed);
-    }
-    return t;
-}
-
-static double expected_seconds(const struct st_case *cs)
-{
-    const struct st_config *c = cs->cfg;
-    double est = 0;
-    if (c->messages) {
-        uint32_t n = cs->is_chan ? cs->producers : cs->nworkers;
-        est = (double)c->messages * n / 5000.0; /* pessimistic: sanitizers, 2 loaded cores */
-    }
-    if (c->duration > 0 && (est == 0 || c->duration < est)) est = c->duration;
-    return est;
-}
-
-/* --fault kill on a channel: is it time? */
-static int kill_due(struct sup *S, int64_t now, uint32_t v)
-{
-    struct st_case *cs = &S->cs;
-    struct st_slot *s = &cs->slots[v];
-    int64_t t = now - S->o.start_ns;
-    if (cs->kill_point == ST_KP_ANY)
-        return cs->kill_time_ns ? t >= cs->kill_time_ns : atomic_load(&s->ops) >= cs->kill_at;
-    /* blocked: inside send() (recv()) for 2 ms on end, after a few operations; if it never
-     * blocks, at the seeded point anyway */
-    uint32_t want = cs->kill_point == ST_KP_SEND_BLOCKED ? ST_PH_SEND : ST_PH_RECV;
-    if (atomic_load(&s->phase) == want && atomic_load(&s->ops) >= 8 &&
-        now - atomic_load(&s->since_ns) >= 2000000)
-        return 1;
-    return cs->kill_time_ns ? t >= 2 * cs->kill_time_ns : atomic_load(&s->ops) >= 2 * cs->kill_at;
-}
-
-static void run_loop(struct sup *S)
-{
-    struct st_case *cs = &S->cs;
-    const struct st_config *c = cs->cfg;
-    struct st_report *rep = S->rep;
-    struct st_outcome *o = &S->o;
-    int tty = c->progress > 0 || (c->progress < 0 && isatty(2));
-    double deadline_s = c->watchdog > 0 ? c->watchdog : 4 * expected_seconds(cs);
-    if (c->watchdog <= 0 && deadline_s < 10) deadline_s = 10;
-    if (c->watchdog <= 0) deadline_s += (double)ST_DRAIN_MS / 1000.0;
-    int64_t stall_ns = (int64_t)((c->stall > 0 ? c->stall : ST_STALL_MS / 1000.0) * 1e9);
-    int64_t t_begin = st_now_ns();
-    int64_t last_change = t_begin, last_progress_print = t_begin;
-    int64_t killed_ns = 0;
-    char killed_what[96] = ""; /* "<endpoint> was killed in <phase>" once the kill fault struck */
-    uint64_t mark = progress_mark(cs);
-    int started = 0, stopped = 0, host_noted = 0;
-    int kill_pending = cs->kill_victim != 0 && cs->is_chan && !c->crash_point;
-    int stop_state = cs->stop_victim ? 1 : 0; /* 1 to come, 2 stopped (since stop_t), 0 done */
-    int64_t stop_t = 0;
-
-    for (;;) {
-        reap_some(S);
-        st_capture_pump(&S->host.out, 0);
-        if (all_reaped(S)) break;
-        int64_t now = st_now_ns();
-        if (interrupted) {
-            atomic_store(&cs->sh->abort_run, 1);
-            kill_all(S);
-            setup_error(rep, "interrupted");
-            break;
-        }
-        if (!host_noted && st_host_poll_exit(&S->host)) {
-            char how[128];
-            st_host_describe_exit(S->host.status, how, sizeof(how));
-            st_report_add(rep, ST_V_CRASH, 1,
-                          "the protocol host (pid %d, where create() ran) %s during the run "
-                          "(a thread or signal handler the protocol left behind?)",
-                          (int)S->host.pid, how);
-            host_noted = 1;
-        }
-        /* start barrier: go once every worker opened its endpoint (or failed to) */
-        if (!started) {
-            uint32_t ready = 0, failed = 0;
-            for (uint32_t i = 0; i < cs->nworkers; i++) {
-                ready += atomic_load(&cs->slots[i].opened) != 0;
-                /* an open() that failed, or a death; a worker that already finished is not one
-                 * (in sched mode the schedule runs without this barrier, and may be over) */
-                failed += (atomic_load(&cs->slots[i].done) != 0 &&
-                           atomic_load(&cs->slots[i].opened) == 0) ||
-                          atomic_load(&cs->slots[i].dead) != 0;
-            }
-            if (failed) atomic_store(&cs->sh->abort_run, 1);
-            if (ready == cs->nworkers || failed) {
-                o->start_ns = st_now_ns();
-                atomic_store_explicit(&cs->sh->start_ns, o->start_ns, memory_order_relaxed);
-                /* release: pairs with the workers' acquire in wait_go */
-                atomic_store_explicit(&cs->sh->go, 1, memory_order_release);
-                syscall(SYS_futex, (uint32_t *)&cs->sh->go, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-                started = 1;
-                last_progress_print = now;
-            }
-        }
-        if (started && !stopped) {
-            int stop = c->duration > 0 && now - o->start_ns >= (int64_t)(c->duration * 1e9);
-            if (cs->is_chan) {
-                uint32_t gone = 0;
-                for (uint32_t i = cs->producers; i < cs->nworkers; i++)
-                    gone += atomic_load(&cs->slots[i].done) || atomic_load(&cs->slots[i].dead);
-                if (gone == cs->consumers) stop = 1; /* nobody left to receive */
-            }
-            if (stop) {
-                atomic_store_explicit(&cs->sh->stop, 1, memory_order_release);
-                o->stop_ns = now;
-                stopped = 1;
-            }
-        }
-        if (started && kill_pending) {
-            uint32_t v = cs->kill_victim - 1;
-            struct st_slot *s = &cs->slots[v];
-            char nm[48];
-            if (atomic_load(&s->done) || atomic_load(&s->dead)) {
-                kill_pending = 0;
-                st_report_note(rep, "kill fault: %s ended before the kill point",
-                               st_endpoint_name(cs, v, nm, sizeof(nm)));
-            } else if (kill_due(S, now, v)) {
-                uint32_t ph = atomic_load(&s->phase);
-                /* an exec endpoint is its program: its process group dies with the worker */
-                kill(o->pids[v], SIGKILL); /* first: it never sees its program die */
-                kill_program(cs, v);
-                atomic_store(&cs->sh->killed, v + 1);
-                atomic_store(&cs->sh->kill_ns, now);
-                o->killed_by_fault = v + 1;
-                killed_ns = now;
-                snprintf(killed_what, sizeof(killed_what), "%s was killed in %s",
-                         st_endpoint_name(cs, v, nm, sizeof(nm)), st_phase_name((int)ph));
-                kill_pending = 0;
-                st_report_note(rep, "kill fault: %s killed in %s after %" PRIu64 " operations",
-                               st_endpoint_name(cs, v, nm, sizeof(nm)), st_phase_name((int)ph),
-                               atomic_load(&s->ops));
-            }
-        }
-        if (started && stop_state) {
-            uint32_t v = cs->stop_victim - 1;
-            struct st_slot *s = &cs->slots[v];
-            char nm[48];
-            int gone = atomic_load(&s->done) || atomic_load(&s->dead) || o->reaped[v];
-            if (stop_state == 1 && gone) {
-                stop_state = 0;
-                st_report_note(rep, "stop fault: %s ended before the stop point",
-                               st_endpoint_name(cs, v, nm, sizeof(nm)));
-            } else if (stop_state == 1 && atomic_load(&s->ops) >= cs->stop_at &&
-                       delivered(cs) >= cs->stop_at) {
-                signal_endpoint(S, v, SIGSTOP);
-                stop_state = 2;
-                stop_t = now;
-                atomic_store(&cs->sh->stopped_fault, v + 1);
-                st_report_note(
-                    rep, "stop fault: %s stopped for %u ms in %s after %" PRIu64 " operations",
-                    st_endpoint_name(cs, v, nm, sizeof(nm)), cs->stop_ms,
-                    st_phase_name((int)atomic_load(&s->phase)), atomic_load(&s->ops));
-            } else if (stop_state == 2 && now - stop_t >= (int64_t)cs->stop_ms * 1000000) {
-                signal_endpoint(S, v, SIGCONT);
-                stop_state = 0;
-                last_change = now; /* the stall clock starts again when it goes on */
-            }
-        }
-        if (!cs->is_chan && cs->kill_victim && !killed_what[0]) {
-            /* a lock's victim kills itself, holding the lock or not, and stamps the time */
-            int64_t k = (int64_t)atomic_load(&cs->sh->kill_ns);
-            uint32_t v = cs->kill_victim - 1;
-            char nm[48];
-            if (k > t_begin && k <= now && v < o->nproc) {
-                killed_ns = k;
-                snprintf(killed_what, sizeof(killed_what), "%s was killed %s",
-                         st_endpoint_name(cs, v, nm, sizeof(nm)),
-                         cs->kill_in_cs ? "inside the critical section" : "between acquisitions");
-            }
-        }
-        uint64_t m = progress_mark(cs);
-        if (m != mark) {
-            mark = m;
-            last_change = now;
-        }
-        const char *why = NULL;
-        char whybuf[224];
-        if (now - last_change > stall_ns) {
-            int n =
-                snprintf(whybuf, sizeof(whybuf), "no progress for %.1f s", (double)stall_ns / 1e9);
-            /* the user's first question when a kill case stalls: did it stop because of it? */
-            if (killed_what[0] && last_change >= killed_ns &&
-                last_change - killed_ns < 1000000000 && n > 0 && (size_t)n < sizeof(whybuf))
-                snprintf(whybuf + n, sizeof(whybuf) - (size_t)n,
-                         ", starting %.2f s after %s (kill fault): a peer's death the protocol "
-                         "did not recover from",
-                         (double)(last_change - killed_ns) / 1e9, killed_what);
-            why = whybuf;
-        } else if (now - t_begin > (int64_t)(deadline_s * 1e9)) {
-            snprintf(whybuf, sizeof(whybuf), "case deadline of %.1f s passed", deadline_s);
-            why = whybuf;
-        }
-        if (why != NULL && cs->cfg->mode == ST_MODE_SCHED) {
-            /* One thread runs at a time and the scheduler finds deadlocks exactly: a schedule
-             * that stops in real time is a thread blocked in a call the runtime does not
-             * interpose, or spinning where it has no scheduling points. Not a verdict. */
-            char doing[400];
-            st_threads_doing(o->pids[0], doing, sizeof(doing));
-            snprintf(
-                rep->na, sizeof(rep->na),
-                "sched mode lost control (%.96s): a thread blocks in a call the scheduler does "
-                "not interpose, or spins in code without scheduling points (not built with "
-                "-fsanitize=thread); %s (docs/sched.md, limits)",
-                why, doing);
-            atomic_store(&cs->sh->abort_run, 1);
-            kill_all(S);
-            o->watchdog_killed = 1;
-            break;
-        }
-        if (why != NULL) {
-            char dump[900];
-            dump_waiters(S, dump, sizeof(dump), why);
-            atomic_store(&cs->sh->abort_run, 1);
-            kill_all(S);
-            o->watchdog_killed = 1;
-            st_report_add(rep, ST_V_DEADLOCK, 1, "%s", dump);
-            break;
-        }
-        if (tty && started && now - last_progress_print >= 1000000000) {
-            progress_line(S, now, 0);
-            last_progress_print = now;
-        }
-        struct pollfd p = {.fd = S->host.out.rd, .events = POLLIN};
-        (void)poll(&p, 1, kill_pending ? 1 : 5);
-    }
-    if (stop_state == 1)
-        st_report_note(rep,
-                       "stop fault: the run ended before the stop point (%" PRIu64
-                       " operations of endpoint %u)",
-                       cs->stop_at, cs->stop_victim - 1);
-    for (uint32_t i = 0; i < o->nproc; i++) /* blocking: every one was killed or has ended */
-        if (!o->reaped[i] && st_wait_until(o->pids[i], &o->status[i], 0, NULL) == 1) {
-            o->reaped[i] = 1;
-            if (!ended_ok(S, i, o->status[i])) mark_dead(S, i);
-        }
-    o->end_ns = st_now_ns();
-    if (tty && started) progress_line(S, st_now_ns(), 1);
-}
-
 /* ---- the protocol host ---------------------------------------------------------------------- */
 
 /* A step of the host did not end as it should: a verdict about the protocol (or an error). */
-static void host_failed(struct sup *S, const char *step, int r, const struct st_hmsg *m)
+static void host_failed(struct st_sup *S, const char *step, int r, const struct st_hmsg *m)
 {
     struct st_report *rep = S->rep;
     struct st_hostconn *h = &S->host;
@@ -632,7 +204,7 @@ static void host_failed(struct sup *S, const char *step, int r, const struct st_
                       step, (double)S->setup_ns / 1e9, (int)h->pid);
     st_host_kill(h);
     if (interrupted) {
-        setup_error(rep, "interrupted");
+        st_setup_error(rep, "interrupted");
     } else if (r == -1) {
         char how[128];
         st_host_describe_exit(h->status, how, sizeof(how));
@@ -644,7 +216,7 @@ static void host_failed(struct sup *S, const char *step, int r, const struct st_
     }
 }
 
-static int host_step(struct sup *S, const char *step, int want, struct st_hmsg *m)
+static int host_step(struct st_sup *S, const char *step, int want, struct st_hmsg *m)
 {
     int r = st_host_await(&S->host, want, m, st_now_ns() + S->setup_ns, &interrupted);
     if (r == 1 && (int)m->type != want) {
@@ -656,13 +228,13 @@ static int host_step(struct sup *S, const char *step, int want, struct st_hmsg *
 }
 
 /* Adopts the endpoints the spawner forked: they are our children once it has exited. */
-static int adopt(struct sup *S, const struct st_hmsg *m)
+static int adopt(struct st_sup *S, const struct st_hmsg *m)
 {
     struct st_outcome *o = &S->o;
     uint32_t want = S->cs.cfg->mode != ST_MODE_PROCESS ? 1 : S->cs.nworkers;
     if (m->rc < 0 || m->npids != want) {
-        setup_error(S->rep, "forking the endpoints failed: %s",
-                    m->rc < 0 ? ipcp_strerror(m->rc) : "wrong count");
+        st_setup_error(S->rep, "forking the endpoints failed: %s",
+                       m->rc < 0 ? ipcp_strerror(m->rc) : "wrong count");
         return -1;
     }
     int64_t give_up = st_now_ns() + 5000000000LL;
@@ -675,8 +247,8 @@ static int adopt(struct sup *S, const struct st_hmsg *m)
             if (w == m->pids[i]) {
                 o->reaped[i] = 1;
                 o->status[i] = st;
-                if (!ended_ok(S, i, st)) {
-                    mark_dead(S, i);
+                if (!st_sup_ended_ok(S, i, st)) {
+                    st_sup_mark_dead(S, i);
                     if (o->crash_ns == 0) o->crash_ns = st_now_ns();
                 }
                 break;
@@ -684,8 +256,8 @@ static int adopt(struct sup *S, const struct st_hmsg *m)
             if (w == 0) break; /* a live child of ours */
             if (st_now_ns() > give_up) {
                 o->nproc = i; /* not ours: never signal it */
-                setup_error(S->rep, "endpoint pid %d did not become a child of the supervisor",
-                            (int)m->pids[i]);
+                st_setup_error(S->rep, "endpoint pid %d did not become a child of the supervisor",
+                               (int)m->pids[i]);
                 return -1;
             }
             struct timespec ts = {0, 200000};
@@ -746,29 +318,29 @@ static void attach_reports(struct st_report *rep)
 static int check_sizes(const struct st_config *c, int chan, struct st_report *rep)
 {
     if (c->mode != ST_MODE_PROCESS && (c->faults & ST_FAULT_KILL)) {
-        setup_error(rep, "--fault kill needs --mode process (a SIGKILL ends every thread)");
+        st_setup_error(rep, "--fault kill needs --mode process (a SIGKILL ends every thread)");
         return -1;
     }
     if (chan) {
         if (c->producers < 1 || c->consumers < 1 ||
             c->producers + c->consumers > ST_MAX_ENDPOINTS) {
-            setup_error(rep, "--producers and --consumers must be >= 1 and add up to at most %u",
-                        ST_MAX_ENDPOINTS);
+            st_setup_error(rep, "--producers and --consumers must be >= 1 and add up to at most %u",
+                           ST_MAX_ENDPOINTS);
             return -1;
         }
         if (c->min_size < ST_HDR_SIZE || c->max_size < c->min_size || c->max_size > ST_MAX_MSG) {
-            setup_error(rep,
-                        "message sizes must satisfy %u <= --min-size <= --max-size <= %u "
-                        "(every message carries a %u-byte header)",
-                        ST_HDR_SIZE, ST_MAX_MSG, ST_HDR_SIZE);
+            st_setup_error(rep,
+                           "message sizes must satisfy %u <= --min-size <= --max-size <= %u "
+                           "(every message carries a %u-byte header)",
+                           ST_HDR_SIZE, ST_MAX_MSG, ST_HDR_SIZE);
             return -1;
         }
     } else if (c->workers < 1 || c->workers > ST_MAX_ENDPOINTS) {
-        setup_error(rep, "--workers must be in 1..%u", ST_MAX_ENDPOINTS);
+        st_setup_error(rep, "--workers must be in 1..%u", ST_MAX_ENDPOINTS);
         return -1;
     }
     if (c->messages == 0 && c->duration <= 0) {
-        setup_error(rep, "--messages or --duration must bound the run");
+        st_setup_error(rep, "--messages or --duration must bound the run");
         return -1;
     }
     return 0;
@@ -789,7 +361,7 @@ static void judge_race(const struct st_config *c, struct st_outcome *o)
              c->plugin);
 }
 
-static void after_run_notes(struct sup *S)
+static void after_run_notes(struct st_sup *S)
 {
     struct st_case *cs = &S->cs;
     const struct st_config *c = cs->cfg;
@@ -826,7 +398,7 @@ static void after_run_notes(struct sup *S)
 }
 
 /* Destroy in the host, then end whatever the protocol left running. */
-static void finish_host(struct sup *S, int created)
+static void finish_host(struct st_sup *S, int created)
 {
     struct st_hostconn *h = &S->host;
     struct st_report *rep = S->rep;
@@ -858,9 +430,9 @@ static void finish_host(struct sup *S, int created)
 int st_run_once(const struct st_config *c, struct st_report *rep, int verify, uint64_t schedule)
 {
     static unsigned case_no;
-    struct sup *S = calloc(1, sizeof(*S));
+    struct st_sup *S = calloc(1, sizeof(*S));
     if (S == NULL) {
-        setup_error(rep, "out of memory");
+        st_setup_error(rep, "out of memory");
         return 2;
     }
     S->rep = rep;
@@ -891,20 +463,20 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
     r = st_payload_init(&cs->pl, c->seed, minsz, maxsz > ST_MAX_MSG ? ST_MAX_MSG : maxsz);
     if (r == 0) r = map_results(cs, c, &area, &area_len);
     if (r < 0) {
-        setup_error(rep, "results area: %s", ipcp_strerror(r));
+        st_setup_error(rep, "results area: %s", ipcp_strerror(r));
         goto out;
     }
     S->plan = mmap(NULL, plan_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (S->plan == MAP_FAILED) {
         S->plan = NULL;
-        setup_error(rep, "mmap: %s", strerror(errno));
+        st_setup_error(rep, "mmap: %s", strerror(errno));
         goto out;
     }
     if (c->mode == ST_MODE_SCHED) {
         void *m = mmap(NULL, sizeof(struct st_sched_report), PROT_READ | PROT_WRITE,
                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) {
-            setup_error(rep, "mmap: %s", strerror(errno));
+            st_setup_error(rep, "mmap: %s", strerror(errno));
             goto out;
         }
         cs->sched_rep = m;
@@ -919,13 +491,13 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
                              .cs = S->plan};
     r = st_host_start(&S->host, &ha);
     if (r < 0) {
-        setup_error(rep, "fork: %s", strerror(-r));
+        st_setup_error(rep, "fork: %s", strerror(-r));
         goto out;
     }
     S->host_started = 1;
     r = st_host_await(&S->host, ST_HM_LOADED, &m, st_now_ns() + S->setup_ns, &interrupted);
     if (r == 1 && m.type == ST_HM_LOAD_FAILED) { /* not a verdict: an error (missing file...) */
-        setup_error(rep, "%s", m.text);
+        st_setup_error(rep, "%s", m.text);
         goto finish;
     }
     if (r == 1 && m.type != ST_HM_LOADED) {
@@ -940,8 +512,8 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
     rep->chan = chan;
     rep->kind_known = 1;
     if ((chan && !m.has_chan) || (!chan && !m.has_lock)) {
-        setup_error(rep, "%s does not export a %s protocol", c->proto ? c->proto : c->plugin,
-                    chan ? "channel" : "lock");
+        st_setup_error(rep, "%s does not export a %s protocol", c->proto ? c->proto : c->plugin,
+                       chan ? "channel" : "lock");
         goto finish;
     }
     snprintf(rep->proto_name, sizeof(rep->proto_name), "%s", chan ? m.chan_name : m.lock_name);
@@ -956,14 +528,15 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
         goto finish;
     }
     if (c->crash_point && !chan && !(rep->proto_flags & IPCP_LOCK_ROBUST)) {
-        setup_error(rep, "crash points kill a holder inside lock() or unlock(): only a lock that "
-                         "claims IPCP_LOCK_ROBUST has to survive that");
+        st_setup_error(rep,
+                       "crash points kill a holder inside lock() or unlock(): only a lock that "
+                       "claims IPCP_LOCK_ROBUST has to survive that");
         goto finish;
     }
     lay_out(cs, c, chan, rep->proto_flags);
     choose_faults(cs, c, rep);
     if ((c->faults & ST_FAULT_SHORTIO) && !cs->exec && cs->faults_arm == NULL) {
-        setup_error(rep, "--fault short-io: the interposer libipcproof-faults.so is not loaded");
+        st_setup_error(rep, "--fault short-io: the interposer libipcproof-faults.so is not loaded");
         goto finish;
     }
     memcpy(S->plan, cs, sizeof(*cs)); /* the host's copy; ours stays out of its reach */
@@ -973,17 +546,17 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
         host_failed(S, "create()", -1, &m);
     } else if (host_step(S, "create()", ST_HM_CREATED, &m)) {
         if (m.rc < 0 && c->exec_setup != NULL && m.rc != -ENOTSUP) {
-            setup_error(rep, "--exec-setup '%s' failed (its output is below)", c->exec_setup);
+            st_setup_error(rep, "--exec-setup '%s' failed (its output is below)", c->exec_setup);
             rep->create_err = m.rc;
         } else if (m.rc == -ENOTSUP && c->exec_setup != NULL) {
-            setup_error(rep, "--exec-setup declined this configuration (exit %d): not supported",
-                        ST_EXEC_DECLINE);
+            st_setup_error(rep, "--exec-setup declined this configuration (exit %d): not supported",
+                           ST_EXEC_DECLINE);
             rep->create_err = m.rc;
         } else if (m.rc < 0) {
             char eb[64];
             snprintf(eb, sizeof(eb), "%s", ipcp_errname(m.rc));
-            setup_error(rep, "create() returned %s%s (%s)", strcmp(eb, "E?") ? "-" : "",
-                        strcmp(eb, "E?") ? eb : "an unknown code", ipcp_strerror(m.rc));
+            st_setup_error(rep, "create() returned %s%s (%s)", strcmp(eb, "E?") ? "-" : "",
+                           strcmp(eb, "E?") ? eb : "an unknown code", ipcp_strerror(m.rc));
             if (!strcmp(eb, "E?"))
                 snprintf(rep->error + strlen(rep->error), sizeof(rep->error) - strlen(rep->error),
                          ": %d", m.rc);
@@ -991,10 +564,10 @@ int st_run_once(const struct st_config *c, struct st_report *rep, int verify, ui
         } else {
             created = 1;
             if (host_step(S, "forking the endpoints", ST_HM_SPAWNED, &m) && adopt(S, &m) == 0)
-                run_loop(S);
+                st_sup_run_loop(S);
             else {
                 atomic_store(&cs->sh->abort_run, 1);
-                kill_all(S);
+                st_sup_kill_all(S);
                 for (uint32_t i = 0; i < S->o.nproc; i++)
                     if (!S->o.reaped[i]) st_kill_reap(S->o.pids[i]);
             }

@@ -376,6 +376,43 @@ int st_sched_child(struct st_case *cs);
 /* Per-process setup done in each forked child before any protocol code. */
 void st_child_setup(struct st_case *cs);
 
+/* What the workers share (worker.c): the producer and the consumer are chanworker.c. */
+void st_run_producer(struct st_worker *w, void *ep);
+void st_run_consumer(struct st_worker *w, void *ep);
+/* The worker's phase in its slot, as the watchdog reads it (seq: the operation's number). */
+void st_set_phase(struct st_slot *s, int phase, uint64_t seq);
+/* The slot's first error (err < 0), with the phase and operation it happened in. */
+void st_record_err(struct st_slot *s, int err, int phase, uint64_t seq);
+/* One violation of kind ST_V_* seen by this worker (the first one's details are kept). */
+void st_add_violation(struct st_slot *s, int kind, uint32_t producer, uint64_t seq, uint64_t a,
+                      uint64_t b);
+/* -ETIMEDOUT, -EINTR, -EAGAIN: the operation is tried again (counted by st_count_retry). */
+int st_retryable(int r);
+void st_count_retry(struct st_slot *s, int r);
+/* How long one operation took to complete, counted when the protocol timed out meanwhile: the
+ * checker's starvation test. An endpoint that is merely descheduled never shows up here. */
+struct st_waitmark {
+    int64_t since;
+    uint64_t timeouts_at;
+    uint64_t others_at; /* producer: others_moved() at its first timeout */
+    int others_set;
+};
+
+void st_wait_begin(struct st_slot *s, struct st_waitmark *m);
+/* Ends one operation's wait; returns 1 when it was the longest that timed out so far. */
+int st_wait_end(struct st_slot *s, struct st_waitmark *m, uint64_t at);
+/* The run was aborted (the supervisor, or the first violation in sched mode). */
+int st_aborted(const struct st_case *cs);
+/* The run was told to stop (or aborted). */
+int st_stopped(const struct st_case *cs);
+int st_sched_mode(const struct st_case *cs);
+/* --crash-point: whether worker index is the victim; arm and disarm around its operation. */
+int st_crash_victim(const struct st_case *cs, uint32_t index);
+void st_crash_begin(struct st_case *cs, struct st_slot *s, uint32_t index);
+void st_crash_end(struct st_case *cs, struct st_slot *s);
+/* Sleeps us microseconds (a signal may shorten it). */
+void st_delay_us(unsigned us);
+
 enum st_verdict { ST_MSG_OK = 0, ST_MSG_TORN = 1 };
 /* Why a message is torn: an index (a worker's memory is not the supervisor's: no pointers). */
 enum st_torn_why {

@@ -13,7 +13,10 @@
  *    the write, so the final counter must equal the sum of the counts.
  *
  * Every call into the protocol has a timeout (ST_OP_TIMEOUT_MS); workers loop, so a stalled
- * protocol shows up as a worker that sits in one phase, which the watchdog reports. */
+ * protocol shows up as a worker that sits in one phase, which the watchdog reports.
+ *
+ * This file: what every worker shares, the lock contender, the frame around every worker and
+ * the thread and sched modes; the producer and the consumer are chanworker.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -25,32 +28,26 @@
 #include <string.h>
 #include <dlfcn.h>
 #include <stdio.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "ipcproof/err.h"
 #include "exec.h"
 #include "execfx.h"
 #include "faults/faults.h"
 #include "spawn.h"
-#include "checker.h"
 #include "stress.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-#define CONSUMER_TIMEOUT_MS 50
-#define TORN_STOP           1000
 
 static int64_t now_ns(void)
 {
     return st_now_ns();
 }
 
-static void set_phase(struct st_slot *s, int phase, uint64_t seq)
+void st_set_phase(struct st_slot *s, int phase, uint64_t seq)
 {
     /* relaxed: the watchdog only needs a recent value of each field, not a consistent set.
      * A retry of the same operation keeps its start time: the dump says how long it waits. */
@@ -64,7 +61,7 @@ static void set_phase(struct st_slot *s, int phase, uint64_t seq)
     atomic_store_explicit(&s->phase, (uint32_t)phase, memory_order_release);
 }
 
-static void record_err(struct st_slot *s, int err, int phase, uint64_t seq)
+void st_record_err(struct st_slot *s, int err, int phase, uint64_t seq)
 {
     int32_t zero = 0;
     /* first error wins; its details are stored before err so a reader that sees err (acquire)
@@ -82,8 +79,8 @@ static void record_err(struct st_slot *s, int err, int phase, uint64_t seq)
 static struct st_shared *sched_sh;
 
 /* Only the slot's own worker writes its violation records. */
-static void add_violation(struct st_slot *s, int kind, uint32_t producer, uint64_t seq, uint64_t a,
-                          uint64_t b)
+void st_add_violation(struct st_slot *s, int kind, uint32_t producer, uint64_t seq, uint64_t a,
+                      uint64_t b)
 {
     uint64_t n = atomic_load_explicit(&s->vcount[kind], memory_order_relaxed);
     if (n == 0) {
@@ -100,28 +97,19 @@ static void add_violation(struct st_slot *s, int kind, uint32_t producer, uint64
     }
 }
 
-static int retryable(int r)
+int st_retryable(int r)
 {
     return r == -ETIMEDOUT || r == -EINTR || r == -EAGAIN;
 }
 
-static void count_retry(struct st_slot *s, int r)
+void st_count_retry(struct st_slot *s, int r)
 {
     atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
     if (r == -ETIMEDOUT || r == -EAGAIN) /* the protocol waited and could not: not an EINTR */
         atomic_fetch_add_explicit(&s->timeouts, 1, memory_order_relaxed);
 }
 
-/* How long one operation took to complete, counted when the protocol timed out meanwhile: the
- * checker's starvation test. An endpoint that is merely descheduled never shows up here. */
-struct waitmark {
-    int64_t since;
-    uint64_t timeouts_at;
-    uint64_t others_at; /* producer: others_moved() at its first timeout */
-    int others_set;
-};
-
-static void wait_begin(struct st_slot *s, struct waitmark *m)
+void st_wait_begin(struct st_slot *s, struct st_waitmark *m)
 {
     m->since = now_ns();
     m->timeouts_at = atomic_load_explicit(&s->timeouts, memory_order_relaxed);
@@ -129,7 +117,7 @@ static void wait_begin(struct st_slot *s, struct waitmark *m)
 }
 
 /* Ends one operation's wait; returns 1 when it was the longest that timed out so far. */
-static int wait_end(struct st_slot *s, struct waitmark *m, uint64_t at)
+int st_wait_end(struct st_slot *s, struct st_waitmark *m, uint64_t at)
 {
     int64_t now = now_ns();
     uint64_t t = atomic_load_explicit(&s->timeouts, memory_order_relaxed);
@@ -145,62 +133,7 @@ static int wait_end(struct st_slot *s, struct waitmark *m, uint64_t at)
     return longest;
 }
 
-/* Messages sent by the producers other than `self` plus messages received: whether the channel
- * kept moving while one producer waited (unfair to it, or a slow consumer's back-pressure) or
- * stopped (starvation). */
-static uint64_t others_moved(const struct st_case *cs, uint32_t self)
-{
-    uint64_t n = 0;
-    for (uint32_t i = 0; i < cs->producers + cs->consumers; i++)
-        if (i != self) n += atomic_load_explicit(&cs->slots[i].ops, memory_order_relaxed);
-    return n;
-}
-
-/* A producer's send() is done (or given up): the wait ends, and when it was the longest, how
- * many messages moved through the channel after its first timeout is recorded with it. */
-static void send_wait_end(struct st_case *cs, uint32_t self, struct waitmark *m, uint64_t seq)
-{
-    int counted = m->others_set;
-    uint64_t before = m->others_at;
-    if (wait_end(&cs->slots[self], m, seq))
-        atomic_store_explicit(&cs->slots[self].gap_others,
-                              counted ? others_moved(cs, self) - before : 0, memory_order_relaxed);
-}
-
-/* A buffer whose last byte is followed by an inaccessible page (and whose first byte follows
- * one): an endpoint that writes past the buffer it was handed dies of SIGSEGV, reported as the
- * crash it is, instead of corrupting what the harness keeps next to it. */
-struct guarded {
-    void *base;
-    size_t len;
-};
-
-static void *guarded_alloc(struct guarded *g, size_t cap)
-{
-    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-    size_t need = (cap + 15u) & ~(size_t)15u; /* 16-byte aligned start */
-    size_t data = (need + pg - 1) / pg * pg;
-    g->len = data + 2 * pg;
-    g->base = mmap(NULL, g->len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (g->base == MAP_FAILED) {
-        g->base = NULL;
-        return NULL;
-    }
-    if (mprotect((char *)g->base + pg, data, PROT_READ | PROT_WRITE) < 0) {
-        munmap(g->base, g->len);
-        g->base = NULL;
-        return NULL;
-    }
-    return (char *)g->base + pg + data - need;
-}
-
-static void guarded_free(struct guarded *g)
-{
-    if (g->base != NULL) munmap(g->base, g->len);
-    g->base = NULL;
-}
-
-static int aborted(const struct st_case *cs)
+int st_aborted(const struct st_case *cs)
 {
     return atomic_load_explicit(&cs->sh->abort_run, memory_order_acquire) != 0;
 }
@@ -208,7 +141,7 @@ static int aborted(const struct st_case *cs)
 /* sched mode: the scheduler runtime's entry points (schedapi.h), found in st_sched_child() */
 static struct st_schedrt rt;
 
-static int sched_mode(const struct st_case *cs)
+int st_sched_mode(const struct st_case *cs)
 {
     return cs->cfg->mode == ST_MODE_SCHED;
 }
@@ -218,19 +151,19 @@ static int sched_mode(const struct st_case *cs)
 static void (*crash_arm)(uint64_t n);
 static uint64_t (*crash_disarm)(void);
 
-static int crash_victim(const struct st_case *cs, uint32_t index)
+int st_crash_victim(const struct st_case *cs, uint32_t index)
 {
     return cs->cfg->crash_point && cs->kill_victim == index + 1;
 }
 
-static void crash_begin(struct st_case *cs, struct st_slot *s, uint32_t index)
+void st_crash_begin(struct st_case *cs, struct st_slot *s, uint32_t index)
 {
     if (crash_arm == NULL) {
         *(void **)&crash_arm = dlsym(RTLD_DEFAULT, "ipcproof_sched_crash_arm");
         *(void **)&crash_disarm = dlsym(RTLD_DEFAULT, "ipcproof_sched_crash_disarm");
     }
     if (crash_arm == NULL || crash_disarm == NULL) {
-        record_err(s, -ENOSYS, ST_PH_START, 0);
+        st_record_err(s, -ENOSYS, ST_PH_START, 0);
         return;
     }
     atomic_store_explicit(&cs->sh->crash_victim, index + 1, memory_order_relaxed);
@@ -239,15 +172,13 @@ static void crash_begin(struct st_case *cs, struct st_slot *s, uint32_t index)
 }
 
 /* It lived through the operation: the chosen point was past its end. */
-static void crash_end(struct st_case *cs, struct st_slot *s)
+void st_crash_end(struct st_case *cs, struct st_slot *s)
 {
     if (crash_disarm == NULL) return;
     uint64_t seen = crash_disarm();
     atomic_store_explicit(&s->crash_seen, seen ? seen : 1, memory_order_release);
     atomic_store_explicit(&cs->sh->crash_victim, 0, memory_order_relaxed);
 }
-
-static void delay_us(unsigned us);
 
 /* Locks: the crash-point victim runs its operation alone (the others wait outside lock()), so
  * that the points it counts are those of one path, the same in every run. The supervisor lifts
@@ -258,13 +189,13 @@ static void delay_us(unsigned us);
 static void quiet_wait(struct st_case *cs, struct st_slot *s, uint32_t me, uint64_t n)
 {
     for (;;) {
-        set_phase(s, ST_PH_LOCK, n);
+        st_set_phase(s, ST_PH_LOCK, n);
         atomic_thread_fence(memory_order_seq_cst); /* the phase store before the load below */
         uint32_t q = atomic_load(&cs->sh->quiet);
-        if (q == 0 || q == me || aborted(cs)) return;
-        set_phase(s, ST_PH_QUIET, n);
-        while ((q = atomic_load(&cs->sh->quiet)) != 0 && q != me && !aborted(cs))
-            delay_us(200);
+        if (q == 0 || q == me || st_aborted(cs)) return;
+        st_set_phase(s, ST_PH_QUIET, n);
+        while ((q = atomic_load(&cs->sh->quiet)) != 0 && q != me && !st_aborted(cs))
+            st_delay_us(200);
     }
 }
 
@@ -272,7 +203,7 @@ static void quiet_begin(struct st_case *cs, uint32_t me)
 {
     atomic_store(&cs->sh->quiet, me);
     atomic_thread_fence(memory_order_seq_cst); /* before the loads of the phases (quiet_wait) */
-    for (int64_t give_up = now_ns() + 2000000000LL; now_ns() < give_up && !aborted(cs);) {
+    for (int64_t give_up = now_ns() + 2000000000LL; now_ns() < give_up && !st_aborted(cs);) {
         uint32_t busy = 0;
         for (uint32_t i = 0; i < cs->nworkers; i++) {
             if (i + 1 == me) continue;
@@ -280,7 +211,7 @@ static void quiet_begin(struct st_case *cs, uint32_t me)
             busy += ph == ST_PH_LOCK || ph == ST_PH_CS || ph == ST_PH_UNLOCK;
         }
         if (busy == 0) return;
-        delay_us(200);
+        st_delay_us(200);
     }
     atomic_store(&cs->sh->quiet_late, 1); /* its points may be those of another path */
 }
@@ -301,14 +232,14 @@ static int worker_dead(const struct st_case *cs, uint32_t i)
     return r == NULL || r[1] == '\0' || r[2] == 'Z' || r[2] == 'X';
 }
 
-static int stopped(const struct st_case *cs)
+int st_stopped(const struct st_case *cs)
 {
     /* in sched mode only the counts end a run: the supervisor's clock must not change it */
-    if (sched_mode(cs)) return aborted(cs);
-    return atomic_load_explicit(&cs->sh->stop, memory_order_acquire) != 0 || aborted(cs);
+    if (st_sched_mode(cs)) return st_aborted(cs);
+    return atomic_load_explicit(&cs->sh->stop, memory_order_acquire) != 0 || st_aborted(cs);
 }
 
-static void delay_us(unsigned us)
+void st_delay_us(unsigned us)
 {
     if (us == 0) return;
     struct timespec ts = {.tv_sec = us / 1000000u, .tv_nsec = (long)(us % 1000000u) * 1000L};
@@ -323,13 +254,13 @@ static void futex_wait(_Atomic uint32_t *word, uint32_t val, int ms)
 
 static int wait_go(struct st_case *cs)
 {
-    if (sched_mode(cs)) return aborted(cs) ? -1 : 0; /* the schedule starts them all */
+    if (st_sched_mode(cs)) return st_aborted(cs) ? -1 : 0; /* the schedule starts them all */
     /* acquire: pairs with the supervisor's release store of go after every worker opened */
     while (atomic_load_explicit(&cs->sh->go, memory_order_acquire) == 0) {
-        if (aborted(cs)) return -1;
+        if (st_aborted(cs)) return -1;
         futex_wait(&cs->sh->go, 0, 100);
     }
-    return aborted(cs) ? -1 : 0;
+    return st_aborted(cs) ? -1 : 0;
 }
 
 static _Atomic uint64_t *signal_counter;
@@ -366,252 +297,11 @@ static void on_alarm(int sig)
     atomic_fetch_add_explicit(signal_counter, 1, memory_order_relaxed);
 }
 
-static int producers_all_ended(const struct st_case *cs)
-{
-    for (uint32_t i = 0; i < cs->producers; i++) {
-        const struct st_slot *s = &cs->slots[i];
-        if (!atomic_load_explicit(&s->done, memory_order_acquire) &&
-            !atomic_load_explicit(&s->dead, memory_order_acquire))
-            return 0;
-    }
-    return 1;
-}
-
-/* Every producer is closing its endpoint, or has ended: the channel may report end-of-stream
- * (-EPIPE) from now on. */
-static int producers_closing(const struct st_case *cs)
-{
-    for (uint32_t i = 0; i < cs->producers; i++) {
-        const struct st_slot *s = &cs->slots[i];
-        if (atomic_load_explicit(&s->phase, memory_order_acquire) < ST_PH_CLOSE &&
-            !atomic_load_explicit(&s->dead, memory_order_acquire))
-            return 0;
-    }
-    return 1;
-}
-
-/* Every message recorded as sent has been delivered once (or more were delivered). */
-static int all_delivered(const struct st_case *cs)
-{
-    uint64_t sent = 0, got = 0;
-    for (uint32_t i = 0; i < cs->producers; i++)
-        sent += atomic_load_explicit(&cs->slots[i].ops, memory_order_acquire);
-    for (uint32_t i = 0; i < cs->consumers; i++)
-        got += atomic_load_explicit(&cs->slots[cs->producers + i].unique, memory_order_acquire);
-    return got >= sent;
-}
-
-/* ---- producer ------------------------------------------------------------------------------- */
-
-static void run_producer(struct st_worker *w, void *ep)
-{
-    struct st_case *cs = w->cs;
-    const struct st_config *c = cs->cfg;
-    struct st_slot *s = &cs->slots[w->index];
-    uint64_t limit = c->messages ? c->messages : cs->seq_cap;
-    if (limit > cs->seq_cap) limit = cs->seq_cap;
-    /* a private copy of the pool: messages are sent from it in place (see payload.c) */
-    uint8_t *arena = malloc(cs->pl.pool_len);
-    if (arena == NULL) {
-        record_err(s, -ENOMEM, ST_PH_SEND, 0);
-        return;
-    }
-    memcpy(arena, cs->pl.pool, cs->pl.pool_len);
-    struct st_restore undo = {0};
-    struct waitmark wm;
-    wait_begin(s, &wm);
-    /* when the clock ends the run, a few more messages (0..12, from the seed): the producer
-     * stops where the seed says, not where the stop found it - mostly blocked at the end of one
-     * of the protocol's own batches, which hid a close() that loses the last partial batch */
-    uint64_t extra = splitmix64_mix(c->seed ^ 0x7461696cull ^ w->index) % 13;
-    uint64_t seq = 0;
-    for (; seq < limit && !aborted(cs); seq++) {
-        if (stopped(cs) && limit > seq + extra) limit = seq + extra;
-        if (seq >= limit) break;
-        delay_us(c->producer_delay_us);
-        size_t len;
-        st_payload_restore(&undo);
-        const void *msg =
-            st_payload_prepare(&cs->pl, arena, w->rindex, seq, &len, cs->verify, now_ns(), &undo);
-        int crash_now = crash_victim(cs, w->index) && seq == cs->kill_at;
-        if (crash_now) crash_begin(cs, s, w->index); /* this send(), retries included */
-        for (;;) {
-            set_phase(s, ST_PH_SEND, seq);
-            int r = cs->chan->send(ep, msg, len, ST_OP_TIMEOUT_MS);
-            if (crash_now && (r == 0 || !retryable(r))) crash_end(cs, s);
-            if (r == 0) {
-                /* release: the record "seqs [0, seq] sent" is published after the send
-                 * returned; consumers and the checker read it with acquire */
-                atomic_store_explicit(&s->ops, seq + 1, memory_order_release);
-                atomic_fetch_add_explicit(&s->bytes, len, memory_order_relaxed);
-                atomic_store_explicit(&s->last_ns, now_ns(), memory_order_relaxed);
-                send_wait_end(cs, w->index, &wm, seq);
-                break;
-            }
-            if (retryable(r)) {
-                count_retry(s, r);
-                if (!wm.others_set) {
-                    wm.others_at = others_moved(cs, w->index);
-                    wm.others_set = 1;
-                }
-                if (stopped(cs)) goto out;
-                continue;
-            }
-            record_err(s, r, ST_PH_SEND, seq);
-            goto out;
-        }
-    }
-out:
-    if (seq >= limit)
-        atomic_store_explicit(&s->quota_met, 1, memory_order_relaxed);
-    else
-        send_wait_end(cs, w->index, &wm, seq); /* it gave up waiting: that wait counts too */
-    atomic_store_explicit(&s->end_ns, now_ns(), memory_order_relaxed);
-    free(arena);
-}
-
-/* ---- consumer ------------------------------------------------------------------------------- */
-
-/* sched mode: time is virtual and passes only while every thread waits or spins, so a receive
- * that returns a message ST_SCHED_STALL_MS after it was both sent and asked for slept through it:
- * every thread waited that long while the message was there (a lost wake-up that only the
- * receive's timeout slice repaired; in real time a latency spike that passes unnoticed). */
-static void judge_stall(struct st_worker *w, const struct st_msginfo *mi, int64_t asked,
-                        int64_t now)
-{
-    int64_t since = mi->send_ns > asked ? mi->send_ns : asked;
-    if (sched_mode(w->cs) && mi->send_ns > 0 && now - since >= (int64_t)ST_SCHED_STALL_MS * 1000000)
-        add_violation(&w->cs->slots[w->index], ST_V_STARVATION, mi->producer, mi->seq,
-                      (uint64_t)(now - since), 0);
-}
-
-/* One received message: checked, counted, recorded. `asked`: when its recv() began. */
-static void take_message(struct st_worker *w, const uint8_t *buf, size_t len, uint64_t *last,
-                         int64_t asked)
-{
-    struct st_case *cs = w->cs;
-    struct st_slot *s = &cs->slots[w->index];
-    struct st_msginfo mi;
-    int64_t now = now_ns();
-    int v = st_payload_check(&cs->pl, buf, len, cs->producers, cs->seq_cap, cs->verify, &mi);
-    atomic_fetch_add_explicit(&s->ops, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->bytes, len, memory_order_relaxed);
-    atomic_store_explicit(&s->last_ns, now, memory_order_relaxed);
-    if (v != ST_MSG_OK) {
-        add_violation(s, ST_V_TORN, mi.producer, mi.seq, len, (uint64_t)mi.why);
-        return;
-    }
-    if (mi.send_ns > 0 && now >= mi.send_ns)
-        s->hist[stats_hist_bucket((uint64_t)(now - mi.send_ns))]++;
-    judge_stall(w, &mi, asked, now);
-    if (!cs->verify) {
-        atomic_fetch_add_explicit(&s->unique, 1, memory_order_release);
-        return;
-    }
-    uint64_t bit = 1ull << (mi.seq % 64);
-    _Atomic uint64_t *word = &cs->bitmaps[(size_t)mi.producer * cs->bitmap_words + mi.seq / 64];
-    /* relaxed: the bitmap only has to be exact once every worker has ended (the checker reads
-     * it after reaping); the fetch-or makes two deliveries of one seq collide either way */
-    uint64_t old = atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
-    if (old & bit) {
-        add_violation(s, ST_V_DUPLICATE, mi.producer, mi.seq, 0, 0);
-        return;
-    }
-    atomic_fetch_add_explicit(&s->unique, 1, memory_order_release);
-    uint64_t prev = last[mi.producer];
-    if (cs->fifo && prev != UINT64_MAX && mi.seq < prev)
-        add_violation(s, ST_V_REORDER, mi.producer, mi.seq, prev, 0);
-    if (prev == UINT64_MAX || mi.seq > prev) last[mi.producer] = mi.seq;
-}
-
-/* Receives until every message recorded as sent has arrived and the channel is drained (a
- * receive timed out, or the channel reports its end); then anything that still arrives has been
- * checked too: a duplicate of the last message is not missed. */
-static void run_consumer(struct st_worker *w, void *ep)
-{
-    struct st_case *cs = w->cs;
-    const struct st_config *c = cs->cfg;
-    struct st_slot *s = &cs->slots[w->index];
-    size_t cap = cs->pl.max_size;
-    struct guarded gb = {0}, gl = {0};
-    uint8_t *buf = guarded_alloc(&gb, cap);
-    uint64_t *last = guarded_alloc(&gl, sizeof(uint64_t) * cs->producers);
-    if (buf == NULL || last == NULL) {
-        record_err(s, -ENOMEM, ST_PH_RECV, 0);
-        goto out;
-    }
-    for (uint32_t i = 0; i < cs->producers; i++)
-        last[i] = UINT64_MAX;
-    int64_t idle_since = 0, drain_since = 0;
-    unsigned since_check = 0;
-    uint64_t n = 0;
-    while (!aborted(cs)) {
-        set_phase(s, ST_PH_RECV, n);
-        int crash_now = crash_victim(cs, w->index) && n == cs->kill_at &&
-                        atomic_load_explicit(&s->crash_seen, memory_order_relaxed) == 0;
-        if (crash_now) crash_begin(cs, s, w->index);
-        int64_t asked = now_ns();
-        ssize_t r = cs->chan->recv(ep, buf, cap, CONSUMER_TIMEOUT_MS);
-        if (crash_now) crash_end(cs, s);
-        if (r >= 0) {
-            n++;
-            take_message(w, buf, (size_t)r, last, asked);
-            /* a channel that delivers this much garbage will not recover; stop reading so the
-             * run ends (the producers stop once no consumer is left) */
-            if (atomic_load_explicit(&s->vcount[ST_V_TORN], memory_order_relaxed) >= TORN_STOP)
-                break;
-            idle_since = 0;
-            if (drain_since == 0 && ++since_check >= 64) {
-                since_check = 0;
-                if (producers_all_ended(cs) && all_delivered(cs)) drain_since = now_ns();
-            }
-            /* messages keep coming although everything was delivered: a channel replaying
-             * garbage; what it delivered so far has been checked */
-            if (drain_since && now_ns() - drain_since > (int64_t)ST_DRAIN_MS * 1000000) break;
-            /* slow while the producers run; once they stop, drain at full speed (a slow consumer
-             * behind a deep buffer would otherwise outlast the case) */
-            if (!stopped(cs) && drain_since == 0) delay_us(c->consumer_delay_us);
-            continue;
-        }
-        if (retryable((int)r)) {
-            atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
-            if (drain_since) break; /* drained */
-            if (producers_all_ended(cs)) {
-                /* a dead consumer's messages never come: do not wait for them either */
-                if (all_delivered(cs) || st_consumer_lost(cs)) {
-                    drain_since = now_ns(); /* one more timeout with nothing: drained */
-                    continue;
-                }
-                int64_t now = now_ns();
-                if (idle_since == 0)
-                    idle_since = now;
-                else if (now - idle_since > (int64_t)ST_DRAIN_MS * 1000000)
-                    break; /* what is missing now is lost */
-            }
-            continue;
-        }
-        if (r == -EMSGSIZE) {
-            /* the run never sends more than cap bytes: the channel merged or corrupted data */
-            add_violation(s, ST_V_TORN, 0, n, cap, ST_TW_EMSGSIZE);
-            break;
-        }
-        /* end of stream: the producers closed (-EPIPE), or, for a protocol that only notices
-         * processes, they closed and their processes exited (-IPCP_E_PEERDEAD) */
-        if ((r == -EPIPE || r == -IPCP_E_PEERDEAD) && producers_closing(cs)) break;
-        record_err(s, (int)r, ST_PH_RECV, n);
-        break;
-    }
-out:
-    atomic_store_explicit(&s->end_ns, now_ns(), memory_order_relaxed);
-    guarded_free(&gb);
-    guarded_free(&gl);
-}
-
 /* ---- lock contender ------------------------------------------------------------------------- */
 
 static void cs_pause(const struct st_case *cs, uint64_t *rng)
 {
-    if (sched_mode(cs)) { /* inside the critical section: another thread may run here */
+    if (st_sched_mode(cs)) { /* inside the critical section: another thread may run here */
         rt.point();
         return;
     }
@@ -624,7 +314,7 @@ static void cs_pause(const struct st_case *cs, uint64_t *rng)
 
 static int orphaned(const struct st_case *cs)
 {
-    return atomic_load_explicit(&cs->sh->cs_victim, memory_order_relaxed) != 0 && !aborted(cs);
+    return atomic_load_explicit(&cs->sh->cs_victim, memory_order_relaxed) != 0 && !st_aborted(cs);
 }
 
 /* The kill fault strikes a lock contender: an exec endpoint's program (its process group, which
@@ -648,41 +338,41 @@ static void run_locker(struct st_worker *w, void *h)
      * lock (--exec-worker --robust) has no way to say it: it must only be handed on */
     const int must_say = robust && !cs->exec;
     const int victim = cs->kill_victim == me && !c->crash_point;
-    const int crasher = crash_victim(cs, w->index);
+    const int crasher = st_crash_victim(cs, w->index);
     int armed = 0;
     uint64_t rng = splitmix64_mix(c->seed ^ 0x6c6f636bull ^ ((uint64_t)me << 32));
     uint64_t limit = c->messages ? c->messages : UINT64_MAX;
-    struct waitmark wm;
-    wait_begin(s, &wm);
+    struct st_waitmark wm;
+    st_wait_begin(s, &wm);
     uint64_t n = 0;
     /* while a holder's death has not been answered by a lock() returning 1, nobody leaves: the
      * lock must be handed on (or the watchdog reports the deadlock) */
-    for (; (n < limit && !stopped(cs)) || orphaned(cs);) {
+    for (; (n < limit && !st_stopped(cs)) || orphaned(cs);) {
         if (!crasher) quiet_wait(cs, s, me, n);
         int64_t t0 = now_ns();
         if (crasher && n == cs->kill_at && !armed) { /* from here to the end of its unlock() */
             quiet_begin(cs, me);
-            crash_begin(cs, s, w->index);
+            st_crash_begin(cs, s, w->index);
             armed = 1;
         }
-        set_phase(s, ST_PH_LOCK, n);
+        st_set_phase(s, ST_PH_LOCK, n);
         int r = cs->lock->lock(h, ST_OP_TIMEOUT_MS);
-        if (retryable(r)) {
-            count_retry(s, r);
+        if (st_retryable(r)) {
+            st_count_retry(s, r);
             continue;
         }
         if (r < 0 || r > 1) {
-            record_err(s, r < 0 ? r : -EPROTO, ST_PH_LOCK, n);
+            st_record_err(s, r < 0 ? r : -EPROTO, ST_PH_LOCK, n);
             goto out;
         }
-        wait_end(s, &wm, n);
+        st_wait_end(s, &wm, n);
         int64_t t1 = now_ns();
-        set_phase(s, ST_PH_CS, n);
+        st_set_phase(s, ST_PH_CS, n);
         /* relaxed on purpose, here and when leaving: the probe must not create the
          * happens-before that the lock under test is supposed to provide, or ThreadSanitizer
          * could not tell a lock without ordering from a correct one. The RMW still sees every
          * overlap. */
-        if (sched_mode(cs)) rt.point(); /* entering: another thread may run first */
+        if (st_sched_mode(cs)) rt.point(); /* entering: another thread may run first */
         uint32_t prev = atomic_exchange_explicit(&sh->owner, me, memory_order_relaxed);
         uint32_t died = atomic_load_explicit(&sh->cs_victim, memory_order_relaxed);
         uint32_t crashed = atomic_load_explicit(&sh->crash_victim, memory_order_relaxed);
@@ -695,19 +385,19 @@ static void run_locker(struct st_worker *w, void *h)
         }
         if (r == 1) {
             atomic_fetch_add_explicit(&s->recovered, 1, memory_order_relaxed);
-            if (died == 0) add_violation(s, ST_V_ERROR, 0, n, 1, prev);
+            if (died == 0) st_add_violation(s, ST_V_ERROR, 0, n, 1, prev);
             atomic_store_explicit(&sh->cs_victim, 0, memory_order_relaxed);
         } else if (prev != 0 && crashed != 0 && prev == crashed) {
             /* it died inside the critical section; a robust lock must say so with 1 */
-            if (must_say) add_violation(s, ST_V_ERROR, prev - 1, n, 0, prev);
+            if (must_say) st_add_violation(s, ST_V_ERROR, prev - 1, n, 0, prev);
         } else if (prev != 0) {
             if (died != 0 && prev == died) {
                 /* the holder died inside the critical section and the lock handed it on
                  * without saying so */
-                if (must_say) add_violation(s, ST_V_ERROR, prev - 1, n, 0, prev);
+                if (must_say) st_add_violation(s, ST_V_ERROR, prev - 1, n, 0, prev);
                 atomic_store_explicit(&sh->cs_victim, 0, memory_order_relaxed);
             } else {
-                add_violation(s, ST_V_EXCLUSION, prev - 1, n, 0, 0);
+                st_add_violation(s, ST_V_EXCLUSION, prev - 1, n, 0, 0);
             }
         }
         uint64_t v = sh->counter; /* read ... */
@@ -724,16 +414,16 @@ static void run_locker(struct st_worker *w, void *h)
         uint32_t expect = me;
         if (!atomic_compare_exchange_strong_explicit(&sh->owner, &expect, 0, memory_order_relaxed,
                                                      memory_order_relaxed))
-            add_violation(s, ST_V_EXCLUSION, expect ? expect - 1 : UINT32_MAX, n, 1, 0);
-        set_phase(s, ST_PH_UNLOCK, n);
+            st_add_violation(s, ST_V_EXCLUSION, expect ? expect - 1 : UINT32_MAX, n, 1, 0);
+        st_set_phase(s, ST_PH_UNLOCK, n);
         r = cs->lock->unlock(h);
         if (armed == 1) {
-            crash_end(cs, s);
+            st_crash_end(cs, s);
             atomic_store_explicit(&sh->quiet, 0, memory_order_release);
             armed = 2;
         }
         if (r < 0) {
-            record_err(s, r, ST_PH_UNLOCK, n);
+            st_record_err(s, r, ST_PH_UNLOCK, n);
             goto out;
         }
         if (victim && n == cs->kill_at && !cs->kill_in_cs) {
@@ -745,15 +435,15 @@ static void run_locker(struct st_worker *w, void *h)
          * inside lock() in every phase rather than re-locking back to back */
         if (c->lock_pause_us) {
             uint64_t x = splitmix64_next(&rng);
-            if ((x & 3u) != 0) delay_us((unsigned)((x >> 8) % (c->lock_pause_us + 1u)));
+            if ((x & 3u) != 0) st_delay_us((unsigned)((x >> 8) % (c->lock_pause_us + 1u)));
         }
-        wait_begin(s, &wm);
+        st_wait_begin(s, &wm);
     }
 out:
     if (n >= limit)
         atomic_store_explicit(&s->quota_met, 1, memory_order_relaxed);
     else
-        wait_end(s, &wm, n);
+        st_wait_end(s, &wm, n);
     atomic_store_explicit(&s->end_ns, now_ns(), memory_order_relaxed);
 }
 
@@ -774,7 +464,7 @@ static void start_faults(struct st_worker *w)
 
 static void mark_done(struct st_slot *s)
 {
-    set_phase(s, ST_PH_DONE, 0);
+    st_set_phase(s, ST_PH_DONE, 0);
     /* release: everything this worker recorded happens before a reader sees done */
     atomic_store_explicit(&s->done, 1, memory_order_release);
 }
@@ -804,7 +494,7 @@ int st_worker_main(struct st_worker *w)
     int r;
     tl_slot = s;
     atomic_store_explicit(&s->pid, (int32_t)getpid(), memory_order_relaxed);
-    set_phase(s, ST_PH_OPEN, 0);
+    st_set_phase(s, ST_PH_OPEN, 0);
     if (cs->chan != NULL) {
         int role = w->role == ST_ROLE_PRODUCER ? IPCP_ROLE_PRODUCER : IPCP_ROLE_CONSUMER;
         r = cs->chan->open(cs->ctx, role, w->rindex, &ep);
@@ -812,7 +502,7 @@ int st_worker_main(struct st_worker *w)
         r = cs->lock->open(cs->ctx, w->rindex, &ep);
     }
     if (r < 0) {
-        record_err(s, r, ST_PH_OPEN, 0);
+        st_record_err(s, r, ST_PH_OPEN, 0);
         mark_done(s);
         return ST_EXIT_SETUP;
     }
@@ -822,22 +512,22 @@ int st_worker_main(struct st_worker *w)
         atomic_store_explicit(&s->exec_pgid, (int32_t)st_exec_pgid(ep), memory_order_release);
         if (cs->signal_us) storm_pgid = st_exec_pgid(ep);
     }
-    set_phase(s, ST_PH_BARRIER, 0);
+    st_set_phase(s, ST_PH_BARRIER, 0);
     atomic_store_explicit(&s->cpu_wait_ns, ST_CPU_WAIT_UNKNOWN, memory_order_relaxed);
     if (wait_go(cs) == 0) {
         uint64_t cpu0 = cpu_wait_now(); /* before the faults: a file read is never faulted */
         start_faults(w);
         if (w->role == ST_ROLE_PRODUCER)
-            run_producer(w, ep);
+            st_run_producer(w, ep);
         else if (w->role == ST_ROLE_CONSUMER)
-            run_consumer(w, ep);
+            st_run_consumer(w, ep);
         else
             run_locker(w, ep);
         uint64_t cpu1 = cpu_wait_now();
         if (cpu0 != ST_CPU_WAIT_UNKNOWN && cpu1 != ST_CPU_WAIT_UNKNOWN && cpu1 >= cpu0)
             atomic_store_explicit(&s->cpu_wait_ns, cpu1 - cpu0, memory_order_relaxed);
     }
-    set_phase(s, ST_PH_CLOSE, 0);
+    st_set_phase(s, ST_PH_CLOSE, 0);
     if (cs->exec) {
         int64_t val = 0;
         struct st_exfx_out fx;
@@ -902,14 +592,14 @@ static void *storm_main(void *arg)
 {
     struct storm *st = arg;
     struct st_case *cs = st->cs;
-    for (uint32_t i = 0; !aborted(cs); i++) {
+    for (uint32_t i = 0; !st_aborted(cs); i++) {
         uint32_t k = i % st->n, live = 0;
         for (uint32_t j = 0; j < st->n; j++)
             live += !atomic_load_explicit(&cs->slots[j].done, memory_order_acquire);
         if (live == 0) break;
         if (!atomic_load_explicit(&cs->slots[k].done, memory_order_acquire))
             pthread_kill(st->tids[k], SIGALRM);
-        delay_us(cs->signal_us / st->n + 1);
+        st_delay_us(cs->signal_us / st->n + 1);
     }
     return NULL;
 }
@@ -937,7 +627,7 @@ int st_thread_child(struct st_case *cs)
     struct storm st = {.cs = cs, .tids = tids, .n = started};
     if (cs->signal_us) {
         /* the storm starts with the run, like process mode's timers */
-        while (atomic_load_explicit(&cs->sh->go, memory_order_acquire) == 0 && !aborted(cs))
+        while (atomic_load_explicit(&cs->sh->go, memory_order_acquire) == 0 && !st_aborted(cs))
             futex_wait(&cs->sh->go, 0, 100);
         pthread_t storm_tid;
         if (pthread_create(&storm_tid, NULL, storm_main, &st) == 0) pthread_join(storm_tid, NULL);
