@@ -514,8 +514,12 @@ int st_worker_main(struct st_worker *w)
     }
     st_set_phase(s, ST_PH_BARRIER, 0);
     atomic_store_explicit(&s->cpu_wait_ns, ST_CPU_WAIT_UNKNOWN, memory_order_relaxed);
+    /* not under the scheduler: virtual time has no CPU to wait for, and the read of the file
+     * would be a scheduling point of its own */
+    int measure_cpu = cs->cfg->mode != ST_MODE_SCHED;
     if (wait_go(cs) == 0) {
-        uint64_t cpu0 = cpu_wait_now(); /* before the faults: a file read is never faulted */
+        /* before the faults: a file read is never faulted */
+        uint64_t cpu0 = measure_cpu ? cpu_wait_now() : ST_CPU_WAIT_UNKNOWN;
         start_faults(w);
         if (w->role == ST_ROLE_PRODUCER)
             st_run_producer(w, ep);
@@ -523,7 +527,7 @@ int st_worker_main(struct st_worker *w)
             st_run_consumer(w, ep);
         else
             run_locker(w, ep);
-        uint64_t cpu1 = cpu_wait_now();
+        uint64_t cpu1 = measure_cpu ? cpu_wait_now() : ST_CPU_WAIT_UNKNOWN;
         if (cpu0 != ST_CPU_WAIT_UNKNOWN && cpu1 != ST_CPU_WAIT_UNKNOWN && cpu1 >= cpu0)
             atomic_store_explicit(&s->cpu_wait_ns, cpu1 - cpu0, memory_order_relaxed);
     }
