@@ -58,12 +58,15 @@ static const struct vdef battery[] = {
      "--producers 1 --consumers 2 --producer-delay 300 --fault kill --kill-point recv-blocked"},
     /* a death at every scheduling point of one operation, not only where --fault kill lands:
      * between a slot claimed and the slot published, say (docs/sched.md, crash points). Bounded
-     * by time as well: messages for a dead consumer may wait for ever (need not be rerouted) */
+     * by time: messages for a dead consumer may wait for ever (need not be rerouted). The other
+     * endpoints must still be at work when the victim dies (its third operation): with a small
+     * quota, a victim that started late found the other producer done, and a cell it left
+     * claimed blocked nothing */
     {"crash: a producer dies at every point of send()", VC_CHAN | VC_CRASHPT,
-     "--producers 2 --consumers 1 --crash-points --crash-role producer --messages 200 "
+     "--producers 2 --consumers 1 --crash-points --crash-role producer --messages 20000 "
      "--duration 0.5"},
     {"crash: a consumer dies at every point of recv()", VC_CHAN | VC_CRASHPT,
-     "--producers 2 --consumers 2 --crash-points --crash-role consumer --messages 200 "
+     "--producers 2 --consumers 2 --crash-points --crash-role consumer --messages 20000 "
      "--duration 0.5"},
     {"stop: a peer paused a while", VC_CHAN,
      "--producers 2 --consumers 1 --fault stop --max-size 4096"},

@@ -348,7 +348,7 @@ ipcp_stress_test(NAME stress.crash.good_robust_mutex RC 0 JSON_GE "crash_points_
 foreach(seed 1 2)
   ipcp_stress_test(NAME stress.crash.mpmc_claim_seed${seed} RC 1 KINDS loss deadlock
     ARGS stress --plugin ${T}/mpmc_claim.so --producers 2 --consumers 1 --crash-points
-    --crash-role producer --messages 200 --duration 0.5 --seed ${seed} --stall 3)
+    --crash-role producer --messages 20000 --duration 0.5 --seed ${seed} --stall 3)
 endforeach()
 ipcp_stress_test(NAME stress.validate.crash_cases_mpmc_claim RC 1 KINDS loss deadlock
   ARGS validate --plugin $<TARGET_FILE:fixture_mpmc_claim> --plugin-tsan ${T}/mpmc_claim.so
