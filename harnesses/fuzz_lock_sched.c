@@ -7,7 +7,7 @@
  * every atomic access of the owner word and the counters is a scheduling point; the POSIX queue
  * calls are scheduler waits (interpose_ipc.c: the real queues, called without blocking) and the
  * clocks are virtual (sched_glue.c). Every client, sender and receiver is a thread playing a
- * process: this file defines ipcp__proc_self/ipcp__proc_alive (proc.c's, which it replaces), so
+ * process: this file defines proc.h's functions (proc.c's, which it replaces), so
  * each has a pid and a start time of its own, and a process that died is dead to the others.
  * This replaces a hand-written model of mqlock.c's and handoff.c's access order.
  *
@@ -140,6 +140,17 @@ int ipcp__proc_alive(uint32_t pid, uint64_t start, uint64_t start_mask)
         if (procs[i].alive && procs[i].pid == pid && ((procs[i].start ^ start) & start_mask) == 0)
             return 1;
     return 0;
+}
+
+/* Every thread plays a process of one PID namespace. */
+uint64_t ipcp__proc_ns(void)
+{
+    return 1;
+}
+
+int ipcp__proc_ns_check(uint64_t ns)
+{
+    return ns == 1 ? 0 : -IPCP_E_PIDNS;
 }
 
 static long futex(uint32_t *w, int op, uint32_t val)

@@ -49,6 +49,10 @@ static const struct ipcp_errdesc ipcp_own[] = {
                                                       "(/proc/sys/kernel/shmmni)"},
     [IPCP_E_NOSUM - IPCP_E_BASE] = {"IPCP_E_NOSUM", "frame without the payload checksum this "
                                                     "receiver requires"},
+    [IPCP_E_PIDNS - IPCP_E_BASE] = {"IPCP_E_PIDNS",
+                                    "opener in another PID namespace than the object's creator "
+                                    "(a peer's liveness cannot be judged by its pid; share the "
+                                    "PID namespace, e.g. shareProcessNamespace in a pod)"},
 };
 
 const char *ipcp_strerror(int err)

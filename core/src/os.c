@@ -209,6 +209,14 @@ uint64_t ipcp__proc_u64(const char *path, uint64_t dflt)
     return (uint64_t)v;
 }
 
+uint64_t ipcp__os_ns_inode(const char *which)
+{
+    char p[48];
+    snprintf(p, sizeof(p), "/proc/self/ns/%s", which);
+    struct stat st;
+    return stat(p, &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
 /* ==== POSIX message queue limits
  * =============================================================================== */
 

@@ -49,6 +49,10 @@ int ipcp__os_proc_stat(uint32_t pid, char *state, uint64_t *start);
  * which may exceed LONG_MAX); dflt when the file is missing or holds no such number. */
 uint64_t ipcp__proc_u64(const char *path, uint64_t dflt);
 
+/* The inode of this process's namespace of one type ("pid", "ipc": /proc/self/ns/<which>), the
+ * namespace's identity on this host; 0 when /proc cannot tell. */
+uint64_t ipcp__os_ns_inode(const char *which);
+
 /* Named OS objects for every protocol (mqlock.c, handoff.c, lock.c, mqchan.c, cvq.c).
  * Names are "/ipcp.<kind>.<creator pid>.<suffix>", suffix = the caller's stem or 16 hex
  * digits from getrandom(): shm.h's rule (ipcp_shm_name, ipcp_shm_name_stem). */

@@ -527,8 +527,8 @@ int ipcp_registry_clean(unsigned flags, void (*cb)(const struct ipcp_registry_it
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     c.now = (long long)now.tv_sec;
-    c.pidns = ipcp__reg_ns_inode("pid");
-    c.ipcns = ipcp__reg_ns_inode("ipc");
+    c.pidns = ipcp__os_ns_inode("pid");
+    c.ipcns = ipcp__os_ns_inode("ipc");
     uint32_t p32;
     uint64_t start = 0;
     if (ipcp__proc_self(&p32, &start) < 0) start = 0;

@@ -106,14 +106,6 @@ static int shm_path(int kind, const char *name, char *out, size_t cap)
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-unsigned long long ipcp__reg_ns_inode(const char *which)
-{
-    char p[48];
-    snprintf(p, sizeof(p), "/proc/self/ns/%s", which);
-    struct stat st;
-    return stat(p, &st) == 0 ? (unsigned long long)st.st_ino : 0;
-}
-
 /* The identity of the object now under the name (dev:ino), for kinds that have one. */
 static int object_ident(int kind, const char *name, unsigned long long *dev,
                         unsigned long long *ino)
@@ -329,7 +321,7 @@ static void own_locked(void)
     uint64_t start = 0;
     if (ipcp__proc_self(&p32, &start) < 0) start = 0;
     R.start = start;
-    R.pidns = ipcp__reg_ns_inode("pid");
+    R.pidns = ipcp__os_ns_inode("pid");
     snprintf(R.file, sizeof(R.file), IPCP_REGISTRY_PREFIX "%llu.%ld.%llu", R.pidns, (long)me,
              R.start);
 }
@@ -439,7 +431,7 @@ int ipcp_registry_add(const char *kind, const char *name)
     int rc = canon_name(k, name, canon, sizeof(canon));
     if (rc < 0) return rc;
     struct rline l = {.kind = k};
-    if (k == K_MQ || ipcp__reg_is_sysv(k)) l.ipcns = ipcp__reg_ns_inode("ipc");
+    if (k == K_MQ || ipcp__reg_is_sysv(k)) l.ipcns = ipcp__os_ns_inode("ipc");
     l.has_ident = object_ident(k, canon, &l.dev, &l.ino) == 0;
     l.name = strdup(canon);
     if (l.name == NULL) return -ENOMEM;

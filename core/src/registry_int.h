@@ -30,8 +30,6 @@ struct rline {
     char *name;
 };
 
-/* The inode of this process's namespace /proc/self/ns/<which>, 0 when unknown. */
-unsigned long long ipcp__reg_ns_inode(const char *which);
 /* Parses one object line (without its '\n') into l; l->name points into the line. */
 int ipcp__reg_parse_line(char *s, struct rline *l);
 /* "<pidns>.<pid>.<start>" after the prefix, optionally followed by ".tmp". */

@@ -26,7 +26,9 @@ struct ring_shared {
     _Atomic uint32_t state;    /* ST_* bits */
     _Atomic uint32_t prod_pid; /* 0 until the producer attached */
     _Atomic uint32_t cons_pid;
-    uint8_t pad0[IPCP_RING_OFF_TAIL - 36];
+    uint32_t reserved;
+    uint64_t pidns; /* 40: the formatter's PID namespace (proc.h), 0 unknown; written once */
+    uint8_t pad0[IPCP_RING_OFF_TAIL - 48];
     /* 128: the producer's line (the 128-byte pair defeats adjacent-line prefetch sharing) */
     _Atomic uint32_t tail;        /* free-running byte index, futex word of a sleeping consumer */
     _Atomic uint32_t cons_sleeps; /* set by a consumer about to sleep on tail */
@@ -38,6 +40,7 @@ struct ring_shared {
 };
 _Static_assert(sizeof(struct ring_shared) == IPCP_RING_HDR_SIZE, "header size");
 _Static_assert(offsetof(struct ring_shared, state) == 24, "state offset");
+_Static_assert(offsetof(struct ring_shared, pidns) == 40, "pidns offset");
 _Static_assert(offsetof(struct ring_shared, tail) == IPCP_RING_OFF_TAIL, "tail offset");
 _Static_assert(offsetof(struct ring_shared, head) == IPCP_RING_OFF_HEAD, "head offset");
 _Static_assert(sizeof(_Atomic uint32_t) == 4 && ATOMIC_INT_LOCK_FREE == 2,

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "ring_impl.h"
 
 static int cfg_capacity(const struct ipcp_ring_cfg *cfg, size_t *cap)
@@ -46,6 +47,7 @@ int ipcp_ring_format(void *mem, size_t size, const struct ipcp_ring_cfg *cfg)
     s->rec_hdr = IPCP_RING_REC_HDR;
     s->capacity = (uint32_t)cap;
     s->max_msg = (uint32_t)max;
+    s->pidns = ipcp__proc_ns();
     return 0;
 }
 
@@ -86,6 +88,11 @@ static int ring_open(struct ipcp_ring *r, void *mem, size_t size, int role,
     /* Acquire: a producer that attached earlier may have published records already. */
     uint32_t t = ipcp_load_acquire32(&s->tail), h = ipcp_load_acquire32(&s->head);
     if (((t | h) & (IPCP_RING_ALIGN - 1)) != 0 || t - h > cap) return -IPCP_E_CORRUPT;
+    /* A side judges its peer's liveness by the pid the peer records: only within one PID
+     * namespace. An observer (IPCP_RING_NONE) judges nothing. */
+    uint64_t ns;
+    memcpy(&ns, &s->pidns, sizeof(ns)); /* written once at format, read once */
+    if (role != IPCP_RING_NONE && (rc = ipcp__proc_ns_check(ns)) < 0) return rc;
 
     r->role = role;
     r->base = mem;

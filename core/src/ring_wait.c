@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "ring_impl.h"
 
 static inline void cpu_relax(void)
@@ -35,16 +36,6 @@ static void futex_wait(_Atomic uint32_t *word, uint32_t seen, int ms)
 void ipcp__ring_wake(_Atomic uint32_t *word)
 {
     ipcp__os_futex_wake(word, INT_MAX);
-}
-
-/* Without pidfds: a zombie still answers kill(pid, 0), so its state is read from /proc. */
-static int pid_is_zombie(pid_t pid)
-{
-    char state;
-    uint64_t start;
-    int rc = ipcp__os_proc_stat((uint32_t)pid, &state, &start);
-    if (rc < 0) return rc == -ENOENT;
-    return state == 'Z' || state == 'X';
 }
 
 /* Did the peer close or die? 0: no (or not attached yet), -EPIPE, -IPCP_E_PEERDEAD, or
@@ -76,7 +67,8 @@ static int peer_gone(struct ipcp_ring *r)
             return -IPCP_E_PEERDEAD;
         return 0;
     }
-    if ((kill(pid, 0) < 0 && errno == ESRCH) || pid_is_zombie(pid)) return -IPCP_E_PEERDEAD;
+    /* Without pidfds: proc.h's rule (a zombie still answers kill(pid, 0)). */
+    if (!ipcp__proc_alive((uint32_t)pid, 0, 0)) return -IPCP_E_PEERDEAD;
     return 0;
 }
 

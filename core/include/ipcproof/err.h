@@ -37,6 +37,8 @@ enum ipcp_error {
     IPCP_E_SHMALL,     /* SysV shared memory total /proc/sys/kernel/shmall (pages) reached */
     IPCP_E_SHMMNI,     /* SysV segment count /proc/sys/kernel/shmmni reached */
     IPCP_E_NOSUM,      /* frame without the payload checksum this receiver requires */
+    IPCP_E_PIDNS,      /* opener in another PID namespace than the object's creator: a peer's
+                          liveness (judged by its pid) could not be told */
     IPCP_E_LAST
 };
 

@@ -133,7 +133,10 @@ size_t ipcp_ring_mem_size(size_t capacity);
 int ipcp_ring_format(void *mem, size_t size, const struct ipcp_ring_cfg *cfg);
 /* Opens side `role` over an already formatted region: checks magic (-IPCP_E_BADMAGIC), version
  * (-IPCP_E_BADVERSION), layout, capacity and max_msg (-IPCP_E_LAYOUT) and the indices
- * (-IPCP_E_CORRUPT) before any other use; -EBUSY if that side is already attached. The memory
+ * (-IPCP_E_CORRUPT) before any other use; -EBUSY if that side is already attached;
+ * -IPCP_E_PIDNS if this process is in another PID namespace than the one that formatted the
+ * region (a side tells its peer's death by the peer's pid, which means another process, or
+ * none, across namespaces; an IPCP_RING_NONE observer is not refused). The memory
  * stays the caller's. This is also how a thread or a forked child opens its side of a ring
  * another handle mapped (see ipcp_ring_mem). */
 int ipcp_ring_attach_mem(struct ipcp_ring *r, void *mem, size_t size, int role,
