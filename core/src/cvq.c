@@ -264,6 +264,7 @@ struct ipcp_cvq {
     struct cvq_shared *sh;
     struct ipcp_cvq_view v; /* geometry: private copies made at create */
     pid_t creator;
+    uint64_t pidns; /* the creator's PID namespace (proc.h): every endpoint must share it */
     uint32_t producers, consumers;
 };
 
@@ -573,6 +574,9 @@ int ipcp_cvq_open(struct ipcp_cvq *q, int role, uint32_t index, struct ipcp_cvq_
     *out = NULL;
     if (q == NULL || (role != IPCP_CVQ_PRODUCER && role != IPCP_CVQ_CONSUMER)) return -EINVAL;
     if (index >= (role == IPCP_CVQ_PRODUCER ? q->producers : q->consumers)) return -EINVAL;
+    /* a dead endpoint's record is repaired when its pid is dead: one PID namespace */
+    int rc = ipcp__proc_ns_check(q->pidns);
+    if (rc < 0) return rc;
     struct ipcp_cvq_ep *e = calloc(1, sizeof(*e));
     if (e == NULL) return -ENOMEM;
     e->q = q;
@@ -581,7 +585,7 @@ int ipcp_cvq_open(struct ipcp_cvq *q, int role, uint32_t index, struct ipcp_cvq_
     e->forkgen = ipcp__os_forkgen();
     for (size_t i = 0; i < IPCP_ARRAY_SIZE(e->pfd); i++)
         e->pfd[i] = PFD_NONE;
-    int rc = ipcp__proc_self(&e->pid, &e->start);
+    rc = ipcp__proc_self(&e->pid, &e->start);
     struct ipcp_deadline dl;
     ipcp__deadline_init(&dl, OPEN_TIMEOUT);
     if (rc == 0) rc = qlock(e, &dl, 0);
@@ -651,6 +655,7 @@ int ipcp_cvq_create(const struct ipcp_cvq_cfg *cfg, struct ipcp_cvq **out)
     struct cvq_shared *sh = q->shm.addr;
     q->sh = sh;
     q->creator = getpid();
+    q->pidns = ipcp__proc_ns();
     q->producers = cfg->producers;
     q->consumers = cfg->consumers;
     sh->magic = CVQ_MAGIC;

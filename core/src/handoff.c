@@ -262,6 +262,7 @@ struct ipcp_handoff {
     size_t stride;
     unsigned flags; /* IPCP_HANDOFF_NO_CHECKSUM: both sides, by the copy each process has */
     pid_t creator;
+    uint64_t pidns; /* the creator's PID namespace (proc.h): both sides must share it */
 };
 
 struct ipcp_handoff_ep {
@@ -305,6 +306,7 @@ int ipcp_handoff_create(const struct ipcp_handoff_cfg *cfg, struct ipcp_handoff 
     ho->stride = (cfg->slot_size + IPCP_CACHELINE - 1) / IPCP_CACHELINE * IPCP_CACHELINE;
     ho->map_size = sizeof(struct ho_hdr) + (size_t)cfg->nslots * ho->stride;
     ho->creator = getpid();
+    ho->pidns = ipcp__proc_ns();
     int rc = ipcp__os_objname(ho->name, sizeof(ho->name), "handoff", cfg->stem);
     if (rc < 0) goto fail_free;
     /* the queues share the shm name's pid and suffix */
@@ -369,7 +371,9 @@ int ipcp_handoff_open(struct ipcp_handoff *ho, int role, struct ipcp_handoff_ep 
     if (role != IPCP_HANDOFF_SENDER && role != IPCP_HANDOFF_RECEIVER) return -EINVAL;
     uint32_t pid;
     uint64_t start;
-    int rc = ipcp__proc_self(&pid, &start);
+    /* each side tells the other's death by its pid: one PID namespace */
+    int rc = ipcp__proc_ns_check(ho->pidns);
+    if (rc == 0) rc = ipcp__proc_self(&pid, &start);
     if (rc < 0) return rc;
     struct ipcp_handoff_ep *ep = calloc(1, sizeof(*ep));
     if (ep == NULL) return -ENOMEM;

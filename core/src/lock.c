@@ -94,6 +94,7 @@ struct ipcp_lock_ctx {
     uint32_t workers;
     int poll_ms;
     pid_t creator;
+    uint64_t pidns; /* the creator's PID namespace (proc.h) */
     char shm[96];
     char sem[96];
     struct lock_shared *sh;
@@ -182,6 +183,7 @@ int ipcp_lock_create(enum ipcp_lock_kind kind, const struct ipcp_lock_cfg *cfg,
     ctx->workers = cfg->workers;
     ctx->poll_ms = poll_ms;
     ctx->creator = getpid();
+    ctx->pidns = ipcp__proc_ns();
     ctx->semid = -1;
 
     if (kind == IPCP_LOCK_MQ_TOKEN) {
@@ -251,7 +253,10 @@ int ipcp_lock_open(struct ipcp_lock_ctx *ctx, uint32_t index, struct ipcp_lock *
     h->fd = -1;
     h->forkgen = ipcp__os_forkgen();
     uint64_t start;
-    int rc = ipcp__proc_self(&h->pid, &start);
+    /* posix-sem tells a dead holder by its pid (mq-token: mqlock.c checks): one PID namespace.
+     * The other kinds leave deaths to the kernel and work across namespaces. */
+    int rc = ctx->kind == IPCP_LOCK_POSIX_SEM ? ipcp__proc_ns_check(ctx->pidns) : 0;
+    if (rc == 0) rc = ipcp__proc_self(&h->pid, &start);
     if (rc < 0) goto fail;
     h->tag = ((start & 0xffffffffull) << 32) | h->pid;
     switch (ctx->kind) {

@@ -203,6 +203,7 @@ struct ipcp_mqlock {
     int recovery_ms;
     int check_ms;
     pid_t creator;
+    uint64_t pidns; /* the creator's PID namespace (proc.h): every opener must share it */
 };
 
 struct ipcp_mqlock_handle {
@@ -236,6 +237,7 @@ int ipcp_mqlock_create(const struct ipcp_mqlock_cfg *cfg, struct ipcp_mqlock **o
     l->recovery_ms = recovery_ms;
     l->check_ms = recovery_ms / 5 < 1 ? 1 : recovery_ms / 5 > 50 ? 50 : recovery_ms / 5;
     l->creator = getpid();
+    l->pidns = ipcp__proc_ns();
     int rc = ipcp__os_objname(l->name, sizeof(l->name), "mqlock", cfg ? cfg->stem : NULL);
     if (rc < 0) goto fail_free;
     void *map;
@@ -297,12 +299,16 @@ const char *ipcp_mqlock_name(const struct ipcp_mqlock *l)
 int ipcp_mqlock_open(struct ipcp_mqlock *l, struct ipcp_mqlock_handle **out)
 {
     *out = NULL;
+    /* Recovery takes the lock from a holder whose pid is dead: only in the creator's PID
+     * namespace does that pid name the holder. */
+    int rc = ipcp__proc_ns_check(l->pidns);
+    if (rc < 0) return rc;
     struct ipcp_mqlock_handle *h = calloc(1, sizeof(*h));
     if (h == NULL) return -ENOMEM;
     h->l = l;
     h->forkgen = ipcp__os_forkgen();
     ipcp_mqlock_watch_reset(&h->watch);
-    int rc = ipcp__proc_self(&h->self.pid, &h->self.start);
+    rc = ipcp__proc_self(&h->self.pid, &h->self.start);
     if (rc < 0) {
         free(h);
         return rc;
