@@ -7,9 +7,11 @@
  * protocol that relies on what POSIX and Linux promise is never failed for it (possible()):
  *
  *   EINTR   the call fails before transferring anything, as if a signal arrived first: only a
- *           blocking call (a non-blocking one never sleeps, so nothing interrupts it), and only
- *           while a signal handler without SA_RESTART is installed and the signal not blocked
- *           in the calling thread (otherwise the kernel restarts the call or the signal kills);
+ *           blocking call that would sleep now (a read with nothing there, a write to a pipe
+ *           without the room for it, any socket write; a call that does not sleep is not
+ *           interrupted), and only while a signal handler without SA_RESTART is installed and
+ *           the signal not blocked in the calling thread (otherwise the kernel restarts the call
+ *           or the signal kills);
  *   EAGAIN  a non-blocking send or write to a socket fails as if its buffer were full (socket
  *           memory is accounted, so that can happen at any time); never on a pipe or FIFO (a
  *           write that fits does not fail) and never on a read (data that is there is returned);
@@ -18,8 +20,9 @@
  *           PIPE_BUF bytes (smaller writes arrive whole, and POSIX returns all that was asked
  *           when it is there: a read of one such record is never cut); a write to a stream
  *           socket, or to a pipe or FIFO above PIPE_BUF bytes (smaller pipe writes are atomic) -
- *           a blocking one only when a signal could interrupt it, as for EINTR. Packet sockets
- *           are never shortened (a short packet read truncates the packet).
+ *           a blocking one only when it would sleep after a part (a pipe without the room for
+ *           all of it) and a signal could interrupt it. Packet sockets are never shortened (a
+ *           short packet read truncates the packet).
  *
  * It is disarmed by default: only a thread that called ipcproof_faults_arm() with a non-zero
  * rate sees faults (the arming is thread-local), so the supervisor's own I/O, the signal storm
@@ -43,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -264,26 +268,56 @@ static int any_signal_could_interrupt(void)
 }
 
 /* What is known of a call: the kind of its fd, whether it may sleep, whether a signal could
- * interrupt it. */
+ * interrupt it, what the fd holds or has room for. */
 struct call {
     enum fdkind kind;
     int blocking, signal_could, is_write;
     size_t n;
+    size_t queued; /* bytes there to read (SIZE_MAX: unknown) */
+    size_t room;   /* a pipe's free bytes for a write (SIZE_MAX: unknown, or a socket) */
 };
+
+/* Fills queued and room: only a call that sleeps is interrupted by a signal, and a read sleeps
+ * only when nothing is there, a write to a pipe only when the pipe lacks the room. Socket writes
+ * are counted by the memory the kernel allocates, not by bytes: their room stays unknown. Room
+ * by bytes overstates a pipe's (its buffers are pages), which only ever means fewer faults. */
+static void measure(int fd, struct call *c)
+{
+    int q = 0;
+    c->queued = c->room = SIZE_MAX;
+    if (ioctl(fd, FIONREAD, &q) == 0 && q >= 0) c->queued = (size_t)q;
+    if (c->kind == FD_PIPE && c->queued != SIZE_MAX) {
+        int cap = fcntl(fd, F_GETPIPE_SZ);
+        if (cap > 0) c->room = c->queued >= (size_t)cap ? 0 : (size_t)cap - c->queued;
+    }
+}
+
+/* Would this blocking call sleep now, for all of it (EINTR) or after a part (a short count)? */
+static int sleeps_at_once(const struct call *c)
+{
+    if (!c->is_write) return c->queued == 0 || c->queued == SIZE_MAX;
+    if (c->room == SIZE_MAX) return 1;
+    return c->n <= PIPE_BUF ? c->room < c->n : c->room == 0;
+}
+
+static int sleeps_midway(const struct call *c)
+{
+    return c->room == SIZE_MAX || (c->n > PIPE_BUF && c->room < c->n);
+}
 
 /* Whether the kernel could do f to this call right now (the rules at the top of this file). */
 static int possible(enum fault f, const struct call *c)
 {
     switch (f) {
     case F_EINTR:
-        return c->signal_could;
+        return c->signal_could && sleeps_at_once(c);
     case F_EAGAIN:
         return !c->blocking && c->is_write && c->kind != FD_PIPE;
     case F_SHORT:
         if (c->n < 2 || c->kind == FD_PACKET) return 0;
         if (c->is_write) {
             if (c->kind == FD_PIPE && c->n <= PIPE_BUF) return 0;
-            return c->blocking ? c->signal_could : 1;
+            return c->blocking ? c->signal_could && sleeps_midway(c) : 1;
         }
         return c->kind == FD_TCP || c->n > PIPE_BUF;
     default:
@@ -306,6 +340,7 @@ static enum fault decide(int fd, size_t n, int is_write, int dontwait)
         c.blocking = !dontwait && !(fcntl(fd, F_GETFL) & O_NONBLOCK);
         c.signal_could =
             c.blocking && (fx != NULL ? fx_signal_could_interrupt() : any_signal_could_interrupt());
+        if (c.signal_could) measure(fd, &c);
         for (unsigned k = 0, first = (unsigned)((r >> 32) % 3u); k < 3 && f == F_NONE; k++)
             if (possible(order[(first + k) % 3], &c)) f = order[(first + k) % 3];
     }
