@@ -8,6 +8,13 @@
  *   --opt bug=eintr   a read() or write() failing with EINTR is fatal: right in a program that
  *                     has no signal handler, wrong once one is installed (--fault signals).
  *
+ * and one careful way that looks careless:
+ *
+ *   --opt poll=1      the consumer waits in poll() (retried on EINTR) before each read() of the
+ *                     FIFO, and treats an EINTR from that read() as fatal: right, because a
+ *                     read that finds data does not sleep and no signal interrupts it
+ *                     (--fault short-io,signals must not fail it).
+ *
  * One program plays every role, chosen by IPCPROOF_ROLE: setup creates the FIFO (declining any
  * other count than one producer and one consumer, exit 77), teardown removes it. The producer
  * writes each record (4-byte length, bytes) into the FIFO as it read it from stdin; the consumer
@@ -24,6 +31,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int bug_short, bug_eintr;
+static int bug_short, bug_eintr, poll_first;
 static int fifo_fd = -1; /* the careless code is in the FIFO's reads and writes only */
 
 static const char *env(const char *name)
@@ -51,9 +59,17 @@ static size_t get(int fd, void *buf, size_t n)
     size_t got = 0;
     int bug_short_here = bug_short && fd == fifo_fd, bug_eintr_here = bug_eintr && fd == fifo_fd;
     while (got < n) {
+        if (poll_first && fd == fifo_fd) { /* data (or the end) is there: read() will not sleep */
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            if (poll(&p, 1, -1) < 0) {
+                if (errno == EINTR) continue;
+                perror("fifo_pair: poll");
+                exit(3);
+            }
+        }
         ssize_t r = read(fd, (char *)buf + got, n - got);
         if (r == 0) break;
-        if (r < 0 && errno == EINTR && !bug_eintr_here) continue;
+        if (r < 0 && errno == EINTR && !bug_eintr_here && !(poll_first && fd == fifo_fd)) continue;
         if (r < 0) {
             perror("fifo_pair: read");
             exit(3);
@@ -83,6 +99,8 @@ int main(void)
     const char *role = env("IPCPROOF_ROLE"), *bug = getenv("IPCPROOF_OPT_BUG");
     bug_short = bug && strcmp(bug, "short") == 0;
     bug_eintr = bug && strcmp(bug, "eintr") == 0;
+    const char *pf = getenv("IPCPROOF_OPT_POLL");
+    poll_first = pf != NULL && strcmp(pf, "1") == 0 && strcmp(role, "consumer") == 0;
     char path[128];
     snprintf(path, sizeof(path), "/tmp/ipcproof-exec-%s.fifo", env("IPCPROOF_RUN_ID"));
     if (strcmp(role, "setup") == 0) {
