@@ -354,11 +354,18 @@ void st_sup_run_loop(struct st_sup *S)
             int64_t k = (int64_t)atomic_load(&cs->sh->kill_ns);
             uint32_t v = cs->kill_victim - 1;
             char nm[48];
-            if (k > t_begin && k <= now && v < o->nproc) {
+            const struct st_slot *vs = &cs->slots[v < o->nproc ? v : 0];
+            /* a crash-point victim stamps the time when it is armed, inside a lock call, and
+             * may live through it: killed only once it is gone */
+            int crash = cs->cfg->crash_point != 0;
+            if (k > t_begin && k <= now && v < o->nproc &&
+                (!crash || atomic_load(&vs->dead) || o->reaped[v])) {
                 killed_ns = k;
                 snprintf(killed_what, sizeof(killed_what), "%s was killed %s",
                          st_endpoint_name(cs, v, nm, sizeof(nm)),
-                         cs->kill_in_cs ? "inside the critical section" : "between acquisitions");
+                         crash            ? "at its crash point, inside a lock call"
+                         : cs->kill_in_cs ? "inside the critical section"
+                                          : "between acquisitions");
             }
         }
         uint64_t m = progress_mark(cs);
@@ -375,9 +382,10 @@ void st_sup_run_loop(struct st_sup *S)
             if (killed_what[0] && last_change >= killed_ns &&
                 last_change - killed_ns < 1000000000 && n > 0 && (size_t)n < sizeof(whybuf))
                 snprintf(whybuf + n, sizeof(whybuf) - (size_t)n,
-                         ", starting %.2f s after %s (kill fault): a peer's death the protocol "
+                         ", starting %.2f s after %s (%s): a peer's death the protocol "
                          "did not recover from",
-                         (double)(last_change - killed_ns) / 1e9, killed_what);
+                         (double)(last_change - killed_ns) / 1e9, killed_what,
+                         cs->cfg->crash_point ? "crash point" : "kill fault");
             why = whybuf;
         } else if (now - t_begin > (int64_t)(deadline_s * 1e9)) {
             snprintf(whybuf, sizeof(whybuf), "case deadline of %.1f s passed", deadline_s);

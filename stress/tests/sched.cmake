@@ -332,6 +332,7 @@ ipcp_stress_test(NAME stress.sched.no_duration RC 2 NO_JSON STDERR "--duration d
 foreach(seed 1 2 3)
   ipcp_stress_test(NAME stress.crash.owner_after_cas_seed${seed} RC 1 KINDS deadlock
     JSON_EQ "crash_point=2"
+    DETAIL "was killed at its crash point, inside a lock call .crash point.: a peer's death"
     ARGS stress --plugin ${T}/broken_robust_owner_after_cas.so --kind lock --workers 3
     --crash-points --seed ${seed} --stall 2)
 endforeach()
