@@ -10,10 +10,14 @@
  * payload + 1, 2 * payload +- 1, maxmsg chunks +- 1, max_msg) between two processes; max_msg + 1
  * refused; a too-small receive buffer keeps the message; 3 producer processes x 2000 checksummed
  * messages in per-producer order; a higher priority overtakes a chunked message; a foreign
- * message is refused and the stream goes on; signals do not cut a wait short; a producer
- * SIGKILLed half-way through a message, or a receiver SIGKILLed with the queue full, ends the
- * other side's wait at its deadline; the limits are read, reported and named when exceeded;
- * the queue is gone after destroy and after a failed create. */
+ * message is refused and the stream goes on; signals do not cut a wait short; an index is opened
+ * once (-EBUSY); a receiver waiting with a 30 s timeout gets every message its only producer
+ * sent, then IPCP_E_PEERDEAD when the producer SIGKILLs itself or EPIPE when it closes (and all
+ * producers closed is EPIPE after the drain); a producer SIGKILLed half-way through a message
+ * leaves its chunks taken and nothing delivered; a sender blocked on a full queue gets
+ * IPCP_E_PEERDEAD when its only receiver dies, EPIPE when it closes, and no answer while a second
+ * receiver may still come; the limits are read, reported and named when exceeded; the queue is
+ * gone after destroy and after a failed create. */
 #include <errno.h>
 #include <fcntl.h>
 #include <mqueue.h>
