@@ -7,7 +7,6 @@
  * too, before it is reaped); "all gone" waits for every endpoint of a side, says PEERDEAD when
  * one of them died and EPIPE when all closed; a forged word is judged, not trusted. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -90,15 +89,9 @@ static int claimer(void *p)
 
 static pid_t spawn_claimer(struct ipcp__eptab *t, int side, uint32_t index, int *ok)
 {
-    int fd[2];
-    assert_int_equal(pipe2(fd, O_CLOEXEC), 0);
-    struct child_arg a = {t, side, index, fd[1]};
-    pid_t pid = tu_spawn(claimer, &a);
-    assert_true(pid > 0);
+    struct child_arg a = {t, side, index, -1};
     char c = 0;
-    assert_int_equal(read(fd[0], &c, 1), 1);
-    close(fd[0]);
-    close(fd[1]);
+    pid_t pid = tu_spawn_ready(claimer, &a, &a.ready_fd, &c);
     *ok = c == 'y';
     return pid;
 }

@@ -576,19 +576,6 @@ static int peer_main(void *p)
     return 0;
 }
 
-static pid_t start_peer(struct peer_arg *a)
-{
-    int ready[2];
-    assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
-    a->ready_fd = ready[1];
-    pid_t pid = tu_spawn(peer_main, a);
-    char c;
-    assert_int_equal(read(ready[0], &c, 1), 1);
-    close(ready[0]);
-    close(ready[1]);
-    return pid;
-}
-
 /* The receiver blocks on an empty queue with a long timeout; its only producer sends messages
  * and then dies, or closes: every message comes first, then PEERDEAD, or EPIPE. */
 static void test_producer_ends_while_receiver_waits(void **s)
@@ -602,7 +589,7 @@ static void test_producer_ends_while_receiver_waits(void **s)
         enum { MSGS = 6 };
         struct peer_arg a = {
             .ch = ch, .role = IPCP_MQCHAN_SENDER, .how = how, .msgs = MSGS, .delay_ms = 300};
-        pid_t pid = start_peer(&a);
+        pid_t pid = tu_spawn_ready(peer_main, &a, &a.ready_fd, NULL);
         static uint8_t buf[3 * 8192];
         for (int i = 0; i < MSGS; i++) {
             ssize_t n = ipcp_mqchan_recv(rx, buf, sizeof(buf), LONG_MS, NULL, NULL);
@@ -632,7 +619,7 @@ static void test_producer_dies_half_way(void **s)
     ipcp_mqchan_info(ch, &info);
     /* it never gets past the full queue: killed here */
     struct peer_arg a = {.ch = ch, .role = IPCP_MQCHAN_SENDER, .how = PEER_CLOSE, .fill = 1};
-    pid_t pid = start_peer(&a);
+    pid_t pid = tu_spawn_ready(peer_main, &a, &a.ready_fd, NULL);
     struct mq_attr at = {0};
     mqd_t q = mq_open(name, O_RDONLY);
     for (int i = 0; i < 5000 && at.mq_curmsgs != info.maxmsg; i++) {
@@ -674,7 +661,7 @@ static void test_receiver_ends_while_sender_waits(void **s)
         assert_non_null(buf);
         assert_int_equal(ipcp_mqchan_send(tx, buf, big, 0, 1000), 0);
         struct peer_arg a = {.ch = ch, .role = IPCP_MQCHAN_RECEIVER, .how = how, .delay_ms = 300};
-        pid_t pid = start_peer(&a);
+        pid_t pid = tu_spawn_ready(peer_main, &a, &a.ready_fd, NULL);
         assert_int_equal(ipcp_mqchan_send(tx, buf, 1, 0, LONG_MS),
                          how == PEER_KILL ? -IPCP_E_PEERDEAD : -EPIPE);
         if (how == PEER_CLOSE) kill(pid, SIGKILL); /* closed and alive until now */
@@ -702,7 +689,7 @@ static void test_one_receiver_of_two_dies(void **s)
     for (long i = 0; i < info.maxmsg; i++)
         assert_int_equal(ipcp_mqchan_send(tx, "m", 1, 0, 1000), 0);
     struct peer_arg a = {.ch = ch, .role = IPCP_MQCHAN_RECEIVER, .how = PEER_KILL};
-    pid_t pid = start_peer(&a);
+    pid_t pid = tu_spawn_ready(peer_main, &a, &a.ready_fd, NULL);
     assert_true(WIFSIGNALED(tu_wait(pid, 5000)));
     assert_int_equal(ipcp_mqchan_send(tx, "m", 1, 0, 300), -ETIMEDOUT); /* receiver 1 unopened */
     assert_int_equal(ipcp_mqchan_open(ch, IPCP_MQCHAN_RECEIVER, 0, &rx), 0); /* the free one */
