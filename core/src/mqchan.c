@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include "deadline.h"
+#include "eptab.h"
 #include "os.h"
 #include "ipcproof/err.h"
 #include "ipcproof/mqchan.h"
@@ -180,6 +181,7 @@ struct ipcp_mqchan {
     uint32_t producers, consumers;
     size_t max_msg;
     struct ipcp_mqchan_info info;
+    struct ipcp__eptab tab; /* who opened which endpoint, shared by the forked endpoints */
     pid_t creator;
 };
 
@@ -187,6 +189,7 @@ struct ipcp_mqchan_ep {
     struct ipcp_mqchan *ch;
     int role;
     uint16_t producer;
+    uint32_t slot; /* its entry in the endpoint table: the producer, or the receiver's */
     mqd_t q;
     uint8_t *buf;      /* one queue message (msgsize bytes) */
     uint64_t next_seq; /* sender: the next message's sequence */
@@ -205,8 +208,8 @@ int ipcp_mqchan_create(const struct ipcp_mqchan_cfg *cfg, struct ipcp_mqchan **o
 {
     *out = NULL;
     if (cfg == NULL || cfg->producers == 0 || cfg->producers > IPCP_MQCHAN_MAX_PRODUCERS ||
-        cfg->consumers == 0 || cfg->max_msg == 0 || cfg->max_msg > IPCP_MQCHAN_MAX_MSG ||
-        cfg->maxmsg < 0 || cfg->msgsize < 0)
+        cfg->consumers == 0 || cfg->consumers > IPCP_MQCHAN_MAX_CONSUMERS || cfg->max_msg == 0 ||
+        cfg->max_msg > IPCP_MQCHAN_MAX_MSG || cfg->maxmsg < 0 || cfg->msgsize < 0)
         return -EINVAL;
     struct ipcp_mq_limits lim;
     ipcp_mq_limits_read(&lim);
@@ -238,12 +241,15 @@ int ipcp_mqchan_create(const struct ipcp_mqchan_cfg *cfg, struct ipcp_mqchan **o
     };
     int rc = ipcp__os_objname(ch->name, sizeof(ch->name), "mqchan", cfg->stem);
     if (rc < 0) goto fail;
+    rc = ipcp__eptab_create(&ch->tab, cfg->producers, cfg->consumers);
+    if (rc < 0) goto fail;
     rc = ipcp__os_mq_create(ch->name, maxmsg, msgsize); /* checks the limits, registers */
     if (rc < 0) goto fail;
     mq_close((mqd_t)rc);
     *out = ch;
     return 0;
 fail:
+    ipcp__eptab_destroy(&ch->tab);
     free(ch);
     return rc;
 }
@@ -255,6 +261,7 @@ void ipcp_mqchan_destroy(struct ipcp_mqchan *ch)
         mq_unlink(ch->name);
         (void)ipcp_registry_remove("mq", ch->name);
     }
+    ipcp__eptab_destroy(&ch->tab);
     free(ch);
 }
 
@@ -289,9 +296,16 @@ int ipcp_mqchan_open(struct ipcp_mqchan *ch, int role, uint32_t index, struct ip
     rc = ipcp__os_mq_open(ch->name, ch->info.maxmsg, ch->info.msgsize);
     if (rc < 0) goto fail;
     ep->q = (mqd_t)rc;
+    /* last: nothing can fail after the entry is taken. A sender takes its producer's entry; a
+     * receiver the first free consumer entry (receivers share the one queue: no index) */
+    rc = role == IPCP_MQCHAN_SENDER ? ipcp__eptab_claim(&ch->tab, IPCP__EPTAB_PRODUCER, index)
+                                    : ipcp__eptab_claim_any(&ch->tab, IPCP__EPTAB_CONSUMER);
+    if (rc < 0) goto fail;
+    ep->slot = role == IPCP_MQCHAN_SENDER ? index : (uint32_t)rc;
     *out = ep;
     return 0;
 fail:
+    if (ep->q != (mqd_t)-1) mq_close(ep->q);
     ipcp_mqchan_rx_fini(&ep->rx);
     free(ep->buf);
     free(ep);
@@ -301,6 +315,10 @@ fail:
 void ipcp_mqchan_close(struct ipcp_mqchan_ep *ep)
 {
     if (ep == NULL) return;
+    /* what this endpoint sent is in the queue before a peer sees it closed */
+    ipcp__eptab_close(&ep->ch->tab,
+                      ep->role == IPCP_MQCHAN_SENDER ? IPCP__EPTAB_PRODUCER : IPCP__EPTAB_CONSUMER,
+                      ep->slot);
     mq_close(ep->q);
     ipcp_mqchan_rx_fini(&ep->rx);
     free(ep->buf);
@@ -345,8 +363,11 @@ int ipcp_mqchan_send(struct ipcp_mqchan_ep *ep, const void *data, size_t len, un
                 break;
             int e = errno;
             if (e == EINTR) continue;
-            if (e == ETIMEDOUT && ipcp__deadline_left_ms(&dl) != 0) continue;
-            return -e;
+            if (e != ETIMEDOUT) return -e;
+            /* the queue stayed full a slice: nobody will make room once every receiver left */
+            int gone = ipcp__eptab_gone(&ep->ch->tab, IPCP__EPTAB_CONSUMER);
+            if (gone < 0) return gone;
+            if (ipcp__deadline_left_ms(&dl) == 0) return -ETIMEDOUT;
         }
         ep->st.chunks++;
     }
@@ -379,15 +400,22 @@ ssize_t ipcp_mqchan_recv(struct ipcp_mqchan_ep *ep, void *buf, size_t cap, int t
     if (ep->pending) return deliver(ep, buf, cap, prio, producer);
     struct ipcp_deadline dl;
     ipcp__deadline_init(&dl, timeout_ms);
+    /* < 0: every producer was seen closed or dead before the last receive was tried; what
+     * they sent before is in the queue, so once it is empty nothing more can come */
+    int gone = 0;
     for (;;) {
-        struct timespec ts = next_wait(&dl);
+        struct timespec ts = gone < 0 ? ipcp__realtime_after_ms(0) : next_wait(&dl);
         unsigned p = 0;
         ssize_t n = mq_timedreceive(ep->q, (char *)ep->buf, (size_t)ep->ch->info.msgsize, &p, &ts);
         if (n < 0) {
             int e = errno;
             if (e == EINTR) continue;
-            if (e == ETIMEDOUT && ipcp__deadline_left_ms(&dl) != 0) continue;
-            return -e;
+            if (e != ETIMEDOUT) return -e;
+            if (gone < 0) return gone; /* drained */
+            /* the queue stayed empty a slice: the producers first, then the queue once more */
+            gone = ipcp__eptab_gone(&ep->ch->tab, IPCP__EPTAB_PRODUCER);
+            if (gone == 0 && ipcp__deadline_left_ms(&dl) == 0) return -ETIMEDOUT;
+            continue;
         }
         ep->st.chunks++;
         int rc = ipcp_mqchan_rx_feed(&ep->rx, ep->buf, (size_t)n, p, &ep->pend);

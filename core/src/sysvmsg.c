@@ -7,15 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/msg.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "atomics.h"
 #include "deadline.h"
+#include "eptab.h"
 #include "os.h"
-#include "proc.h"
 #include "ipcproof/err.h"
 #include "ipcproof/registry.h"
 #include "ipcproof/sysvmsg.h"
@@ -184,13 +182,6 @@ int ipcp_sysvmsg_rx_valid(const struct ipcp_sysvmsg_rx *rx)
 #define PAUSE_MIN_NS 20000L   /* then its first pause */
 #define PAUSE_MAX_NS 1000000L /* longest pause */
 #define PEER_EVERY   20       /* look at the peers every this many ms of waiting */
-#define EP_CLOSED    UINT64_MAX
-
-/* Anonymous MAP_SHARED: forked endpoints share it, and it is no named object to leak. */
-struct sm_shared {
-    _Atomic uint64_t prod[IPCP_SYSVMSG_MAX_EP]; /* (start << 32) | pid; 0 never opened */
-    _Atomic uint64_t cons[IPCP_SYSVMSG_MAX_EP]; /* EP_CLOSED after close */
-};
 
 struct ipcp_sysvmsg {
     int ids[IPCP_SYSVMSG_MAX_EP]; /* per consumer; -1 none */
@@ -198,7 +189,7 @@ struct ipcp_sysvmsg {
     size_t max_msg;
     size_t msgcap; /* bytes below the type of one queue message */
     size_t room;
-    struct sm_shared *sh;
+    struct ipcp__eptab tab; /* who opened which endpoint, shared by the forked endpoints */
     pid_t creator;
 };
 
@@ -242,7 +233,7 @@ void ipcp_sysvmsg_destroy(struct ipcp_sysvmsg *q)
         msgctl(q->ids[j], IPC_RMID, NULL);
         unregister(q->ids[j]);
     }
-    if (q->sh != NULL) munmap(q->sh, sizeof(*q->sh));
+    ipcp__eptab_destroy(&q->tab);
     free(q);
 }
 
@@ -287,13 +278,8 @@ int ipcp_sysvmsg_create(const struct ipcp_sysvmsg_cfg *cfg, struct ipcp_sysvmsg 
     q->consumers = cfg->consumers;
     q->max_msg = cfg->max_msg;
     q->creator = getpid();
-    int rc = 0;
-    void *m = mmap(NULL, sizeof(*q->sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) {
-        rc = -errno;
-        goto fail;
-    }
-    q->sh = m;
+    int rc = ipcp__eptab_create(&q->tab, cfg->producers, cfg->consumers);
+    if (rc < 0) goto fail;
     unsigned long qb = ULONG_MAX;
     for (uint32_t j = 0; j < cfg->consumers; j++) {
         unsigned long got = 0;
@@ -334,10 +320,6 @@ int ipcp_sysvmsg_open(struct ipcp_sysvmsg *q, int role, uint32_t index,
     int prod = role == IPCP_SYSVMSG_PRODUCER;
     if ((!prod && role != IPCP_SYSVMSG_CONSUMER) || index >= (prod ? q->producers : q->consumers))
         return -EINVAL;
-    uint32_t pid;
-    uint64_t start;
-    int rc = ipcp__proc_self(&pid, &start);
-    if (rc < 0) return rc;
     struct ipcp_sysvmsg_ep *ep = calloc(1, sizeof(*ep));
     if (ep == NULL) return -ENOMEM;
     ep->mbuf = malloc(sizeof(long) + q->msgcap);
@@ -347,14 +329,12 @@ int ipcp_sysvmsg_open(struct ipcp_sysvmsg *q, int role, uint32_t index,
         free(ep);
         return -ENOMEM;
     }
-    _Atomic uint64_t *word = prod ? &q->sh->prod[index] : &q->sh->cons[index];
-    uint64_t expected = 0;
-    /* acq_rel: claims the endpoint exactly once, whoever else tries at the same time */
-    if (!ipcp_cas_acq_rel64(word, &expected, ((start & 0xffffffffull) << 32) | pid)) {
+    int rc = ipcp__eptab_claim(&q->tab, prod ? IPCP__EPTAB_PRODUCER : IPCP__EPTAB_CONSUMER, index);
+    if (rc < 0) {
         if (!prod) ipcp_sysvmsg_rx_fini(&ep->rx);
         free(ep->mbuf);
         free(ep);
-        return -EBUSY;
+        return rc;
     }
     ep->q = q;
     ep->role = role;
@@ -367,36 +347,12 @@ int ipcp_sysvmsg_open(struct ipcp_sysvmsg *q, int role, uint32_t index,
 void ipcp_sysvmsg_close(struct ipcp_sysvmsg_ep *ep)
 {
     if (ep == NULL) return;
-    struct sm_shared *sh = ep->q->sh;
     int prod = ep->role == IPCP_SYSVMSG_PRODUCER;
-    /* release: what this endpoint sent happens before a peer sees it closed */
-    ipcp_store_release64(prod ? &sh->prod[ep->index] : &sh->cons[ep->index], EP_CLOSED);
+    /* what this endpoint sent happens before a peer sees it closed */
+    ipcp__eptab_close(&ep->q->tab, prod ? IPCP__EPTAB_PRODUCER : IPCP__EPTAB_CONSUMER, ep->index);
     if (!prod) ipcp_sysvmsg_rx_fini(&ep->rx);
     free(ep->mbuf);
     free(ep);
-}
-
-/* 0: alive or not opened yet; -EPIPE: closed; -IPCP_E_PEERDEAD: died. */
-static int ep_state(_Atomic uint64_t *word)
-{
-    uint64_t o = ipcp_load_acquire64(word);
-    if (o == 0) return 0;
-    if (o == EP_CLOSED) return -EPIPE;
-    return ipcp__proc_alive((uint32_t)o, o >> 32, 0xffffffffull) ? 0 : -IPCP_E_PEERDEAD;
-}
-
-/* A consumer: 0 while a producer of the channel may still send (the end of the stream is the
- * channel's, not this queue's); else -EPIPE (all closed) or -IPCP_E_PEERDEAD (one died). */
-static int producers_gone(const struct ipcp_sysvmsg_ep *ep)
-{
-    const struct ipcp_sysvmsg *q = ep->q;
-    int rc = -EPIPE;
-    for (uint32_t p = 0; p < q->producers; p++) {
-        int st = ep_state(&q->sh->prod[p]);
-        if (st == 0) return 0;
-        if (st == -IPCP_E_PEERDEAD) rc = st;
-    }
-    return rc;
 }
 
 /* The queue went away under us (msgsnd/msgrcv said EINVAL or EIDRM): -EIDRM; else -e. */
@@ -468,7 +424,9 @@ static int send_chunk(struct ipcp_sysvmsg_ep *ep, size_t n, struct waiter *w)
         if (e != EAGAIN) return queue_error(ep->id, e);
         int rc = waiter_pause(w);
         if (rc < 0) return rc;
-        if (rc == 1 && (rc = ep_state(&q->sh->cons[ep->index % q->consumers])) < 0) return rc;
+        if (rc == 1 &&
+            (rc = ipcp__eptab_state(&q->tab, IPCP__EPTAB_CONSUMER, ep->index % q->consumers)) < 0)
+            return rc;
     }
 }
 
@@ -524,7 +482,9 @@ ssize_t ipcp_sysvmsg_recv(struct ipcp_sysvmsg_ep *ep, void *buf, size_t cap, int
         if (gone < 0) return gone;
         int rc = waiter_pause(&w);
         if (rc < 0) return rc;
-        if (rc == 1) gone = producers_gone(ep);
+        /* a consumer waits while a producer of the channel may still send: the end of the
+         * stream is the channel's, not this queue's */
+        if (rc == 1) gone = ipcp__eptab_gone(&ep->q->tab, IPCP__EPTAB_PRODUCER);
     }
 deliver:
     m = ipcp_sysvmsg_rx_message(&ep->rx, &len, NULL, NULL);

@@ -10,10 +10,14 @@
  * payload + 1, 2 * payload +- 1, maxmsg chunks +- 1, max_msg) between two processes; max_msg + 1
  * refused; a too-small receive buffer keeps the message; 3 producer processes x 2000 checksummed
  * messages in per-producer order; a higher priority overtakes a chunked message; a foreign
- * message is refused and the stream goes on; signals do not cut a wait short; a producer
- * SIGKILLed half-way through a message, or a receiver SIGKILLed with the queue full, ends the
- * other side's wait at its deadline; the limits are read, reported and named when exceeded;
- * the queue is gone after destroy and after a failed create. */
+ * message is refused and the stream goes on; signals do not cut a wait short; an index is opened
+ * once (-EBUSY); a receiver waiting with a 30 s timeout gets every message its only producer
+ * sent, then IPCP_E_PEERDEAD when the producer SIGKILLs itself or EPIPE when it closes (and all
+ * producers closed is EPIPE after the drain); a producer SIGKILLed half-way through a message
+ * leaves its chunks taken and nothing delivered; a sender blocked on a full queue gets
+ * IPCP_E_PEERDEAD when its only receiver dies, EPIPE when it closes, and no answer while a second
+ * receiver may still come; the limits are read, reported and named when exceeded; the queue is
+ * gone after destroy and after a failed create. */
 #include <errno.h>
 #include <fcntl.h>
 #include <mqueue.h>
@@ -312,6 +316,7 @@ struct send_arg {
 static int sender_main(void *p)
 {
     struct send_arg *a = p;
+    alarm(60); /* a bug cannot hang the test */
     struct ipcp_mqchan_ep *ep;
     if (ipcp_mqchan_open(a->ch, IPCP_MQCHAN_SENDER, a->index, &ep) != 0) return 10;
     size_t n = a->sizes ? a->nsizes : (size_t)a->count;
@@ -344,10 +349,12 @@ static void test_sizes_at_limits(void **s)
     const size_t sizes[] = {0,     1,         p - 1, p, p + 1, 2 * p - 1,
                             2 * p, 2 * p + 1, q - 1, q, q + 1, 3 * q + 7};
     size_t max = 3 * q + 7;
+    /* first the refusals on a channel of their own: an index is opened once */
     struct ipcp_mqchan *ch = make(1, max, name, sizeof(name));
-    struct ipcp_mqchan_ep *ep;
+    struct ipcp_mqchan_ep *ep, *ep2;
     assert_int_equal(ipcp_mqchan_open(ch, IPCP_MQCHAN_SENDER, 1, &ep), -EINVAL); /* index */
     assert_int_equal(ipcp_mqchan_open(ch, IPCP_MQCHAN_SENDER, 0, &ep), 0);
+    assert_int_equal(ipcp_mqchan_open(ch, IPCP_MQCHAN_SENDER, 0, &ep2), -EBUSY);
     assert_int_equal(ipcp_mqchan_send(ep, "", max + 1, 0, 100), -EMSGSIZE);
     assert_int_equal(ipcp_mqchan_send(ep, "", 0, IPCP_MQCHAN_PRIOS, 100), -EINVAL);
     assert_int_equal(ipcp_mqchan_recv(ep, NULL, 0, 0, NULL, NULL), -IPCP_E_STATE);
@@ -366,7 +373,13 @@ static void test_sizes_at_limits(void **s)
     free(drain);
     mq_close(mq);
     ipcp_mqchan_close(ep);
+    assert_int_equal(ipcp_mqchan_open(ch, IPCP_MQCHAN_SENDER, 0, &ep2), -EBUSY); /* closed too */
+    assert_int_equal(ipcp_mqchan_open(ch, IPCP_MQCHAN_RECEIVER, 7, &ep), 0);     /* index ignored */
+    assert_int_equal(ipcp_mqchan_open(ch, IPCP_MQCHAN_RECEIVER, 0, &ep2), -EBUSY); /* 1 consumer */
+    ipcp_mqchan_close(ep);
+    destroy_and_check(ch, name);
 
+    ch = make(1, max, name, sizeof(name));
     struct send_arg a = {.ch = ch, .sizes = sizes, .nsizes = IPCP_ARRAY_SIZE(sizes), .max = max};
     pid_t pid = tu_spawn(sender_main, &a);
     struct ipcp_mqchan_ep *rx;
@@ -431,7 +444,9 @@ static void test_processes(void **s)
     }
     for (int i = 0; i < PRODUCERS; i++)
         tu_wait_ok(pid[i], 30000);
-    assert_int_equal(ipcp_mqchan_recv(rx, buf, max, 50, NULL, NULL), -ETIMEDOUT); /* nothing more */
+    /* nothing more: every producer closed, and that is an answer, not the deadline */
+    assert_int_equal(ipcp_mqchan_recv(rx, buf, max, 30000, NULL, NULL), -EPIPE);
+    assert_int_equal(ipcp_mqchan_recv(rx, buf, max, 0, NULL, NULL), -EPIPE); /* and stays */
     free(buf);
     ipcp_mqchan_close(rx);
     destroy_and_check(ch, name);
@@ -518,88 +533,173 @@ static void test_signals_do_not_cut_waits(void **s)
     destroy_and_check(ch, name);
 }
 
-struct victim_arg {
+/* ---- dead and closed peers: an answer within a slice, never a message lost -------------- */
+
+enum { LONG_MS = 30000 }; /* far above a slice: only the peer's end can return before it */
+
+struct peer_arg {
     struct ipcp_mqchan *ch;
     int role;
+    int how;  /* PEER_KILL: SIGKILLs itself; PEER_CLOSE: closes its endpoint and lives on */
+    int msgs; /* sender: messages sent (after the delay) before its end */
+    int fill; /* sender: then a message of 4 queues' worth, that blocks half-way */
+    int delay_ms;
     int ready_fd;
 };
 
-/* Sender: a message of 4 queues' worth, blocks with the queue full. Receiver: opens and waits. */
-static int victim_main(void *p)
+enum { PEER_KILL = 1, PEER_CLOSE = 2 };
+
+static int peer_main(void *p)
 {
-    struct victim_arg *a = p;
+    struct peer_arg *a = p;
+    alarm(60); /* a bug cannot hang the test */
     struct ipcp_mqchan_ep *ep;
     if (ipcp_mqchan_open(a->ch, a->role, 0, &ep) != 0) return 10;
+    if (write(a->ready_fd, "r", 1) != 1) return 11;
+    usleep((useconds_t)a->delay_ms * 1000); /* the other side blocks meanwhile */
     struct ipcp_mqchan_info info;
     ipcp_mqchan_info(a->ch, &info);
-    if (write(a->ready_fd, "r", 1) != 1) return 11;
-    if (a->role == IPCP_MQCHAN_SENDER) {
+    uint8_t buf[3 * 8192];
+    for (int i = 0; a->role == IPCP_MQCHAN_SENDER && i < a->msgs; i++) {
+        size_t len = (size_t)(i * 7919) % sizeof(buf); /* one to three chunks */
+        tu_fill(buf, len, seed_of(0, (uint64_t)i));
+        if (ipcp_mqchan_send(ep, buf, len, 0, 10000) != 0) return 12;
+    }
+    if (a->fill) {
         size_t len = 4 * (size_t)info.maxmsg * info.payload;
         uint8_t *b = calloc(1, len);
-        ipcp_mqchan_send(ep, b, len, 0, 60000);
-    } else {
-        pause();
+        (void)ipcp_mqchan_send(ep, b, len, 0, LONG_MS); /* blocks with the queue full */
     }
+    if (a->how == PEER_KILL) raise(SIGKILL);
+    ipcp_mqchan_close(ep);
+    pause(); /* closed, alive: the alarm ends it */
     return 0;
 }
 
-static void test_peer_killed(void **s)
+/* The receiver blocks on an empty queue with a long timeout; its only producer sends messages
+ * and then dies, or closes: every message comes first, then PEERDEAD, or EPIPE. */
+static void test_producer_ends_while_receiver_waits(void **s)
 {
     (void)s;
-    for (int role = IPCP_MQCHAN_SENDER; role <= IPCP_MQCHAN_RECEIVER; role++) {
+    for (int how = PEER_KILL; how <= PEER_CLOSE; how++) {
         char name[96];
-        struct ipcp_mqchan *ch = make(1, 4 * 10 * 8192, name, sizeof(name));
-        int ready[2];
-        assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
-        struct victim_arg va = {ch, role, ready[1]};
-        pid_t pid = tu_spawn(victim_main, &va);
-        char c;
-        assert_int_equal(read(ready[0], &c, 1), 1);
-        int other = role == IPCP_MQCHAN_SENDER ? IPCP_MQCHAN_RECEIVER : IPCP_MQCHAN_SENDER;
-        struct ipcp_mqchan_ep *ep;
-        assert_int_equal(ipcp_mqchan_open(ch, other, 0, &ep), 0);
-        struct ipcp_mqchan_info info;
-        ipcp_mqchan_info(ch, &info);
-        size_t big = (size_t)info.maxmsg * info.payload; /* fills the queue */
-        uint8_t *buf = calloc(1, 4 * big);
-        assert_non_null(buf);
-        if (role == IPCP_MQCHAN_SENDER) {
-            /* the producer blocks half-way through its message; then it dies */
-            struct mq_attr at;
-            mqd_t q = mq_open(name, O_RDONLY);
-            for (int i = 0; i < 1000; i++) {
-                mq_getattr(q, &at);
-                if (at.mq_curmsgs == info.maxmsg) break;
-                usleep(1000);
-            }
-            mq_close(q);
-            assert_int_equal(at.mq_curmsgs, info.maxmsg);
-            assert_int_equal(kill(pid, SIGKILL), 0);
-            assert_true(WIFSIGNALED(tu_wait(pid, 5000))); /* dead before anything is taken */
-            int64_t t0 = ipcp__now_ns();
-            assert_int_equal(ipcp_mqchan_recv(ep, buf, 4 * big, 400, NULL, NULL), -ETIMEDOUT);
-            int64_t ms = (ipcp__now_ns() - t0) / 1000000;
-            assert_true(ms >= 390 && ms < 2000);
-            struct ipcp_mqchan_stats st;
-            ipcp_mqchan_stats(ep, &st);
-            assert_int_equal(st.chunks, info.maxmsg); /* the partial message is held, not given */
-            assert_int_equal(st.messages, 0);
-        } else {
-            /* the consumer dies; the producer fills the queue and ends at its deadline */
-            assert_int_equal(kill(pid, SIGKILL), 0);
-            assert_true(WIFSIGNALED(tu_wait(pid, 5000)));
-            assert_int_equal(ipcp_mqchan_send(ep, buf, big, 0, 1000), 0);
-            int64_t t0 = ipcp__now_ns();
-            assert_int_equal(ipcp_mqchan_send(ep, buf, 1, 0, 400), -ETIMEDOUT);
-            int64_t ms = (ipcp__now_ns() - t0) / 1000000;
-            assert_true(ms >= 390 && ms < 2000);
+        struct ipcp_mqchan *ch = make(1, 3 * 8192, name, sizeof(name));
+        struct ipcp_mqchan_ep *rx;
+        assert_int_equal(ipcp_mqchan_open(ch, IPCP_MQCHAN_RECEIVER, 0, &rx), 0);
+        enum { MSGS = 6 };
+        struct peer_arg a = {
+            .ch = ch, .role = IPCP_MQCHAN_SENDER, .how = how, .msgs = MSGS, .delay_ms = 300};
+        pid_t pid = tu_spawn_ready(peer_main, &a, &a.ready_fd, NULL);
+        static uint8_t buf[3 * 8192];
+        for (int i = 0; i < MSGS; i++) {
+            ssize_t n = ipcp_mqchan_recv(rx, buf, sizeof(buf), LONG_MS, NULL, NULL);
+            if (n < 0) fail_msg("message %d: %s", i, ipcp_strerror((int)n));
+            assert_int_equal((size_t)n, (size_t)(i * 7919) % sizeof(buf));
+            assert_true(tu_check(buf, (size_t)n, seed_of(0, (uint64_t)i)));
         }
-        free(buf);
-        ipcp_mqchan_close(ep);
-        close(ready[0]);
-        close(ready[1]);
+        ssize_t r = ipcp_mqchan_recv(rx, buf, sizeof(buf), LONG_MS, NULL, NULL);
+        assert_int_equal(r, how == PEER_KILL ? -IPCP_E_PEERDEAD : -EPIPE);
+        assert_int_equal(ipcp_mqchan_recv(rx, buf, sizeof(buf), 0, NULL, NULL), r); /* stays */
+        if (how == PEER_CLOSE) kill(pid, SIGKILL); /* closed and alive until now */
+        int st = tu_wait(pid, 5000);
+        assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        ipcp_mqchan_close(rx);
         destroy_and_check(ch, name);
     }
+}
+
+/* A producer dies half-way through a message, blocked on the full queue: the receiver takes
+ * every chunk that made it, delivers nothing of the torn message, and says PEERDEAD. */
+static void test_producer_dies_half_way(void **s)
+{
+    (void)s;
+    char name[96];
+    struct ipcp_mqchan *ch = make(1, 4 * 10 * 8192, name, sizeof(name));
+    struct ipcp_mqchan_info info;
+    ipcp_mqchan_info(ch, &info);
+    /* it never gets past the full queue: killed here */
+    struct peer_arg a = {.ch = ch, .role = IPCP_MQCHAN_SENDER, .how = PEER_CLOSE, .fill = 1};
+    pid_t pid = tu_spawn_ready(peer_main, &a, &a.ready_fd, NULL);
+    struct mq_attr at = {0};
+    mqd_t q = mq_open(name, O_RDONLY);
+    for (int i = 0; i < 5000 && at.mq_curmsgs != info.maxmsg; i++) {
+        usleep(1000);
+        mq_getattr(q, &at);
+    }
+    mq_close(q);
+    assert_int_equal(at.mq_curmsgs, info.maxmsg);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_true(WIFSIGNALED(tu_wait(pid, 5000))); /* dead before anything is taken */
+    struct ipcp_mqchan_ep *rx;
+    assert_int_equal(ipcp_mqchan_open(ch, IPCP_MQCHAN_RECEIVER, 0, &rx), 0);
+    uint8_t *buf = malloc(4 * 10 * 8192);
+    assert_non_null(buf);
+    assert_int_equal(ipcp_mqchan_recv(rx, buf, 4 * 10 * 8192, LONG_MS, NULL, NULL),
+                     -IPCP_E_PEERDEAD);
+    struct ipcp_mqchan_stats st;
+    ipcp_mqchan_stats(rx, &st);
+    assert_int_equal(st.chunks, info.maxmsg); /* drained first; the partial message is held */
+    assert_int_equal(st.messages, 0);
+    free(buf);
+    ipcp_mqchan_close(rx);
+    destroy_and_check(ch, name);
+}
+
+/* A sender blocks on the full queue with a long timeout; the only receiver dies, or closes. */
+static void test_receiver_ends_while_sender_waits(void **s)
+{
+    (void)s;
+    for (int how = PEER_KILL; how <= PEER_CLOSE; how++) {
+        char name[96];
+        struct ipcp_mqchan *ch = make(1, 10 * 8192, name, sizeof(name));
+        struct ipcp_mqchan_info info;
+        ipcp_mqchan_info(ch, &info);
+        struct ipcp_mqchan_ep *tx;
+        assert_int_equal(ipcp_mqchan_open(ch, IPCP_MQCHAN_SENDER, 0, &tx), 0);
+        size_t big = (size_t)info.maxmsg * info.payload; /* fills the queue */
+        uint8_t *buf = calloc(1, big);
+        assert_non_null(buf);
+        assert_int_equal(ipcp_mqchan_send(tx, buf, big, 0, 1000), 0);
+        struct peer_arg a = {.ch = ch, .role = IPCP_MQCHAN_RECEIVER, .how = how, .delay_ms = 300};
+        pid_t pid = tu_spawn_ready(peer_main, &a, &a.ready_fd, NULL);
+        assert_int_equal(ipcp_mqchan_send(tx, buf, 1, 0, LONG_MS),
+                         how == PEER_KILL ? -IPCP_E_PEERDEAD : -EPIPE);
+        if (how == PEER_CLOSE) kill(pid, SIGKILL); /* closed and alive until now */
+        assert_true(WIFSIGNALED(tu_wait(pid, 5000)));
+        free(buf);
+        ipcp_mqchan_close(tx);
+        destroy_and_check(ch, name);
+    }
+}
+
+/* Two receivers: the death of one is no answer while the other may still take messages. */
+static void test_one_receiver_of_two_dies(void **s)
+{
+    (void)s;
+    char name[96], stem[64];
+    struct ipcp_mqchan_cfg cfg = {
+        .stem = tu_name(stem, sizeof(stem)), .producers = 1, .consumers = 2, .max_msg = 100};
+    struct ipcp_mqchan *ch = NULL;
+    assert_int_equal(ipcp_mqchan_create(&cfg, &ch), 0);
+    snprintf(name, sizeof(name), "%s", ipcp_mqchan_name(ch));
+    struct ipcp_mqchan_info info;
+    ipcp_mqchan_info(ch, &info);
+    struct ipcp_mqchan_ep *tx, *rx;
+    assert_int_equal(ipcp_mqchan_open(ch, IPCP_MQCHAN_SENDER, 0, &tx), 0);
+    for (long i = 0; i < info.maxmsg; i++)
+        assert_int_equal(ipcp_mqchan_send(tx, "m", 1, 0, 1000), 0);
+    struct peer_arg a = {.ch = ch, .role = IPCP_MQCHAN_RECEIVER, .how = PEER_KILL};
+    pid_t pid = tu_spawn_ready(peer_main, &a, &a.ready_fd, NULL);
+    assert_true(WIFSIGNALED(tu_wait(pid, 5000)));
+    assert_int_equal(ipcp_mqchan_send(tx, "m", 1, 0, 300), -ETIMEDOUT); /* receiver 1 unopened */
+    assert_int_equal(ipcp_mqchan_open(ch, IPCP_MQCHAN_RECEIVER, 0, &rx), 0); /* the free one */
+    char b[100];
+    assert_int_equal(ipcp_mqchan_recv(rx, b, sizeof(b), 1000, NULL, NULL), 1);
+    assert_int_equal(ipcp_mqchan_send(tx, "m", 1, 0, 1000), 0); /* room again */
+    ipcp_mqchan_close(rx);
+    assert_int_equal(ipcp_mqchan_send(tx, "m", 1, 0, LONG_MS), -IPCP_E_PEERDEAD); /* both gone */
+    ipcp_mqchan_close(tx);
+    destroy_and_check(ch, name);
 }
 
 static void test_limits(void **s)
@@ -664,7 +764,10 @@ int main(void)
         cmocka_unit_test(test_processes),
         cmocka_unit_test(test_priority_and_foreign),
         cmocka_unit_test(test_signals_do_not_cut_waits),
-        cmocka_unit_test(test_peer_killed),
+        cmocka_unit_test(test_producer_ends_while_receiver_waits),
+        cmocka_unit_test(test_producer_dies_half_way),
+        cmocka_unit_test(test_receiver_ends_while_sender_waits),
+        cmocka_unit_test(test_one_receiver_of_two_dies),
         cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* testutil.c - see testutil.h. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,22 @@ void tu_wait_ok(pid_t pid, int timeout_ms)
     if (WIFSIGNALED(st)) fail_msg("child %d killed by signal %d", (int)pid, WTERMSIG(st));
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         fail_msg("child %d exited with %d", (int)pid, WEXITSTATUS(st));
+}
+
+pid_t tu_spawn_ready(int (*fn)(void *), void *arg, int *ready_fd, char *said)
+{
+    int fd[2];
+    assert_int_equal(pipe2(fd, O_CLOEXEC), 0);
+    *ready_fd = fd[1];
+    pid_t pid = tu_spawn(fn, arg);
+    assert_true(pid > 0);
+    char c = 0;
+    ssize_t n = read(fd[0], &c, 1);
+    close(fd[0]);
+    close(fd[1]);
+    if (n != 1) fail_msg("child %d ended before it was ready", (int)pid);
+    if (said != NULL) *said = c;
+    return pid;
 }
 
 int tu_shm_count(const char *prefix)

@@ -26,6 +26,10 @@ pid_t tu_spawn(int (*fn)(void *), void *arg);
 int tu_wait(pid_t pid, int timeout_ms);
 /* Asserts the child exited normally with status 0. */
 void tu_wait_ok(pid_t pid, int timeout_ms);
+/* tu_spawn(fn, arg) with a pipe whose write end is put in *ready_fd first (a field of arg): the
+ * child writes one byte there once it is ready; returns when it did (*said, may be NULL, = the
+ * byte) and fails the test when the child ended without. */
+pid_t tu_spawn_ready(int (*fn)(void *), void *arg, int *ready_fd, char *said);
 
 /* Open fds of this process (a test compares the count before and after). */
 int tu_count_fds(void);

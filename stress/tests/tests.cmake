@@ -301,7 +301,8 @@ ipcp_stress_test(NAME stress.ring_sysv.kill_anywhere RC 0 MAX_SECONDS 60
   ARGS stress --proto ring-sysv --capacity 1024 --max-size 3000 --fault kill --seed 1)
 # --- mq-chan: POSIX mq as a data channel (messages in chunks of mq_msgsize, core/src/mqchan.c) ---
 # Sizes up to 5 chunks, several producers (chunks of producers interleave), thread mode, SIGKILL of
-# an endpoint anywhere and of a producer blocked half-way through a message on a full queue; the
+# an endpoint anywhere, of a producer blocked half-way through a message on a full queue and of
+# the consumer blocked on the empty one (the producer is told, IPCP_E_PEERDEAD); the
 # reordering variant (mq-chan-prio) with 4 producers; geometries create() must refuse.
 set(_ipcp_mqc --proto mq-chan --max-size 40000 --messages 3000 --seed 1)
 ipcp_stress_test(NAME stress.mqchan.process RC 0 JSON_EQ "result=pass" ARGS stress ${_ipcp_mqc})
@@ -312,6 +313,13 @@ ipcp_stress_test(NAME stress.mqchan.two_consumers_one_chunk RC 0
 ipcp_stress_test(NAME stress.mqchan.kill RC 0 ARGS stress ${_ipcp_mqc} --producers 2 --fault kill)
 ipcp_stress_test(NAME stress.mqchan.kill_blocked RC 0 ARGS stress ${_ipcp_mqc}
   --producers 2 --fault kill --kill-point send-blocked --consumer-delay 100)
+# the only consumer SIGKILLed while it waits on the empty queue: the producer fills the queue (seed
+# 1: 12 more messages after the stop, the queue holds 10) and its blocked send() says the receiver
+# died within a wait slice, not a timeout to retry
+ipcp_stress_test(NAME stress.mqchan.kill_recv_blocked RC 0 MAX_SECONDS 60
+  NOTE "producer 0: send.. returned IPCP_E_PEERDEAD after the kill fault"
+  ARGS stress --proto mq-chan --producers 1 --consumers 1 --producer-delay 300
+  --fault kill --kill-point recv-blocked --seed 1)
 ipcp_stress_test(NAME stress.mqchan.prio_producers RC 0
   ARGS stress --proto mq-chan-prio --producers 4 --max-size 40000 --messages 3000 --seed 1)
 # 68-byte chunks through a queue of 3: up to 30 chunks a message, interleaved by 2 producers

@@ -25,9 +25,19 @@
  * lane's next message starts, and counted.
  *
  * Blocking: every send and receive has a deadline (mq_timedsend / mq_timedreceive with absolute
- * CLOCK_REALTIME deadlines in slices, measured on CLOCK_MONOTONIC). A dead peer is seen as that
- * deadline: a receiver whose producers died, or a sender whose receiver died with the queue
- * full, gets -ETIMEDOUT.
+ * CLOCK_REALTIME deadlines in slices of at most 100 ms, measured on CLOCK_MONOTONIC).
+ *
+ * Peers. The channel keeps a small table shared by the processes forked after create: one word
+ * per producer and per receiver, claimed at open (pid and start time of the opener), marked at
+ * close. Whenever a wait slice ends with nothing done (also the last one, at the deadline), the
+ * waiting side looks at its peers: a receiver whose producers have all closed gets -EPIPE, and
+ * -IPCP_E_PEERDEAD when they are all gone and one of them died, but only once the queue is
+ * empty after it saw them gone (every message sent before the close or the death is received
+ * first; a message a dying producer left half-way is never delivered). A sender whose queue
+ * stays full gets -IPCP_E_PEERDEAD when every receiver is gone and one died, -EPIPE when all
+ * closed. An endpoint that was never opened counts as one that may still come. So a peer's death
+ * is seen within a slice, not at the caller's deadline. A process is judged by its pid and
+ * start time in the creator's PID namespace (an opener from another namespace is refused).
  *
  * Limits: without CAP_SYS_RESOURCE mq_maxmsg <= /proc/sys/fs/mqueue/msg_max (10 by default)
  * and mq_msgsize <= msgsize_max (8192); every queue counts against RLIMIT_MSGQUEUE. They are
@@ -52,6 +62,7 @@ extern "C" {
 #define IPCP_MQCHAN_MAGIC         0x434d5049u /* "IPMC" in little-endian memory order */
 #define IPCP_MQCHAN_PRIOS         4u          /* priorities 0 (lowest) .. 3 */
 #define IPCP_MQCHAN_MAX_PRODUCERS 256u
+#define IPCP_MQCHAN_MAX_CONSUMERS 256u
 #define IPCP_MQCHAN_MAX_MSG       (64u << 20)
 #define IPCP_MQCHAN_DEF_MAXMSG    10   /* default mq_maxmsg (lowered to msg_max) */
 #define IPCP_MQCHAN_DEF_MSGSIZE   8192 /* default mq_msgsize (lowered to msgsize_max) */
@@ -128,7 +139,8 @@ struct ipcp_mqchan_ep; /* one endpoint: its own queue descriptor and buffers */
 struct ipcp_mqchan_cfg {
     const char *stem;   /* [A-Za-z0-9_-]{1,32} (e.g. a run id) or NULL: random name suffix */
     uint32_t producers; /* 1 .. IPCP_MQCHAN_MAX_PRODUCERS */
-    uint32_t consumers; /* >= 1; above 1 only when every message fits in one chunk */
+    uint32_t consumers; /* 1 .. IPCP_MQCHAN_MAX_CONSUMERS receivers; above 1 only when every
+                           message fits in one chunk */
     size_t max_msg;     /* largest message, 1 .. IPCP_MQCHAN_MAX_MSG */
     long maxmsg;        /* mq_maxmsg; 0: min(IPCP_MQCHAN_DEF_MAXMSG, msg_max) */
     long msgsize;       /* mq_msgsize, above the header; 0: min(IPCP_MQCHAN_DEF_MSGSIZE,
@@ -157,25 +169,33 @@ void ipcp_mqchan_info(const struct ipcp_mqchan *ch, struct ipcp_mqchan_info *inf
 
 enum { IPCP_MQCHAN_SENDER = 1, IPCP_MQCHAN_RECEIVER = 2 };
 
-/* Opens an endpoint (in a forked child or a thread; one per thread). A sender names its
- * producer index (< producers; each index is opened once); a receiver's index is ignored.
- * 0, -EINVAL, -IPCP_E_LAYOUT (the queue under the name has another geometry), -ENOENT, -errno. */
+/* Opens an endpoint (in the creating process, a process forked from it after create, or a
+ * thread; one per thread). A sender names its producer index (< producers); a receiver's index
+ * is ignored, it takes the first of the cfg's consumers entries never opened. Each entry is
+ * opened once: closing does not free it. 0, -EINVAL, -EBUSY (that producer, or every receiver,
+ * was opened before), -IPCP_E_PIDNS (this process is in another PID namespace than the
+ * creator), -IPCP_E_LAYOUT (the queue under the name has another geometry), -ENOENT, -errno. */
 int ipcp_mqchan_open(struct ipcp_mqchan *ch, int role, uint32_t index, struct ipcp_mqchan_ep **ep);
 /* Sends len bytes at priority prio (< IPCP_MQCHAN_PRIOS) within timeout_ms (< 0: no limit).
  * 0 (every chunk is in the queue), -EMSGSIZE (len > max_msg), -EINVAL (prio), -ETIMEDOUT (the
  * queue stayed full; chunks already sent are dropped by the receiver when this producer's next
- * message at that priority starts), -EAGAIN (timeout_ms 0 and more chunks than the queue holds:
- * nothing sent), -IPCP_E_STATE (not a sender), -errno. A message of more chunks than mq_maxmsg
- * needs a timeout long enough for the receiver to make room: each retry starts it afresh. */
+ * message at that priority starts), -IPCP_E_PEERDEAD / -EPIPE (the queue is full and every
+ * receiver is gone, one of them dead / all closed; chunks sent stay as with -ETIMEDOUT), -EAGAIN
+ * (timeout_ms 0 and more chunks than the queue holds: nothing sent), -IPCP_E_STATE (not a sender),
+ * -errno. A message of more chunks than mq_maxmsg needs a timeout long enough for the receiver to
+ * make room: each retry starts it afresh. */
 int ipcp_mqchan_send(struct ipcp_mqchan_ep *ep, const void *data, size_t len, unsigned prio,
                      int timeout_ms);
 /* Receives the next complete message into buf within timeout_ms (< 0: no limit). Its length,
  * or -EMSGSIZE (cap too small: the message stays pending for a call with a bigger buffer),
- * -ETIMEDOUT (chunks received so far are kept), a refusal of ipcp_mqchan_rx_feed (that chunk
+ * -ETIMEDOUT (chunks received so far are kept), -EPIPE (the queue is empty and every producer
+ * closed: the end of the stream), -IPCP_E_PEERDEAD (the queue is empty and every producer is
+ * gone, one of them dead: nothing more can come), a refusal of ipcp_mqchan_rx_feed (that chunk
  * is discarded; call again), -IPCP_E_STATE (not the receiver), -errno. *prio (may be NULL) =
  * the message's priority, *producer (may be NULL) = its producer. */
 ssize_t ipcp_mqchan_recv(struct ipcp_mqchan_ep *ep, void *buf, size_t cap, int timeout_ms,
                          unsigned *prio, uint32_t *producer);
+/* Marks the endpoint closed for its peers, closes its queue descriptor, frees. NULL is fine. */
 void ipcp_mqchan_close(struct ipcp_mqchan_ep *ep);
 
 struct ipcp_mqchan_stats {

@@ -139,7 +139,9 @@ int ipcp_sysvmsg_id(const struct ipcp_sysvmsg *q, uint32_t consumer);
 size_t ipcp_sysvmsg_room(const struct ipcp_sysvmsg *q);
 
 /* Opens producer or consumer `index` (in a forked child or a thread). 0, -EINVAL, -EBUSY (that
- * endpoint is open already), -ENOMEM. */
+ * endpoint was opened before, also when it closed since), -IPCP_E_PIDNS (this process is in
+ * another PID namespace than the creator: the pids the peers record would not name the same
+ * processes), -ENOMEM. */
 int ipcp_sysvmsg_open(struct ipcp_sysvmsg *q, int role, uint32_t index,
                       struct ipcp_sysvmsg_ep **ep);
 /* Sends len bytes, chunked (timeout_ms < 0: no limit). 0, -EMSGSIZE (len > max_msg),
