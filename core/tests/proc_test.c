@@ -25,8 +25,10 @@
 #include "ipcproof/err.h"
 #include "ipcproof/handoff.h"
 #include "ipcproof/lock.h"
+#include "ipcproof/mqchan.h"
 #include "ipcproof/mqlock.h"
 #include "ipcproof/ring.h"
+#include "ipcproof/sysvmsg.h"
 #include "testutil.h"
 
 /* Runs fn(arg) in a child that is pid 1 of a new PID namespace (and user namespace): its raw
@@ -101,6 +103,8 @@ struct objs {
     struct ipcp_cvq *cvq;
     struct ipcp_lock_ctx *lk[IPCP_LOCK_KIND_LAST + 1];
     struct ipcp_ring ring;
+    struct ipcp_sysvmsg *sm;
+    struct ipcp_mqchan *mc;
 };
 
 /* What an opener gets: a table, so that a new protocol is one row. want: the return code
@@ -156,12 +160,30 @@ static int open_ring(struct objs *o, const void *arg)
     return rc;
 }
 
+static int open_sysvmsg(struct objs *o, const void *arg)
+{
+    struct ipcp_sysvmsg_ep *ep;
+    int rc = ipcp_sysvmsg_open(o->sm, *(const int *)arg, 0, &ep);
+    if (rc == 0) ipcp_sysvmsg_close(ep);
+    return rc;
+}
+
+static int open_mqchan(struct objs *o, const void *arg)
+{
+    struct ipcp_mqchan_ep *ep;
+    int rc = ipcp_mqchan_open(o->mc, *(const int *)arg, 0, &ep);
+    if (rc == 0) ipcp_mqchan_close(ep);
+    return rc;
+}
+
 static const int HO_TX = IPCP_HANDOFF_SENDER, HO_RX = IPCP_HANDOFF_RECEIVER;
 static const int CVQ_P = IPCP_CVQ_PRODUCER, CVQ_C = IPCP_CVQ_CONSUMER;
 static const int K_MQ = IPCP_LOCK_MQ_TOKEN, K_PSEM = IPCP_LOCK_POSIX_SEM,
                  K_ROBUST = IPCP_LOCK_ROBUST_MUTEX, K_SYSV = IPCP_LOCK_SYSV_SEM,
                  K_OFD = IPCP_LOCK_OFD;
 static const int R_NONE = IPCP_RING_NONE, R_CONS = IPCP_RING_CONSUMER;
+static const int SM_P = IPCP_SYSVMSG_PRODUCER, SM_C = IPCP_SYSVMSG_CONSUMER;
+static const int MC_S = IPCP_MQCHAN_SENDER, MC_R = IPCP_MQCHAN_RECEIVER;
 
 static const struct opener OPENERS[] = {
     {"mqlock", open_mqlock, NULL, -IPCP_E_PIDNS},
@@ -177,6 +199,10 @@ static const struct opener OPENERS[] = {
     {"lock ofd-lock", open_lock, &K_OFD, 0},
     {"ring consumer", open_ring, &R_CONS, -IPCP_E_PIDNS},
     {"ring observer", open_ring, &R_NONE, 0},
+    {"sysv-msg producer", open_sysvmsg, &SM_P, -IPCP_E_PIDNS},
+    {"sysv-msg consumer", open_sysvmsg, &SM_C, -IPCP_E_PIDNS},
+    {"mq-chan sender", open_mqchan, &MC_S, -IPCP_E_PIDNS},
+    {"mq-chan receiver", open_mqchan, &MC_R, -IPCP_E_PIDNS},
 };
 
 static struct objs O;
@@ -197,6 +223,15 @@ static void objs_create(void)
             .workers = 1, .run_id = tu_name(stem, sizeof(stem)), .options = ""};
         assert_int_equal(ipcp_lock_create((enum ipcp_lock_kind)k, &lc, &O.lk[k]), 0);
     }
+    struct ipcp_sysvmsg_cfg sc = {.producers = 1, .consumers = 1, .max_msg = 64};
+    assert_int_equal(ipcp_sysvmsg_create(&sc, &O.sm), 0);
+    struct ipcp_mqchan_cfg cc = {.stem = tu_name(stem, sizeof(stem)),
+                                 .producers = 1,
+                                 .consumers = 1,
+                                 .max_msg = 64,
+                                 .maxmsg = 2,
+                                 .msgsize = 256};
+    assert_int_equal(ipcp_mqchan_create(&cc, &O.mc), 0);
     assert_int_equal(ipcp_ring_create(&O.ring, tu_name(stem, sizeof(stem)), IPCP_RING_NONE, NULL),
                      0);
 }
@@ -204,6 +239,8 @@ static void objs_create(void)
 static void objs_destroy(void)
 {
     ipcp_ring_close(&O.ring);
+    ipcp_mqchan_destroy(O.mc);
+    ipcp_sysvmsg_destroy(O.sm);
     for (int k = IPCP_LOCK_KIND_FIRST; k <= IPCP_LOCK_KIND_LAST; k++)
         ipcp_lock_destroy(O.lk[k]);
     ipcp_cvq_destroy(O.cvq);
