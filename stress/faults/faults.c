@@ -8,8 +8,8 @@
  *
  *   EINTR   the call fails before transferring anything, as if a signal arrived first: only a
  *           blocking call that would sleep now (a read with nothing there, a write to a pipe
- *           without the room for it, any socket write; a call that does not sleep is not
- *           interrupted), and only while a signal handler without SA_RESTART is installed and
+ *           or socket without the room for it: a call that does not sleep is not interrupted),
+ *           and only while a signal handler without SA_RESTART is installed and
  *           the signal not blocked in the calling thread (otherwise the kernel restarts the call
  *           or the signal kills);
  *   EAGAIN  a non-blocking send or write to a socket fails as if its buffer were full (socket
@@ -20,9 +20,9 @@
  *           PIPE_BUF bytes (smaller writes arrive whole, and POSIX returns all that was asked
  *           when it is there: a read of one such record is never cut); a write to a stream
  *           socket, or to a pipe or FIFO above PIPE_BUF bytes (smaller pipe writes are atomic) -
- *           a blocking one only when it would sleep after a part (a pipe without the room for
- *           all of it) and a signal could interrupt it. Packet sockets are never shortened (a
- *           short packet read truncates the packet).
+ *           a blocking one only when it would sleep after a part (a pipe or socket without the
+ *           room for all of it) and a signal could interrupt it. Packet sockets are never shortened
+ * (a short packet read truncates the packet).
  *
  * It is disarmed by default: only a thread that called ipcproof_faults_arm() with a non-zero
  * rate sees faults (the arming is thread-local), so the supervisor's own I/O, the signal storm
@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -274,13 +275,15 @@ struct call {
     int blocking, signal_could, is_write;
     size_t n;
     size_t queued; /* bytes there to read (SIZE_MAX: unknown) */
-    size_t room;   /* a pipe's free bytes for a write (SIZE_MAX: unknown, or a socket) */
+    size_t room;   /* bytes a write surely finds room for (SIZE_MAX: unknown) */
 };
 
 /* Fills queued and room: only a call that sleeps is interrupted by a signal, and a read sleeps
- * only when nothing is there, a write to a pipe only when the pipe lacks the room. Socket writes
- * are counted by the memory the kernel allocates, not by bytes: their room stays unknown. Room
- * by bytes overstates a pipe's (its buffers are pages), which only ever means fewer faults. */
+ * only when nothing is there, a write only when its fd lacks the room. Room by bytes overstates
+ * a pipe's (its buffers are pages), which only ever means fewer faults. A socket's send buffer
+ * is counted in the memory of its packets (SIOCOUTQ against SO_SNDBUF), and a packet of n bytes
+ * takes more than n: its room is estimated low (half of what is left, less a page), so that a
+ * write is called sleep-free only when it surely is. */
 static void measure(int fd, struct call *c)
 {
     int q = 0;
@@ -289,6 +292,14 @@ static void measure(int fd, struct call *c)
     if (c->kind == FD_PIPE && c->queued != SIZE_MAX) {
         int cap = fcntl(fd, F_GETPIPE_SZ);
         if (cap > 0) c->room = c->queued >= (size_t)cap ? 0 : (size_t)cap - c->queued;
+    } else if (c->is_write && c->kind != FD_PIPE && c->kind != FD_OTHER) {
+        int outq = 0, sndbuf = 0;
+        socklen_t len = sizeof(sndbuf);
+        if (ioctl(fd, SIOCOUTQ, &outq) == 0 && outq >= 0 &&
+            getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len) == 0 && sndbuf > 0) {
+            long left = (long)sndbuf - 2L * outq - 4096;
+            c->room = left > 0 ? (size_t)left / 2 : 0;
+        }
     }
 }
 
@@ -297,12 +308,14 @@ static int sleeps_at_once(const struct call *c)
 {
     if (!c->is_write) return c->queued == 0 || c->queued == SIZE_MAX;
     if (c->room == SIZE_MAX) return 1;
+    if (c->kind != FD_PIPE) return c->room < c->n; /* a socket: its room is a low estimate */
     return c->n <= PIPE_BUF ? c->room < c->n : c->room == 0;
 }
 
 static int sleeps_midway(const struct call *c)
 {
-    return c->room == SIZE_MAX || (c->n > PIPE_BUF && c->room < c->n);
+    if (c->room == SIZE_MAX) return 1;
+    return c->room < c->n && (c->kind != FD_PIPE || c->n > PIPE_BUF);
 }
 
 /* Whether the kernel could do f to this call right now (the rules at the top of this file). */

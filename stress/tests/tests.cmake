@@ -202,6 +202,12 @@ ipcp_stress_test(NAME stress.example.good_pipe_records RC 0
 ipcp_stress_test(NAME stress.fault_short_io.whole_records_na RC 0 RESULT n/a
   ARGS stress --plugin $<TARGET_FILE:plugin_good_pipe_records> --producers 2 --consumers 2
   --max-size 1024 --messages 20000 --fault short-io --fault-rate 0.5)
+# a blocking send() after poll() said writable, with a handler without SA_RESTART installed and
+# EINTR treated as fatal, is right: a socket send with that much room does not sleep, and
+# short-io (which once injected EINTR into any blocking socket write) must leave it alone
+ipcp_stress_test(NAME stress.fault_short_io.send_with_room_na RC 0 RESULT n/a
+  ARGS stress --plugin $<TARGET_FILE:fixture_poll_send> --max-size 1024 --messages 20000
+  --fault short-io --fault-rate 0.5)
 # the time each endpoint waited for a CPU is measured (the starvation check's excuse for an
 # overloaded machine): squeezed onto one CPU beside a busy loop, it is seconds
 add_test(NAME stress.cpu_wait_measured
