@@ -159,10 +159,14 @@ static void describe(pid_t pid, char *who, size_t cap, const char *why)
     snprintf(who, cap, "pid %d (%.80s) %s", (int)pid, exe, why);
 }
 
+/* The slot of a process (pid; -pid for the signal handler's check) that does not show what it
+ * should yet, taken now if it had none: its index, or -1 when every slot is taken (so many
+ * programs starting at once: none is judged before its grace time). st_exfx_check frees the
+ * slots of processes that left the tree. */
 static int pending_slot(struct st_exfx *x, pid_t pid, int64_t now)
 {
     int free_at = -1;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < ST_EXFX_PENDING; i++) {
         if (x->pending[i] == pid) return i;
         if (x->pending[i] == 0 && free_at < 0) free_at = i;
     }
@@ -173,9 +177,16 @@ static int pending_slot(struct st_exfx *x, pid_t pid, int64_t now)
     return free_at;
 }
 
+/* Still in its grace time (or no slot to time it): not judged now. */
+static int pending_grace(struct st_exfx *x, pid_t pid, int64_t now)
+{
+    int i = pending_slot(x, pid, now);
+    return i < 0 || now - x->pending_since[i] < PENDING_NS;
+}
+
 static void pending_clear(struct st_exfx *x, pid_t pid)
 {
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < ST_EXFX_PENDING; i++)
         if (x->pending[i] == pid) x->pending[i] = 0;
 }
 
@@ -203,8 +214,7 @@ static void check_one(struct st_exfx *x, pid_t pid, int64_t now)
             int blocked = (status_mask(status, "SigBlk:") & bit) != 0;
             if (!caught || blocked) {
                 /* the constructor may not have run yet: the same test as for the library */
-                int i = pending_slot(x, -pid, now);
-                if (i >= 0 && now - x->pending_since[i] < PENDING_NS) return;
+                if (pending_grace(x, -pid, now)) return;
                 offend(x, ST_EXFX_NOHANDLER, pid,
                        blocked ? "blocks SIGURG, the signal of --fault signals"
                                : "replaced the interposer's SIGURG handler (or ignores the "
@@ -232,8 +242,7 @@ static void check_one(struct st_exfx *x, pid_t pid, int64_t now)
     }
     /* dynamically linked, without the library: just exec()ed and still loading it, or started
      * without LD_PRELOAD - the first passes, the second lasts */
-    int i = pending_slot(x, pid, now);
-    if (i >= 0 && now - x->pending_since[i] < PENDING_NS) return;
+    if (pending_grace(x, pid, now)) return;
     offend(x, ST_EXFX_MISSING, pid,
            "runs without the interposer (LD_PRELOAD removed from its environment?)");
 }
@@ -255,6 +264,16 @@ void st_exfx_check(struct st_exfx *x, pid_t leader, int force)
         size_t k = st_children_of(p, kids, 32);
         for (size_t j = 0; j < k && tail < 64; j++)
             todo[tail++] = kids[j];
+    }
+    /* a process that left the tree (most often: a short program that exited while it was
+     * loading) frees its slot; kept, such slots once filled up and the next program still
+     * loading was judged at once, "without the interposer" */
+    for (int i = 0; i < ST_EXFX_PENDING; i++) {
+        pid_t p = x->pending[i] < 0 ? -x->pending[i] : x->pending[i];
+        int seen = 0;
+        for (size_t j = 0; j < tail && !seen; j++)
+            seen = todo[j] == p;
+        if (p != 0 && !seen && tail < 64) x->pending[i] = 0;
     }
 }
 

@@ -22,7 +22,8 @@ enum st_exfx_state {
     ST_EXFX_NOHANDLER, /* a process where the handler was replaced or the signal blocked */
 };
 
-#define ST_EXFX_ENV 6 /* environment entries st_exfx_open() adds */
+#define ST_EXFX_ENV     6  /* environment entries st_exfx_open() adds */
+#define ST_EXFX_PENDING 16 /* processes in their grace time at once */
 
 struct st_exfx {
     int on, signals; /* a fault asked; signals among them */
@@ -30,9 +31,10 @@ struct st_exfx {
     struct ipcp_fx_page *page;
     int state;
     char who[ST_EXFX_WHO];
-    int64_t next_ns;  /* the next look at /proc */
-    pid_t pending[8]; /* dynamic processes not (yet) showing the interposer */
-    int64_t pending_since[8];
+    int64_t next_ns;                /* the next look at /proc */
+    pid_t pending[ST_EXFX_PENDING]; /* processes not (yet) showing the interposer (pid) or
+                                       its signal handler (-pid), in their grace time */
+    int64_t pending_since[ST_EXFX_PENDING];
 };
 
 /* What the program's faults came to (st_exec_close() hands it to the worker). */

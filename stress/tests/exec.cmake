@@ -105,6 +105,15 @@ ipcp_stress_test(NAME stress.exec.faults.fifo_pair RC 0 NOTE "${_ipcp_both}"
 ipcp_stress_test(NAME stress.exec.faults.shell_pair RC 0
   NOTE "short-io: [1-9][0-9]* short counts"
   ARGS stress ${_ipcp_shell_pair} --messages 5000 --max-size 65536 --fault short-io --seed 1)
+# a shell worker starts flock(1) twice per acquisition and /bin/true 3 times: programs that exit
+# while they still load once filled the table of those in their grace time, and the next one was
+# judged at once "without the interposer" (n/a every time with 4 workers)
+foreach(seed 1 2 3)
+  ipcp_stress_test(NAME stress.exec.faults.flock_worker_signals_${seed} RC 0 RESULT pass
+    NOTE "signal storm: [1-9]"
+    ARGS stress --exec-worker ${_ipcp_ex}/flock_worker.sh --exec-teardown ${_ipcp_ex}/lock_teardown.sh
+    --workers 4 --duration 1 --opt helpers=3 --fault signals --seed ${seed})
+endforeach()
 ipcp_stress_test(NAME stress.exec.faults.lockf_worker RC 0 NOTE "signal storm: [1-9]"
   ARGS stress ${_ipcp_lockf} --workers 3 --messages 300 --fault signals --seed 1)
 # shared memory and semaphores: signals interrupt sem_timedwait (which it retries); short-io has
