@@ -147,6 +147,7 @@ static void dump_waiters(struct st_sup *S, char *buf, size_t cap, const char *wh
         if (atomic_load(&s->done) || atomic_load(&s->dead)) continue;
         uint32_t ph = atomic_load(&s->phase);
         double for_s = (double)(now - atomic_load(&s->since_ns)) / 1e9;
+        if (for_s < 0) for_s = 0; /* it stamped its phase after we read the clock */
         pid_t pid = S->o.pids[cs->cfg->mode != ST_MODE_PROCESS ? 0 : i];
         char nm[48];
         len += (size_t)snprintf(buf + len, cap - len,
@@ -388,7 +389,13 @@ void st_sup_run_loop(struct st_sup *S)
                          cs->cfg->crash_point ? "crash point" : "kill fault");
             why = whybuf;
         } else if (now - t_begin > (int64_t)(deadline_s * 1e9)) {
-            snprintf(whybuf, sizeof(whybuf), "case deadline of %.1f s passed", deadline_s);
+            /* still moving at the end: not stuck, but never done (an endless stream of
+             * duplicates, a livelock) */
+            snprintf(whybuf, sizeof(whybuf), "case deadline of %.1f s passed%s", deadline_s,
+                     now - last_change < 1000000000
+                         ? " with the endpoints still making progress: never done (more "
+                           "operations than the run asked for, or a livelock), not stuck"
+                         : "");
             why = whybuf;
         }
         if (why != NULL && cs->cfg->mode == ST_MODE_SCHED) {

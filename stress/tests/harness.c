@@ -21,6 +21,8 @@
  *   swallow   (lock) after a holder died, lock() keeps the mutex and returns -ETIMEDOUT: nobody
  *             gets in again                                     -> deadlock (--fault kill)
  *   duplast   recv() hands out the last message once more when the pipe is empty -> duplicate
+ *   dupforever recv() hands out the last message again and again: the consumer never ends
+ *             -> duplicate, and the case deadline passes with progress until the end
  *   sendtime  recv() changes a byte of the header's send time           -> torn
  *   weirderr  send() returns -12345, a code nobody knows                  -> error
  *   stall     after N messages, send() and recv() only time out          -> starvation
@@ -310,6 +312,10 @@ static ssize_t ch_recv(void *ep, void *buf, size_t cap, int timeout_ms)
         if (is(x, "hang")) hang();
         if (is(x, "exit-recv")) exit(0);
         if (is(x, "exit3-recv")) exit(3);
+        if (is(x, "dupforever") && e->last_len) { /* busy for ever, never done */
+            memcpy(buf, e->last, e->last_len);
+            return (ssize_t)e->last_len;
+        }
         if (is(x, "dup") && e->n % 50 == 0 && e->last_len) {
             e->n++;
             memcpy(buf, e->last, e->last_len);

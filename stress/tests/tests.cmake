@@ -64,6 +64,11 @@ ipcp_stress_test(NAME stress.harness.loss RC 1 KINDS loss
   ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=drop)
 ipcp_stress_test(NAME stress.harness.duplicate RC 1 KINDS duplicate
   ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=dup)
+# a consumer that never ends: the case deadline says it kept moving (it once read as if stuck,
+# "in recv() for -0.0 s")
+ipcp_stress_test(NAME stress.harness.dup_forever RC 1 KINDS "duplicate|deadlock"
+  DETAIL "case deadline of [0-9.]+ s passed with the endpoints still making progress"
+  ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=dupforever)
 ipcp_stress_test(NAME stress.harness.reorder RC 1 KINDS reorder
   ARGS stress --plugin ${H} --kind channel --messages 2000 --opt bug=reorder)
 ipcp_stress_test(NAME stress.harness.crash RC 1 KINDS crash
