@@ -332,10 +332,14 @@ void st_sup_run_loop(struct st_sup *S)
             int gone = atomic_load(&s->done) || atomic_load(&s->dead) || o->reaped[v];
             if (stop_state == 1 && gone) {
                 stop_state = 0;
+                atomic_store(&cs->sh->stop_over, 1);
                 st_report_note(rep, "stop fault: %s ended before the stop point",
                                st_endpoint_name(cs, v, nm, sizeof(nm)));
             } else if (stop_state == 1 && atomic_load(&s->ops) >= cs->stop_at &&
-                       delivered(cs) >= cs->stop_at) {
+                       delivered(cs) >= cs->stop_at &&
+                       (cs->is_chan || atomic_load(&s->phase) == ST_PH_CS)) {
+                /* a lock's victim is stopped holding the lock (it waits for it in its critical
+                 * section): a slow holder, which a lock that gives up waiting lets others past */
                 signal_endpoint(S, v, SIGSTOP);
                 stop_state = 2;
                 stop_t = now;
@@ -347,6 +351,7 @@ void st_sup_run_loop(struct st_sup *S)
             } else if (stop_state == 2 && now - stop_t >= (int64_t)cs->stop_ms * 1000000) {
                 signal_endpoint(S, v, SIGCONT);
                 stop_state = 0;
+                atomic_store(&cs->sh->stop_over, 1);
                 last_change = now; /* the stall clock starts again when it goes on */
             }
         }

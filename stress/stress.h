@@ -260,6 +260,7 @@ struct st_shared {
     _Atomic uint64_t io_faults;     /* --fault short-io: faults the interposer injected */
     _Atomic uint32_t violated;      /* sched mode: a worker saw a violation; the schedule stops */
     _Atomic uint32_t stopped_fault; /* --fault stop: index + 1 of the endpoint that was stopped */
+    _Atomic uint32_t stop_over;     /* --fault stop: the victim was resumed (or never stopped) */
     /* locks: the critical-section probe */
     _Alignas(64) _Atomic uint32_t owner;    /* index + 1 of the holder; relaxed on purpose */
     _Alignas(64) volatile uint64_t counter; /* deliberately NOT atomic: lost updates show */

@@ -299,6 +299,15 @@ static void on_alarm(int sig)
 
 /* ---- lock contender ------------------------------------------------------------------------- */
 
+/* --fault stop, a lock's victim: stays in its critical section until the supervisor stopped it
+ * there and let it go on (at most the longest stop and 2 s more). */
+static void hold_for_stop(const struct st_case *cs)
+{
+    int64_t until = now_ns() + (int64_t)(cs->stop_ms + 2000) * 1000000;
+    while (!atomic_load(&cs->sh->stop_over) && !st_aborted(cs) && now_ns() < until)
+        st_delay_us(200);
+}
+
 static void cs_pause(const struct st_case *cs, uint64_t *rng)
 {
     if (st_sched_mode(cs)) { /* inside the critical section: another thread may run here */
@@ -402,6 +411,7 @@ static void run_locker(struct st_worker *w, void *h)
         }
         uint64_t v = sh->counter; /* read ... */
         cs_pause(cs, &rng);
+        if (cs->stop_victim == me && n == cs->stop_at) hold_for_stop(cs);
         if (victim && n == cs->kill_at && cs->kill_in_cs) {
             atomic_store_explicit(&sh->cs_victim, me, memory_order_relaxed);
             atomic_store_explicit(&sh->kill_ns, now_ns(), memory_order_relaxed);

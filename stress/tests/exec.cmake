@@ -105,15 +105,25 @@ ipcp_stress_test(NAME stress.exec.faults.fifo_pair RC 0 NOTE "${_ipcp_both}"
 ipcp_stress_test(NAME stress.exec.faults.shell_pair RC 0
   NOTE "short-io: [1-9][0-9]* short counts"
   ARGS stress ${_ipcp_shell_pair} --messages 5000 --max-size 65536 --fault short-io --seed 1)
+set(_ipcp_flock --exec-worker ${_ipcp_ex}/flock_worker.sh --exec-teardown ${_ipcp_ex}/lock_teardown.sh)
 # a shell worker starts flock(1) twice per acquisition and /bin/true 3 times: programs that exit
 # while they still load once filled the table of those in their grace time, and the next one was
 # judged at once "without the interposer" (n/a every time with 4 workers)
 foreach(seed 1 2 3)
   ipcp_stress_test(NAME stress.exec.faults.flock_worker_signals_${seed} RC 0 RESULT pass
     NOTE "signal storm: [1-9]"
-    ARGS stress --exec-worker ${_ipcp_ex}/flock_worker.sh --exec-teardown ${_ipcp_ex}/lock_teardown.sh
-    --workers 4 --duration 1 --opt helpers=3 --fault signals --seed ${seed})
+    ARGS stress ${_ipcp_flock} --workers 4 --duration 1 --opt helpers=3 --fault signals
+    --seed ${seed})
 endforeach()
+# a worker that waits 50 ms for the lock and goes in anyway passes while holders are quick; the
+# stop fault stops a holder inside its critical section (it once struck in lock() or unlock()
+# only, and validate passed this bug)
+ipcp_stress_test(NAME stress.exec.faults.flock_timeout_stop_caught RC 1 KINDS exclusion
+  NOTE "stop fault: worker [0-9] stopped for [0-9]+ ms in critical section"
+  ARGS stress ${_ipcp_flock} --workers 3 --messages 300 --fault stop --opt bug=timeout --seed 2)
+ipcp_stress_test(NAME stress.exec.faults.flock_stop_pass RC 0 RESULT pass
+  NOTE "stop fault: worker [0-9] stopped for [0-9]+ ms in critical section"
+  ARGS stress ${_ipcp_flock} --workers 3 --messages 300 --fault stop --seed 2)
 ipcp_stress_test(NAME stress.exec.faults.lockf_worker RC 0 NOTE "signal storm: [1-9]"
   ARGS stress ${_ipcp_lockf} --workers 3 --messages 300 --fault signals --seed 1)
 # shared memory and semaphores: signals interrupt sem_timedwait (which it retries); short-io has

@@ -408,7 +408,8 @@ set_tests_properties(stress.package PROPERTIES TIMEOUT 300 ENVIRONMENT "${_ipcp_
 # --- --fault stop: one endpoint SIGSTOPped 50..500 ms; a correct protocol only waits --------------
 ipcp_stress_test(NAME stress.fault_stop.channel RC 0 NOTE "stop fault: .* stopped for [0-9]+ ms"
   ARGS stress --proto frame-pipe --producers 2 --messages 30000 --fault stop --seed 6)
-ipcp_stress_test(NAME stress.fault_stop.lock RC 0 NOTE "stop fault: worker [0-9] stopped for"
+ipcp_stress_test(NAME stress.fault_stop.lock RC 0
+  NOTE "stop fault: worker [0-9] stopped for [0-9]+ ms in critical section"
   ARGS stress --proto robust-mutex --workers 4 --messages 3000 --fault stop --seed 6)
 ipcp_stress_test(NAME stress.fault_stop.thread_mode_refused RC 2 NO_JSON
   STDERR "--fault stop needs --mode process" ARGS stress --proto ring --mode thread --fault stop)
