@@ -54,7 +54,20 @@ static int listed(int id)
 }
 
 /* Segments whose creator is this process. */
-static int own_segments(void)
+/* Segments that name this process as their creator but were there before it started: a dead
+ * process with the same pid left them (pid reuse), they are not this test's. */
+static long stale_ids[64];
+static int nstale;
+
+static int stale(long shmid)
+{
+    for (int i = 0; i < nstale; i++)
+        if (stale_ids[i] == shmid) return 1;
+    return 0;
+}
+
+/* Calls fn(shmid) for every segment whose creator pid is this process's; the count. */
+static int each_own_segment(void (*fn)(long shmid))
 {
     FILE *f = fopen("/proc/sysvipc/shm", "re");
     assert_non_null(f);
@@ -64,11 +77,24 @@ static int own_segments(void)
     while (fgets(line, sizeof(line), f) != NULL) {
         long key, shmid, perms, size, cpid;
         if (sscanf(line, "%ld %ld %lo %ld %ld", &key, &shmid, &perms, &size, &cpid) == 5 &&
-            cpid == (long)getpid())
+            cpid == (long)getpid() && !stale(shmid)) {
             n++;
+            if (fn != NULL) fn(shmid);
+        }
     }
     fclose(f);
     return n;
+}
+
+static void note_stale(long shmid)
+{
+    if (nstale < (int)IPCP_ARRAY_SIZE(stale_ids)) stale_ids[nstale++] = shmid;
+}
+
+/* Segments this test process created and left. */
+static int own_segments(void)
+{
+    return each_own_segment(NULL);
 }
 
 static int marked_removed(int id)
@@ -549,8 +575,9 @@ static int group_teardown(void **s)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    (void)argc;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wraparound_and_sizes),
         cmocka_unit_test(test_attach_refuses),
@@ -561,6 +588,27 @@ int main(void)
         cmocka_unit_test(test_peer_killed_producer_blocked),
         cmocka_unit_test(test_kernel_limits),
     };
+    /* What pid reuse leaves: a segment whose creator had this process's pid. Made here, then
+     * the same process (same pid) starts again as this test, which must not count it as its
+     * own (it once failed three tests on a machine where a crashed run had left one). */
+    const char *seg = getenv("IPCP_TEST_STALE_SEG");
+    if (seg == NULL) {
+        int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+        if (id >= 0) {
+            char v[16];
+            snprintf(v, sizeof(v), "%d", id);
+            setenv("IPCP_TEST_STALE_SEG", v, 1);
+            execv("/proc/self/exe", argv);
+            shmctl(id, IPC_RMID, NULL); /* exec failed: run without it */
+        }
+    }
+    (void)each_own_segment(note_stale); /* before any test: not ours */
+    if (seg != NULL && nstale == 0) {
+        fprintf(stderr, "the stale segment %s is not listed as this process's\n", seg);
+        return 1;
+    }
     if (getenv("IPCP_TEST_FILTER") != NULL) cmocka_set_test_filter(getenv("IPCP_TEST_FILTER"));
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    if (seg != NULL) shmctl(atoi(seg), IPC_RMID, NULL);
+    return rc;
 }
