@@ -326,6 +326,25 @@ static int orphaned(const struct st_case *cs)
     return atomic_load_explicit(&cs->sh->cs_victim, memory_order_relaxed) != 0 && !st_aborted(cs);
 }
 
+/* --crash-point, a worker that is not the victim: 1 while it must go on past its quota - until
+ * the victim has run its operation (lived through it, or ended), and once it died, until this
+ * worker took the lock once more, so that a lock the death left taken blocks it. *after is the
+ * worker's count of acquisitions when it first saw the death (0: not yet). Without this, a
+ * victim that started late found the others done with their quota: its death blocked nobody,
+ * and the bug passed. */
+static int crash_unresolved(const struct st_case *cs, uint32_t me, uint64_t n, uint64_t *after)
+{
+    if (!cs->cfg->crash_point || cs->kill_victim == 0 || cs->kill_victim == me || st_aborted(cs))
+        return 0;
+    const struct st_slot *v = &cs->slots[cs->kill_victim - 1];
+    if (atomic_load_explicit(&v->crash_seen, memory_order_acquire) != 0) return 0; /* it lived */
+    if (atomic_load(&v->dead)) {
+        if (*after == 0) *after = n + 1;
+        return n < *after + 1; /* one whole acquisition after the death was seen */
+    }
+    return !atomic_load(&v->done);
+}
+
 /* The kill fault strikes a lock contender: an exec endpoint's program (its process group, which
  * holds the lock) dies first, then the worker. */
 static void die_now(const struct st_case *cs, const struct st_slot *s)
@@ -356,7 +375,9 @@ static void run_locker(struct st_worker *w, void *h)
     uint64_t n = 0;
     /* while a holder's death has not been answered by a lock() returning 1, nobody leaves: the
      * lock must be handed on (or the watchdog reports the deadlock) */
-    for (; (n < limit && !st_stopped(cs)) || orphaned(cs);) {
+    uint64_t after_crash = 0;
+    for (; (n < limit && !st_stopped(cs)) || orphaned(cs) ||
+           crash_unresolved(cs, me, n, &after_crash);) {
         if (!crasher) quiet_wait(cs, s, me, n);
         int64_t t0 = now_ns();
         if (crasher && n == cs->kill_at && !armed) { /* from here to the end of its unlock() */
