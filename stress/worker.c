@@ -326,16 +326,15 @@ static int orphaned(const struct st_case *cs)
     return atomic_load_explicit(&cs->sh->cs_victim, memory_order_relaxed) != 0 && !st_aborted(cs);
 }
 
-/* --crash-point, a worker that is not the victim: 1 while it must go on past its quota - until
- * the victim has run its operation (lived through it, or ended), and once it died, until this
- * worker took the lock once more, so that a lock the death left taken blocks it. *after is the
- * worker's count of acquisitions when it first saw the death (0: not yet). Without this, a
- * victim that started late found the others done with their quota: its death blocked nobody,
- * and the bug passed. */
+/* --fault kill or --crash-point, a worker that is not the victim: 1 while it must go on past
+ * its quota - until the victim has died (or lived through its crash-point operation, or ended),
+ * and once it died, until this worker took the lock once more, so that a lock the death left
+ * taken or broken meets it. *after is the worker's count of acquisitions when it first saw the
+ * death (0: not yet). Without this, a victim that started late under load found the others done
+ * with their quota: its death met nobody, and the bug passed. */
 static int crash_unresolved(const struct st_case *cs, uint32_t me, uint64_t n, uint64_t *after)
 {
-    if (!cs->cfg->crash_point || cs->kill_victim == 0 || cs->kill_victim == me || st_aborted(cs))
-        return 0;
+    if (cs->kill_victim == 0 || cs->kill_victim == me || st_aborted(cs)) return 0;
     const struct st_slot *v = &cs->slots[cs->kill_victim - 1];
     if (atomic_load_explicit(&v->crash_seen, memory_order_acquire) != 0) return 0; /* it lived */
     if (atomic_load(&v->dead)) {
