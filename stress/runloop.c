@@ -242,6 +242,7 @@ void st_sup_run_loop(struct st_sup *S)
     int started = 0, stopped = 0, host_noted = 0;
     int kill_pending = cs->kill_victim != 0 && cs->is_chan && !c->crash_point;
     int stop_state = cs->stop_victim ? 1 : 0; /* 1 to come, 2 stopped (since stop_t), 0 done */
+    int64_t crash_resolved_ns = 0; /* --crash-point: when the victim died or lived through it */
     int64_t stop_t = 0;
 
     for (;;) {
@@ -288,6 +289,18 @@ void st_sup_run_loop(struct st_sup *S)
         }
         if (started && !stopped) {
             int stop = c->duration > 0 && now - o->start_ns >= (int64_t)(c->duration * 1e9);
+            /* --crash-point: the clock does not end the run before the victim has run its
+             * operation (and 50 ms more, for the others to meet what its death left), at most
+             * 10 s past --duration: a victim that started late under load once found the
+             * others stopped, and its death met nobody */
+            if (stop && c->crash_point && cs->kill_victim &&
+                now - o->start_ns < (int64_t)((c->duration + 10) * 1e9)) {
+                const struct st_slot *vs = &cs->slots[cs->kill_victim - 1];
+                int resolved = atomic_load(&vs->dead) || atomic_load(&vs->done) ||
+                               atomic_load(&vs->crash_seen) != 0 || o->reaped[cs->kill_victim - 1];
+                if (resolved && crash_resolved_ns == 0) crash_resolved_ns = now;
+                if (!resolved || now - crash_resolved_ns < 50000000) stop = 0;
+            }
             if (cs->is_chan) {
                 uint32_t gone = 0;
                 for (uint32_t i = cs->producers; i < cs->nworkers; i++)
